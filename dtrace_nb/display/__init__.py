@@ -1,0 +1,1 @@
+"""display stage of dtrace-nb."""

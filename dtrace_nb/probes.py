@@ -1,0 +1,319 @@
+"""Abstract probes and the provider protocol.
+
+The compiler sees only `Probe` (an id, a four-part description, argument types) and
+`Binding` (how one BPF function receives a set of probes: its C context, a C expression
+per argument, how to tell which probe fired). Everything about how a probe type fires and
+attaches lives in a provider module under `providers/`, found through the
+`dtrace_nb.providers` entry-point group; nothing in `dtrace_nb.lang` or `dtrace_nb.codegen`
+names a provider.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Iterable, Optional, Protocol, runtime_checkable
+
+from dtrace_nb.errors import DProbeError
+
+ENTRY_POINT_GROUP = "dtrace_nb.providers"
+
+
+@dataclass(frozen=True)
+class ArgInfo:
+    """One probe argument: the type the kernel hands over and the D type scripts see."""
+
+    native_type: str
+    dtrace_type: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    id: int
+    provider: str
+    module: str
+    function: str
+    name: str
+    args: tuple[ArgInfo, ...] = ()
+    # Provider-private facts (a syscall number, a tracepoint path); opaque to the compiler.
+    data: Any = field(default=None, compare=False, hash=False)
+
+    @property
+    def description(self) -> str:
+        return f"{self.provider}:{self.module}:{self.function}:{self.name}"
+
+
+# --------------------------------------------------------------------------- mechanisms
+# How a Binding is attached. Providers pick one; the runtime knows how to attach each
+# through bcc. Codegen never looks inside them.
+
+
+@dataclass(frozen=True)
+class Attach:
+    mechanism = "abstract"
+
+    def describe(self) -> str:
+        return self.mechanism
+
+
+@dataclass(frozen=True)
+class TracepointAttach(Attach):
+    category: str
+    event: str
+    mechanism = "tracepoint"
+
+    def describe(self) -> str:
+        return f"tracepoint {self.category}:{self.event}"
+
+
+@dataclass(frozen=True)
+class RawTracepointAttach(Attach):
+    name: str
+    mechanism = "raw tracepoint"
+
+    def describe(self) -> str:
+        return f"raw tracepoint {self.name}"
+
+
+@dataclass(frozen=True)
+class PerfEventAttach(Attach):
+    """A perf event per CPU (cpu=-1: every online CPU), sampling by period or frequency."""
+
+    ev_type: int
+    ev_config: int
+    sample_period: int = 0
+    sample_freq: int = 0
+    cpu: int = -1
+    mechanism = "perf event"
+
+    def describe(self) -> str:
+        rate = f"freq {self.sample_freq} Hz" if self.sample_freq else f"period {self.sample_period}"
+        where = "every CPU" if self.cpu < 0 else f"CPU {self.cpu}"
+        return f"perf event type {self.ev_type} config {self.ev_config}, {rate}, {where}"
+
+
+@dataclass(frozen=True)
+class TriggerAttach(Attach):
+    """Run by the consumer itself at a point of the session ('BEGIN', 'END', 'ERROR')."""
+
+    event: str
+    mechanism = "consumer trigger"
+
+    def describe(self) -> str:
+        return f"run by dtrace-nb at {self.event} (BPF_PROG_TEST_RUN)"
+
+
+@dataclass(frozen=True)
+class UprobeAttach(Attach):
+    path: str
+    symbol: str = ""
+    address: int = 0
+    pid: int = -1
+    ret: bool = False
+    mechanism = "uprobe"
+
+    def describe(self) -> str:
+        kind = "uretprobe" if self.ret else "uprobe"
+        at = self.symbol or hex(self.address)
+        return f"{kind} {self.path}:{at}" + (f" pid {self.pid}" if self.pid >= 0 else "")
+
+
+@dataclass(frozen=True)
+class KprobeAttach(Attach):
+    function: str
+    ret: bool = False
+    mechanism = "kprobe"
+
+    def describe(self) -> str:
+        return f"{'kretprobe' if self.ret else 'kprobe'} {self.function}"
+
+
+# --------------------------------------------------------------------------- bindings
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which probe fired, when one attachment serves several: `expr` (a C expression of the
+    binding's context) takes the value `values[probe.id]` when that probe fires."""
+
+    expr: str
+    values: dict[int, int]
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One BPF function and its attachment, serving one or more abstract probes.
+
+    `ctx_decl` is the C parameter declaration (it must name the parameter `ctx`);
+    `prologue` C statements run first and may declare locals that `arg_exprs` use;
+    `arg_exprs[i]` is a C expression of type u64 giving argI for every probe served;
+    `builtins` gives C expressions for context-dependent builtins (e.g. 'errno').
+    """
+
+    attach: Attach
+    ctx_decl: str
+    probes: tuple[Probe, ...]
+    arg_exprs: tuple[str, ...] = ()
+    prologue: tuple[str, ...] = ()
+    selector: Optional[Selector] = None
+    builtins: dict[str, str] = field(default_factory=dict)
+    includes: tuple[str, ...] = ()
+    # How each argN is fetched, in words, for the explain view.
+    arg_notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BindContext:
+    """What a provider may need from the session to bind: the target process, options."""
+
+    target_pid: int = -1
+    options: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@dataclass(frozen=True)
+class ProbePattern:
+    """A probe description split into four glob fields; an empty field matches anything."""
+
+    provider: str
+    module: str
+    function: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> "ProbePattern":
+        parts = text.split(":")
+        if len(parts) > 4:
+            raise ValueError(f"probe description '{text}' has more than four fields")
+        parts = [""] * (4 - len(parts)) + parts
+        return cls(*parts)
+
+    def matches(self, probe: Probe) -> bool:
+        return (glob_match(self.provider, probe.provider) and glob_match(self.module, probe.module)
+                and glob_match(self.function, probe.function) and glob_match(self.name, probe.name))
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.module}:{self.function}:{self.name}"
+
+
+def glob_match(pattern: str, value: str) -> bool:
+    return pattern == "" or pattern == "*" or fnmatch.fnmatchcase(value, pattern)
+
+
+def is_glob(pattern: str) -> bool:
+    return pattern == "" or bool(re.search(r"[*?\[]", pattern))
+
+
+@dataclass(frozen=True)
+class ProbeSite:
+    """A probe as a provider describes it before the catalog numbers it."""
+
+    module: str
+    function: str
+    name: str
+    args: tuple[ArgInfo, ...] = ()
+    data: Any = None
+    provider: str = ""  # defaults to the provider's own name
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What every provider module implements (see providers/README.md)."""
+
+    name: str
+
+    def provides(self, provider_field: str) -> bool:
+        """Whether the provider field of a probe description (maybe a glob, maybe with a
+        process suffix such as 'pid123') may name this provider."""
+
+    def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
+        """The probes matching `pattern` (all of them when every field is a wildcard)."""
+
+    def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
+        """Bindings serving exactly `probes` (all of this provider)."""
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+class ProbeCatalog:
+    """All providers, and a stable numbering of the probes they describe."""
+
+    def __init__(self, providers: Optional[list[Provider]] = None):
+        self.providers: list[Provider] = providers if providers is not None else load_providers()
+        self._ids: dict[str, int] = {}
+        self._probes: dict[int, Probe] = {}
+        self._owner: dict[int, Provider] = {}
+
+    def provider(self, name: str) -> Optional[Provider]:
+        return next((p for p in self.providers if p.name == name), None)
+
+    def _number(self, prov: Provider, site: ProbeSite) -> Probe:
+        desc = f"{site.provider or prov.name}:{site.module}:{site.function}:{site.name}"
+        pid = self._ids.get(desc)
+        if pid is None:
+            pid = len(self._ids) + 1
+            self._ids[desc] = pid
+            probe = Probe(pid, site.provider or prov.name, site.module, site.function, site.name,
+                          tuple(site.args), site.data)
+            self._probes[pid] = probe
+            self._owner[pid] = prov
+        return self._probes[pid]
+
+    def match(self, text: str, ctx: BindContext = BindContext()) -> list[Probe]:
+        """Every probe a description matches, in catalog order."""
+        try:
+            pattern = ProbePattern.parse(text)
+        except ValueError as err:
+            raise DProbeError(str(err)) from None
+        found: list[Probe] = []
+        for prov in self.providers:
+            if not prov.provides(pattern.provider):
+                continue
+            for site in prov.sites(pattern, ctx):
+                probe = self._number(prov, site)
+                if pattern.matches(probe):
+                    found.append(probe)
+        return sorted(set(found), key=lambda p: p.id)
+
+    def owner(self, probe: Probe) -> Provider:
+        return self._owner[probe.id]
+
+    def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
+        """Group probes by provider and let each provider bind its own."""
+        by_provider: dict[int, list[Probe]] = {}
+        order: list[Provider] = []
+        for probe in probes:
+            prov = self._owner[probe.id]
+            if id(prov) not in by_provider:
+                by_provider[id(prov)] = []
+                order.append(prov)
+            by_provider[id(prov)].append(probe)
+        bindings: list[Binding] = []
+        for prov in order:
+            bindings.extend(prov.bind(by_provider[id(prov)], ctx))
+        return bindings
+
+    def list(self, text: str = ":::", ctx: BindContext = BindContext()) -> list[Probe]:
+        return self.match(text, ctx)
+
+
+def load_providers() -> list[Provider]:
+    """Instantiate every provider registered under the entry-point group."""
+    found: list[Provider] = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        factory = ep.load()
+        prov = factory() if callable(factory) else factory
+        found.append(prov)
+    # BEGIN/END/ERROR get the first ids, as in DTrace; otherwise registration name order.
+    found.sort(key=lambda p: (getattr(p, "order", 100), p.name))
+    if not found:
+        raise DProbeError(
+            "no providers are registered",
+            hint="install the package (pip install -e .) so its entry points exist")
+    return found

@@ -1,0 +1,1 @@
+"""Built-in providers. Each module implements dtrace_nb.probes.Provider."""
