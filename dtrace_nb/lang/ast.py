@@ -262,3 +262,24 @@ class Program(Node):
     @property
     def decls(self) -> list[VarDecl]:
         return [i for i in self.items if isinstance(i, VarDecl)]
+
+
+def walk(node):
+    """Every node below (and including) `node`, depth first, in source order."""
+    from dataclasses import fields as _fields
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Node):
+            yield n
+            children = []
+            for f in _fields(n):
+                if f.name in ("span", "ty", "name_span"):
+                    continue
+                v = getattr(n, f.name)
+                if isinstance(v, Node):
+                    children.append(v)
+                elif isinstance(v, list):
+                    children.extend(x for x in v if isinstance(x, Node))
+            stack.extend(reversed(children))

@@ -1,0 +1,119 @@
+/* dtrace-nb: fixed helpers included at the top of every generated program. */
+
+#define DT_DROP_AGG 0   /* aggregation map full */
+#define DT_DROP_REC 1   /* ring buffer full */
+#define DT_DROP_DYN 2   /* dynamic variable space full */
+#define DT_DROP_SPEC 3  /* speculation buffers full */
+#define DT_NDROPS 4
+
+#define DT_QUANTIZE_ZERO 63
+
+/* Counters of lost data, per CPU, read and reported by the consumer. */
+BPF_PERCPU_ARRAY(dtnb_drops, u64, DT_NDROPS);
+/* Session state: slot 0 is set once exit() has been called (DTrace's "draining"). */
+BPF_ARRAY(dtnb_state, u64, 1);
+
+static __always_inline void dt_drop(u32 which)
+{
+	u64 *c = dtnb_drops.lookup(&which);
+	if (c)
+		(*c)++;
+}
+
+static __always_inline int dt_exiting(void)
+{
+	u32 zero = 0;
+	u64 *st = dtnb_state.lookup(&zero);
+	return st && *st;
+}
+
+static __always_inline void dt_set_exiting(void)
+{
+	u32 zero = 0;
+	u64 *st = dtnb_state.lookup(&zero);
+	if (st)
+		*st = 1;
+}
+
+static __always_inline u64 dt_kread_u64(const void *p)
+{
+	u64 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), p);
+	return v;
+}
+
+/* Index of the highest set bit plus one (0 for 0), without loops. */
+static __always_inline u32 dt_fls64(u64 v)
+{
+	u32 r = 0;
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { v >>= 1; r += 1; }
+	return r + (v ? 1 : 0);
+}
+
+/* DTrace's quantize() bucket: 63 is zero, 63+k holds [2^(k-1), 2^k), 63-k the negatives. */
+static __always_inline u32 dt_quantize_bucket(s64 v)
+{
+	if (v == 0)
+		return DT_QUANTIZE_ZERO;
+	if (v > 0)
+		return DT_QUANTIZE_ZERO + dt_fls64((u64)v);
+	u32 f = dt_fls64(-(u64)v);
+	return f >= DT_QUANTIZE_ZERO ? 0 : DT_QUANTIZE_ZERO - f;
+}
+
+/* BPF has only unsigned division: signed division and modulo with C's truncation. */
+static __always_inline s64 dt_sdiv(s64 a, s64 b)
+{
+	if (b == 0)
+		return 0;
+	u64 ua = a < 0 ? -(u64)a : (u64)a;
+	u64 ub = b < 0 ? -(u64)b : (u64)b;
+	u64 q = ua / ub;
+	return ((a < 0) != (b < 0)) ? -(s64)q : (s64)q;
+}
+
+static __always_inline s64 dt_smod(s64 a, s64 b)
+{
+	if (b == 0)
+		return 0;
+	u64 ua = a < 0 ? -(u64)a : (u64)a;
+	u64 ub = b < 0 ? -(u64)b : (u64)b;
+	u64 r = ua % ub;
+	return a < 0 ? -(s64)r : (s64)r;
+}
+
+/* Compare two NUL-terminated buffers of at most n bytes, as strcmp() does. */
+static __always_inline int dt_strcmp(const char *a, const char *b, u32 n)
+{
+	for (u32 i = 0; i < n && i < 256; i++) {
+		char ca = a[i], cb = b[i];
+		if (ca != cb)
+			return (unsigned char)ca < (unsigned char)cb ? -1 : 1;
+		if (ca == 0)
+			return 0;
+	}
+	return 0;
+}
+
+/* ppid: the task_struct offsets come from the running kernel's BTF (the runtime passes
+ * them as -D flags), because the installed headers may be of another kernel version. */
+#if defined(DT_TASK_REAL_PARENT_OFF) && defined(DT_TASK_TGID_OFF)
+static __always_inline s32 dt_ppid(void)
+{
+	u64 task = bpf_get_current_task();
+	u64 parent = dt_kread_u64((void *)(task + DT_TASK_REAL_PARENT_OFF));
+	s32 tgid = 0;
+	bpf_probe_read_kernel(&tgid, sizeof(tgid), (void *)(parent + DT_TASK_TGID_OFF));
+	return tgid;
+}
+#else
+static __always_inline s32 dt_ppid(void)
+{
+	return -1;
+}
+#endif

@@ -1,0 +1,110 @@
+"""Result: what a finished (or interrupted) session leaves for the user to analyse."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pandas as pd
+
+from dtrace_nb.display.output import drop_messages
+from dtrace_nb.errors import DError
+
+
+class Aggregations(dict):
+    """name -> DataFrame. Keys are D names ('@bytes', '@' for the anonymous one);
+    `aggs['bytes']` works too."""
+
+    def __missing__(self, key):
+        if isinstance(key, str) and not key.startswith("@") and "@" + key in self:
+            return self["@" + key]
+        raise KeyError(key)
+
+
+@dataclass
+class Result:
+    aggregations: Aggregations
+    output: str
+    drops: dict[tuple[str, int], int]
+    messages: list[str] = field(default_factory=list)
+    exit_status: Optional[int] = None
+    stop_reason: str = ""
+    interrupted: bool = False
+    error: Optional[DError] = None
+    duration: float = 0.0
+    probes_enabled: int = 0
+    records: int = 0
+    target_pid: Optional[int] = None
+    target_output: str = ""
+    c_source: str = ""
+    snapshots: list = field(default_factory=list, repr=False)
+    source: str = ""
+
+    @classmethod
+    def from_session(cls, session, interrupted: bool = False,
+                     error: Optional[DError] = None) -> "Result":
+        snap = session._final or {}
+        aggs = Aggregations()
+        for name, s in snap.items():
+            aggs["@" + name] = s.to_frame()
+        target = session.target
+        return cls(
+            aggregations=aggs,
+            output="".join(session.output),
+            drops=dict(session._drops),
+            messages=list(session.messages) + drop_messages(session._drops),
+            exit_status=session.exit_status,
+            stop_reason=session.stop_reason,
+            interrupted=interrupted,
+            error=error,
+            duration=(session.ended_at - session.started_at) if session.started_at else 0.0,
+            probes_enabled=session.probes_enabled,
+            records=session.records,
+            target_pid=target.pid if target else None,
+            target_output="".join(target.output) if target else "",
+            c_source=session.program.c_source if session.program else "",
+            snapshots=list(session.snapshots),
+            source=session.cfg.source,
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """The first aggregation's DataFrame (the usual case of one aggregation)."""
+        if not self.aggregations:
+            return pd.DataFrame()
+        return next(iter(self.aggregations.values()))
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.aggregations[name]
+
+    def __repr__(self) -> str:
+        return self._text()
+
+    def _text(self) -> str:
+        parts = []
+        if self.error is not None:
+            parts.append(self.error.render(self.source))
+        parts.append(self.output)
+        parts.extend(m + "\n" for m in self.messages if "drop" in m)
+        return "".join(parts).rstrip("\n") + "\n" if any(parts) else "(no output)\n"
+
+    def _repr_html_(self) -> str:
+        status = (f"{len(self.aggregations)} aggregation(s), {self.records} record(s), "
+                  f"{self.probes_enabled} probe(s), {self.duration:.2f} s"
+                  + (f", stopped: {self.stop_reason}" if self.stop_reason else ""))
+        parts = [f"<div><b>dtrace-nb</b> &middot; {html.escape(status)}</div>"]
+        for msg in self.messages:
+            if "drop" in msg:
+                parts.append(f"<div style='color:#b00'>{html.escape(msg)}</div>")
+        if self.error is not None:
+            parts.append(f"<pre style='color:#b00'>{html.escape(self.error.render(self.source))}</pre>")
+        for name, df in self.aggregations.items():
+            parts.append(f"<h4>{html.escape(name)}</h4>")
+            parts.append(df.to_html(index=False, max_rows=50))
+        # printf output was already streamed into the cell; the text repr keeps it.
+        return "\n".join(parts)

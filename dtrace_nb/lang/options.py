@@ -1,0 +1,124 @@
+"""DTrace options: `-x name=value`, `#pragma D option name=value`, and the magic's flags.
+
+Values are kept as parsed numbers (sizes in bytes, rates in nanoseconds) or booleans.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from dtrace_nb.errors import DCompileError, DUsageError
+from dtrace_nb.lang.ast import Pragma, Span
+
+Value = Union[bool, int, str]
+
+_SIZE = re.compile(r"^(\d+)([kmgt]?)b?$", re.I)
+_TIME = re.compile(r"^(\d+)(ns|nsec|us|usec|ms|msec|s|sec|m|min|h|hour|d|day|hz)?$", re.I)
+_SIZE_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_TIME_NS = {"ns": 1, "nsec": 1, "us": 10**3, "usec": 10**3, "ms": 10**6, "msec": 10**6,
+            "s": 10**9, "sec": 10**9, "m": 60 * 10**9, "min": 60 * 10**9,
+            "h": 3600 * 10**9, "hour": 3600 * 10**9, "d": 86400 * 10**9, "day": 86400 * 10**9}
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"'{text}' is not a size (e.g. 4m, 512k, 1024)")
+    return int(m.group(1)) * _SIZE_MULT[m.group(2).lower()]
+
+
+def parse_rate_ns(text: str) -> int:
+    """A rate or interval as an interval in ns: '1s', '500ms', '10hz'; bare numbers are hz."""
+    m = _TIME.match(text.strip())
+    if not m:
+        raise ValueError(f"'{text}' is not a time or rate (e.g. 1s, 250ms, 10hz)")
+    n, unit = int(m.group(1)), (m.group(2) or "hz").lower()
+    if unit == "hz":
+        if n == 0:
+            raise ValueError("a rate of 0hz never fires")
+        return 10**9 // n
+    return n * _TIME_NS[unit]
+
+
+# name -> (kind, default). Kinds: bool, size, rate, int, str.
+KNOWN: dict[str, tuple[str, Value]] = {
+    "quiet": ("bool", False),
+    "flowindent": ("bool", False),
+    "destructive": ("bool", False),
+    "strsize": ("size", 256),
+    "bufsize": ("size", 4 << 20),
+    "aggsize": ("size", 4 << 20),
+    "aggrate": ("rate", 10**9),
+    "switchrate": ("rate", 10**9),
+    "statusrate": ("rate", 10**9),
+    "cleanrate": ("rate", 10**9 // 101),
+    "dynvarsize": ("size", 1 << 20),
+    "nspec": ("int", 1),
+    "specsize": ("size", 32 << 10),
+    "aggsortkey": ("bool", False),
+    "aggsortrev": ("bool", False),
+    "aggsortpos": ("int", 0),
+    "aggsortkeypos": ("int", 0),
+    "aggpercpu": ("bool", False),
+    "stackframes": ("int", 127),
+    "ustackframes": ("int", 127),
+    "bufpolicy": ("str", "switch"),
+    "bufresize": ("str", "auto"),
+    "zdefs": ("bool", False),
+    "defaultargs": ("bool", False),
+    "rawbytes": ("bool", False),
+    # dtrace-nb's own: how many distinct keys an aggregation map may hold.
+    "aggkeys": ("int", 10240),
+}
+
+
+@dataclass
+class Options:
+    values: dict[str, Value] = field(default_factory=dict)
+
+    def get(self, name: str) -> Value:
+        if name in self.values:
+            return self.values[name]
+        return KNOWN[name][1]
+
+    def __getitem__(self, name: str) -> Value:
+        return self.get(name)
+
+    def set(self, name: str, value: Optional[str], span: Optional[Span] = None,
+            source: str = "-x") -> None:
+        err = DCompileError if span is not None else DUsageError
+        name = name.strip()
+        if name not in KNOWN:
+            raise err(f"unknown option '{name}'", span,
+                      hint="known options: " + ", ".join(sorted(KNOWN)))
+        kind = KNOWN[name][0]
+        try:
+            if kind == "bool":
+                if value not in (None, "", "1", "true", "yes", "on", "0", "false", "no", "off"):
+                    raise ValueError(f"'{value}' is not a boolean")
+                self.values[name] = value in (None, "", "1", "true", "yes", "on")
+            elif value is None or value == "":
+                raise ValueError("a value is required")
+            elif kind == "size":
+                self.values[name] = parse_size(value)
+            elif kind == "rate":
+                self.values[name] = parse_rate_ns(value)
+            elif kind == "int":
+                self.values[name] = int(value, 0)
+            else:
+                self.values[name] = value
+        except ValueError as ex:
+            raise err(f"option {name}: {ex}", span) from None
+
+    def set_pair(self, text: str, span: Optional[Span] = None) -> None:
+        name, _, value = text.partition("=")
+        self.set(name, value if "=" in text else None, span)
+
+    def apply_pragma(self, pragma: Pragma) -> None:
+        words = pragma.words
+        if not words or words[0] != "option" or len(words) != 2:
+            raise DCompileError("unsupported #pragma D form: " + " ".join(words), pragma.span,
+                                hint="use #pragma D option name=value")
+        self.set_pair(words[1], pragma.span)

@@ -1,0 +1,146 @@
+"""D types as the checker assigns them to expressions.
+
+Integers carry their C size and signedness (D's arithmetic is C's); strings carry the
+capacity of the buffer that holds them, so `execname` keys cost 16 bytes, not strsize.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+class DType:
+    def c_type(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def is_int(self) -> bool:
+        return isinstance(self, IntType)
+
+    @property
+    def is_string(self) -> bool:
+        return isinstance(self, StringType)
+
+
+@dataclass(frozen=True)
+class IntType(DType):
+    size: int
+    signed: bool
+    name: str
+
+    def c_type(self) -> str:
+        return f"{'s' if self.signed else 'u'}{self.size * 8}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def bits(self) -> int:
+        return self.size * 8
+
+    def wrap(self, value: int) -> int:
+        """`value` reduced to this type's range, as C would store it."""
+        value &= (1 << self.bits) - 1
+        if self.signed and value >> (self.bits - 1):
+            value -= 1 << self.bits
+        return value
+
+
+@dataclass(frozen=True)
+class StringType(DType):
+    size: int  # bytes of the buffer, NUL included
+
+    def c_type(self) -> str:
+        return f"char[{self.size}]"
+
+    def __str__(self) -> str:
+        return "string"
+
+
+@dataclass(frozen=True)
+class VoidType(DType):
+    def c_type(self) -> str:
+        return "void"
+
+    def __str__(self) -> str:
+        return "void"
+
+
+CHAR = IntType(1, True, "char")
+UCHAR = IntType(1, False, "uchar_t")
+SHORT = IntType(2, True, "short")
+USHORT = IntType(2, False, "ushort_t")
+INT = IntType(4, True, "int")
+UINT = IntType(4, False, "uint_t")
+LONG = IntType(8, True, "long")
+ULONG = IntType(8, False, "ulong_t")
+INT64 = IntType(8, True, "int64_t")
+UINT64 = IntType(8, False, "uint64_t")
+VOID = VoidType()
+
+_NAMED: dict[str, IntType] = {
+    "char": CHAR, "signed char": CHAR, "unsigned char": UCHAR, "uchar_t": UCHAR,
+    "short": SHORT, "short int": SHORT, "signed short": SHORT, "unsigned short": USHORT,
+    "ushort_t": USHORT, "int": INT, "signed": INT, "signed int": INT, "unsigned": UINT,
+    "unsigned int": UINT, "uint_t": UINT, "long": LONG, "long int": LONG, "signed long": LONG,
+    "unsigned long": ULONG, "ulong_t": ULONG, "long long": LONG, "long long int": LONG,
+    "unsigned long long": ULONG, "unsigned long long int": ULONG, "unsigned long int": ULONG,
+    "int8_t": IntType(1, True, "int8_t"), "uint8_t": IntType(1, False, "uint8_t"),
+    "int16_t": IntType(2, True, "int16_t"), "uint16_t": IntType(2, False, "uint16_t"),
+    "int32_t": IntType(4, True, "int32_t"), "uint32_t": IntType(4, False, "uint32_t"),
+    "int64_t": INT64, "uint64_t": UINT64,
+    "intptr_t": IntType(8, True, "intptr_t"), "uintptr_t": IntType(8, False, "uintptr_t"),
+    "size_t": IntType(8, False, "size_t"), "ssize_t": IntType(8, True, "ssize_t"),
+    "off_t": IntType(8, True, "off_t"), "pid_t": IntType(4, True, "pid_t"),
+    "uid_t": IntType(4, False, "uid_t"), "gid_t": IntType(4, False, "gid_t"),
+    "id_t": IntType(4, True, "id_t"), "processorid_t": IntType(4, True, "processorid_t"),
+    "umode_t": IntType(2, False, "umode_t"), "mode_t": IntType(4, False, "mode_t"),
+    "dev_t": IntType(4, False, "dev_t"), "loff_t": IntType(8, True, "loff_t"),
+    "key_t": IntType(4, True, "key_t"), "clockid_t": IntType(4, True, "clockid_t"),
+    "bool": IntType(1, False, "bool"), "_Bool": IntType(1, False, "_Bool"),
+    "u8": IntType(1, False, "u8"), "u16": IntType(2, False, "u16"),
+    "u32": IntType(4, False, "u32"), "u64": UINT64, "s8": IntType(1, True, "s8"),
+    "s16": IntType(2, True, "s16"), "s32": IntType(4, True, "s32"), "s64": INT64,
+    "__u8": IntType(1, False, "__u8"), "__u16": IntType(2, False, "__u16"),
+    "__u32": IntType(4, False, "__u32"), "__u64": UINT64, "__s32": IntType(4, True, "__s32"),
+    "__s64": INT64,
+}
+
+
+def type_from_words(words: tuple[str, ...] | list[str], pointer: int = 0) -> Optional[DType]:
+    """The DType for a written type (None when unknown). Pointers are 64-bit integers."""
+    text = " ".join(words)
+    if pointer:
+        if text in ("char", "const char", "signed char", "unsigned char"):
+            return IntType(8, False, f"{text} *")
+        return IntType(8, False, f"{text} {'*' * pointer}")
+    if text == "string":
+        return StringType(256)
+    return _NAMED.get(text.replace("const ", "").replace("volatile ", ""))
+
+
+def native_type(text: str) -> DType:
+    """A probe argument's native C type as written by the kernel (format files, BTF)."""
+    text = " ".join(text.replace("const ", "").replace("volatile ", "").split())
+    if "*" in text or "[" in text:
+        return IntType(8, False, text)
+    return _NAMED.get(text, INT64)
+
+
+def promote(a: IntType, b: IntType) -> IntType:
+    """C's usual arithmetic conversions on two integer types."""
+    a, b = _int_promote(a), _int_promote(b)
+    if a.size != b.size:
+        return a if a.size > b.size else b
+    if a.signed != b.signed:
+        return a if not a.signed else b
+    return a
+
+
+def _int_promote(t: IntType) -> IntType:
+    return INT if t.size < 4 else t
+
+
+def unary_promote(t: IntType) -> IntType:
+    return _int_promote(t)

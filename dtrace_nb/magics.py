@@ -1,0 +1,144 @@
+"""`%%dtrace` and `%dtrace`: IPython magics over Session (nothing here the CLI can't do).
+
+    %%dtrace -c "python3 work.py"
+    syscall::read:entry /pid == $target/ { @bytes[probefunc] = quantize(arg2); }
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Enum, Float, Int
+from traitlets.config import Configurable
+
+from dtrace_nb.errors import DError
+
+
+class DTraceError(UsageError):
+    """A D error shown as IPython shows usage errors: the message, no traceback."""
+
+
+def _options(pairs: list[str]) -> dict[str, Optional[str]]:
+    out: dict[str, Optional[str]] = {}
+    for pair in pairs or []:
+        name, eq, value = pair.partition("=")
+        out[name] = value if eq else None
+    return out
+
+
+@magics_class
+class DTraceMagics(Magics, Configurable):
+    refresh_interval = Float(1.0, help="seconds between live refreshes (aggrate overrides)",
+                             config=True)
+    max_rows = Int(20, help="rows of each aggregation shown while tracing", config=True)
+    interrupt = Enum(["stop", "raise"], default_value="stop", config=True,
+                     help="on Ctrl-C: 'stop' keeps the results and continues; 'raise' keeps "
+                          "them and re-raises so queued cells stop")
+
+    def __init__(self, shell):
+        Configurable.__init__(self, config=shell.config)
+        Magics.__init__(self, shell=shell)
+        shell.configurables.append(self)
+
+    @magic_arguments()
+    @argument("-c", dest="command", metavar="CMD", help="run CMD as the target ($target)")
+    @argument("-p", dest="pid", type=int, metavar="PID", help="trace PID as the target")
+    @argument("-T", "--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+    @argument("-q", dest="quiet", action="store_true", help="print only what the program prints")
+    @argument("-x", dest="options", action="append", metavar="OPT[=VAL]",
+              help="set a DTrace option, e.g. -x bufsize=8m")
+    @argument("-o", dest="var", metavar="VAR", help="also store the Result in VAR")
+    @argument("-n", dest="program", metavar="PROGRAM", help="the program (line magic form)")
+    @argument("-s", dest="script", metavar="FILE", help="read the program from FILE")
+    @argument("-l", dest="list", action="store_true", help="list matching probes as a DataFrame")
+    @argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
+    @argument("args", nargs="*", help="macro arguments $1 .. $9")
+    @no_var_expand
+    @line_cell_magic
+    def dtrace(self, line: str = "", cell: Optional[str] = None):
+        """Trace with a D program; returns a Result (.aggregations, .output, .drops).
+
+        Examples::
+
+            %%dtrace -T 5
+            syscall:::entry { @[execname] = count(); }
+
+            %%dtrace -c "python3 work.py" -o r
+            syscall::read:entry /pid == $target/ { @bytes[probefunc] = quantize(arg2); }
+
+            %dtrace -l -n 'syscall::*read*:entry'
+
+        Ctrl-C (interrupt the kernel) stops tracing and keeps everything aggregated.
+        """
+        args = parse_argstring(self.dtrace, line)
+        try:
+            if args.list:
+                from dtrace_nb.display.listing import probe_frame
+
+                patterns = [p for p in [args.program, *(cell or "").split()] if p]
+                return probe_frame(patterns or None, verbose=args.verbose)
+            source = self._source(args, cell)
+        except DError as err:
+            raise DTraceError(err.render(cell or "")) from None
+        result = self._trace(args, source)
+        if args.var:
+            self.shell.user_ns[args.var] = result
+        if result.error is not None:
+            raise DTraceError(result.error.render(source))
+        if result.interrupted and self.interrupt == "raise":
+            self.shell.user_ns["_dtrace_last"] = result
+            raise KeyboardInterrupt
+        return result
+
+    def _source(self, args, cell: Optional[str]) -> str:
+        from dtrace_nb.errors import DUsageError
+
+        if args.script:
+            with open(args.script) as f:
+                return f.read()
+        if cell is not None and cell.strip():
+            return cell
+        if args.program:
+            return args.program
+        raise DUsageError("no D program: write it in the cell body or pass -n 'PROGRAM'")
+
+    def _trace(self, args, source: str):
+        from IPython.display import display
+
+        from dtrace_nb.display.live import LiveView
+        from dtrace_nb.runtime.session import Session, SessionConfig
+
+        cfg = SessionConfig(source, target_command=args.command, target_pid=args.pid,
+                            macro_args=list(args.args), options=_options(args.options),
+                            quiet=args.quiet, capture_target_output=True)
+
+        def stream(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        session = Session(cfg, on_output=stream)
+        view = LiveView(display, max_rows=self.max_rows)
+        return view.run(session, duration=args.duration, tick=self._tick(cfg))
+
+    def _tick(self, cfg) -> float:
+        from dtrace_nb.lang.options import parse_rate_ns
+
+        rate = cfg.options.get("aggrate")
+        if rate:
+            return max(0.05, parse_rate_ns(rate) / 1e9)
+        return self.refresh_interval
+
+
+def register(ip) -> None:
+    ip.register_magics(DTraceMagics(ip))
+
+
+def unregister(ip) -> None:
+    magics = ip.magics_manager.registry.get("DTraceMagics")
+    if magics is not None and magics in ip.configurables:
+        ip.configurables.remove(magics)
+

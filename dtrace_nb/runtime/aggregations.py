@@ -1,0 +1,195 @@
+"""Snapshots of aggregation maps: kernel bytes -> merged values -> DataFrames.
+
+Each aggregation is a per-CPU map. A snapshot reads the whole map with batched lookups
+into numpy buffers, decodes keys and values with structured dtypes built from the same
+layout the C was generated from, and merges the CPUs as DTrace does, all vectorised.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dtrace_nb.codegen.layout import AggLayout, Field
+
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
+QUANTIZE_BUCKETS = 127
+
+
+def key_dtype(fields: list[Field]) -> np.dtype:
+    return np.dtype({"names": [f.name for f in fields],
+                     "formats": [f"S{f.size}" if f.is_string else ("<i8" if f.signed else "<u8")
+                                 for f in fields],
+                     "offsets": [f.offset for f in fields],
+                     "itemsize": sum(f.size for f in fields)})
+
+
+def value_dtype(agg: AggLayout) -> np.dtype:
+    fmts = []
+    for name, ctype, count in agg.value_fields:
+        base = "<i8" if ctype == "s64" else "<u8"
+        fmts.append((name, base, (count,)) if count > 1 else (name, base))
+    return np.dtype(fmts)
+
+
+@dataclass
+class AggSnapshot:
+    """One aggregation's merged contents, in DTrace's print order (by value, then key)."""
+
+    name: str
+    func: str
+    key_names: list[str]
+    key_kinds: list[str]  # 'int' or 'string' per key
+    keys: list[tuple]
+    values: list  # int per row; (count, total) for avg; 127 bucket counts for quantize
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Key columns named after the key expressions, value columns after the function.
+        quantize is long-form: one row per non-empty bucket (value = bucket's lower bound)."""
+        names = _unique(self.key_names)
+        cols = {n: [k[i] for k in self.keys] for i, n in enumerate(names)}
+        if self.func == "quantize":
+            from dtrace_nb.display.text import quantize_bucket_bounds
+
+            rows = []
+            for key, buckets in zip(self.keys, self.values):
+                for b, c in enumerate(buckets):
+                    if c:
+                        rows.append((*key, quantize_bucket_bounds(b)[0], int(c)))
+            return pd.DataFrame(rows, columns=[*names, "value", "count"])
+        if self.func == "avg":
+            cols["avg"] = [t / n if n else 0.0 for n, t in self.values]
+            cols["count"] = [n for n, _ in self.values]
+            cols["total"] = [t for _, t in self.values]
+        else:
+            cols[self.func] = list(self.values)
+        return pd.DataFrame(cols)
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return out
+
+
+class AggregationReader:
+    def __init__(self, bcc, bpf, aggs: dict[str, AggLayout]):
+        self.lib = bcc.libbcc.lib
+        self.ncpu = len(bcc.utils.get_possible_cpus())
+        self.aggs = aggs
+        self.fds = {name: bpf[a.map_name].get_fd() for name, a in aggs.items()}
+
+    def read_raw(self, agg: AggLayout, fd: int) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, values[n, ncpu]) of one per-CPU map."""
+        vdt = value_dtype(agg)
+        if agg.keyless:
+            vals = np.zeros((1, self.ncpu), dtype=vdt)
+            key = ctypes.c_uint32(0)
+            if self.lib.bpf_lookup_elem(fd, ctypes.byref(key), vals.ctypes.data) != 0:
+                return np.zeros(0, dtype="u4"), vals[:0]
+            return np.zeros(1, dtype="u4"), vals
+        kdt = key_dtype(agg.key_fields)
+        cap = agg.max_entries
+        keys = np.zeros(cap, dtype=kdt)
+        vals = np.zeros((cap, self.ncpu), dtype=vdt)
+        total = 0
+        batch = ctypes.c_uint32(0)
+        count = ctypes.c_uint32(0)
+        first = True
+        while total < cap:
+            count.value = cap - total
+            res = self.lib.bpf_lookup_batch(
+                fd, None if first else ctypes.byref(batch), ctypes.byref(batch),
+                ctypes.c_void_p(keys.ctypes.data + total * kdt.itemsize),
+                ctypes.c_void_p(vals.ctypes.data + total * self.ncpu * vdt.itemsize),
+                ctypes.byref(count))
+            err = ctypes.get_errno()
+            first = False
+            total += count.value
+            if res != 0:
+                if err not in (_errno.ENOENT, 0):
+                    raise OSError(err, f"reading aggregation map: {_errno.errorcode.get(err, err)}")
+                break
+            if count.value == 0:
+                break
+        return keys[:total], vals[:total]
+
+    def snapshot(self, name: str) -> AggSnapshot:
+        agg = self.aggs[name]
+        keys, vals = self.read_raw(agg, self.fds[name])
+        merged = merge(agg.info.func, vals)
+        if agg.keyless:
+            key_tuples: list[tuple] = [()] * len(merged)
+        else:
+            cols = []
+            for f in agg.key_fields:
+                col = keys[f.name]
+                if f.is_string:
+                    cols.append([b.split(b"\0", 1)[0].decode(errors="replace") for b in col.tolist()])
+                else:
+                    cols.append(col.tolist())
+            key_tuples = list(zip(*cols)) if cols else [()] * len(merged)
+        # keyless aggregations that never fired have nothing to print, as in DTrace
+        if agg.keyless and len(merged) and not _fired(agg.info.func, vals):
+            key_tuples, merged = [], merged[:0]
+        values = _values_list(agg.info.func, merged)
+        order = sort_order(agg.info.func, key_tuples, values)
+        return AggSnapshot(agg.info.name, agg.info.func, agg.info.key_names,
+                           ["string" if f.is_string else "int" for f in agg.key_fields],
+                           [key_tuples[i] for i in order], [values[i] for i in order])
+
+
+def _fired(func: str, vals: np.ndarray) -> bool:
+    if func in ("min", "max", "avg"):
+        return bool(vals["n"].sum())
+    if func == "quantize":
+        return bool(vals["b"].sum())
+    return bool(np.any(vals["v"]))
+
+
+def merge(func: str, vals: np.ndarray):
+    """Merge per-CPU values (shape [n, ncpu]) into one value per key."""
+    if func in ("count", "sum"):
+        return vals["v"].sum(axis=1, dtype=np.int64 if func == "sum" else np.uint64)
+    if func in ("min", "max"):
+        n = vals["n"]
+        fill = INT64_MAX if func == "min" else INT64_MIN
+        v = np.where(n > 0, vals["v"], fill)
+        return v.min(axis=1) if func == "min" else v.max(axis=1)
+    if func == "avg":
+        return np.stack([vals["n"].sum(axis=1).astype(np.int64),
+                         vals["v"].sum(axis=1, dtype=np.int64)], axis=1)
+    if func == "quantize":
+        return vals["b"].sum(axis=1)[:, :QUANTIZE_BUCKETS]
+    raise ValueError(func)
+
+
+def _values_list(func: str, merged) -> list:
+    if func == "avg":
+        return [(int(n), int(t)) for n, t in merged.tolist()]
+    if func == "quantize":
+        return [list(map(int, row)) for row in merged.tolist()]
+    return [int(v) for v in merged.tolist()]
+
+
+def sort_order(func: str, keys: list[tuple], values: list) -> list[int]:
+    """DTrace's default order: by value (ascending), ties broken by key."""
+    def sortval(v):
+        if func == "avg":
+            n, t = v
+            return t / n if n else 0
+        if func == "quantize":
+            return sum(v)
+        return v
+    return sorted(range(len(keys)), key=lambda i: (sortval(values[i]), keys[i]))

@@ -1,0 +1,114 @@
+"""Struct member offsets from the running kernel's BTF (/sys/kernel/btf/vmlinux).
+
+bcc compiles against installed headers, which may be of another kernel version than the
+one running (here: 6.1 headers on a 6.18 kernel), so struct layouts from headers can be
+wrong. For the few kernel structures the runtime reads itself (task_struct for ppid), the
+offsets come from BTF instead and reach the C as -D flags.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+from typing import Optional
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+_KIND_STRUCT, _KIND_UNION = 4, 5
+# bytes of kind-specific data after the 12-byte common header: (fixed, per vlen item)
+_EXTRA = {1: (4, 0), 2: (0, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 7: (0, 0),
+          8: (0, 0), 9: (0, 0), 10: (0, 0), 11: (0, 0), 12: (0, 0), 13: (0, 8), 14: (4, 0),
+          15: (0, 12), 16: (0, 0), 17: (4, 0), 18: (0, 0), 19: (0, 12)}
+
+
+class BTF:
+    def __init__(self, data: bytes):
+        magic, _ver, _flags, hdr_len, type_off, type_len, str_off, str_len = \
+            struct.unpack_from("<HBBIIIII", data)
+        if magic != 0xEB9F:
+            raise ValueError("not BTF data")
+        self.data = data
+        self.types_start = hdr_len + type_off
+        self.strings = data[hdr_len + str_off: hdr_len + str_off + str_len]
+        self.offsets = [0]  # byte offset of type id i (id 0 is void)
+        pos, end = self.types_start, self.types_start + type_len
+        unpack = struct.unpack_from
+        while pos < end:
+            self.offsets.append(pos)
+            info = unpack("<I", data, pos + 4)[0]
+            fixed, per = _EXTRA.get((info >> 24) & 0x1F, (0, 0))
+            pos += 12 + fixed + per * (info & 0xFFFF)
+
+    def name(self, off: int) -> str:
+        end = self.strings.index(b"\0", off)
+        return self.strings[off:end].decode()
+
+    def find_struct(self, name: str) -> Optional[int]:
+        needle = b"\0" + name.encode() + b"\0"
+        idx = self.strings.find(needle)
+        if idx < 0:
+            return None
+        name_off = idx + 1
+        for tid in range(1, len(self.offsets)):
+            pos = self.offsets[tid]
+            n, info = struct.unpack_from("<II", self.data, pos)
+            if n == name_off and (info >> 24) & 0x1F == _KIND_STRUCT and info & 0xFFFF:
+                return tid
+        return None
+
+    def member_offset(self, tid: int, member: str) -> Optional[int]:
+        """Byte offset of `member` in struct/union `tid`, looking inside anonymous members."""
+        pos = self.offsets[tid]
+        _n, info, _size = struct.unpack_from("<III", self.data, pos)
+        bitfield = info >> 31
+        for i in range(info & 0xFFFF):
+            mname, mtype, moff = struct.unpack_from("<III", self.data, pos + 12 + 12 * i)
+            bits = moff & 0xFFFFFF if bitfield else moff
+            if mname and self.name(mname) == member:
+                return bits // 8
+            if not mname:
+                inner = self._resolve(mtype)
+                if inner is not None:
+                    found = self.member_offset(inner, member)
+                    if found is not None:
+                        return bits // 8 + found
+        return None
+
+    def _resolve(self, tid: int) -> Optional[int]:
+        """Follow typedef/const/volatile to a struct or union id."""
+        for _ in range(16):
+            if tid == 0:
+                return None
+            _n, info, ref = struct.unpack_from("<III", self.data, self.offsets[tid])
+            kind = (info >> 24) & 0x1F
+            if kind in (_KIND_STRUCT, _KIND_UNION):
+                return tid
+            if kind not in (8, 9, 10, 11, 18):
+                return None
+            tid = ref
+        return None
+
+
+@lru_cache(maxsize=1)
+def _vmlinux() -> Optional[BTF]:
+    try:
+        with open(VMLINUX, "rb") as f:
+            return BTF(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=None)
+def task_offsets() -> dict[str, int]:
+    """-D definitions for the task_struct members the prelude reads (empty without BTF)."""
+    btf = _vmlinux()
+    if btf is None:
+        return {}
+    tid = btf.find_struct("task_struct")
+    if tid is None:
+        return {}
+    out = {}
+    for member, macro in (("real_parent", "DT_TASK_REAL_PARENT_OFF"), ("tgid", "DT_TASK_TGID_OFF")):
+        off = btf.member_offset(tid, member)
+        if off is not None:
+            out[macro] = off
+    return out

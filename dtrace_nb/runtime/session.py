@@ -1,0 +1,337 @@
+"""Session: compile -> start -> poll -> stop -> Result, shared by the magic and the command.
+
+Ordering follows DTrace: the target process (-c) is created first but held, the program is
+compiled with its pid as $target, loaded, BEGIN runs, then every other probe is attached
+and the target released. On stop (exit(), duration, target exit, Ctrl-C or an error) all
+probes are detached first, then END runs, the ring buffer is drained and the aggregations
+are read one last time; the BPF object is always cleaned up.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from dtrace_nb.codegen import BpfProgram, generate
+from dtrace_nb.errors import DError, DRuntimeError
+from dtrace_nb.lang.check import CheckedProgram, MacroEnv, check
+from dtrace_nb.lang.options import Options
+from dtrace_nb.lang.parser import parse
+from dtrace_nb.probes import BindContext, ProbeCatalog, TriggerAttach
+from dtrace_nb.runtime.target import Target
+
+DROP_KINDS = ("aggregation", "ring buffer", "dynamic variable", "speculation")
+
+
+@dataclass
+class SessionConfig:
+    source: str
+    target_command: Optional[str] = None
+    target_pid: Optional[int] = None
+    macro_args: list[str] = field(default_factory=list)
+    options: dict[str, Optional[str]] = field(default_factory=dict)  # -x name=value
+    quiet: bool = False
+    capture_target_output: bool = False
+
+
+def compile_program(cfg: SessionConfig, catalog: Optional[ProbeCatalog] = None,
+                    target_pid: Optional[int] = None) -> tuple[CheckedProgram, BpfProgram]:
+    """Everything up to generated C; needs no privileges."""
+    opts = Options()
+    for name, value in cfg.options.items():
+        opts.set(name, value)
+    if cfg.quiet:
+        opts.set("quiet", None)
+    catalog = catalog or ProbeCatalog()
+    program = parse(cfg.source)
+    bind_ctx = BindContext(target_pid=target_pid if target_pid is not None else -1)
+    macros = MacroEnv(target=target_pid, pid=os.getpid(), args=list(cfg.macro_args))
+    checked = check(program, catalog, macros, opts, bind_ctx)
+    bindings = catalog.bind(checked.probes, bind_ctx)
+    return checked, generate(checked, bindings)
+
+
+class Session:
+    """One tracing run. Use `run()`, or `start()` / `poll()` / `stop()` to drive it."""
+
+    def __init__(self, cfg: SessionConfig, on_output: Optional[Callable[[str], None]] = None,
+                 catalog: Optional[ProbeCatalog] = None):
+        self.cfg = cfg
+        self.on_output = on_output
+        self.catalog = catalog
+        self.output: list[str] = []
+        self.messages: list[str] = []
+        self.checked: Optional[CheckedProgram] = None
+        self.program: Optional[BpfProgram] = None
+        self.target: Optional[Target] = None
+        self.exit_status: Optional[int] = None
+        self.stop_reason = ""
+        self.started_at = 0.0
+        self.ended_at = 0.0
+        self.snapshots: list[tuple[float, dict]] = []
+        self._bcc = self._bpf = self._attachments = None
+        self._reader = self._ring = self._printer = None
+        self._funcs: dict[str, object] = {}
+        self._final: Optional[dict] = None
+        self._drops: dict[tuple[str, int], int] = {}
+        self.running = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        from dtrace_nb.runtime.environment import import_bcc, require_tracing
+
+        require_tracing()
+        self._bcc = import_bcc()
+        try:
+            if self.cfg.target_command:
+                self.target = Target.spawn(self.cfg.target_command,
+                                           capture=self.cfg.capture_target_output)
+            elif self.cfg.target_pid is not None:
+                self.target = Target.attach(self.cfg.target_pid)
+            self.checked, self.program = compile_program(
+                self.cfg, self.catalog, self.target.pid if self.target else None)
+            self._describe_match()
+            self._load()
+            self.started_at = time.monotonic()
+            self.running = True
+            self._fire("BEGIN")
+            self._attach_all()
+            if self.target is not None:
+                self.target.release()
+        except BaseException:
+            self._teardown()
+            if self.target is not None:
+                self.target.kill()
+            raise
+
+    def _describe_match(self) -> None:
+        assert self.checked is not None
+        for c in self.checked.clauses:
+            descs = ", ".join(p.text for p in c.clause.probes)
+            n = len(c.probes)
+            self.messages.append(f"dtrace: description '{descs} ' matched {n} "
+                                 f"probe{'s' * (n != 1)}")
+
+    def _load(self) -> None:
+        from dtrace_nb.display.output import OutputFormatter
+        from dtrace_nb.runtime.aggregations import AggregationReader
+        from dtrace_nb.runtime.attach import Attachments, prog_type
+        from dtrace_nb.runtime.btf import task_offsets
+        from dtrace_nb.runtime.loader import compile_program as bcc_compile
+        from dtrace_nb.runtime.loader import load_function
+        from dtrace_nb.runtime.records import RecordDecoder, RingConsumer
+
+        assert self.program is not None
+        cflags = [f"-D{k}={v}" for k, v in task_offsets().items()]
+        self._bpf = bcc_compile(self._bcc, self.program.c_source, cflags)
+        # bcc registers cleanup at exit, which would pin every BPF object of a long-lived
+        # notebook kernel; we always clean up ourselves.
+        atexit.unregister(self._bpf.cleanup)
+        self._attachments = Attachments(self._bcc)
+        for fn in self.program.functions:
+            self._funcs[fn.name] = load_function(self._bpf, fn.name,
+                                                 prog_type(self._bcc, fn.binding.attach),
+                                                 self.program.c_source)
+        self._fill_tables()
+        self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs)
+        self._printer = OutputFormatter(self.checked, self.program, self._emit)
+        if self.program.resources.records:
+            decoder = RecordDecoder(self.program.resources.records, self.program.probes)
+            self._ring = RingConsumer(self._bpf, decoder, self._on_record)
+
+    def _fill_tables(self) -> None:
+        """Probe descriptions and selector maps, which the generated code reads."""
+        import ctypes
+
+        assert self.program is not None
+        bpf, n = self._bpf, self.program.probe_string_size
+        if self.program.uses_probe_table:
+            table = bpf["dtnb_probes"]
+            for i, p in enumerate(self.program.probes):
+                v = table.Leaf()
+                v.id = p.id
+                for fname, text in (("prov", p.provider), ("mod", p.module),
+                                    ("func", p.function), ("name", p.name)):
+                    setattr(v, fname, text.encode()[: n - 1])
+                table[ctypes.c_int(i)] = v
+        for fn in self.program.functions:
+            if not fn.selector_map:
+                continue
+            table = bpf[fn.selector_map]
+            for value, (pidx, mask) in fn.selector_entries.items():
+                leaf = table.Leaf()
+                leaf.pidx, leaf.mask = pidx, mask
+                table[table.Key(value)] = leaf
+
+    def _attach_all(self) -> None:
+        assert self.program is not None
+        for fn in self.program.functions:
+            if not isinstance(fn.binding.attach, TriggerAttach):
+                self._attachments.attach(self._bpf, fn.binding.attach, self._funcs[fn.name])
+
+    def _fire(self, event: str) -> None:
+        from dtrace_nb.runtime.attach import run_trigger
+
+        assert self.program is not None
+        for fn in self.program.functions:
+            attach = fn.binding.attach
+            if isinstance(attach, TriggerAttach) and attach.event == event:
+                run_trigger(self._funcs[fn.name].fd)
+        self._consume()
+
+    # -- while running -----------------------------------------------------------------
+
+    @property
+    def probes_enabled(self) -> int:
+        return len(self.program.probes) if self.program else 0
+
+    @property
+    def records(self) -> int:
+        return self._ring.count if self._ring else 0
+
+    def poll(self, timeout_ms: int = 100) -> bool:
+        """Consume records for up to timeout_ms; False once the session should stop."""
+        if not self.running:
+            return False
+        if self._ring is not None:
+            self._ring.poll(timeout_ms)
+        else:
+            time.sleep(timeout_ms / 1000)
+        if self.exit_status is not None:
+            self.stop_reason = self.stop_reason or "exit"
+            return False
+        if self.target is not None and self.target.proc is not None and self.target.exited():
+            self.stop_reason = "target exited"
+            self.messages.append(f"dtrace: pid {self.target.pid} has exited")
+            return False
+        if self.target is not None and self.target.proc is None and self.target.exited():
+            self.stop_reason = "target exited"
+            self.messages.append(f"dtrace: pid {self.target.pid} has exited")
+            return False
+        return True
+
+    def _consume(self) -> None:
+        if self._ring is not None:
+            self._ring.drain()
+
+    def _on_record(self, rec) -> None:
+        self._printer.record(rec)
+        if self._printer.exit_status is not None and self.exit_status is None:
+            self.exit_status = self._printer.exit_status
+
+    def _emit(self, text: str) -> None:
+        self.output.append(text)
+        if self.on_output is not None:
+            self.on_output(text)
+
+    def snapshot(self) -> dict:
+        """Every aggregation's current merged contents (name -> AggSnapshot)."""
+        if self._final is not None:
+            return self._final
+        if self._reader is None:
+            return {}
+        snap = {name: self._reader.snapshot(name) for name in self.program.resources.aggs}
+        self.snapshots.append((time.monotonic() - self.started_at, snap))
+        return snap
+
+    def drops(self) -> dict[tuple[str, int], int]:
+        """(kind, cpu) -> count of data lost so far."""
+        if self._bpf is None:
+            return dict(self._drops)
+        table = self._bpf["dtnb_drops"]
+        out = {}
+        for i, kind in enumerate(DROP_KINDS):
+            for cpu, v in enumerate(table.getvalue(table.Key(i))):
+                if int(v):
+                    out[(kind, cpu)] = int(v)
+        self._drops = out
+        return out
+
+    def stop(self, reason: str = "") -> None:
+        """Detach, run END, drain, final snapshot; always leaves nothing loaded."""
+        if not self.running and self._bpf is None:
+            return
+        self.stop_reason = self.stop_reason or reason
+        try:
+            if self._attachments is not None:
+                self._attachments.detach_all(self._bpf)
+            if self.running:
+                self._consume()
+                self._fire("END")
+                self._consume()
+                self.drops()
+                self._final = None
+                self._final = self.snapshot()
+                self._printer.end(self._final, self._drops)
+        finally:
+            self.running = False
+            self.ended_at = time.monotonic()
+            self._teardown()
+            if self.target is not None:
+                if self.target.proc is not None and not self.target.exited():
+                    self.target.kill()
+                else:
+                    self.target.finish()
+
+    def _teardown(self) -> None:
+        if self._attachments is not None and self._bpf is not None:
+            self._attachments.detach_all(self._bpf)
+        if self._bpf is not None:
+            try:
+                self._bpf.cleanup()
+            finally:
+                self._bpf = None
+                self._ring = None
+
+    # -- the whole run -----------------------------------------------------------------
+
+    def run(self, duration: Optional[float] = None, on_tick: Optional[Callable] = None,
+            tick: float = 1.0, should_stop: Optional[Callable[[], bool]] = None):
+        """Trace until exit(), the target exits, `duration` passes, should_stop() or Ctrl-C.
+        Ctrl-C stops tracing and keeps everything aggregated, as in DTrace."""
+        from dtrace_nb.display.result import Result
+
+        interrupted = False
+        error: Optional[DError] = None
+        try:
+            self.start()
+            deadline = time.monotonic() + duration if duration else None
+            next_tick = time.monotonic() + tick
+            while self.poll(100):
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    self.stop_reason = "duration"
+                    break
+                if should_stop is not None and should_stop():
+                    self.stop_reason = "stopped"
+                    break
+                if on_tick is not None and now >= next_tick:
+                    next_tick = now + tick
+                    on_tick(self)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.stop_reason = "interrupted"
+        except DError as err:
+            error = err
+        finally:
+            try:
+                self.stop()
+            except KeyboardInterrupt:
+                interrupted = True
+                self.stop()
+        result = Result.from_session(self, interrupted=interrupted, error=error)
+        return result
+
+
+def run(source: str, **kwargs) -> "object":
+    """Convenience: trace `source` and return a Result (see SessionConfig for options)."""
+    duration = kwargs.pop("duration", None)
+    on_output = kwargs.pop("on_output", None)
+    return Session(SessionConfig(source, **kwargs), on_output=on_output).run(duration=duration)
+
+
+__all__ = ["Session", "SessionConfig", "compile_program", "run", "DRuntimeError"]

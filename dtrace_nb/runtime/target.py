@@ -1,0 +1,109 @@
+"""The traced process: `-c CMD` (started by us, held until probes are live) or `-p PID`.
+
+`-c` splits CMD like a shell would (shlex) but runs no shell interpreter on it: a tiny
+`/bin/sh` stub waits on a pipe, then `exec`s the command with its arguments passed as
+"$@", so the process keeps its pid ($target) from the stub through the exec and starts
+running only when dtrace-nb releases it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+from typing import Optional
+
+from dtrace_nb.errors import DUsageError
+
+# The stub reads one line from its stdin (our pipe), then execs the command with stdin from
+# /dev/null.
+_GATE = 'read _; exec "$@" </dev/null'
+
+
+class Target:
+    def __init__(self, pid: int, proc: Optional[subprocess.Popen] = None,
+                 gate_fd: Optional[int] = None, capture: bool = False):
+        self.pid = pid
+        self.proc = proc
+        self._gate_fd = gate_fd
+        self.output: list[str] = []
+        self._reader: Optional[threading.Thread] = None
+        if proc is not None and capture and proc.stdout is not None:
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+
+    @classmethod
+    def spawn(cls, command: str, capture: bool = False) -> "Target":
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise DUsageError(f"-c {command!r}: {exc}") from None
+        if not argv:
+            raise DUsageError("-c needs a command")
+        if shutil.which(argv[0]) is None:
+            raise DUsageError(f"-c: command not found: {argv[0]}")
+        r, w = os.pipe()
+        proc = subprocess.Popen(["/bin/sh", "-c", _GATE, "sh", *argv], stdin=r,
+                                stdout=subprocess.PIPE if capture else None,
+                                stderr=subprocess.STDOUT if capture else None,
+                                close_fds=True,
+                                **({"text": True} if capture else {}))
+        os.close(r)
+        return cls(proc.pid, proc, w, capture)
+
+    @classmethod
+    def attach(cls, pid: int) -> "Target":
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise DUsageError(f"-p {pid}: no such process") from None
+        return cls(pid)
+
+    def release(self) -> None:
+        if self._gate_fd is not None:
+            try:
+                os.write(self._gate_fd, b"\n")
+            finally:
+                os.close(self._gate_fd)
+                self._gate_fd = None
+
+    def exited(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is not None
+        try:
+            os.kill(self.pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self.proc.returncode if self.proc is not None else None
+
+    def kill(self) -> None:
+        """Stop a target we started that is still running (tracing ended before it did)."""
+        if self._gate_fd is not None:
+            os.close(self._gate_fd)
+            self._gate_fd = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.finish()
+
+    def finish(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
