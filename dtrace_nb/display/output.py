@@ -60,16 +60,12 @@ class OutputFormatter:
         return ("%d" if self.quiet else _TRACE_INT.get(size, " %16d")) % value
 
     def end(self, snapshot: dict, drops: dict) -> None:
-        from dtrace_nb.display.text import format_aggregation
+        """dtrace(1) at the end: a newline, then every aggregation (in program order)."""
+        from dtrace_nb.display.text import format_all
 
-        parts = []
-        for name in self.program.resources.aggs:
-            snap = snapshot.get(name)
-            if snap is None or not len(snap):
-                continue
-            parts.append(format_aggregation(snap.func, snap.keys, snap.values, snap.key_kinds))
-        if parts:
-            self.emit("".join(parts))
+        self.emit(format_all([(s.func, s.keys, s.values, s.key_kinds)
+                              for name in self.program.resources.aggs
+                              if (s := snapshot.get(name)) is not None]))
 
 
 def drop_messages(drops: dict) -> list[str]:

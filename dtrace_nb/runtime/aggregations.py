@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dtrace_nb.codegen.layout import AggLayout, Field
+from dtrace_nb.display.text import sort_order
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -44,7 +45,7 @@ class AggSnapshot:
     name: str
     func: str
     key_names: list[str]
-    key_kinds: list[str]  # 'int' or 'string' per key
+    key_kinds: list[str]  # 'string' or 'intN' (N = size in bytes) per key
     keys: list[tuple]
     values: list  # int per row; (count, total) for avg; 127 bucket counts for quantize
 
@@ -57,13 +58,13 @@ class AggSnapshot:
         names = _unique(self.key_names)
         cols = {n: [k[i] for k in self.keys] for i, n in enumerate(names)}
         if self.func == "quantize":
-            from dtrace_nb.display.text import quantize_bucket_bounds
+            from dtrace_nb.display.text import quantize_bucket_value
 
             rows = []
             for key, buckets in zip(self.keys, self.values):
                 for b, c in enumerate(buckets):
                     if c:
-                        rows.append((*key, quantize_bucket_bounds(b)[0], int(c)))
+                        rows.append((*key, quantize_bucket_value(b), int(c)))
             return pd.DataFrame(rows, columns=[*names, "value", "count"])
         if self.func == "avg":
             cols["avg"] = [t / n if n else 0.0 for n, t in self.values]
@@ -84,11 +85,12 @@ def _unique(names: list[str]) -> list[str]:
 
 
 class AggregationReader:
-    def __init__(self, bcc, bpf, aggs: dict[str, AggLayout]):
+    def __init__(self, bcc, bpf, aggs: dict[str, AggLayout], sort_options: dict | None = None):
+        self.sort_options = sort_options or {}
         self.lib = bcc.libbcc.lib
         self.ncpu = len(bcc.utils.get_possible_cpus())
         self.aggs = aggs
-        self.fds = {name: bpf[a.map_name].get_fd() for name, a in aggs.items()}
+        self.fds = {name: bpf[a.map_name.encode()].get_fd() for name, a in aggs.items()}
 
     def read_raw(self, agg: AggLayout, fd: int) -> tuple[np.ndarray, np.ndarray]:
         """(keys, values[n, ncpu]) of one per-CPU map."""
@@ -144,9 +146,9 @@ class AggregationReader:
         if agg.keyless and len(merged) and not _fired(agg.info.func, vals):
             key_tuples, merged = [], merged[:0]
         values = _values_list(agg.info.func, merged)
-        order = sort_order(agg.info.func, key_tuples, values)
+        order = sort_order(agg.info.func, key_tuples, values, **self.sort_options)
         return AggSnapshot(agg.info.name, agg.info.func, agg.info.key_names,
-                           ["string" if f.is_string else "int" for f in agg.key_fields],
+                           [key_kind(f) for f in agg.key_fields],
                            [key_tuples[i] for i in order], [values[i] for i in order])
 
 
@@ -183,13 +185,6 @@ def _values_list(func: str, merged) -> list:
     return [int(v) for v in merged.tolist()]
 
 
-def sort_order(func: str, keys: list[tuple], values: list) -> list[int]:
-    """DTrace's default order: by value (ascending), ties broken by key."""
-    def sortval(v):
-        if func == "avg":
-            n, t = v
-            return t / n if n else 0
-        if func == "quantize":
-            return sum(v)
-        return v
-    return sorted(range(len(keys)), key=lambda i: (sortval(values[i]), keys[i]))
+def key_kind(f: Field) -> str:
+    """'string', or 'intN' with N the key's C size in bytes (DTrace's print width)."""
+    return "string" if f.is_string else f"int{f.dtype.size}"

@@ -58,7 +58,7 @@ def compile_program(bcc, c_source: str, cflags: list[str]):
     """bcc.BPF(text=...) with errors translated; returns the BPF object."""
     with captured_stderr() as log:
         try:
-            bpf = bcc.BPF(text=c_source, cflags=cflags)
+            bpf = bcc.BPF(text=c_source.encode(), cflags=cflags)
         except Exception as exc:  # bcc raises bare Exception for compile failures
             err = exc
         else:

@@ -68,7 +68,7 @@ class RingConsumer:
             return 0
 
         self._cb = _cb
-        bpf["dtnb_rb"].open_ring_buffer(_cb)
+        bpf[b"dtnb_rb"].open_ring_buffer(_cb)
 
     def poll(self, timeout_ms: int) -> None:
         self.bpf.ring_buffer_poll(timeout_ms)

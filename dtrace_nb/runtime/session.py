@@ -137,7 +137,10 @@ class Session:
                                                  prog_type(self._bcc, fn.binding.attach),
                                                  self.program.c_source)
         self._fill_tables()
-        self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs)
+        opts = self.checked.options
+        sort = {"aggsortkey": bool(opts["aggsortkey"]), "aggsortrev": bool(opts["aggsortrev"]),
+                "aggsortkeypos": int(opts["aggsortkeypos"])}
+        self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs, sort)
         self._printer = OutputFormatter(self.checked, self.program, self._emit)
         if self.program.resources.records:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)
@@ -150,7 +153,7 @@ class Session:
         assert self.program is not None
         bpf, n = self._bpf, self.program.probe_string_size
         if self.program.uses_probe_table:
-            table = bpf["dtnb_probes"]
+            table = bpf[b"dtnb_probes"]
             for i, p in enumerate(self.program.probes):
                 v = table.Leaf()
                 v.id = p.id
@@ -161,7 +164,7 @@ class Session:
         for fn in self.program.functions:
             if not fn.selector_map:
                 continue
-            table = bpf[fn.selector_map]
+            table = bpf[fn.selector_map.encode()]
             for value, (pidx, mask) in fn.selector_entries.items():
                 leaf = table.Leaf()
                 leaf.pidx, leaf.mask = pidx, mask
@@ -242,7 +245,7 @@ class Session:
         """(kind, cpu) -> count of data lost so far."""
         if self._bpf is None:
             return dict(self._drops)
-        table = self._bpf["dtnb_drops"]
+        table = self._bpf[b"dtnb_drops"]
         out = {}
         for i, kind in enumerate(DROP_KINDS):
             for cpu, v in enumerate(table.getvalue(table.Key(i))):

@@ -1,0 +1,161 @@
+"""Aggregations in DTrace's text format, as dtrace(1) prints them at the end of a run.
+
+Derived from libdtrace (illumos dt_consume.c: dt_print_aggs, dt_print_datum,
+dt_print_quantize, dt_print_quantline, dt_print_average; dt_aggregate.c for the order):
+each row is the keys (integers right-aligned in 3/5/8/16 columns by size, strings as
+"  %-50s"), then the value (" %16lld"), then a newline; quantize rows are the histogram
+with 40-column '@' bars. The bucket functions mirror the kernel-side C in prelude.h.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+QUANTIZE_NBUCKETS = 127
+QUANTIZE_ZERO = 63
+_INT_WIDTH = {1: 3, 2: 5, 4: 8, 8: 16}
+_ATS = "@" * 40
+_HEADER = "\n%16s %41s %-9s\n" % ("value", "------------- Distribution -------------", "count")
+
+
+# ----------------------------------------------------------------------------- buckets
+
+def quantize_bucket(value: int) -> int:
+    """DTrace's quantize() bucket index for a 64-bit value (see dtrace_aggregate_quantize)."""
+    if value == 0:
+        return QUANTIZE_ZERO
+    if value > 0:
+        return min(QUANTIZE_ZERO + value.bit_length(), QUANTIZE_NBUCKETS - 1)
+    return max(0, QUANTIZE_ZERO - (-value).bit_length())
+
+
+def quantize_bucket_value(index: int) -> int:
+    """DTRACE_QUANTIZE_BUCKETVAL: the value printed for a bucket (its lower bound, or for
+    negative buckets the bound closest to zero... as DTrace labels it)."""
+    if index < QUANTIZE_ZERO:
+        return -(1 << (QUANTIZE_ZERO - 1 - index))
+    if index == QUANTIZE_ZERO:
+        return 0
+    return 1 << (index - QUANTIZE_ZERO - 1)
+
+
+def quantize_bucket_bounds(index: int) -> tuple[int, int]:
+    """[low, high] of the values that land in a bucket (inclusive)."""
+    if index == QUANTIZE_ZERO:
+        return (0, 0)
+    if index > QUANTIZE_ZERO:
+        low = quantize_bucket_value(index)
+        high = (1 << 63) - 1 if index == QUANTIZE_NBUCKETS - 1 else 2 * low - 1
+        return (low, high)
+    high = quantize_bucket_value(index)
+    low = -(1 << 63) if index == 0 else 2 * high + 1
+    return (low, high)
+
+
+# ----------------------------------------------------------------------------- rows
+
+def format_key(value, kind: str) -> str:
+    if kind == "string":
+        return "  %-50s" % value
+    size = int(kind[3:]) if kind.startswith("int") and kind[3:].isdigit() else 8
+    return " %*d" % (_INT_WIDTH.get(size, 16), value)
+
+
+def quantline(val: int, total: float, positives: bool, negatives: bool) -> str:
+    """One histogram bar, as dt_print_quantline draws it."""
+    if not negatives:
+        depth = int(abs(val) * 40 / total + 0.5) if positives else 0
+        return "|%s%s %-9d\n" % (_ATS[:depth], " " * (40 - depth), val)
+    if not positives:
+        depth = int(abs(val) * 40 / total + 0.5)
+        return "%s%s| %-9d\n" % (" " * (40 - depth), _ATS[:depth], val)
+    depth = int(abs(val) * 20 / total + 0.5)
+    if val <= 0:
+        return "%s%s|%20s %-9d\n" % (" " * (20 - depth), _ATS[:depth], "", val)
+    return "%20s|%s%s %-9d\n" % ("", _ATS[:depth], " " * (20 - depth), val)
+
+
+def format_quantize(buckets: Sequence[int]) -> str:
+    data = list(buckets) + [0] * (QUANTIZE_NBUCKETS - len(buckets))
+    first = 0
+    while first < QUANTIZE_NBUCKETS - 1 and data[first] == 0:
+        first += 1
+    if first == QUANTIZE_NBUCKETS - 1:
+        first, last = QUANTIZE_ZERO - 1, QUANTIZE_ZERO + 1
+    else:
+        first = max(0, first - 1)
+        last = QUANTIZE_NBUCKETS - 1
+        while last > 0 and data[last] == 0:
+            last -= 1
+        last = min(QUANTIZE_NBUCKETS - 1, last + 1)
+    window = data[first:last + 1]
+    total = float(sum(abs(v) for v in window))
+    pos, neg = any(v > 0 for v in window), any(v < 0 for v in window)
+    out = [_HEADER]
+    for i in range(first, last + 1):
+        out.append("%16d " % quantize_bucket_value(i))
+        out.append(quantline(data[i], total, pos, neg))
+    return "".join(out)
+
+
+def format_value(func: str, value) -> str:
+    if func == "quantize":
+        return format_quantize(value)
+    if func == "avg":
+        n, total = value
+        avg = 0 if n == 0 else int(total / n) if abs(total) < 2**52 else _cdiv(total, n)
+        return " %16d" % avg
+    return " %16d" % value
+
+
+def _cdiv(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def format_aggregation(func: str, keys: Sequence[tuple], values: Sequence,
+                       key_kinds: Optional[Sequence[str]] = None) -> str:
+    """Every row of one aggregation, in the order given (DTrace's: see sort_order)."""
+    kinds = list(key_kinds or [])
+    out = []
+    for key, value in zip(keys, values):
+        row = "".join(format_key(k, kinds[i] if i < len(kinds) else
+                                 ("string" if isinstance(k, str) else "int8"))
+                      for i, k in enumerate(key))
+        out.append(row + format_value(func, value) + "\n")
+    return "".join(out)
+
+
+def format_all(aggs: Sequence[tuple[str, Sequence[tuple], Sequence, Sequence[str]]]) -> str:
+    """What dtrace(1) prints when tracing ends: a newline, then every aggregation."""
+    return "\n" + "".join(format_aggregation(func, keys, values, kinds)
+                          for func, keys, values, kinds in aggs)
+
+
+# ----------------------------------------------------------------------------- order
+
+def sort_value(func: str, value):
+    """The value DTrace sorts rows by (dt_aggregate_valcmp and friends)."""
+    if func == "avg":
+        n, total = value
+        return total / n if n else 0
+    if func == "quantize":
+        weighted = sum(quantize_bucket_value(i) * c for i, c in enumerate(value))
+        return (weighted, sum(value))
+    return value
+
+
+def sort_order(func: str, keys: Sequence[tuple], values: Sequence, *, aggsortkey: bool = False,
+               aggsortrev: bool = False, aggsortkeypos: int = 0) -> list[int]:
+    """Row order: by value then key (default), or by key then value (aggsortkey);
+    reversed with aggsortrev. aggsortkeypos makes that key column sort first."""
+    def key_of(i):
+        k = keys[i]
+        if aggsortkeypos and 0 < aggsortkeypos < len(k):
+            k = (k[aggsortkeypos],) + k[:aggsortkeypos] + k[aggsortkeypos + 1:]
+        return k
+    if aggsortkey:
+        order = sorted(range(len(keys)), key=lambda i: (key_of(i), sort_value(func, values[i])))
+    else:
+        order = sorted(range(len(keys)), key=lambda i: (sort_value(func, values[i]), key_of(i)))
+    return order[::-1] if aggsortrev else order
