@@ -6,20 +6,24 @@
 
 from __future__ import annotations
 
+import shlex
+
 import sys
 from typing import Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Enum, Float, Int
 from traitlets.config import Configurable
 
 from dtrace_nb.errors import DError
 
 
-class DTraceError(UsageError):
-    """A D error shown as IPython shows usage errors: the message, no traceback."""
+def DTraceError(text: str) -> UsageError:
+    """A D error, shown as IPython shows usage errors: the message, no traceback.
+    (IPython recognises UsageError itself, not subclasses.)"""
+    return UsageError(text)
 
 
 def _options(pairs: list[str]) -> dict[str, Optional[str]]:
@@ -74,7 +78,11 @@ class DTraceMagics(Magics, Configurable):
 
         Ctrl-C (interrupt the kernel) stops tracing and keeps everything aggregated.
         """
-        args = parse_argstring(self.dtrace, line)
+        # shlex, not IPython's arg_split, so -c "cmd args" loses its quotes as in a shell
+        try:
+            args = self.dtrace.parser.parse_args(shlex.split(line))
+        except ValueError as exc:
+            raise UsageError(f"%dtrace: {exc}") from None
         try:
             if args.list:
                 from dtrace_nb.display.listing import probe_frame

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.leakcheck import bpf_state, diff_state
+from tests.leakcheck import bpf_state, settled_diff
 from tests.workloads.build import build_workloads
 
 _BEFORE = None
@@ -35,7 +35,7 @@ def pytest_sessionfinish(session, exitstatus):
     if _BEFORE is None:
         return
     gc.collect()
-    problems = diff_state(_BEFORE, bpf_state())
+    problems = settled_diff(_BEFORE)
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         text = "LEAK CHECK FAILED: " + "; ".join(problems)

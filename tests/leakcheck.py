@@ -70,3 +70,16 @@ def diff_state(before: State, after: State) -> list[str]:
     if after.uprobe_events - before.uprobe_events:
         problems.append(f"uprobe events left: {sorted(after.uprobe_events - before.uprobe_events)}")
     return problems
+
+
+def settled_diff(before: State, timeout: float = 3.0) -> list[str]:
+    """diff_state after giving the kernel up to `timeout` s to free what was released:
+    a closed program fd is freed asynchronously (RCU), so it can stay listed briefly."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = diff_state(before, bpf_state())
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        time.sleep(0.05)

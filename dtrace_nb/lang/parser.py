@@ -70,16 +70,38 @@ _PREFERRED = ["SEMICOLON", "RBRACE", "RPAR", "RSQB", "COMMA", "COLON", "PRED_END
               "PROBE_DESC", "IDENT", "SLASH", "$END"]
 
 
+_OPERATORS = {"ADD_OP", "AND", "ARROW", "ASSIGN_OP", "BAND", "BOR", "BXOR", "DOT", "EQ_OP",
+              "INCDEC", "LSQB", "MUL_OP", "OR", "QMARK", "REL_OP", "SHIFT_OP", "XOR"}
+
+
+def _context(source: str, pos: int) -> tuple[int, int, int, bool]:
+    """(open parens, open brackets, open '?', inside a clause body) at pos, ignoring
+    strings and comments; a rough scan that only decides what to mention as expected."""
+    text = re.sub(r'"(?:\\.|[^"\\\n])*"|/\*.*?\*/|//[^\n]*', "", source[:pos], flags=re.S)
+    depth = text.count("{") - text.count("}")
+    stmt = re.split(r"[;{}]", text)[-1]
+    return (stmt.count("(") - stmt.count(")"), stmt.count("[") - stmt.count("]"),
+            stmt.count("?") - stmt.count(":"), depth > 0)
+
+
 def _expected(expected, source: str = "", pos: int = -1) -> str:
     names = set(expected or ())
     if source and pos >= 0:
-        before = re.sub(r'"(?:\\.|[^"\\\n])*"', "", source[:pos])
-        if before.count("(") <= before.count(")"):
+        parens, brackets, ternary, in_body = _context(source, pos)
+        if parens <= 0:
             names.discard("RPAR")
-        if before.count("[") <= before.count("]"):
+        if brackets <= 0:
             names.discard("RSQB")
-            if before.count("(") <= before.count(")"):
-                names.discard("COMMA")
+        if parens <= 0 and brackets <= 0:
+            names.discard("COMMA")
+        if ternary <= 0:
+            names.discard("COLON")
+        names.discard("PRED_END" if in_body else "SEMICOLON")
+        if not in_body:
+            names.discard("RBRACE")
+    if names - _OPERATORS and names & {"SEMICOLON", "RBRACE", "PRED_END", "RPAR", "RSQB"}:
+        names -= _OPERATORS  # after an operand any operator may follow; not worth listing
+        names.discard("LPAR")
     if not names:
         return ""
     parts = []
@@ -91,8 +113,7 @@ def _expected(expected, source: str = "", pos: int = -1) -> str:
             parts.append(_NAMES[n])
     if not parts:
         parts = sorted(_NAMES.get(n, n.lower()) for n in names)[:4]
-    if len(parts) > 4:
-        parts = parts[:4]
+    parts = parts[:4]
     return ": expected " + (", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1
                             else parts[0])
 
@@ -102,6 +123,8 @@ def _describe(tok: Token) -> str:
         return "end of input"
     kind = {"IDENT": "identifier", "INT": "integer", "STRING": "string", "PROBE_DESC": "",
             "BASE_TYPE": "type name"}.get(tok.type, "")
+    if tok.type == "PROBE_DESC" and re.fullmatch(r"[A-Za-z_]\w*", str(tok)):
+        kind = "identifier"
     return f"{kind} '{tok}'".strip()
 
 

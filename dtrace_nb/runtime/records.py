@@ -58,12 +58,10 @@ class RingConsumer:
         self.bpf = bpf
         self.decoder = decoder
         self.on_record = on_record
-        self.count = 0
 
         def _cb(_ctx, data, size):
             rec = decoder.decode(ctypes.string_at(data, size))
             if rec is not None:
-                self.count += 1
                 on_record(rec)
             return 0
 

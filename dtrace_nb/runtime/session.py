@@ -78,6 +78,7 @@ class Session:
         self._final: Optional[dict] = None
         self._drops: dict[tuple[str, int], int] = {}
         self.running = False
+        self.record_count = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -194,7 +195,7 @@ class Session:
 
     @property
     def records(self) -> int:
-        return self._ring.count if self._ring else 0
+        return self.record_count
 
     def poll(self, timeout_ms: int = 100) -> bool:
         """Consume records for up to timeout_ms; False once the session should stop."""
@@ -222,6 +223,7 @@ class Session:
             self._ring.drain()
 
     def _on_record(self, rec) -> None:
+        self.record_count += 1
         self._printer.record(rec)
         if self._printer.exit_status is not None and self.exit_status is None:
             self.exit_status = self._printer.exit_status

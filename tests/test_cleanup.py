@@ -1,0 +1,49 @@
+"""Nothing of ours outlives a session: programs, perf events and fds are released on a
+normal end, on an exception in a display callback, and when startup fails half way."""
+
+from __future__ import annotations
+
+import pytest
+
+from dtrace_nb.errors import DError
+from dtrace_nb.runtime.session import Session, SessionConfig
+from tests.leakcheck import bpf_state, settled_diff
+
+pytestmark = pytest.mark.kernel
+
+PROGRAM = ("syscall:::entry { @[probefunc] = count(); } profile-97 { @p = count(); } "
+           "BEGIN { printf(\"x\"); }")
+
+
+def test_loaded_while_tracing_and_gone_after():
+    before = bpf_state()
+    s = Session(SessionConfig(PROGRAM, quiet=True))
+    s.start()
+    during = bpf_state()
+    assert len(during.programs - before.programs) == 3  # entry, profile, BEGIN
+    s.poll(50)
+    s.stop()
+    assert settled_diff(before) == []
+
+
+def test_exception_in_callback_still_cleans_up():
+    before = bpf_state()
+
+    def broken_display(session):
+        raise RuntimeError("display failed")
+
+    with pytest.raises(RuntimeError):
+        Session(SessionConfig(PROGRAM, quiet=True)).run(duration=5, tick=0.1,
+                                                          on_tick=broken_display)
+    assert settled_diff(before) == []
+
+
+def test_failed_start_leaves_nothing():
+    before = bpf_state()
+    with pytest.raises(DError):
+        Session(SessionConfig("syscall::read:entry { @ = count(); }",
+                              target_command="/nonexistent/program")).start()
+    with pytest.raises(DError):
+        Session(SessionConfig("syscall::read:entry /pid == $target/ { @ = count(); } "
+                              "syscall::nosuch:entry { }", target_command="sleep 5")).start()
+    assert settled_diff(before) == []
