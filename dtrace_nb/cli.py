@@ -108,14 +108,14 @@ def trace(ns: argparse.Namespace) -> int:
         out.write(text)
         out.flush()
 
-    session = Session(cfg, on_output=emit)
+    def message(text: str) -> None:
+        if not ns.quiet and "has exited" not in text:
+            print(text, file=sys.stderr)
+
+    session = Session(cfg, on_output=emit, on_message=message)
     # SIGTERM ends tracing like Ctrl-C does: detach, print, exit.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     result = session.run(duration=ns.duration)
-    if not ns.quiet:
-        for msg in result.messages:
-            if "drop" not in msg and "has exited" not in msg:
-                print(msg, file=sys.stderr)
     for msg in drop_messages(result.drops):
         print(msg, file=sys.stderr)
     if out is not sys.stdout:

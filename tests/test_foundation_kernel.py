@@ -189,3 +189,14 @@ def test_interrupt_keeps_results():
     assert r.interrupted and r.stop_reason == "interrupted"
     assert 13 <= r.aggregations["@"]["count"].iloc[0] <= 16
     assert r.output.startswith("end")
+
+
+def test_full_aggregation_map_drops_are_counted_and_reported(workloads):
+    """A map with room for 4 keys, fed many distinct keys: the 4 are kept, the rest are
+    counted as drops per CPU and reported in DTrace's words, never silently lost."""
+    r = trace("syscall:::entry /pid == $target/ { @[probefunc] = count(); }",
+              f"{workloads['sysload']} mixed 8", options={"aggkeys": "4"})
+    assert len(r.df) == 4
+    assert sum(n for (kind, _cpu), n in r.drops.items() if kind == "aggregation") > 0
+    assert any(m.startswith("dtrace: ") and "aggregation drop" in m and "on CPU" in m
+               for m in r.messages)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from dtrace_nb.codegen.cwriter import CWriter
-from dtrace_nb.codegen.layout import REC_HEADER, AggLayout, Field, Resources, record_slot
+from dtrace_nb.codegen.layout import AggLayout, Resources, record_slot
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import PROBE_STRINGS, CheckedClause, CheckedProgram
@@ -384,5 +384,5 @@ _AGG_UPDATE = {
     "quantize": ["dt_v->b[dt_quantize_bucket(dt_x) & 127] += 1;"],
 }
 
+# The record header, REC_HEADER (16) bytes: which clause, CPU, and program-local probe.
 HEADER_FIELDS = ("u32 epid;", "u32 cpu;", "u32 pidx;", "u32 pad;")
-assert REC_HEADER == 16

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from dtrace_nb.codegen import BpfProgram, generate
-from dtrace_nb.errors import DError, DRuntimeError
+from dtrace_nb.errors import DError
 from dtrace_nb.lang.check import CheckedProgram, MacroEnv, check
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.parser import parse
@@ -58,9 +58,11 @@ class Session:
     """One tracing run. Use `run()`, or `start()` / `poll()` / `stop()` to drive it."""
 
     def __init__(self, cfg: SessionConfig, on_output: Optional[Callable[[str], None]] = None,
-                 catalog: Optional[ProbeCatalog] = None):
+                 catalog: Optional[ProbeCatalog] = None,
+                 on_message: Optional[Callable[[str], None]] = None):
         self.cfg = cfg
         self.on_output = on_output
+        self.on_message = on_message
         self.catalog = catalog
         self.output: list[str] = []
         self.messages: list[str] = []
@@ -114,8 +116,8 @@ class Session:
         for c in self.checked.clauses:
             descs = ", ".join(p.text for p in c.clause.probes)
             n = len(c.probes)
-            self.messages.append(f"dtrace: description '{descs} ' matched {n} "
-                                 f"probe{'s' * (n != 1)}")
+            self._message(f"dtrace: description '{descs} ' matched {n} "
+                          f"probe{'s' * (n != 1)}")
 
     def _load(self) -> None:
         from dtrace_nb.display.output import OutputFormatter
@@ -208,13 +210,9 @@ class Session:
         if self.exit_status is not None:
             self.stop_reason = self.stop_reason or "exit"
             return False
-        if self.target is not None and self.target.proc is not None and self.target.exited():
+        if self.target is not None and self.target.exited():
             self.stop_reason = "target exited"
-            self.messages.append(f"dtrace: pid {self.target.pid} has exited")
-            return False
-        if self.target is not None and self.target.proc is None and self.target.exited():
-            self.stop_reason = "target exited"
-            self.messages.append(f"dtrace: pid {self.target.pid} has exited")
+            self._message(f"dtrace: pid {self.target.pid} has exited")
             return False
         return True
 
@@ -227,6 +225,12 @@ class Session:
         self._printer.record(rec)
         if self._printer.exit_status is not None and self.exit_status is None:
             self.exit_status = self._printer.exit_status
+
+    def _message(self, text: str) -> None:
+        """Consumer messages (dtrace(1) writes these to stderr)."""
+        self.messages.append(text)
+        if self.on_message is not None:
+            self.on_message(text)
 
     def _emit(self, text: str) -> None:
         self.output.append(text)
@@ -339,4 +343,4 @@ def run(source: str, **kwargs) -> "object":
     return Session(SessionConfig(source, **kwargs), on_output=on_output).run(duration=duration)
 
 
-__all__ = ["Session", "SessionConfig", "compile_program", "run", "DRuntimeError"]
+__all__ = ["Session", "SessionConfig", "compile_program", "run"]
