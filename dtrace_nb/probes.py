@@ -163,6 +163,8 @@ class Binding:
     includes: tuple[str, ...] = ()
     # How each argN is fetched, in words, for the explain view.
     arg_notes: tuple[str, ...] = ()
+    # Still fires once exit() has been called (DTrace's END and ERROR while draining).
+    runs_after_exit: bool = False
 
 
 @dataclass(frozen=True)

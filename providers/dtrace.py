@@ -38,5 +38,6 @@ class DTraceProvider:
                         probes=(p,),
                         arg_exprs=tuple(f"ctx->args[{i}]" for i in range(len(p.args))),
                         arg_notes=tuple(f"argument {i} passed by dtrace-nb"
-                                        for i in range(len(p.args))))
+                                        for i in range(len(p.args))),
+                        runs_after_exit=p.name in ("END", "ERROR"))
                 for p in probes]

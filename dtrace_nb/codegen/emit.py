@@ -83,7 +83,7 @@ class BindingEmitter:
         with w.block(f"int {self.fname}({b.ctx_decl})"):
             w.lines(b.prologue)
             self.emit_selection()
-            if self.checked.uses_exit and not self.runs_after_exit():
+            if self.checked.uses_exit and not b.runs_after_exit:
                 w.line("if (dt_exiting())")
                 w.line("\treturn 0;")
             used = self.used_names()
@@ -99,10 +99,6 @@ class BindingEmitter:
                 self.emit_clause(c, bit)
             w.line("return 0;")
         return self.spec
-
-    def runs_after_exit(self) -> bool:
-        # END (and ERROR) still fire while the session drains after exit(), as in DTrace.
-        return getattr(self.b.attach, "event", None) in ("END", "ERROR")
 
     def used_names(self) -> set[str]:
         names = set()
