@@ -1,35 +1,56 @@
 # dtrace-nb: one command to set a machine up and run the main job, one to run the tests.
-#   make run    set up, then execute notebooks/01-first-trace.ipynb against the real kernel
+#   make setup  system packages, kernel headers and tracefs (scripts/setup-system.sh, as
+#               root), .venv with the package and its extras, the `python3` Jupyter kernel
+#               of the venv, then the doctor's report (fails if tracing is not possible)
+#   make run    set up, then execute notebooks/01-first-trace.ipynb headless against the
+#               real kernel; the executed copy goes to out/01-first-trace.executed.ipynb
 #   make test   set up, then run the whole test suite (what .ci/run runs)
 #   make lab    set up, then start JupyterLab (as root, so notebooks may load BPF programs)
+# Idempotent: when everything is in place `make setup` only checks (well under a second).
 
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+SHELL      := /bin/bash
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+KERNELSPEC := $(VENV)/share/jupyter/kernels/python3/kernel.json
+NOTEBOOK   := notebooks/01-first-trace.ipynb
+EXECUTED   := out/01-first-trace.executed.ipynb
+# setup-system.sh installs packages and mounts tracefs: it needs root.
+SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup system run lab test doctor
+.PHONY: setup system doctor run test lab
 
-setup: system $(STAMP) doctor
+setup: system $(STAMP) $(KERNELSPEC)
+	@$(PY) -m dtrace_nb.runtime.environment
 
 system:
-	bash scripts/setup-system.sh
+	@$(SUDO) bash scripts/setup-system.sh
 
-# Reinstall when the package metadata changes; pip is quick when nothing did.
+# The venv (python3 is whatever python3 is first on PATH; bcc comes from the distribution
+# and is found by dtrace_nb.runtime.environment.import_bcc, so the venv needs no system
+# site-packages). Reinstalled when the package metadata changes.
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,notebook]'
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dtrace-nb)" >/dev/null
-	touch $(STAMP)
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,notebook]'
+	@touch $@
+
+# The kernel nbclient and JupyterLab start by the name `python3`: the venv's interpreter.
+# --sys-prefix puts it in .venv/share/jupyter/kernels, which Jupyter run from the venv
+# searches; scripts/run-notebook.py checks that no other `python3` spec takes precedence.
+$(KERNELSPEC): $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name python3 \
+	  --display-name "Python 3 (dtrace-nb)" >/dev/null
+	@grep -q '"$(abspath $(PY))"' $@ || \
+	  { echo "kernelspec $@ does not run $(abspath $(PY))" >&2; exit 1; }
 
 doctor:
-	$(VENV)/bin/dtrace-nb --doctor
+	@$(PY) -m dtrace_nb.runtime.environment
 
 run: setup
-	$(PY) scripts/run-notebook.py notebooks/01-first-trace.ipynb out/01-first-trace.executed.ipynb
-
-lab: setup
-	$(VENV)/bin/jupyter lab --allow-root --no-browser --ip=127.0.0.1 notebooks/
+	$(PY) scripts/run-notebook.py $(NOTEBOOK) $(EXECUTED)
 
 test: setup
 	DTRACE_NB_REQUIRE_KERNEL=1 $(PY) -m pytest tests -q -rs -p no:cacheprovider
+
+lab: setup
+	$(VENV)/bin/jupyter lab --allow-root --no-browser --ip=127.0.0.1 notebooks/

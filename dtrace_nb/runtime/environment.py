@@ -1,95 +1,149 @@
 """What tracing needs from the host, how to check it, and how to say what to fix.
 
-`require_tracing()` is called before anything is loaded and raises a DEnvironmentError
-naming the first missing prerequisite; `doctor()` reports all of them. `import_bcc()`
-finds the distribution's bcc (python3-bpfcc) even from a virtualenv or pyenv interpreter
-that does not see the system dist-packages.
+- `import_bcc()` returns the distribution's bcc (python3-bpfcc), even from a virtualenv or
+  pyenv interpreter that does not see the system dist-packages, without leaving the system
+  directory on `sys.path`.
+- `require_tracing()` is called by the runtime before anything is loaded; it raises a
+  DEnvironmentError naming the first fatal problem (privileges, bcc, kernel headers,
+  tracefs) and costs nothing once it has passed.
+- `doctor()` runs every check, fatal or informational; `format_doctor()` renders them.
+- `is_kernel_available()` is `require_tracing()` as a (bool, reason) pair.
 
-Run as `python -m dtrace_nb.runtime.environment` (or `dtrace-nb --doctor`).
+Run as `python -m dtrace_nb.runtime.environment` (or `dtrace-nb --doctor`): prints the
+table, exits 0 when ready to trace and 1 otherwise.
 """
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import importlib
 import os
 import platform
 import sys
+import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from dtrace_nb.errors import DEnvironmentError
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
-_SYSTEM_SITES = ("/usr/lib/python3/dist-packages", "/usr/lib/python3*/site-packages",
-                 "/usr/lib/python3*/dist-packages", "/usr/local/lib/python3*/dist-packages")
+
+# Where distributions put python3-bpfcc (Debian/Ubuntu, Fedora/Arch, local builds).
+SYSTEM_SITE_PATTERNS = (
+    "/usr/lib/python3/dist-packages",
+    "/usr/lib/python3*/site-packages",
+    "/usr/lib64/python3*/site-packages",
+    "/usr/local/lib/python3*/dist-packages",
+    "/usr/local/lib/python3*/site-packages",
+)
+TRACEFS = "/sys/kernel/tracing"
+DEBUGFS_TRACING = "/sys/kernel/debug/tracing"
+
+_BCC_HINT = ("run 'make setup' (installs python3-bpfcc), or: apt-get install python3-bpfcc. "
+             "The PyPI package named 'bcc' is unrelated: do not pip-install it")
+_PRIV_HINT = ("run as root (sudo .venv/bin/dtrace-nb ...); for notebooks start Jupyter as "
+              "root ('make lab', i.e. jupyter lab --allow-root); or grant the interpreter the "
+              "capabilities: setcap cap_bpf,cap_perfmon,cap_sys_resource+ep <python binary> "
+              "(CAP_SYS_ADMIN on kernels older than 5.8)")
+
+_lock = threading.RLock()
 _bcc = None
 _ready = False
 
 
 @dataclass(frozen=True)
 class Check:
+    """One line of the doctor's report.
+
+    `fatal` checks are the ones tracing cannot do without; a failing non-fatal check only
+    disables a feature (a provider, ring buffers) and is reported, not raised."""
+
     name: str
     ok: bool
     detail: str
     fix: str = ""
-    fatal: bool = True  # tracing cannot work without it
+    fatal: bool = True
+
+
+# -- bcc -----------------------------------------------------------------------------------
+
+
+def system_site_dirs() -> list[str]:
+    """Directories outside this interpreter's path that hold a bcc package."""
+    found = []
+    for pattern in SYSTEM_SITE_PATTERNS:
+        for site in sorted(glob.glob(pattern)):
+            if os.path.isfile(os.path.join(site, "bcc", "__init__.py")) and site not in found:
+                found.append(site)
+    return found
+
+
+def _is_real_bcc(module) -> bool:
+    return hasattr(module, "BPF")
+
+
+def _forget_bcc() -> None:
+    for name in [n for n in sys.modules if n == "bcc" or n.startswith("bcc.")]:
+        del sys.modules[name]
 
 
 def import_bcc():
-    """The bcc module, from this interpreter's path or the distribution's site-packages.
+    """The bcc module (cached): this interpreter's own if it has one, else the distribution's.
 
-    Only bcc's own directory is borrowed: the system path entry is removed again after the
-    import so no other system package can shadow the virtualenv's."""
+    Only for the duration of the import is the system directory put on `sys.path` (first,
+    so an unrelated PyPI `bcc` cannot win); it is removed again so no other system package
+    shadows the virtualenv's. bcc's submodules resolve through the package's `__path__`,
+    and bcc itself is pure Python over libbcc.so (ctypes), so nothing else is needed later."""
     global _bcc
     if _bcc is not None:
         return _bcc
-    try:
-        _bcc = importlib.import_module("bcc")
-        return _bcc
-    except ImportError:
-        pass
-    for pattern in _SYSTEM_SITES:
-        for site in sorted(glob.glob(pattern)):
-            if not os.path.isfile(os.path.join(site, "bcc", "__init__.py")):
-                continue
-            sys.path.append(site)
-            try:
-                _bcc = importlib.import_module("bcc")
+    with _lock:
+        if _bcc is not None:
+            return _bcc
+        problems = []
+        try:
+            module = importlib.import_module("bcc")
+            if _is_real_bcc(module):
+                _bcc = module
                 return _bcc
-            except ImportError:
+            where = getattr(module, "__file__", None) or "a namespace package"
+            problems.append(f"the 'bcc' importable here ({where}) is not iovisor's bcc "
+                            "(is the unrelated PyPI 'bcc' installed? pip uninstall bcc)")
+            _forget_bcc()
+        except ImportError:
+            pass
+        except Exception as err:  # noqa: BLE001 - libbcc.so missing or broken (ctypes OSError)
+            problems.append(f"importing bcc failed: {err}")
+            _forget_bcc()
+        for site in system_site_dirs():
+            added = site not in sys.path
+            if added:
+                sys.path.insert(0, site)
+            saved_bytecode_flag = sys.dont_write_bytecode
+            sys.dont_write_bytecode = True  # never write .pyc files into the system's tree
+            try:
+                module = importlib.import_module("bcc")
+            except Exception as err:  # noqa: BLE001 - any failure: try the next copy
+                problems.append(f"{site}/bcc: {err}")
+                _forget_bcc()
                 continue
             finally:
-                if site in sys.path:
-                    sys.path.remove(site)
-    raise DEnvironmentError(
-        "bcc's Python bindings are not installed",
-        hint="run 'make setup' (or: apt-get install python3-bpfcc); the PyPI package "
-             "named 'bcc' is unrelated and must not be installed")
-
-
-def _cap_eff(status_text: Optional[str] = None) -> int:
-    if status_text is None:
-        try:
-            with open("/proc/self/status") as f:
-                status_text = f.read()
-        except OSError:
-            return 0
-    for line in status_text.splitlines():
-        if line.startswith("CapEff:"):
-            return int(line.split()[1], 16)
-    return 0
-
-
-def check_privileges(status_text: Optional[str] = None) -> Check:
-    """From the effective capabilities (root normally holds them all)."""
-    caps = _cap_eff(status_text)
-    if caps >> CAP_SYS_ADMIN & 1 or (caps >> CAP_BPF & 1 and caps >> CAP_PERFMON & 1):
-        who = "root" if os.geteuid() == 0 and status_text is None else "capabilities"
-        return Check("privileges", True, f"{who}: CAP_BPF+CAP_PERFMON (or CAP_SYS_ADMIN) held")
-    return Check("privileges", False, "tracing needs root or CAP_BPF+CAP_PERFMON",
-                 "run as root (sudo dtrace-nb ...); for notebooks start Jupyter as root "
-                 "('make lab') or give the kernel's python CAP_BPF,CAP_PERFMON")
+                sys.dont_write_bytecode = saved_bytecode_flag
+                if added:
+                    try:
+                        sys.path.remove(site)
+                    except ValueError:
+                        pass
+                importlib.invalidate_caches()
+            if _is_real_bcc(module):
+                _bcc = module
+                return _bcc
+            _forget_bcc()
+        message = "bcc's Python bindings are missing"
+        if problems:
+            message += ": " + "; ".join(problems)
+        raise DEnvironmentError(message, hint=_BCC_HINT)
 
 
 def check_bcc() -> Check:
@@ -98,110 +152,355 @@ def check_bcc() -> Check:
     except DEnvironmentError as err:
         return Check("bcc", False, err.message, err.hint)
     version = getattr(bcc, "__version__", "unknown version")
-    return Check("bcc", True, f"bcc {version} from {os.path.dirname(bcc.__file__)}")
+    where = os.path.dirname(os.path.dirname(os.path.abspath(bcc.__file__)))
+    borrowed = "" if where in sys.path else " (borrowed; not on this interpreter's path)"
+    return Check("bcc", True, f"bcc {version} from {where}{borrowed}")
+
+
+# -- privileges ----------------------------------------------------------------------------
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _status_field(status_text: str, field: str) -> Optional[list[str]]:
+    for line in status_text.splitlines():
+        if line.startswith(field + ":"):
+            return line.split()[1:]
+    return None
+
+
+def check_privileges(status_text: Optional[str] = None) -> Check:
+    """From `/proc/self/status` (or the text given, for tests): the effective uid and the
+    effective capability set. The kernel checks capabilities, not the uid: root normally
+    holds them all, but root in a container started without them cannot trace."""
+    if status_text is None:
+        status_text = _read("/proc/self/status") or ""
+    uid = _status_field(status_text, "Uid")
+    euid = int(uid[1]) if uid and len(uid) > 1 else os.geteuid()
+    cap = _status_field(status_text, "CapEff")
+    if not cap:  # no /proc: fall back on the uid alone
+        ok = euid == 0
+        return Check("privileges", ok,
+                     "root (capabilities unknown: no /proc/self/status)" if ok
+                     else "tracing needs root or CAP_BPF+CAP_PERFMON", "" if ok else _PRIV_HINT)
+    caps = int(cap[0], 16)
+    has = {name: bool(caps >> bit & 1) for name, bit in
+           (("CAP_BPF", CAP_BPF), ("CAP_PERFMON", CAP_PERFMON), ("CAP_SYS_ADMIN", CAP_SYS_ADMIN))}
+    held = ", ".join(name for name, on in has.items() if on) or "none of CAP_BPF/PERFMON/SYS_ADMIN"
+    who = "root" if euid == 0 else f"uid {euid}"
+    if has["CAP_SYS_ADMIN"] or (has["CAP_BPF"] and has["CAP_PERFMON"]):
+        return Check("privileges", True, f"{who}, effective: {held}")
+    detail = "tracing needs root or CAP_BPF+CAP_PERFMON"
+    if euid == 0:
+        detail += f" (running as root but without them, effective: {held}: a container?)"
+    else:
+        detail += f" (running as {who}, effective: {held})"
+    return Check("privileges", False, detail, _PRIV_HINT)
+
+
+# -- kernel --------------------------------------------------------------------------------
+
+
+def kernel_release() -> str:
+    return platform.release()
+
+
+def kernel_version(release: Optional[str] = None) -> tuple[int, int]:
+    """(major, minor) of a release string such as '6.18.44-fc-v595'; (0, 0) if unreadable."""
+    parts = (release or kernel_release()).split("-")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return 0, 0
+
+
+def _headers_release(build: str) -> Optional[str]:
+    text = _read(os.path.join(build, "include", "generated", "utsrelease.h"))
+    if text and '"' in text:
+        return text.split('"')[1]
+    return _read(os.path.join(build, "include", "config", "kernel.release"))
 
 
 def check_headers() -> Check:
-    build = f"/lib/modules/{platform.release()}/build"
+    rel = kernel_release()
+    build = f"/lib/modules/{rel}/build"
     if not os.path.isdir(os.path.join(build, "include")):
-        return Check("kernel headers", False, f"{build} is missing",
-                     "run 'make setup' (installs linux-headers and links them there)")
+        if os.path.exists("/sys/kernel/kheaders.tar.xz"):
+            return Check("kernel headers", True, f"{build} missing; bcc will use the kernel's "
+                         "built-in headers (/sys/kernel/kheaders.tar.xz)")
+        return Check("kernel headers", False, f"no kernel headers at {build} (bcc compiles "
+                     "against them)", "run 'make setup' (installs linux-headers and links them "
+                     f"there), or: apt-get install linux-headers-{rel}")
     target = os.path.realpath(build)
-    note = ""
-    if platform.release().split("-")[0] not in target:
-        note = f" (headers of another kernel version: {os.path.basename(target)}; this works)"
-    return Check("kernel headers", True, f"{build} -> {target}{note}")
+    hdr = _headers_release(build)
+    if hdr is None or hdr == rel:
+        return Check("kernel headers", True, f"{build} -> {target}")
+    return Check("kernel headers", True, f"{build} -> {target}: headers of {hdr}, running "
+                 f"{rel} (allowed; types newer than the headers are unknown to C code)")
+
+
+def tracefs_dir() -> str:
+    """The directory bcc uses: debugfs's tracing/ if it exists, else /sys/kernel/tracing."""
+    return DEBUGFS_TRACING if os.path.exists(DEBUGFS_TRACING) else TRACEFS
+
+
+def _tracing_file(name: str) -> Optional[str]:
+    for d in (TRACEFS, DEBUGFS_TRACING):
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    return None
 
 
 def check_tracefs() -> Check:
-    for d in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        if os.path.isdir(os.path.join(d, "events")):
-            return Check("tracefs", True, f"mounted at {d}")
-    return Check("tracefs", False, "tracefs is not mounted",
-                 "mount -t tracefs nodev /sys/kernel/tracing (or run 'make setup')")
+    fix = f"mount -t tracefs nodev {TRACEFS}"
+    if os.path.isdir(os.path.join(TRACEFS, "events")):
+        bcc_dir = tracefs_dir()
+        if not os.path.isdir(os.path.join(bcc_dir, "events")):
+            return Check("tracefs", False, f"mounted at {TRACEFS}, but bcc looks in {bcc_dir}, "
+                         "which has no events/", "mount -t tracefs nodev " + bcc_dir)
+        return Check("tracefs", True, f"mounted at {TRACEFS}"
+                     + (f" (bcc reads {bcc_dir})" if bcc_dir != TRACEFS else ""))
+    if os.path.isdir(TRACEFS) and not os.access(TRACEFS, os.R_OK | os.X_OK):
+        return Check("tracefs", False, f"{TRACEFS} is not readable by this user "
+                     "(permission denied; tracing needs root)", _PRIV_HINT)
+    return Check("tracefs", False, f"tracefs is not mounted ({TRACEFS}/events is missing)",
+                 fix + " (or run 'make setup')")
+
+
+def check_kernel() -> Check:
+    rel = kernel_release()
+    ver = kernel_version(rel)
+    if ver == (0, 0):
+        return Check("kernel", True, f"Linux {rel} (version not parsed)", fatal=False)
+    ok = ver >= (4, 18)
+    return Check("kernel", ok, f"Linux {rel}" + ("" if ok else ": older than 4.18"),
+                 "" if ok else "dtrace-nb needs Linux 4.18 or newer (raw tracepoints, "
+                 "bpf_probe_read_*_str)", fatal=False)
 
 
 def check_btf() -> Check:
     ok = os.path.exists("/sys/kernel/btf/vmlinux")
     return Check("BTF", ok, "/sys/kernel/btf/vmlinux present" if ok else "no kernel BTF",
-                 "" if ok else "ppid and fbt's typed arguments need CONFIG_DEBUG_INFO_BTF",
+                 "" if ok else "typed kernel arguments need a kernel with CONFIG_DEBUG_INFO_BTF",
+                 fatal=False)
+
+
+def check_raw_tracepoints() -> Check:
+    ver = kernel_version()
+    ok = ver >= (4, 17) or ver == (0, 0)
+    return Check("raw tracepoints", ok,
+                 f"BPF_PROG_TYPE_RAW_TRACEPOINT (kernel {ver[0]}.{ver[1]} >= 4.17)" if ok else
+                 f"kernel {ver[0]}.{ver[1]} has no raw tracepoints (needs 4.17)",
+                 "" if ok else "the syscall provider needs Linux 4.17 or newer", fatal=False)
+
+
+_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
+                    "s390x": 331, "i686": 336, "armv7l": 364}
+
+
+def _try_perf_event_open() -> Optional[str]:
+    """Open and close a disabled software cpu-clock event on this thread: None on success,
+    the error text otherwise, 'unknown' where the syscall number is not known."""
+    nr = _PERF_EVENT_OPEN.get(platform.machine())
+    if nr is None:
+        return "unknown"
+
+    class Attr(ctypes.Structure):  # struct perf_event_attr, PERF_ATTR_SIZE_VER0 (64 bytes)
+        _fields_ = [("type", ctypes.c_uint32), ("size", ctypes.c_uint32),
+                    ("config", ctypes.c_uint64), ("sample_period", ctypes.c_uint64),
+                    ("sample_type", ctypes.c_uint64), ("read_format", ctypes.c_uint64),
+                    ("flags", ctypes.c_uint64), ("wakeup_events", ctypes.c_uint32),
+                    ("bp_type", ctypes.c_uint32), ("config1", ctypes.c_uint64)]
+
+    attr = Attr(type=1, size=ctypes.sizeof(Attr), config=0,  # SOFTWARE, SW_CPU_CLOCK
+                flags=1 | 1 << 5 | 1 << 6)  # disabled, exclude_kernel, exclude_hv
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(ctypes.c_long(nr), ctypes.byref(attr), ctypes.c_int(0), ctypes.c_int(-1),
+                      ctypes.c_int(-1), ctypes.c_ulong(8))  # pid 0 (self), any cpu, CLOEXEC
+    if fd < 0:
+        err = ctypes.get_errno()
+        return f"perf_event_open failed: {os.strerror(err)}"
+    os.close(fd)
+    return None
+
+
+def check_perf_events() -> Check:
+    if not os.path.exists("/proc/sys/kernel/perf_event_paranoid"):
+        return Check("perf events", False, "kernel built without perf events",
+                     "the profile provider needs CONFIG_PERF_EVENTS", fatal=False)
+    problem = _try_perf_event_open()
+    if problem is None:
+        return Check("perf events", True, "perf_event_open works (tracepoints, profile/tick)",
+                     fatal=False)
+    if problem == "unknown":
+        return Check("perf events", True, "CONFIG_PERF_EVENTS present (not test-opened on "
+                     f"{platform.machine()})", fatal=False)
+    return Check("perf events", False, problem + ": tracepoint and profile probes cannot "
+                 "attach (raw-tracepoint ones still can)", "perf_event_open is blocked (a "
+                 "seccomp profile? run the container with --privileged or a profile allowing "
+                 "it)", fatal=False)
+
+
+def check_uprobes() -> Check:
+    pmu = os.path.exists("/sys/bus/event_source/devices/uprobe")
+    events = _tracing_file("uprobe_events")
+    ok = pmu or events is not None
+    how = ", ".join(x for x in ("uprobe PMU" if pmu else "", events or "") if x)
+    return Check("uprobes", ok, how if ok else "kernel built without uprobes",
+                 "" if ok else "the pid and usdt providers need CONFIG_UPROBE_EVENTS",
                  fatal=False)
 
 
 def check_kprobes() -> Check:
-    ok = any(os.path.exists(f"{d}/kprobe_events")
-             for d in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))
-    return Check("kprobes", ok, "kprobe_events present" if ok else
+    pmu = os.path.exists("/sys/bus/event_source/devices/kprobe")
+    events = _tracing_file("kprobe_events")
+    ok = pmu or events is not None
+    how = ", ".join(x for x in ("kprobe PMU" if pmu else "", events or "") if x)
+    return Check("kprobes", ok, how if ok else
                  "kernel built without kprobes: the fbt provider cannot attach; "
-                 "syscall/sdt/profile/pid/usdt still work", fatal=False)
+                 "syscall/sdt/profile/pid/usdt still work",
+                 "" if ok else "fbt needs a kernel with CONFIG_KPROBE_EVENTS", fatal=False)
 
 
-def check_kernel_version() -> Check:
-    rel = platform.release()
+def check_ringbuf() -> Check:
+    ver = kernel_version()
+    ok = ver >= (5, 8) or ver == (0, 0)
+    return Check("ring buffer", ok,
+                 f"BPF_MAP_TYPE_RINGBUF (kernel {ver[0]}.{ver[1]} >= 5.8)" if ok else
+                 f"kernel {ver[0]}.{ver[1]} < 5.8: records go through a perf buffer",
+                 "", fatal=False)
+
+
+def check_perf_event_paranoid() -> Check:
+    value = _read("/proc/sys/kernel/perf_event_paranoid")
+    note = {"-1": "no restrictions", "0": "", "1": "", "2": "user-only for unprivileged users",
+            "3": "perf events disabled for unprivileged users",
+            "4": "perf events disabled for unprivileged users"}.get(value or "", "")
+    detail = f"kernel.perf_event_paranoid = {value if value is not None else 'unknown'}"
+    if note:
+        detail += f" ({note}; irrelevant with CAP_PERFMON)"
+    return Check("perf_event_paranoid", True, detail, fatal=False)
+
+
+def check_unprivileged_bpf() -> Check:
+    value = _read("/proc/sys/kernel/unprivileged_bpf_disabled")
+    meaning = {"0": "unprivileged bpf() allowed", "1": "unprivileged bpf() disabled (permanently)",
+               "2": "unprivileged bpf() disabled"}.get(value or "", "")
+    detail = f"kernel.unprivileged_bpf_disabled = {value if value is not None else 'unknown'}"
+    if meaning:
+        detail += f" ({meaning}; irrelevant with CAP_BPF)"
+    return Check("unprivileged_bpf_disabled", True, detail, fatal=False)
+
+
+def _fmt_limit(value: int) -> str:
+    import resource
+
+    if value == resource.RLIM_INFINITY:
+        return "unlimited"
+    return f"{value // 1024} KiB"
+
+
+def check_memlock(status_text: Optional[str] = None) -> Check:
     try:
-        major, minor = (int(x) for x in rel.split(".")[:2])
-    except ValueError:
-        return Check("kernel", True, rel, fatal=False)
-    ok = (major, minor) >= (5, 10)
-    return Check("kernel", ok, f"Linux {rel}" + ("" if ok else ": older than 5.10"),
-                 "" if ok else "ring buffers need 5.8, test-run of BEGIN/END needs 5.10")
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    except (ImportError, OSError, ValueError):
+        return Check("locked memory", True, "RLIMIT_MEMLOCK unknown", fatal=False)
+    detail = f"RLIMIT_MEMLOCK {_fmt_limit(soft)} (hard {_fmt_limit(hard)})"
+    if kernel_version() >= (5, 11):
+        detail += "; BPF memory is charged to the cgroup on 5.11+, so the limit does not apply"
+    else:
+        detail += "; bcc raises it itself (needs CAP_SYS_RESOURCE)"
+    return Check("locked memory", True, detail, fatal=False)
 
 
-def _sysctl(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return "unknown"
+# -- the report and the gate ---------------------------------------------------------------
 
-
-def check_sysctls() -> Check:
-    paranoid = _sysctl("/proc/sys/kernel/perf_event_paranoid")
-    unpriv = _sysctl("/proc/sys/kernel/unprivileged_bpf_disabled")
-    return Check("sysctls", True, f"perf_event_paranoid={paranoid}, "
-                 f"unprivileged_bpf_disabled={unpriv}", fatal=False)
+FATAL_CHECKS: tuple[Callable[[], Check], ...] = (
+    check_privileges, check_bcc, check_headers, check_tracefs)
 
 
 def doctor() -> list[Check]:
-    return [check_privileges(), check_bcc(), check_headers(), check_tracefs(),
-            check_kernel_version(), check_btf(), check_kprobes(), check_sysctls()]
+    """Every check, fatal ones first, in the order a user would fix them."""
+    return [check_privileges(), check_bcc(), check_headers(), check_tracefs(), check_kernel(),
+            check_btf(), check_raw_tracepoints(), check_perf_events(), check_uprobes(),
+            check_kprobes(), check_ringbuf(), check_perf_event_paranoid(),
+            check_unprivileged_bpf(), check_memlock()]
 
 
-def format_doctor(checks: list[Check]) -> str:
-    width = max(len(c.name) for c in checks)
+def ready(checks: list[Check]) -> bool:
+    return all(c.ok for c in checks if c.fatal)
+
+
+def format_doctor(checks: list[Check], ascii_only: bool = False) -> str:
+    """A table: one line per check with ✓/✗, the fix under each failure, then a summary."""
+    good, bad = ("ok", "NO") if ascii_only else ("✓", "✗")
+    width = max((len(c.name) for c in checks), default=0)
     lines = []
     for c in checks:
-        mark = "ok " if c.ok else ("FAIL" if c.fatal else "note")
-        lines.append(f"  [{mark:>4}] {c.name:<{width}}  {c.detail}")
+        mark = good if c.ok else bad
+        lines.append(f" {mark} {c.name:<{width}}  {c.detail}")
         if not c.ok and c.fix:
-            lines.append(f"         {'':<{width}}  fix: {c.fix}")
-    bad = [c for c in checks if c.fatal and not c.ok]
-    lines.append("ready to trace" if not bad else
-                 "cannot trace yet: fix " + ", ".join(c.name for c in bad))
+            lines.append(f"   {'':<{width}}  fix: {c.fix}")
+    blocking = [c for c in checks if c.fatal and not c.ok]
+    missing = [c.name for c in checks if not c.fatal and not c.ok]
+    if blocking:
+        lines.append("not ready to trace: fix " + ", ".join(c.name for c in blocking)
+                     + " (see 'fix:' above), or run 'make setup'")
+    else:
+        lines.append("ready to trace" + (f" (unavailable here: {', '.join(missing)})"
+                                         if missing else ""))
     return "\n".join(lines)
 
 
-def is_kernel_available() -> tuple[bool, str]:
-    try:
-        require_tracing()
-        return True, "ready"
-    except DEnvironmentError as err:
-        return False, f"{err.message} ({err.hint})" if err.hint else err.message
+def _error(check: Check) -> DEnvironmentError:
+    return DEnvironmentError(check.detail, hint=check.fix)
 
 
 def require_tracing() -> None:
-    """Raise DEnvironmentError for the first thing that stops tracing; cached once ready."""
+    """Raise DEnvironmentError for the first thing that stops tracing. Once everything has
+    passed the result is cached, so the runtime may call this before every load."""
     global _ready
     if _ready:
         return
-    for check in (check_privileges, check_bcc, check_headers, check_tracefs):
-        c = check()
-        if not c.ok:
-            raise DEnvironmentError(c.detail, hint=c.fix)
-    _ready = True
+    with _lock:
+        if _ready:
+            return
+        for check in FATAL_CHECKS:
+            c = check()
+            if not c.ok:
+                raise _error(c)
+        _ready = True
+
+
+def is_kernel_available() -> tuple[bool, str]:
+    """(True, 'ready to trace') or (False, what is missing and how to fix it)."""
+    try:
+        require_tracing()
+    except DEnvironmentError as err:
+        return False, f"{err.message} (hint: {err.hint})" if err.hint else err.message
+    return True, "ready to trace"
+
+
+def main() -> int:
+    checks = doctor()
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(encoding)
+        ascii_only = False
+    except (UnicodeEncodeError, LookupError):
+        ascii_only = True
+    print(format_doctor(checks, ascii_only=ascii_only))
+    return 0 if ready(checks) else 1
 
 
 if __name__ == "__main__":
-    results = doctor()
-    print(format_doctor(results))
-    sys.exit(0 if all(c.ok for c in results if c.fatal) else 1)
+    sys.exit(main())
