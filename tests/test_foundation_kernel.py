@@ -200,3 +200,8 @@ def test_full_aggregation_map_drops_are_counted_and_reported(workloads):
     assert sum(n for (kind, _cpu), n in r.drops.items() if kind == "aggregation") > 0
     assert any(m.startswith("dtrace: ") and "aggregation drop" in m and "on CPU" in m
                for m in r.messages)
+
+
+def test_nested_blocks_run_in_order():
+    r = trace('BEGIN { { printf("a"); { trace(1); } } printf("b"); exit(0); }')
+    assert r.output == "a1b\n"  # no aggregations: only dtrace(1)'s closing newline

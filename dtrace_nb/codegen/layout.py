@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.check import ACTIONS, AggInfo, CheckedProgram
+from dtrace_nb.lang.check import ACTIONS, AggInfo, CheckedProgram, flat_statements
 from dtrace_nb.lang.types import DType, IntType, StringType
 
 QUANTIZE_BUCKETS = 127
@@ -159,7 +159,7 @@ def _record_actions(clause: ast.Clause, rec: RecordLayout, slots: dict[int, int]
         slots[id(e)] = idx
         return idx
 
-    for stmt in clause.body:
+    for stmt in flat_statements(clause.body):
         if not (isinstance(stmt, ast.ExprStmt) and isinstance(stmt.expr, ast.Call)):
             continue
         call = stmt.expr

@@ -48,6 +48,14 @@ class AggInfo:
     span: ast.Span
 
 
+def flat_statements(body: list) -> list:
+    """A clause's statements with bare `{ }` blocks opened up, in execution order."""
+    out = []
+    for s in body:
+        out.extend(flat_statements(s.body) if isinstance(s, ast.Block) else [s])
+    return out
+
+
 @dataclass
 class CheckedClause:
     index: int
@@ -59,7 +67,7 @@ class CheckedClause:
         """Whether a firing records data for the consumer (DTrace's principal buffer)."""
         return self.clause.default_action or not self.clause.body or any(
             isinstance(s, ast.ExprStmt) and isinstance(s.expr, ast.Call)
-            and s.expr.name in ACTIONS for s in self.clause.body)
+            and s.expr.name in ACTIONS for s in flat_statements(self.clause.body))
 
 
 @dataclass

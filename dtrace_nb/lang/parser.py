@@ -1,6 +1,9 @@
-"""D source text -> ast.Program, with every node's span; errors as DSyntaxError.
+"""D source text -> ast.Program, every node with its span; malformed input -> DSyntaxError.
 
-The grammar is grammar.lark (LALR, contextual lexer). The parser is built once per process.
+The grammar is grammar.lark (lark LALR(1), contextual lexer), built once per process.
+Literals are checked as they are lexed, so the first problem in source order is the one
+reported. Every failure, including one of this module's own, reaches the caller as a
+DSyntaxError with a span: nothing else escapes `parse`.
 """
 
 from __future__ import annotations
@@ -9,406 +12,798 @@ import re
 from functools import lru_cache
 from importlib import resources
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import (LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken,
-                             VisitError)
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
 
 from dtrace_nb.errors import DSyntaxError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.ast import Span
 
+__all__ = ["int_literal", "parse", "unescape"]
+
 UINT64_MAX = (1 << 64) - 1
+PROBE_CHARS = frozenset("-$:_.?*\\[]!0123456789abcdefghijklmnopqrstuvwxyz"
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def parse(source: str) -> ast.Program:
+    """Parse a D program. Raises DSyntaxError (always with a span) on malformed input."""
+    if not isinstance(source, str):
+        raise DSyntaxError(f"a D program must be text, not {type(source).__name__}",
+                           Span(1, 1, 1, 2))
+    try:
+        tree = _parser().parse(source)
+        program = _ToAST().build(tree)
+    except DSyntaxError:
+        raise
+    except UnexpectedInput as err:
+        try:
+            located = _syntax_error(source, err)
+        except Exception as inner:  # noqa: BLE001 - describing the error must not fail either
+            located = _internal(source, inner)
+        raise located from None
+    except RecursionError:
+        raise DSyntaxError("the program is nested too deeply", _end_span(source)) from None
+    except Exception as err:  # noqa: BLE001 - even a bug here must reach the user as a D error
+        raise _internal(source, err) from None
+    program.source = source
+    if program.span.line == 0:  # nothing but blanks and comments
+        program.span = Span(1, 1, *_line_col(source, len(source)))
+    return program
 
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
+    # Built in memory, once per process (about 0.1 s). lark's cache=True would save most of
+    # that, but it unpickles a file from the shared temp directory, and dtrace-nb runs as
+    # root: not worth the risk.
     grammar = resources.files("dtrace_nb.lang").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=False)
+    return Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True,
+                maybe_placeholders=True, lexer_callbacks=_LEXER_CHECKS)
 
 
-def parse(source: str) -> ast.Program:
-    """Parse D source text. Raises DSyntaxError (with a span) on any malformed input."""
-    try:
-        tree = _parser().parse(source)
-    except UnexpectedCharacters as err:
-        raise _bad_character(source, err) from None
-    except UnexpectedEOF as err:
-        raise DSyntaxError("unexpected end of input" + _expected(err.expected),
-                           _end_span(source)) from None
-    except UnexpectedToken as err:
-        raise _unexpected_token(source, err) from None
-    except LarkError as err:  # anything else lark can raise: still a located D error
-        raise DSyntaxError(f"cannot parse the program: {err}", _end_span(source)) from None
-    try:
-        program = _ToAST().transform(tree)
-    except VisitError as err:
-        if isinstance(err.orig_exc, DSyntaxError):
-            raise err.orig_exc from None
-        raise DSyntaxError(f"cannot parse the program: {err.orig_exc}",
-                           _end_span(source)) from None
-    except Exception as err:  # a transformer bug must still not show a traceback
-        raise DSyntaxError(f"cannot parse the program: {err}", _end_span(source)) from None
-    program.source = source
-    return program
+# ---------------------------------------------------------------------------- literals
+
+_INT_SUFFIXES = {"": (False, False), "u": (True, False), "l": (False, True),
+                 "ll": (False, True), "ul": (True, True), "lu": (True, True),
+                 "ull": (True, True), "llu": (True, True)}
 
 
-# ------------------------------------------------------------------------- error text
-
-_NAMES = {
-    "SEMICOLON": "';'", "RBRACE": "'}'", "LBRACE": "'{'", "RPAR": "')'", "LPAR": "'('",
-    "RSQB": "']'", "LSQB": "'['", "COMMA": "','", "COLON": "':'", "QMARK": "'?'",
-    "SLASH": "'/'", "PRED_END": "'/' closing the predicate", "PROBE_DESC": "a probe description",
-    "IDENT": "an identifier", "INT": "an integer", "STRING": "a string", "CHAR": "a character",
-    "AGG": "an aggregation", "MACRO": "a macro variable", "ASSIGN_OP": "'='",
-    "EQ_OP": "'=='", "REL_OP": "'<'", "ADD_OP": "'+'", "MUL_OP": "'*'", "PRAGMA": "#pragma",
-    "$END": "end of input", "DOT": "'.'", "ARROW": "'->'", "BASE_TYPE": "a type name",
-}
-_EXPR_START = {"INT", "STRING", "CHAR", "IDENT", "AGG", "MACRO", "LPAR", "UNARY_OP", "ADD_OP",
-               "INCDEC", "SIZEOF", "STRINGOF", "SCOPE", "BAND", "MUL_OP_STAR"}
-_PREFERRED = ["SEMICOLON", "RBRACE", "RPAR", "RSQB", "COMMA", "COLON", "PRED_END", "LBRACE",
-              "PROBE_DESC", "IDENT", "SLASH", "$END"]
-
-
-_OPERATORS = {"ADD_OP", "AND", "ARROW", "ASSIGN_OP", "BAND", "BOR", "BXOR", "DOT", "EQ_OP",
-              "INCDEC", "LSQB", "MUL_OP", "OR", "QMARK", "REL_OP", "SHIFT_OP", "XOR"}
-
-
-def _context(source: str, pos: int) -> tuple[int, int, int, bool]:
-    """(open parens, open brackets, open '?', inside a clause body) at pos, ignoring
-    strings and comments; a rough scan that only decides what to mention as expected."""
-    text = re.sub(r'"(?:\\.|[^"\\\n])*"|/\*.*?\*/|//[^\n]*', "", source[:pos], flags=re.S)
-    depth = text.count("{") - text.count("}")
-    stmt = re.split(r"[;{}]", text)[-1]
-    return (stmt.count("(") - stmt.count(")"), stmt.count("[") - stmt.count("]"),
-            stmt.count("?") - stmt.count(":"), depth > 0)
+def int_literal(text: str) -> tuple[int, bool, bool]:
+    """(value, unsigned, long) of a D integer constant; ValueError says what is wrong."""
+    m = re.fullmatch(r"(0[xX][0-9a-fA-F]*|[0-9]+)(.*)", text)
+    if not m:
+        raise ValueError(f"invalid integer constant '{text}'")
+    digits, suffix = m.groups()
+    if suffix.lower() not in _INT_SUFFIXES:
+        if re.fullmatch(r"[eE][-+]?[0-9]*", suffix) and not digits[:2].lower() == "0x":
+            raise ValueError("floating-point constants are not supported in D")
+        raise ValueError(f"invalid suffix '{suffix}' on integer constant '{text}'")
+    unsigned, long_ = _INT_SUFFIXES[suffix.lower()]
+    if digits[:2].lower() == "0x":
+        if len(digits) == 2:
+            raise ValueError(f"invalid hexadecimal constant '{text}': no digits after 0x")
+        value = int(digits, 16)
+    elif len(digits) > 1 and digits[0] == "0":
+        if re.search(r"[89]", digits):
+            raise ValueError(f"invalid octal constant '{text}': 8 and 9 are not octal digits")
+        value = int(digits, 8)
+    else:
+        value = int(digits)
+    if value > UINT64_MAX:
+        raise ValueError(f"integer constant '{text}' does not fit in 64 bits")
+    return value, unsigned, long_
 
 
-def _expected(expected, source: str = "", pos: int = -1) -> str:
-    names = set(expected or ())
-    if source and pos >= 0:
-        parens, brackets, ternary, in_body = _context(source, pos)
-        if parens <= 0:
-            names.discard("RPAR")
-        if brackets <= 0:
-            names.discard("RSQB")
-        if parens <= 0 and brackets <= 0:
-            names.discard("COMMA")
-        if ternary <= 0:
-            names.discard("COLON")
-        names.discard("PRED_END" if in_body else "SEMICOLON")
-        if not in_body:
-            names.discard("RBRACE")
-    if names - _OPERATORS and names & {"SEMICOLON", "RBRACE", "PRED_END", "RPAR", "RSQB"}:
-        names -= _OPERATORS  # after an operand any operator may follow; not worth listing
-        names.discard("LPAR")
-    if not names:
-        return ""
-    parts = []
-    if len(names & _EXPR_START) >= 4:
-        parts.append("an expression")
-        names -= _EXPR_START
-    for n in _PREFERRED:
-        if n in names:
-            parts.append(_NAMES[n])
-    if not parts:
-        parts = sorted(_NAMES.get(n, n.lower()) for n in names)[:4]
-    parts = parts[:4]
-    return ": expected " + (", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1
-                            else parts[0])
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a",
+            "b": "\b", "f": "\f", "v": "\v", "?": "?"}
 
 
-def _describe(tok: Token) -> str:
-    if tok.type == "$END":
-        return "end of input"
-    kind = {"IDENT": "identifier", "INT": "integer", "STRING": "string", "PROBE_DESC": "",
-            "BASE_TYPE": "type name"}.get(tok.type, "")
-    if tok.type == "PROBE_DESC" and re.fullmatch(r"[A-Za-z_]\w*", str(tok)):
-        kind = "identifier"
-    return f"{kind} '{tok}'".strip()
-
-
-def _token_span(tok: Token) -> Span:
-    end_line = getattr(tok, "end_line", None) or tok.line
-    end_col = getattr(tok, "end_column", None) or (tok.column + max(1, len(str(tok))))
-    return Span(tok.line, tok.column, end_line, end_col)
-
-
-def _end_span(source: str) -> Span:
-    lines = source.split("\n")
-    line = len(lines)
-    while line > 1 and not lines[line - 1].strip():
-        line -= 1
-    col = len(lines[line - 1]) + 1
-    return Span(line, col, line, col + 1)
-
-
-def _unexpected_token(source: str, err: UnexpectedToken) -> DSyntaxError:
-    tok = err.token
-    if tok.type == "$END":
-        return DSyntaxError("unexpected end of input" + _expected(err.expected, source, len(source))
-                            + _unclosed(source), _end_span(source))
-    msg = f"unexpected {_describe(tok)}" + _expected(err.expected, source, tok.start_pos or 0)
-    hint = ""
-    if tok.type in ("IDENT", "AGG", "SCOPE", "MACRO", "INT") and "SEMICOLON" in (err.expected or ()):
-        hint = "statements are separated by ';'"
-    return DSyntaxError(msg, _token_span(tok), hint=hint)
-
-
-def _bad_character(source: str, err: UnexpectedCharacters) -> DSyntaxError:
-    ch = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
-    span = Span(err.line, err.column, err.line, err.column + 1)
-    rest = source[err.pos_in_stream:]
-    if ch == '"':
-        return DSyntaxError("unterminated string literal", span,
-                            hint="a string must close on the line it starts")
-    if ch == "'":
-        return DSyntaxError("unterminated or empty character literal", span)
-    if rest.startswith("/*"):
-        return DSyntaxError("unterminated comment", span)
-    if ch == "#":
-        return DSyntaxError("only '#pragma D ...' lines are supported", span,
-                            hint="the C preprocessor (dtrace -C) is not run")
-    allowed = _expected(err.allowed, source, err.pos_in_stream)
-    if ch == "/" and "PRED_END" in (err.allowed or ()):
-        return DSyntaxError("the predicate's closing '/' must be followed by '{'", span)
-    shown = repr(ch) if ch.strip() else repr(ch)
-    return DSyntaxError(f"invalid character {shown}{allowed if allowed else ''}", span)
-
-
-def _unclosed(source: str) -> str:
-    depth = 0
-    opened = None
-    for m in re.finditer(r'"(?:\\.|[^"\\\n])*"|/\*.*?\*/|[{}]', source, re.S):
-        if m.group() == "{":
-            depth += 1
-            if depth == 1:
-                line = source.count("\n", 0, m.start()) + 1
-                col = m.start() - (source.rfind("\n", 0, m.start()) + 1) + 1
-                opened = (line, col)
-        elif m.group() == "}":
-            depth -= 1
-    if depth > 0 and opened:
-        return f" (missing '}}' to close the '{{' at {opened[0]}:{opened[1]})"
-    return ""
-
-
-# ------------------------------------------------------------------------- literals
-
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0",
-            "a": "\a", "b": "\b", "f": "\f", "v": "\v", "?": "?"}
-
-
-def unescape(text: str, span: Span) -> str:
+def unescape(body: str) -> str:
+    """The characters a string or character literal's body (quotes removed) stands for."""
     out, i = [], 0
-    while i < len(text):
-        c = text[i]
-        if c != "\\":
-            out.append(c)
-            i += 1
+    while i < len(body):
+        j = body.find("\\", i)
+        if j < 0:
+            out.append(body[i:])
+            break
+        out.append(body[i:j])
+        if j + 1 >= len(body):
+            raise ValueError("a literal cannot end with a lone backslash")
+        c = body[j + 1]
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+            i = j + 2
             continue
-        if i + 1 >= len(text):
-            raise DSyntaxError("a string cannot end with a lone backslash", span)
-        n = text[i + 1]
-        if n in "01234567":
-            m = re.match(r"[0-7]{1,3}", text[i + 1:])
-            out.append(chr(int(m.group(), 8) & 0xFF))
-            i += 1 + len(m.group())
-        elif n == "x":
-            m = re.match(r"[0-9a-fA-F]{1,2}", text[i + 2:])
+        if c in "01234567":
+            digits = re.match(r"[0-7]{1,3}", body[j + 1:]).group()
+            base, start = 8, j + 1
+        elif c == "x":
+            m = re.match(r"[0-9a-fA-F]+", body[j + 2:])
             if not m:
-                raise DSyntaxError("\\x must be followed by hex digits", span)
-            out.append(chr(int(m.group(), 16)))
-            i += 2 + len(m.group())
-        elif n in _ESCAPES:
-            out.append(_ESCAPES[n])
-            i += 2
+                raise ValueError("escape sequence '\\x' has no hexadecimal digits")
+            digits, base, start = m.group(), 16, j + 2
         else:
-            raise DSyntaxError(f"unknown escape sequence '\\{n}'", span,
-                               hint="valid escapes: \\n \\t \\r \\\\ \\\" \\' \\0 \\xHH \\ooo")
+            raise ValueError(f"unknown escape sequence '\\{c}'")
+        value = int(digits, base)
+        if value > 0xFF:
+            raise ValueError(f"escape sequence '{body[j:start + len(digits)]}' is out of range")
+        out.append(chr(value))
+        i = start + len(digits)
     return "".join(out)
 
 
-def _span(meta) -> Span:
-    if getattr(meta, "empty", True):
-        return ast.NOWHERE
-    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+def _char_value(text: str) -> int:
+    chars = unescape(text[1:-1])
+    if not chars:
+        raise ValueError("empty character constant: a character constant holds exactly one "
+                         "character")
+    if len(chars) > 1:
+        raise ValueError(f"character constant {text} is too long: a character constant holds "
+                         "exactly one character")
+    if ord(chars) > 0xFF:
+        raise ValueError(f"character {text} does not fit in a char")
+    return ord(chars)
 
 
-# ------------------------------------------------------------------------- tree -> AST
+def _checked(check):
+    """A lexer callback: run `check` on the token's text, turning ValueError into a located
+    DSyntaxError at the token, so literal errors come in source order."""
+    def callback(tok: Token) -> Token:
+        try:
+            check(str(tok))
+        except ValueError as err:
+            raise DSyntaxError(str(err), _token_span(tok)) from None
+        return tok
+    return callback
 
 
-@v_args(meta=True)
-class _ToAST(Transformer):
-    def start(self, meta, items):
-        return ast.Program(list(items), span=_span(meta))
+def _no_float(text: str) -> None:
+    raise ValueError("floating-point constants are not supported in D")
 
-    def pragma(self, meta, children):
-        tok = children[0]
-        words = str(tok).split()[2:]  # drop '#pragma' and 'D'
-        return ast.Pragma(words, span=_token_span(tok))
 
-    def decl(self, meta, children):
-        scope = "global"
-        if isinstance(children[0], Token) and children[0].type == "SCOPE":
-            scope = str(children[0])
-            children = children[1:]
-        type_name, name = children[0], children[1]
-        keys = children[2] if len(children) > 2 else None
-        return ast.VarDecl(scope, type_name, str(name), keys, span=_span(meta))
+def _empty_predicate(text: str) -> None:
+    raise ValueError("empty predicate '//': write a condition between the slashes, or leave "
+                     "the predicate out")
 
-    def type_list(self, meta, children):
-        return list(children)
 
-    def type_name(self, meta, children):
-        words = children[0]
-        stars = sum(1 for c in children[1:] if isinstance(c, Token) and c.type == "STAR")
-        return ast.TypeName(tuple(words), stars, span=_span(meta))
+_LEXER_CHECKS = {
+    "NUMBER": _checked(int_literal),
+    "FLOAT": _checked(_no_float),
+    "STRING": _checked(lambda t: unescape(t[1:-1])),
+    "CHAR": _checked(_char_value),
+    "EMPTY_PRED": _checked(_empty_predicate),
+}
 
-    def type_words(self, meta, children):
-        return [str(c) for c in children]
+# D's reserved words that start constructs dtrace-nb does not implement (the AST has no
+# node for them). They are reported by name rather than as a confusing parse error.
+_RESERVED = {
+    "inline": "inline definitions are not supported",
+    "translator": "translator definitions are not supported",
+    "xlate": "the xlate operator is not supported",
+    "provider": "provider definitions (USDT) are not supported",
+    "probe": "'probe' is reserved in D",
+    "typedef": "typedef is not supported; write the full type",
+    "offsetof": "offsetof is not supported",
+    "import": "'import' is reserved in D",
+    **{w: f"'{w}' is reserved in D: D has no loops, jumps or switch"
+       for w in ("for", "while", "do", "break", "continue", "goto", "switch", "case",
+                 "default", "return")},
+    **{w: f"'{w}' is reserved in D and not supported"
+       for w in ("auto", "extern", "static", "register", "restrict", "counter", "userland")},
+}
 
-    # -- clauses
 
-    def clause(self, meta, children):
-        probes = children[0]
-        pred = children[1] if len(children) == 3 else None
-        body = children[-1]
-        return ast.Clause(probes, pred, body, span=_span(meta))
+# ---------------------------------------------------------------------------- tree -> AST
 
-    def clause_default(self, meta, children):
-        probes = children[0]
-        pred = children[1] if len(children) == 2 else None
-        return ast.Clause(probes, pred, [], default_action=True, span=_span(meta))
 
-    def probe_list(self, meta, children):
-        return [ast.ProbeSpec(str(t), span=_token_span(t)) for t in children]
+def _token_span(tok: Token) -> Span:
+    line = tok.line or 1
+    col = tok.column or 1
+    return Span(line, col, tok.end_line or line, tok.end_column or col + max(1, len(tok)))
 
-    def predicate(self, meta, children):
-        return children[0]
 
-    def body(self, meta, children):
-        return [c for c in children if c is not None]
+def _reserved(tok: Token) -> None:
+    if str(tok) in _RESERVED:
+        raise DSyntaxError(_RESERVED[str(tok)], _token_span(tok))
 
-    def block(self, meta, children):
-        return ast.Block([c for c in children if c is not None], span=_span(meta))
 
-    def empty_stmt(self, meta, children):
+def _tokens(children, kind: str) -> list[Token]:
+    return [c for c in children if isinstance(c, Token) and c.type == kind]
+
+
+def _values(children) -> list:
+    """The converted children, punctuation and keywords left out."""
+    return [c for c in children if c is not None and not isinstance(c, Token)]
+
+
+# C's binary operators by binding strength (all left-associative); ',' is D's comma operator.
+_PRECEDENCE = {",": 1, "||": 4, "^^": 5, "&&": 6, "|": 7, "^": 8, "&": 9, "==": 10, "!=": 10,
+               "<": 11, "<=": 11, ">": 11, ">=": 11, "<<": 12, ">>": 12, "+": 13, "-": 13,
+               "*": 14, "/": 14, "%": 14}
+
+
+class _ToAST:
+    """Parse tree -> AST, bottom-up and without recursion (deep nesting is fine).
+
+    The parser keeps every token (keep_all_tokens) and does not propagate positions, which
+    costs a third of the parse time; instead `build` works out each node's extent, first
+    token to last, as it goes. The method named after a rule (or alias) gets the rule's
+    converted children, tokens included; `self.here` is the rule's extent and `self.extents`
+    its children's. An extent includes the parentheses around an expression; a node's span
+    does not."""
+
+    def __init__(self) -> None:
+        self.here: tuple = (0, 0, 0, 0)
+        self.extents: list = []
+
+    def build(self, tree: Tree):
+        values: list = []
+        extents: list = []
+        todo: list = [(tree, False)]
+        while todo:
+            node, ready = todo.pop()
+            if not isinstance(node, Tree):
+                values.append(node)
+                extents.append((node.line, node.column, node.end_line, node.end_column)
+                               if isinstance(node, Token) else None)
+            elif not ready:
+                todo.append((node, True))
+                todo.extend((child, False) for child in reversed(node.children))
+            else:
+                n = len(node.children)
+                args, exts = (values[-n:], extents[-n:]) if n else ([], [])
+                if n:
+                    del values[-n:], extents[-n:]
+                known = [x for x in exts if x is not None]
+                here = (known[0][0], known[0][1], known[-1][2], known[-1][3]) if known else None
+                self.here, self.extents = here or (0, 0, 0, 0), exts
+                values.append(getattr(self, node.data)(args))
+                extents.append(here)
+        return values[0]
+
+    def _span(self) -> Span:
+        return Span(*self.here)
+
+    # -- top level
+
+    def start(self, items):
+        flat: list[ast.Node] = []
+        for item in items:
+            flat.extend(item if isinstance(item, list) else [item])
+        return ast.Program(flat, span=self._span())
+
+    def pragma(self, c):
+        text = re.sub(r"/\*.*?\*/|(?:^|\s)//.*$", " ", str(c[0]))
+        return ast.Pragma(text.split()[2:], span=_token_span(c[0]))  # words after '#pragma D'
+
+    def clause(self, c):
+        probes, pred, body = c
+        return ast.Clause(probes, pred, body, span=self._span())
+
+    def clause_default(self, c):
+        probes, pred = c
+        return ast.Clause(probes, pred, [], default_action=True, span=self._span())
+
+    def probe_list(self, c):
+        tokens = _tokens(c, "PROBE_DESC")
+        for tok in tokens:
+            _reserved(tok)
+        return [ast.ProbeSpec(str(t), span=_token_span(t)) for t in tokens]
+
+    def predicate(self, c):
+        return c[1]
+
+    def empty_predicate(self, c):
+        _checked(_empty_predicate)(c[0])
+
+    # -- statements
+
+    def body(self, c):
+        *stmts, last = c[1:-1]
+        out = _values(stmts)
+        if last is not None:
+            out.append(ast.ExprStmt(last, span=last.span))
+        return out
+
+    def block(self, c):
+        return ast.Block(self.body(c), span=self._span())
+
+    def expr_stmt(self, c):
+        return ast.ExprStmt(c[0], span=self._span())
+
+    def empty_stmt(self, c):
         return None
 
-    def simple_stmt(self, meta, children):
-        return ast.ExprStmt(children[0], span=_span(meta))
-
-    def if_stmt(self, meta, children):
-        cond, then = children[0], children[1]
-        other = children[2] if len(children) > 2 else None
-
+    def if_stmt(self, c):
         def stmts(s):
             if s is None:
                 return []
             return s.body if isinstance(s, ast.Block) else [s]
-        return ast.If(cond, stmts(then), stmts(other), span=_span(meta))
+        return ast.If(c[2], stmts(c[4]), stmts(c[-1]), span=self._span())
+
+    # -- declarations
+
+    def decl(self, c):
+        return self._decls("global", c[0], _values(c[1:]))
+
+    def scoped_decl(self, c):
+        return self._decls(str(c[0]), c[1], _values(c[2:]))
+
+    def _decls(self, scope, spec, declarators):
+        words, spec_span = spec
+        out = []
+        for stars, name, keys, dspan in declarators:
+            type_span = spec_span
+            if stars:
+                type_span = Span(spec_span.line, spec_span.col, stars[-1].end_line,
+                                 stars[-1].end_column)
+            out.append(ast.VarDecl(scope, ast.TypeName(words, len(stars), span=type_span),
+                                   str(name), keys, span=Span(self.here[0], self.here[1],
+                                                              dspan.end_line, dspan.end_col)))
+        return out
+
+    def scope(self, c):
+        return c[0]
+
+    def declarator(self, c):
+        return _tokens(c, "STAR"), _tokens(c, "IDENT")[0], c[-1], self._span()
+
+    def key_list(self, c):
+        return _values(c)
+
+    def key_type(self, c):
+        return ast.TypeName(c[0][0], len(c) - 1, span=self._span())
+
+    type_name = key_type
+
+    def type_spec(self, words):
+        return tuple(words), self._span()
+
+    def tagged_type(self, c):
+        return (c[0], str(c[1])), self._span()
+
+    def named_type(self, c):
+        _reserved(c[0])
+        return (str(c[0]),), self._span()
+
+    def type_word(self, c):
+        return str(c[0])
+
+    tag = type_word
+    assign_op = type_word
 
     # -- expressions
 
-    def assign(self, meta, children):
-        target, op, value = children
-        return ast.Assign(str(op), target, value, span=_span(meta))
+    def binary(self, c):
+        """Operands and operators alternate; arrange them by precedence (shunting-yard)."""
+        operands = [(e, x) for e, x in zip(c[::2], self.extents[::2])]
+        out, ops = [operands[0]], []
 
-    def ternary(self, meta, children):
-        return ast.Ternary(*children, span=_span(meta))
+        def reduce():
+            (right, rx), (left, lx), op = out.pop(), out.pop(), ops.pop()
+            extent = (lx[0], lx[1], rx[2], rx[3])
+            out.append((ast.Binary(op, left, right, span=Span(*extent)), extent))
+        for op, operand in zip(c[1::2], operands[1:]):
+            op = str(op)
+            while ops and _PRECEDENCE[ops[-1]] >= _PRECEDENCE[op]:
+                reduce()
+            ops.append(op)
+            out.append(operand)
+        while ops:
+            reduce()
+        return out[0][0]
 
-    def binary(self, meta, children):
-        left, op, right = children
-        return ast.Binary(str(op), left, right, span=_span(meta))
+    def primary(self, c):  # ( expr ): the extent keeps the parentheses, the node does not
+        return c[1]
 
-    def cast(self, meta, children):
-        return ast.Cast(children[0], children[1], span=_span(meta))
+    def assign(self, c):
+        target, op, value = c
+        return ast.Assign(op, target, value, span=self._span())
 
-    def unary(self, meta, children):
-        op, operand = children
-        return ast.Unary(str(op), operand, span=_span(meta))
+    def ternary(self, c):
+        return ast.Ternary(c[0], c[2], c[4], span=self._span())
 
-    def pre_incdec(self, meta, children):
-        op, operand = children
-        return ast.Unary(str(op) + "pre", operand, span=_span(meta))
+    def cast(self, c):
+        return ast.Cast(c[1], c[3], span=self._span())
 
-    def post_incdec(self, meta, children):
-        operand, op = children
-        return ast.Postfix(str(op), operand, span=_span(meta))
+    def unary(self, c):
+        return ast.Unary(str(c[0]), c[1], span=self._span())
 
-    def sizeof_expr(self, meta, children):
-        return ast.SizeOf(operand=children[0], span=_span(meta))
+    def pre_incdec(self, c):
+        return ast.Unary(str(c[0]) + "pre", c[1], span=self._span())
 
-    def sizeof_type(self, meta, children):
-        return ast.SizeOf(of_type=children[0], span=_span(meta))
+    def post_incdec(self, c):
+        return ast.Postfix(str(c[1]), c[0], span=self._span())
 
-    def stringof(self, meta, children):
-        return ast.StringOf(children[0], span=_span(meta))
+    def sizeof_expr(self, c):
+        return ast.SizeOf(operand=c[1], span=self._span())
 
-    def index(self, meta, children):
-        return ast.Index(children[0], children[1], span=_span(meta))
+    def sizeof_type(self, c):
+        return ast.SizeOf(of_type=c[2], span=self._span())
 
-    def call(self, meta, children):
-        callee = children[0]
-        args = children[1] if len(children) > 1 else []
+    def stringof(self, c):
+        return ast.StringOf(c[1], span=self._span())
+
+    def index(self, c):
+        return ast.Index(c[0], c[2], span=self._span())
+
+    def call(self, c):
+        callee, args = c[0], c[2]
         if not isinstance(callee, ast.Ident):
-            raise DSyntaxError("only named functions can be called", callee.span)
-        return ast.Call(callee.name, args, name_span=callee.span, span=_span(meta))
+            raise DSyntaxError("only a named function can be called", callee.span,
+                               hint="D has no function pointers: write name(arguments)")
+        return ast.Call(callee.name, args or [], name_span=callee.span, span=self._span())
 
-    def member(self, meta, children):
-        base = children[0]
-        arrow = len(children) == 3
-        name = children[-1]
-        return ast.Member(base, str(name), arrow, span=_span(meta))
+    def member(self, c):
+        base, op, name = c
+        return ast.Member(base, str(name), op.type == "ARROW", span=self._span())
 
-    def arg_list(self, meta, children):
-        return list(children)
+    def args(self, c):
+        return _values(c)
 
-    def int_lit(self, meta, children):
-        tok = children[0]
-        text = str(tok)
-        m = re.match(r"(0[xX][0-9a-fA-F]+|[0-9]+)([uUlL]*)$", text)
-        digits, suffix = m.group(1), m.group(2).lower()
-        if suffix.count("u") > 1 or suffix.replace("u", "") not in ("", "l", "ll"):
-            raise DSyntaxError(f"invalid integer suffix '{m.group(2)}'", _token_span(tok))
-        if digits.lower().startswith("0x"):
-            value = int(digits, 16)
-        elif len(digits) > 1 and digits.startswith("0"):
-            if re.search(r"[89]", digits):
-                raise DSyntaxError(f"invalid octal constant '{text}'", _token_span(tok))
-            value = int(digits, 8)
-        else:
-            value = int(digits)
-        if value > UINT64_MAX:
-            raise DSyntaxError(f"integer constant '{text}' does not fit in 64 bits",
-                               _token_span(tok))
-        return ast.IntLit(value, "u" in suffix, "l" in suffix, span=_token_span(tok))
+    def int_lit(self, c):
+        value, unsigned, long_ = int_literal(str(c[0]))
+        return ast.IntLit(value, unsigned, long_, span=_token_span(c[0]))
 
-    def str_lit(self, meta, children):
-        tok = children[0]
-        return ast.StrLit(unescape(str(tok)[1:-1], _token_span(tok)), span=_token_span(tok))
+    def float_lit(self, c):
+        _checked(_no_float)(c[0])
 
-    def char_lit(self, meta, children):
-        tok = children[0]
-        text = unescape(str(tok)[1:-1], _token_span(tok))
-        if len(text) != 1:
-            raise DSyntaxError("a character constant must hold exactly one character",
-                               _token_span(tok))
-        return ast.CharLit(ord(text), span=_token_span(tok))
+    def str_lit(self, c):
+        return ast.StrLit(unescape(str(c[0])[1:-1]), span=_token_span(c[0]))
 
-    def ident(self, meta, children):
-        return ast.Ident(str(children[0]), span=_token_span(children[0]))
+    def char_lit(self, c):
+        return ast.CharLit(_char_value(str(c[0])), span=_token_span(c[0]))
 
-    def agg(self, meta, children):
-        return ast.AggRef(str(children[0])[1:], span=_token_span(children[0]))
+    def ident(self, c):
+        _reserved(c[0])
+        return ast.Ident(str(c[0]), span=_token_span(c[0]))
 
-    def macro(self, meta, children):
-        text = str(children[0])
+    def agg(self, c):
+        return ast.AggRef(str(c[0])[1:], span=_token_span(c[0]))
+
+    def macro(self, c):
+        text = str(c[0])
         quoted = text.startswith("$$")
-        return ast.MacroVar(text[2:] if quoted else text[1:], quoted,
-                            span=_token_span(children[0]))
+        return ast.MacroVar(text[1 + quoted:], quoted, span=_token_span(c[0]))
 
-    def scoped(self, meta, children):
-        scope, _arrow, name = children
-        return ast.ScopedVar(str(scope), str(name), span=_span(meta))
+    def scoped(self, c):
+        return ast.ScopedVar(str(c[0]), str(c[2]), span=self._span())
+
+
+# ---------------------------------------------------------------------------- error text
+
+_PUNCT = {
+    "LBRACE": "{", "RBRACE": "}", "LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]",
+    "SEMI": ";", "COMMA": ",", "DOT": ".", "ARROW": "->", "QMARK": "?", "COLON": ":",
+    "LOR": "||", "LXOR": "^^", "LAND": "&&", "BAR": "|", "CARET": "^", "AMP": "&",
+    "EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">=", "SHL": "<<",
+    "SHR": ">>", "PLUS": "+", "MINUS": "-", "STAR": "*", "SLASH": "/", "PERCENT": "%",
+    "BANG": "!", "TILDE": "~", "INC": "++", "DEC": "--", "ASSIGN": "=", "ADD_ASSIGN": "+=",
+    "SUB_ASSIGN": "-=", "MUL_ASSIGN": "*=", "DIV_ASSIGN": "/=", "MOD_ASSIGN": "%=",
+    "AND_ASSIGN": "&=", "OR_ASSIGN": "|=", "XOR_ASSIGN": "^=", "SHL_ASSIGN": "<<=",
+    "SHR_ASSIGN": ">>=",
+}
+_NAMED = {
+    "PRED_END": "'/' closing the predicate", "PROBE_DESC": "a probe description",
+    "IDENT": "an identifier", "NUMBER": "a number", "STRING": "a string", "CHAR":
+    "a character constant", "AGG": "an aggregation", "MACRO": "a macro variable",
+    "PRAGMA": "a #pragma line", "$END": "end of input",
+}
+# Tokens that can follow a complete operand: not worth listing when something else fits.
+_AFTER_OPERAND = set(_PUNCT) - {"LBRACE", "RBRACE", "RPAR", "RSQB", "SEMI", "COMMA", "COLON",
+                                "BANG", "TILDE"}
+_BINARY_ONLY = {"PERCENT", "EQ", "NE", "LOR", "LAND", "LXOR", "QMARK"}
+_EXPR_START = {"NUMBER", "FLOAT", "STRING", "CHAR", "IDENT", "AGG", "MACRO", "LPAR", "PLUS",
+               "MINUS", "BANG", "TILDE", "STAR", "AMP", "INC", "DEC"}
+_ORDER = ["SEMI", "RBRACE", "RPAR", "RSQB", "COLON", "COMMA", "PRED_END", "SLASH", "LBRACE",
+          "an expression", "a type name", "IDENT", "STAR", "PROBE_DESC", "a declaration"]
+_CLOSERS = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[dict[str, str], frozenset[str], frozenset[str]]:
+    """(terminal -> keyword text, type-word terminals, declaration-start terminals),
+    read from the grammar so the two never disagree."""
+    lark = _parser()
+    keywords = {t.name: t.pattern.value for t in lark.terminals
+                if isinstance(t.pattern, PatternStr) and re.match(r"[A-Za-z_]", t.pattern.value)}
+    by_rule: dict[str, set[str]] = {}
+    for rule in lark.rules:
+        if len(rule.expansion) == 1 and rule.expansion[0].is_term:
+            by_rule.setdefault(rule.origin.name, set()).add(rule.expansion[0].name)
+    types = frozenset(by_rule.get("type_word", ()))
+    decl_start = types | by_rule.get("tag", set()) | by_rule.get("scope", set())
+    return keywords, types, frozenset(decl_start)
+
+
+def _line_col(source: str, pos: int) -> tuple[int, int]:
+    pos = max(0, min(pos, len(source)))
+    line = source.count("\n", 0, pos) + 1
+    return line, pos - (source.rfind("\n", 0, pos) + 1) + 1
+
+
+def _offset_span(source: str, start: int, end: int) -> Span:
+    line, col = _line_col(source, start)
+    end_line, end_col = _line_col(source, max(end, start + 1))
+    if end >= len(source) and end <= start:
+        end_line, end_col = line, col + 1
+    return Span(line, col, end_line, end_col)
+
+
+def _end_span(source: str) -> Span:
+    end = len(source.rstrip())
+    line, col = _line_col(source, end)
+    return Span(line, col, line, col + 1)
+
+
+def _internal(source: str, err: BaseException) -> DSyntaxError:
+    return DSyntaxError(f"internal parser error ({type(err).__name__}: {err})",
+                        _end_span(source) if source.strip() else Span(1, 1, 1, 2),
+                        hint="this is a bug in dtrace-nb; please report it with the program")
+
+
+def _quote(text: str, limit: int = 24) -> str:
+    text = text if len(text) <= limit else text[:limit - 3] + "..."
+    return "'" + text.replace("\n", "\\n") + "'"
+
+
+def _char_name(ch: str) -> str:
+    if ch.isprintable() and ch != "'":
+        return f"'{ch}'"
+    return f"'\\x{ord(ch):02x}'" if ord(ch) < 0x100 else f"U+{ord(ch):04X}"
+
+
+_C_TOKEN = re.compile(r"[A-Za-z_]\w*|[0-9]\w*|@\w*|\$\$?\w+|"
+                      + "|".join(re.escape(p) for p in sorted(_PUNCT.values(), key=len,
+                                                               reverse=True)))
+
+
+def _found(source: str, tok: Token, accepted: set[str]) -> tuple[str, int, int]:
+    """(description, start, end) of what the parser tripped over."""
+    start = tok.start_pos if tok.start_pos is not None else len(source)
+    text = str(tok)
+    if tok.type == "PROBE_DESC" and "PROBE_DESC" not in accepted:
+        # The global lexer reads most characters as a probe description; outside a clause
+        # head, describe the C token that is really there.
+        m = _C_TOKEN.match(source, start)
+        text = m.group() if m else source[start]
+    # A keyword matched as the prefix of a longer word (`integer`): report the word.
+    while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_") \
+            and (text[:1].isalnum() or text[:1] == "_"):
+        start -= 1
+        text = source[start] + text
+    if text[:1].isalpha() or text[:1] == "_":
+        m = re.match(r"\w+", source[start:])
+        text = m.group() if m else text
+        kind = "keyword" if text in _vocabulary()[0].values() else "identifier"
+    elif text[:1].isdigit():
+        kind = "number"
+    elif text[:1] == '"':
+        kind = "string"
+    elif text[:1] == "'":
+        kind = "character constant"
+    elif text[:1] == "@":
+        kind = "aggregation"
+    elif re.match(r"\$\$?\w", text):
+        kind = "macro variable"
+    elif text.startswith("#"):
+        return "'#pragma' line", start, start + len(text)
+    else:
+        kind = ""
+    return f"{kind} {_quote(text)}".strip(), start, start + len(text)
+
+
+def _expected(names: set[str], in_clause: bool = False) -> str:
+    """The few expected things worth naming, in plain words."""
+    keywords, types, decl_start = _vocabulary()
+    names = set(names) - {"EMPTY_PRED", "FLOAT"}
+    if names & _BINARY_ONLY:  # after a complete operand any operator may follow
+        names -= _AFTER_OPERAND
+    if (in_clause or names & _BINARY_ONLY) and not names & {"RPAR", "RSQB"}:
+        names.discard("COMMA")  # D's comma operator: not what anyone is missing
+    if "PROBE_DESC" in names:
+        names -= {"PRAGMA", "$END"}
+        if names & {"COMMA", "LBRACE", "SLASH"}:  # right after a probe description
+            names -= decl_start | {"PROBE_DESC"}
+    groups = []
+    expr_start = _EXPR_START | {k for k, v in keywords.items()
+                                if v in ("sizeof", "stringof", "self", "this")}
+    if len(names & expr_start) >= 4:
+        statement = {k for k, v in keywords.items() if v == "if"} | {"SEMI", "LBRACE"}
+        if statement <= names:  # where a statement may start
+            groups.append("a statement")
+            names -= statement
+        groups.append("an expression")
+        names -= expr_start
+    if "PROBE_DESC" in names and names & decl_start:
+        groups.append("a declaration")
+        names -= decl_start
+    elif len(names & types) >= 3:
+        groups.append("a type name")
+        names -= decl_start
+    words: list[str] = []
+    if "a statement" in groups:  # "a statement or '}'", not "an expression or ..."
+        groups.remove("an expression")
+        words.append("a statement")
+    for key in _ORDER:
+        if key in groups:
+            words.append(key)
+        elif key in names:
+            words.append(_describe_terminal(key))
+            names.discard(key)
+    words += sorted(_describe_terminal(n) for n in names if n != "$END")
+    if not words and "$END" in names:
+        words = ["end of input"]
+    words = words[:4]
+    if not words:
+        return ""
+    text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+    if words == ["';'", "'}'"]:
+        text += " after a statement"
+    return text
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _PUNCT:
+        return f"'{_PUNCT[name]}'"
+    if name in _NAMED:
+        return _NAMED[name]
+    word = _vocabulary()[0].get(name)
+    return f"'{word}'" if word else name.lower()
+
+
+def _accepted(err: UnexpectedInput) -> set[str]:
+    ip = getattr(err, "interactive_parser", None)
+    if ip is not None:
+        try:
+            return set(ip.accepts())
+        except Exception:  # noqa: BLE001 - then the parser table's own list will do
+            return set(getattr(err, "expected", None) or ())
+    return set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
+
+
+def _stack(err: UnexpectedInput) -> list:
+    ip = getattr(err, "interactive_parser", None)
+    return list(ip.parser_state.value_stack) if ip is not None else []
+
+
+def _in_clause(err: UnexpectedInput) -> bool:
+    return any(isinstance(v, Token) and v.type == "LBRACE" or
+               isinstance(v, Tree) and v.data == "probe_list" for v in _stack(err))
+
+
+def _syntax_error(source: str, err: UnexpectedInput) -> DSyntaxError:
+    if isinstance(err, UnexpectedCharacters):
+        pos = err.pos_in_stream
+    elif isinstance(err, UnexpectedToken) and err.token.type != "$END":
+        pos = err.token.start_pos or 0
+    else:
+        return _end_of_input(source, err)
+    code = _code_only(source)
+    return (_lexical(source, pos, code) or _reserved_word(source, pos, code)
+            or _in_probe_description(source, pos, err)
+            or (_bad_character(source, pos) if isinstance(err, UnexpectedCharacters)
+                else _unexpected_token(source, err)))
+
+
+def _lexical(source: str, pos: int, code: str) -> DSyntaxError | None:
+    """Problems visible from the characters at pos alone."""
+    here = source[pos:pos + 2]
+    if here == "/*":
+        return DSyntaxError("unterminated comment: '/*' has no matching '*/'",
+                            _offset_span(source, pos, pos + 2))
+    if here[:1] == '"' and not re.match(r'"(?:[^"\\\n]|\\.)*"', source[pos:]):
+        return DSyntaxError("unterminated string literal", _offset_span(source, pos, pos + 1),
+                            hint="a string must end with '\"' on the line where it starts")
+    if here[:1] == "'" and not re.match(r"'(?:[^'\\\n]|\\.)*'", source[pos:]):
+        return DSyntaxError("unterminated character constant",
+                            _offset_span(source, pos, pos + 1))
+    if here[:1] == "#" and not source[source.rfind("\n", 0, pos) + 1:pos].strip():
+        line = source[pos:].split("\n", 1)[0]
+        span = _offset_span(source, pos, pos + len(line.rstrip()))
+        if re.match(r"#[ \t]*pragma[ \t]+D(?![^ \t\r\n])", line):
+            return DSyntaxError("a #pragma line must be outside clauses", span)
+        word = re.match(r"#[ \t]*\w*", line).group()
+        return DSyntaxError(f"only '#pragma D ...' lines are supported, not '{word}'", span,
+                            hint="dtrace-nb does not run the C preprocessor (dtrace -C)")
+    return None
+
+
+def _code_only(source: str) -> str:
+    """source with comments, strings, character constants and pragma lines blanked out,
+    offsets unchanged: for scanning code without tripping over text."""
+    def blank(m):
+        return re.sub(r"[^\n]", " ", m.group())
+    return re.sub(r'/\*.*?\*/|//[^\n]*|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*',
+                  blank, source, flags=re.DOTALL)
+
+
+_RESERVED_RE = re.compile(r"(?<![-$:\w.?*\\\[\]!@])(" + "|".join(_RESERVED)
+                          + r")(?![-$:\w.?*\\\[\]!])")
+
+
+def _reserved_word(source: str, pos: int, code: str) -> DSyntaxError | None:
+    """A reserved word at or before the error is almost surely its cause (`while (x) {`,
+    `inline int x = 1;`): say so instead of describing the confused parse."""
+    for m in _RESERVED_RE.finditer(code, 0, pos + 1):
+        if m.start() > pos:
+            break
+        before = code[:m.start()].rstrip()
+        if before.endswith(("->", ".")):
+            continue  # a member name
+        return DSyntaxError(_RESERVED[m.group()], _offset_span(source, m.start(), m.end()))
+    return None
+
+
+def _in_probe_description(source: str, pos: int, err) -> DSyntaxError | None:
+    """A bad character inside a probe description (probe characters on both sides)."""
+    if not 0 < pos < len(source) - 1 or source[pos - 1] not in PROBE_CHARS \
+            or source[pos + 1] not in PROBE_CHARS:
+        return None
+    accepted = _accepted(err)
+    if not {"PROBE_DESC", "LBRACE"} <= accepted:
+        return None
+    start = pos
+    while start > 0 and source[start - 1] in PROBE_CHARS:
+        start -= 1
+    return DSyntaxError(f"invalid character {_char_name(source[pos])} in probe description "
+                        f"{_quote(source[start:pos], 40)}", _offset_span(source, pos, pos + 1),
+                        hint="a probe description is provider:module:function:name, made of "
+                             "letters, digits and - _ . : $ * ? ! [ ] \\")
+
+
+def _bad_character(source: str, pos: int) -> DSyntaxError:
+    ch = source[pos] if pos < len(source) else ""
+    hint = ""
+    if ch == "`":
+        hint = "D's `symbol syntax for kernel variables is not supported"
+    return DSyntaxError(f"invalid character {_char_name(ch)}", _offset_span(source, pos, pos + 1),
+                        hint=hint)
+
+
+def _unexpected_token(source: str, err: UnexpectedToken) -> DSyntaxError:
+    accepted = _accepted(err)
+    found, start, end = _found(source, err.token, accepted)
+    span = _offset_span(source, start, end)
+    if err.token.type == "RBRACE" and "PROBE_DESC" in accepted:
+        return DSyntaxError("unexpected '}' outside a clause", span,
+                            hint="this '}' has no matching '{'")
+    expected = _expected(accepted, _in_clause(err))
+    message = f"unexpected {found}" + (f": expected {expected}" if expected else "")
+    hint = ""
+    if "SEMI" in accepted and _in_clause(err) and found.split(" ")[0] in (
+            "identifier", "number", "string", "aggregation", "macro", "keyword"):
+        hint = "statements are separated by ';'"
+    return DSyntaxError(message, span, hint=hint)
+
+
+def _end_of_input(source: str, err: UnexpectedInput) -> DSyntaxError:
+    tok = getattr(err, "token", None)
+    if tok is not None and tok.end_line:
+        span = Span(tok.end_line, tok.end_column, tok.end_line, tok.end_column + 1)
+    else:
+        span = _end_span(source)
+    accepted = _accepted(err)
+    missing = []
+    stack = _stack(err)
+    for i in range(len(stack) - 1, -1, -1):
+        item = stack[i]
+        if not isinstance(item, Token):
+            continue
+        where = f"{item.line}:{item.column}"
+        if item.type in _CLOSERS:
+            closer = _CLOSERS[item.type]
+            missing.append((closer, f"missing '{closer}' to close the '{item}' at {where}"))
+        elif item.type == "SLASH" and i > 0 and isinstance(stack[i - 1], Tree) \
+                and stack[i - 1].data == "probe_list":
+            missing.append(("/", f"missing '/' to close the predicate opened at {where}"))
+    parts = [text for _, text in missing[:3]]
+    closer_terminal = {"/": "PRED_END", "}": "RBRACE", ")": "RPAR", "]": "RSQB"}
+    if not missing or closer_terminal[missing[0][0]] not in accepted:
+        expected = _expected(accepted, _in_clause(err))
+        if expected:
+            parts.insert(0, f"expected {expected}")
+    return DSyntaxError("unexpected end of input" + (": " + "; ".join(parts) if parts else ""),
+                        span)
