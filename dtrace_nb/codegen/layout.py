@@ -72,7 +72,6 @@ class AggLayout:
     info: AggInfo
     map_name: str
     key_fields: list[Field]
-    key_size: int
     value_fields: tuple[tuple[str, str, int], ...]
     value_size: int
     max_entries: int
@@ -124,10 +123,10 @@ def analyse(checked: CheckedProgram) -> Resources:
     aggs: dict[str, AggLayout] = {}
     max_entries = int(checked.options["aggkeys"])
     for info in checked.aggregations.values():
-        keys, ksize = _fields(info.key_types, "k")
+        keys, _ = _fields(info.key_types, "k")
         vfields = AGG_VALUE_FIELDS[info.func]
         vsize = sum(8 * n for _, _, n in vfields)
-        aggs[info.name] = AggLayout(info, f"dtnb_agg{info.index}", keys, ksize, vfields, vsize,
+        aggs[info.name] = AggLayout(info, f"dtnb_agg{info.index}", keys, vfields, vsize,
                                     max_entries)
     records: dict[int, RecordLayout] = {}
     slots: dict[int, int] = {}

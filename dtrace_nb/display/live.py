@@ -38,7 +38,6 @@ class LiveView:
         self.display = display
         self.max_rows = max_rows
         self.handle = None
-        self.updates = 0
 
     def _status(self, session, started: float, done: str = "") -> str:
         drops = sum(session._drops.values()) if session._drops else 0
@@ -55,7 +54,6 @@ class LiveView:
             self.handle = self.display(view, display_id=True)
         else:
             self.handle.update(view)
-        self.updates += 1
         self._flush_target(session)
 
     def _flush_target(self, session) -> None:

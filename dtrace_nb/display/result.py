@@ -38,7 +38,6 @@ class Result:
     target_pid: Optional[int] = None
     target_output: str = ""
     c_source: str = ""
-    snapshots: list = field(default_factory=list, repr=False)
     source: str = ""
 
     @classmethod
@@ -64,7 +63,6 @@ class Result:
             target_pid=target.pid if target else None,
             target_output="".join(target.output) if target else "",
             c_source=session.program.c_source if session.program else "",
-            snapshots=list(session.snapshots),
             source=session.cfg.source,
         )
 

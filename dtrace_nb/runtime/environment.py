@@ -291,13 +291,19 @@ def check_btf() -> Check:
                  fatal=False)
 
 
-def check_raw_tracepoints() -> Check:
+def _since(name: str, minimum: tuple[int, int], have: str, missing: str, fix: str) -> Check:
+    """A mechanism the kernel has from version `minimum` on (unknown versions pass)."""
     ver = kernel_version()
-    ok = ver >= (4, 17) or ver == (0, 0)
-    return Check("raw tracepoints", ok,
-                 f"BPF_PROG_TYPE_RAW_TRACEPOINT (kernel {ver[0]}.{ver[1]} >= 4.17)" if ok else
-                 f"kernel {ver[0]}.{ver[1]} has no raw tracepoints (needs 4.17)",
-                 "" if ok else "the syscall provider needs Linux 4.17 or newer", fatal=False)
+    ok = ver >= minimum or ver == (0, 0)
+    need = f"{minimum[0]}.{minimum[1]}"
+    return Check(name, ok, f"{have} (kernel {ver[0]}.{ver[1]} >= {need})" if ok else
+                 f"kernel {ver[0]}.{ver[1]} {missing} (needs {need})", "" if ok else fix,
+                 fatal=False)
+
+
+def check_raw_tracepoints() -> Check:
+    return _since("raw tracepoints", (4, 17), "BPF_PROG_TYPE_RAW_TRACEPOINT",
+                  "has no raw tracepoints", "the syscall provider needs Linux 4.17 or newer")
 
 
 _PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
@@ -370,12 +376,8 @@ def check_kprobes() -> Check:
 
 
 def check_ringbuf() -> Check:
-    ver = kernel_version()
-    ok = ver >= (5, 8) or ver == (0, 0)
-    return Check("ring buffer", ok,
-                 f"BPF_MAP_TYPE_RINGBUF (kernel {ver[0]}.{ver[1]} >= 5.8)" if ok else
-                 f"kernel {ver[0]}.{ver[1]} < 5.8: records go through a perf buffer",
-                 "", fatal=False)
+    return _since("ring buffer", (5, 8), "BPF_MAP_TYPE_RINGBUF", "has no BPF ring buffer",
+                  "printf()/trace() records need Linux 5.8 or newer")
 
 
 def check_perf_event_paranoid() -> Check:

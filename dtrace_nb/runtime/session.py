@@ -73,7 +73,6 @@ class Session:
         self.stop_reason = ""
         self.started_at = 0.0
         self.ended_at = 0.0
-        self.snapshots: list[tuple[float, dict]] = []
         self._bcc = self._bpf = self._attachments = None
         self._reader = self._ring = self._printer = None
         self._funcs: dict[str, object] = {}
@@ -243,9 +242,7 @@ class Session:
             return self._final
         if self._reader is None:
             return {}
-        snap = {name: self._reader.snapshot(name) for name in self.program.resources.aggs}
-        self.snapshots.append((time.monotonic() - self.started_at, snap))
-        return snap
+        return {name: self._reader.snapshot(name) for name in self.program.resources.aggs}
 
     def drops(self) -> dict[tuple[str, int], int]:
         """(kind, cpu) -> count of data lost so far."""
@@ -273,7 +270,6 @@ class Session:
                 self._fire("END")
                 self._consume()
                 self.drops()
-                self._final = None
                 self._final = self.snapshot()
                 self._printer.end(self._final, self._drops)
         finally:

@@ -10,6 +10,7 @@ import pytest
 
 from dtrace_nb.errors import DError
 from dtrace_nb.runtime.session import SessionConfig, compile_program
+from tests.unit.located import assert_located
 
 CASES = [
     # (program, "line:col", substring of the message)
@@ -57,9 +58,4 @@ CASES = [
 def test_bad_input(source, where, message):
     with pytest.raises(DError) as info:
         compile_program(SessionConfig(source))
-    err = info.value
-    assert err.span is not None, str(err)
-    assert f"{err.span.line}:{err.span.col}" == where, str(err)
-    assert message in err.message, str(err)
-    rendered = err.render(source)
-    assert f"{where}: " in rendered and "^" in rendered
+    assert_located(info.value, source, where, message)

@@ -7,6 +7,7 @@ import pytest
 
 from dtrace_nb.errors import DSyntaxError
 from dtrace_nb.lang.parser import parse
+from tests.unit.located import assert_located
 
 CASES = [
     # (program, "line:col", substring of the message)
@@ -72,12 +73,7 @@ CASES = [
 def test_syntax_error(source, where, message):
     with pytest.raises(DSyntaxError) as info:
         parse(source)
-    err = info.value
-    assert err.span is not None, str(err)
-    assert f"{err.span.line}:{err.span.col}" == where, str(err)
-    assert message in err.message, str(err)
-    rendered = err.render(source)
-    assert f"{where}: " in rendered and "^" in rendered
+    assert_located(info.value, source, where, message)
 
 
 @pytest.mark.parametrize("source", [
