@@ -22,12 +22,35 @@ ENTRY_POINT_GROUP = "dtrace_nb.providers"
 
 
 @dataclass(frozen=True)
+class MemberInfo:
+    """One member of a translated argument (DTrace's translators: `args[0]->pr_pid`).
+
+    `c_expr` is C computing the member, where `{arg}` stands for the raw argument value
+    (a u64). For `dtrace_type == "string"`, `c_expr` is instead the kernel address of a
+    NUL-terminated string of at most `string_size` bytes (the compiler copies it out).
+    """
+
+    name: str
+    dtrace_type: str
+    c_expr: str
+    string_size: int = 0
+
+
+@dataclass(frozen=True)
 class ArgInfo:
-    """One probe argument: the type the kernel hands over and the D type scripts see."""
+    """One probe argument: the type the kernel hands over and the D type scripts see.
+
+    `dtrace_type == "string"`: `args[N]` is a string and the binding's `arg_exprs[N]` is the
+    kernel address of a NUL-terminated string of at most `string_size` bytes (e.g. a
+    tracepoint's `__data_loc char[]` or `char comm[16]` field); `argN` stays that address.
+    `members`: `args[N]` is a translated struct (e.g. psinfo_t *), read as `args[N]->member`.
+    """
 
     native_type: str
     dtrace_type: str
     name: str = ""
+    members: tuple[MemberInfo, ...] = ()
+    string_size: int = 0
 
 
 @dataclass(frozen=True)
