@@ -173,7 +173,9 @@ class Binding:
     `ctx_decl` is the C parameter declaration (it must name the parameter `ctx`);
     `prologue` C statements run first and may declare locals that `arg_exprs` use;
     `arg_exprs[i]` is a C expression of type u64 giving argI for every probe served;
-    `builtins` gives C expressions for context-dependent builtins (e.g. 'errno').
+    `builtins` gives C expressions for context-dependent builtins (e.g. 'errno'), and may
+    override the usual ones where the probe's subject is not the current thread (sched's
+    on-cpu: 'pid', 'tid' as integers; 'execname' as the kernel address of a comm buffer).
     """
 
     attach: Attach
@@ -188,6 +190,9 @@ class Binding:
     arg_notes: tuple[str, ...] = ()
     # Still fires once exit() has been called (DTrace's END and ERROR while draining).
     runs_after_exit: bool = False
+    # C declarations at file scope that ctx_decl/prologue/arg_exprs need (e.g. a context
+    # struct generated from a tracepoint's format file); identical ones are emitted once.
+    declarations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

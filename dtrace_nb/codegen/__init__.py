@@ -53,6 +53,12 @@ def generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
         w.line(f"#include <{inc}>")
     w.line()
     w.line(prelude())
+    seen: set[str] = set()
+    for b in bindings:
+        for decl in b.declarations:
+            if decl not in seen:
+                seen.add(decl)
+                w.line(decl)
     _declare_tables(w, checked, res, functions)
     return BpfProgram(w.text() + "\n" + body.text(), functions, res, checked.probes,
                       checked.probe_string_size, checked)
