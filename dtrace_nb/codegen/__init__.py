@@ -2,7 +2,7 @@
 
 The BpfProgram holds everything the runtime needs and nothing it must re-derive: the C
 text for bcc, one FunctionSpec per binding (attach mechanism, selector map contents), and
-the layouts of aggregation maps and trace records for decoding.
+the layouts of aggregation maps, variables and trace records for decoding.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from importlib import resources as _res
 
 from dtrace_nb.codegen.cwriter import CWriter
-from dtrace_nb.codegen.emit import HEADER_FIELDS, ARRAY_SELECTOR_LIMIT, BindingEmitter, FunctionSpec
-from dtrace_nb.codegen.layout import Resources, analyse
+from dtrace_nb.codegen.emit import ARRAY_SELECTOR_LIMIT, BindingEmitter, FunctionSpec
+from dtrace_nb.codegen.layout import HEADER_FIELDS, Resources, analyse
 from dtrace_nb.lang.check import CheckedProgram
 from dtrace_nb.probes import Binding, Probe
 
@@ -30,9 +30,25 @@ class BpfProgram:
     def uses_probe_table(self) -> bool:
         return "dtnb_probes" in self.c_source
 
+    @property
+    def uses_globals(self) -> bool:
+        return any("globals" in f.uses for f in self.functions)
+
+    @property
+    def uses_speculation(self) -> bool:
+        return any("spec" in f.uses for f in self.functions)
+
+    @property
+    def has_ring(self) -> bool:
+        return "dtnb_rb" in self.c_source
+
+
+def header(name: str) -> str:
+    return _res.files("dtrace_nb.codegen").joinpath(name).read_text()
+
 
 def prelude() -> str:
-    return _res.files("dtrace_nb.codegen").joinpath("prelude.h").read_text()
+    return header("prelude.h")
 
 
 def generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
@@ -52,7 +68,13 @@ def generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
     for inc in includes:
         w.line(f"#include <{inc}>")
     w.line()
+    w.line(f"#define DT_STRSIZE {res.strsize}")
+    w.line(f"#define DT_STRBUF {res.strbuf}")
+    w.line(f"#define DT_NSPEC {res.nspec}")
     w.line(prelude())
+    w.line(header("strings.h"))
+    if any(a.info.func in ("lquantize", "llquantize") for a in res.aggs.values()):
+        w.line(header("aggregate.h"))
     seen: set[str] = set()
     for b in bindings:
         for decl in b.declarations:
@@ -89,12 +111,24 @@ def _declare_tables(w: CWriter, checked: CheckedProgram, res: Resources,
     if res.zero_size:
         w.line(f"struct dt_zero {{ char z[{res.zero_size}]; }};")
         w.line("BPF_ARRAY(dtnb_zero, struct dt_zero, 1);")
-    if res.records:
+    _declare_variables(w, res)
+    scratch = max((f.scratch_size for f in functions), default=0)
+    if scratch:
+        w.line(f"struct dt_scratch {{ char b[{scratch}]; }};")
+        w.line("BPF_PERCPU_ARRAY(dtnb_scratch, struct dt_scratch, 1);")
+    if res.stack_entries:
+        w.line(f"BPF_STACK_TRACE(dtnb_stacks, {res.stack_entries});")
+    uses_errors = any(f.uses_errors for f in functions)
+    if res.records or uses_errors:
         w.line(f"BPF_RINGBUF_OUTPUT(dtnb_rb, {res.ringbuf_pages});")
     for rec in res.records.values():
         with w.block(f"struct {rec.struct_name}", tail="};"):
             w.lines(HEADER_FIELDS)
             w.lines(f.c_decl() for f in rec.fields)
+    if uses_errors:
+        w.line(header("fault.h"))
+    if any("spec" in f.uses for f in functions):
+        w.line(header("speculation.h"))
     for fn in functions:
         if fn.selector_map:
             top = max(fn.selector_entries) + 1
@@ -104,3 +138,24 @@ def _declare_tables(w: CWriter, checked: CheckedProgram, res: Resources,
                 w.line(f"BPF_HASH({fn.selector_map}, u32, struct dt_sel, "
                        f"{len(fn.selector_entries)});")
     w.line()
+
+
+def _declare_variables(w: CWriter, res: Resources) -> None:
+    if res.globals:
+        with w.block("struct dt_globals", tail="};"):
+            w.lines(v.field.c_decl() for v in res.globals)
+        w.line("BPF_ARRAY(dtnb_globals, struct dt_globals, 1);")
+    if res.locals:
+        with w.block("struct dt_this", tail="};"):
+            w.lines(v.field.c_decl() for v in res.locals)
+        w.line("BPF_PERCPU_ARRAY(dtnb_this, struct dt_this, 1);")
+    for v in res.vars.values():
+        if v.storage not in ("self", "assoc"):
+            continue
+        w.comment(f"{v.var.label}")
+        with w.block(f"struct {v.key_struct}", tail="};"):
+            w.lines(f.c_decl() for f in v.key_fields)
+        with w.block(f"struct {v.value_struct}", tail="};"):
+            w.line(v.field.c_decl())
+        w.line(f"BPF_HASH({v.map_name}, struct {v.key_struct}, struct {v.value_struct}, "
+               f"{v.max_entries});")

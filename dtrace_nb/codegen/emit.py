@@ -2,9 +2,16 @@
 
 A function runs the binding's prologue, works out which probe fired (the binding's
 Selector, through a small map the runtime fills), then runs every clause enabled on that
-probe in program order: predicate, then actions. Clause code is emitted once per binding,
-with that binding's C expressions for argN, so one clause can span probes of different
-providers. Nothing here knows what a provider's C means.
+probe in program order: predicate, then statements. Clause code is emitted once per
+binding, with that binding's C expressions for argN, so one clause can span probes of
+different providers. Nothing here knows what a provider's C means.
+
+Every way out of a clause is a `goto`: to its end (not enabled on this probe, predicate
+false, no room for its record) or to its fault handler, which discards the clause's record
+and reports the fault as DTrace does (an error record the consumer turns into the ERROR
+probe and the "error on enabled probe" message). Expressions that need statements (map
+lookups, string subroutines, checked reads) are GNU statement expressions, so `&&`, `||`
+and `?:` keep their short-circuit order and a fault can only come from code that runs.
 """
 
 from __future__ import annotations
@@ -13,26 +20,22 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from dtrace_nb.codegen.cwriter import CWriter
-from dtrace_nb.codegen.layout import AggLayout, Resources, record_slot
+from dtrace_nb.codegen.expressions import ExprEmitter
+from dtrace_nb.codegen.layout import AggLayout, Resources, VarLayout, pid_slot, record_slot
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.check import PROBE_STRINGS, CheckedClause, CheckedProgram
-from dtrace_nb.lang.types import IntType, StringType, promote
+from dtrace_nb.lang.builtins import PROBE_STRINGS
+from dtrace_nb.lang.check import CheckedClause, CheckedProgram, clause_calls, const_value
 from dtrace_nb.probes import Binding, Probe
 
 MAX_CLAUSES_PER_BINDING = 64
 ARRAY_SELECTOR_LIMIT = 4096
+SCRATCH_LIMIT = 32 << 10  # per-CPU array values are limited to 32 KiB
 
-_INT_BUILTIN_C = {
-    "pid": "((s32)(bpf_get_current_pid_tgid() >> 32))",
-    "tid": "((s32)bpf_get_current_pid_tgid())",
-    "uid": "((u32)bpf_get_current_uid_gid())",
-    "gid": "((u32)(bpf_get_current_uid_gid() >> 32))",
-    "timestamp": "bpf_ktime_get_ns()",
-    "cpu": "((s32)bpf_get_smp_processor_id())",
-    "ppid": "dt_ppid()",
-}
-_PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
+# DTrace's fault kinds (DTRACEFLT_*), reported in error records.
+FLT_BADADDR = 1
+FLT_DIVZERO = 4
+FLT_NOSCRATCH = 5
 
 
 @dataclass
@@ -45,16 +48,9 @@ class FunctionSpec:
     selector_map: Optional[str] = None
     # selector value -> (program-local probe index, clause bit mask)
     selector_entries: dict[int, tuple[int, int]] = field(default_factory=dict)
-
-
-@dataclass
-class StrVal:
-    """A string expression: a compile-time literal, or a buffer `ptr` of `size` bytes."""
-
-    size: int
-    lit: Optional[bytes] = None
-    ptr: str = ""
-    comm: bool = False  # the current task's comm, fetched straight into its destination
+    scratch_size: int = 0
+    uses: set = field(default_factory=set)  # 'globals', 'this', 'scratch', 'fault', 'spec'
+    uses_errors: bool = False
 
 
 class BindingEmitter:
@@ -73,11 +69,48 @@ class BindingEmitter:
             raise DCompileError(f"more than {MAX_CLAUSES_PER_BINDING} clauses enable probes of "
                                 f"one attachment ({binding.attach.describe()})")
         self.spec = FunctionSpec(fname, binding, [c.index for c in self.clauses])
+        self.x = ExprEmitter(self)
+        # scratch bytes 0..strbuf-1 stay zero: the empty string for absent variables
+        self.scratch_top = res.strbuf
+        self.uses: set[str] = set()
+        self.clause: Optional[CheckedClause] = None
+        self.action_no = 0
+        self.in_predicate = False
+        self.faulted: set[int] = set()
+        self.uses_errors = False
+
+    # -- resources the body asks for -------------------------------------------------------
+
+    def alloc(self, size: int) -> str:
+        """A fresh scratch buffer of `size` bytes (8-aligned), as a `char *` C expression."""
+        off = self.scratch_top
+        self.scratch_top += (size + 7) // 8 * 8
+        if self.scratch_top > SCRATCH_LIMIT:
+            raise DCompileError(f"the clauses on {self.b.attach.describe()} need more than "
+                                f"{SCRATCH_LIMIT} bytes of string and key space",
+                                self.clause.clause.span if self.clause else None,
+                                hint="lower strsize (-x strsize=128) or split the clauses")
+        self.uses.add("scratch")
+        return f"(dt_s + {off})"
+
+    def fault(self, kind: int, addr: str) -> str:
+        """C statement reporting a fault at the current action and leaving the clause."""
+        self.uses.add("fault")
+        self.faulted.add(self.clause.index)
+        act = 0 if self.in_predicate else self.action_no
+        return (f"{{ dt_flt = {kind}; dt_flt_addr = (u64)({addr}); dt_flt_act = {act}; "
+                f"goto dt_fault_{self.clause.index}; }}")
 
     # -- function ----------------------------------------------------------------------
 
     def emit(self) -> FunctionSpec:
         w, b = self.w, self.b
+        body = CWriter()
+        outer_w, self.w = self.w, body
+        body._depth = 1
+        for bit, c in enumerate(self.clauses):
+            self.emit_clause(c, bit)
+        self.w = outer_w
         w.comment(f"{b.attach.describe()}: " + ", ".join(p.description for p in b.probes[:4])
                   + (f" (+{len(b.probes) - 4} more)" if len(b.probes) > 4 else ""))
         with w.block(f"int {self.fname}({b.ctx_decl})"):
@@ -86,18 +119,37 @@ class BindingEmitter:
             if self.checked.uses_exit and not b.runs_after_exit:
                 w.line("if (dt_exiting())")
                 w.line("\treturn 0;")
+            w.line("u32 dt_zero = 0;")
             used = self.used_names()
             if self.single is None and used & (set(PROBE_STRINGS) | {"id"}):
                 w.line("struct dt_probedesc *dt_pd = dtnb_probes.lookup(&dt_pidx);")
                 w.line("if (!dt_pd)")
                 w.line("\treturn 0;")
+            if "globals" in self.uses:
+                w.line("struct dt_globals *dt_g = dtnb_globals.lookup(&dt_zero);")
+                w.line("if (!dt_g)")
+                w.line("\treturn 0;")
+            if "this" in self.uses:
+                w.line("struct dt_this *dt_t = dtnb_this.lookup(&dt_zero);")
+                w.line("if (!dt_t)")
+                w.line("\treturn 0;")
+                w.line("__builtin_memset(dt_t, 0, sizeof(*dt_t));")
+            if "scratch" in self.uses:
+                w.line("char *dt_s = (char *)dtnb_scratch.lookup(&dt_zero);")
+                w.line("if (!dt_s)")
+                w.line("\treturn 0;")
+            if "fault" in self.uses:
+                w.line("u32 dt_flt = 0, dt_flt_act = 0;")
+                w.line("u64 dt_flt_addr = 0;")
             for i in range(10):
-                if f"arg{i}" in used:
+                if f"arg{i}" in used or i in self.x.args_used:
                     expr = b.arg_exprs[i] if i < len(b.arg_exprs) else "0"
                     w.line(f"s64 dt_arg{i} = (s64)({expr});")
-            for bit, c in enumerate(self.clauses):
-                self.emit_clause(c, bit)
+            w.lines(body._lines)
             w.line("return 0;")
+        self.spec.scratch_size = self.scratch_top if "scratch" in self.uses else 0
+        self.spec.uses = set(self.uses)
+        self.spec.uses_errors = self.uses_errors
         return self.spec
 
     def used_names(self) -> set[str]:
@@ -140,99 +192,207 @@ class BindingEmitter:
     # -- clauses -----------------------------------------------------------------------
 
     def emit_clause(self, c: CheckedClause, bit: int) -> None:
-        """`do { ... } while (0)`: every way out of a clause (not enabled on this probe,
-        predicate false, no room for its record) is a `break`."""
         w = self.w
+        self.clause = c
+        self.action_no = 0
+        n = c.index
         ids = {p.id for p in self.b.probes}
         covers_all = ids <= {p.id for p in c.probes}
         heads = ", ".join(p.text for p in c.clause.probes)
-        w.comment(f"clause {c.index + 1} ({heads}) at line {c.clause.span.line}")
-        with w.block("do", tail="} while (0);"):
+        w.comment(f"clause {n + 1} ({heads}) at line {c.clause.span.line}")
+        rec = self.res.records.get(n)
+        self.rec = rec
+        self.rec_var = f"dt_r{n}"
+        with w.block(""):
+            if rec is not None:
+                w.line(f"struct {rec.struct_name} *{self.rec_var} = 0;")
             if not covers_all:
                 w.line(f"if (!(dt_mask & {1 << bit}ULL))")
-                w.line("\tbreak;")
+                w.line(f"\tgoto dt_end_{n};")
             if c.clause.predicate is not None:
-                w.line(f"if (!({self.int_expr(c.clause.predicate)}))")
-                w.line("\tbreak;")
-            self.emit_body(c)
+                self.in_predicate = True
+                cond = self.x.int_expr(c.clause.predicate)
+                self.in_predicate = False
+                w.line(f"if (!({cond}))")
+                w.line(f"\tgoto dt_end_{n};")
+            if rec is not None:
+                self.reserve(rec)
+            self.block(c.clause.body)
+            if rec is not None:
+                self.submit(rec)
+            if n in self.faulted:
+                w.line(f"goto dt_end_{n};")
+                w.line(f"dt_fault_{n}:")
+                if rec is not None:
+                    w.line(f"if ({self.rec_var})")
+                    w.line(f"\tdtnb_rb.ringbuf_discard({self.rec_var}, 0);")
+                w.line(f"dt_error({rec.epid if rec else n + 1}, dt_pidx, dt_flt, dt_flt_addr, "
+                       "dt_flt_act);")
+                self.uses_errors = True
+            w.line(f"dt_end_{n}: ;")
 
-    def emit_body(self, c: CheckedClause) -> None:
-        w = self.w
-        rec = self.res.records.get(c.index)
-        if rec is None:
-            for stmt in c.clause.body:
-                self.stmt(stmt, None)
-            return
-        w.line(f"struct {rec.struct_name} *dt_rec = dtnb_rb.ringbuf_reserve(sizeof(struct "
-               f"{rec.struct_name}));")
-        w.line("if (!dt_rec) {")
+    def reserve(self, rec) -> None:
+        w, r = self.w, self.rec_var
+        w.line(f"{r} = dtnb_rb.ringbuf_reserve(sizeof(struct {rec.struct_name}));")
+        w.line(f"if (!{r}) {{")
         w.line("\tdt_drop(DT_DROP_REC);")
-        w.line("\tbreak;")
+        w.line(f"\tgoto dt_end_{self.clause.index};")
         w.line("}")
-        w.line(f"dt_rec->epid = {rec.epid};")
-        w.line("dt_rec->cpu = bpf_get_smp_processor_id();")
-        w.line("dt_rec->pidx = dt_pidx;")
-        w.line("dt_rec->pad = 0;")
-        for stmt in c.clause.body:
-            self.stmt(stmt, rec)
-        w.line("dtnb_rb.ringbuf_submit(dt_rec, 0);")
+        w.line(f"{r}->epid = {rec.epid};")
+        w.line(f"{r}->cpu = bpf_get_smp_processor_id();")
+        w.line(f"{r}->pidx = dt_pidx;")
+        w.line(f"{r}->spec = 0;")
+        w.line(f"{r}->mask = 0;")
 
-    def stmt(self, stmt: ast.Stmt, rec) -> None:
+    def submit(self, rec) -> None:
+        r = self.rec_var
+        if self.clause.speculative:
+            # data for speculation 0 (none available) is dropped, as in DTrace
+            self.w.line(f"if ({r}->spec == 0) {{")
+            self.w.line(f"\tdtnb_rb.ringbuf_discard({r}, 0);")
+            self.w.line(f"\t{r} = 0;")
+            self.w.line(f"\tgoto dt_end_{self.clause.index};")
+            self.w.line("}")
+        self.w.line(f"dtnb_rb.ringbuf_submit({r}, 0);")
+        self.w.line(f"{r} = 0;")
+
+    # -- statements --------------------------------------------------------------------
+
+    def block(self, body: list) -> None:
+        for stmt in body:
+            self.stmt(stmt)
+
+    def stmt(self, stmt: ast.Stmt) -> None:
+        w = self.w
         if isinstance(stmt, ast.Block):
-            for s in stmt.body:
-                self.stmt(s, rec)
+            self.block(stmt.body)
+            return
+        if isinstance(stmt, ast.If):
+            self.action_no += 1
+            with w.block(f"if ({self.x.int_expr(stmt.cond)})"):
+                self.block(stmt.then)
+            if stmt.other:
+                with w.block("else"):
+                    self.block(stmt.other)
             return
         assert isinstance(stmt, ast.ExprStmt)
+        self.action_no += 1
         e = stmt.expr
-        if isinstance(e, ast.Assign):
+        if isinstance(e, ast.Assign) and _is_agg(e.target):
             target = e.target
             name = target.base.name if isinstance(target, ast.Index) else target.name
             keys = target.indexes if isinstance(target, ast.Index) else []
             self.aggregate(self.res.aggs[name], keys, e.value)
-        elif isinstance(e, ast.Call):
-            self.action(e, rec)
+        elif isinstance(e, ast.Call) and id(e) in self.res.action_of:
+            self.record_action(e)
+        elif isinstance(e, ast.Call) and e.name in ("speculate", "raise", "stop", "copyout",
+                                                   "copyoutstr"):
+            self.kernel_action(e)
+        else:
+            w.line(f"(void)({self.x.expr_stmt(e)});")
 
-    def action(self, call: ast.Call, rec) -> None:
-        w = self.w
-        if call.name in ("printf", "trace", "exit"):
-            args = call.args[1:] if call.name == "printf" else call.args
+    # -- actions -------------------------------------------------------------------------
+
+    def record_action(self, call: ast.Call) -> None:
+        w, r = self.w, self.rec_var
+        action = self.res.action_of[id(call)]
+        w.line(f"{r}->mask |= {1 << action.bit}ULL;")
+        name = call.name
+        if name in ("printf", "system", "trace", "exit", "trunc", "normalize", "commit",
+                    "discard"):
+            args = call.args[1:] if name in ("printf", "system") else call.args
+            if name in ("trunc", "normalize"):
+                args = call.args[1:]
             for a in args:
-                f = rec.fields[record_slot(self.res, a)]
-                if f.is_string:
-                    self.store_string(self.str_val(a), f"dt_rec->{f.name}", f.size)
-                else:
-                    w.line(f"dt_rec->{f.name} = ({'s64' if f.signed else 'u64'})"
-                           f"({self.int_expr(a)});")
-            if call.name == "exit":
+                if isinstance(a, ast.Call) and a.name in ("stack", "ustack"):
+                    self.store_stack(a)
+                    continue
+                self.store_field(a)
+            if name == "exit":
                 w.line("dt_set_exiting();")
+            if name in ("commit", "discard"):
+                self.uses.add("spec")
+                v = f"{r}->{self.rec.fields[record_slot(self.res, call.args[0])].name}"
+                w.line(f"dt_spec_release((u32){v});")
+        elif name == "tracemem":
+            f = self.rec.fields[record_slot(self.res, call.args[1])]
+            addr = self.x.int_expr(call.args[0])
+            w.line(f"if (bpf_probe_read_kernel(&{r}->{f.name}, {f.size}, (void *)({addr})) < 0)")
+            w.line("\t" + self.fault(FLT_BADADDR, addr))
+            if len(call.args) == 3:
+                self.store_field(call.args[2])
+        elif name in ("stack", "ustack"):
+            self.store_stack(call)
+
+    def store_field(self, a: ast.Expr) -> None:
+        f = self.rec.fields[record_slot(self.res, a)]
+        dst = f"{self.rec_var}->{f.name}"
+        if f.is_string:
+            self.w.line(self.x.store_string(self.x.str_val(a), dst, f.size))
+        else:
+            self.w.line(f"{dst} = ({'s64' if f.signed else 'u64'})({self.x.int_expr(a)});")
+
+    def store_stack(self, call: ast.Call) -> None:
+        f = self.rec.fields[record_slot(self.res, call)]
+        pf = self.rec.fields[pid_slot(self.res, call)]
+        flags = "BPF_F_USER_STACK" if call.name == "ustack" else "0"
+        r = self.rec_var
+        self.w.line(f"{r}->{f.name} = (u64)(s64)dtnb_stacks.get_stackid(ctx, {flags});")
+        self.w.line(f"{r}->{pf.name} = bpf_get_current_pid_tgid() >> 32;")
+
+    def kernel_action(self, call: ast.Call) -> None:
+        w = self.w
+        if call.name == "speculate":
+            self.uses.add("spec")
+            w.line(f"{self.rec_var}->spec = (u32)({self.x.int_expr(call.args[0])});")
+        elif call.name == "raise":
+            w.line(f"bpf_send_signal((u32)({self.x.int_expr(call.args[0])}));")
+        elif call.name == "stop":
+            w.line("bpf_send_signal(19); /* SIGSTOP */")
+        elif call.name == "copyout":
+            buf = self.x.int_expr(call.args[0])
+            addr = self.x.int_expr(call.args[1])
+            size = const_value(call.args[2])
+            if size is None or not 0 < size <= 4096:
+                raise DCompileError("copyout() size must be a constant between 1 and 4096",
+                                    call.args[2].span)
+            w.line(f"bpf_probe_write_user((void *)({addr}), (void *)({buf}), {size});")
+        elif call.name == "copyoutstr":
+            v = self.x.materialize(self.x.str_val(call.args[0]))
+            addr = self.x.int_expr(call.args[1])
+            w.line(f"bpf_probe_write_user((void *)({addr}), {v}, "
+                   f"{min(self.res.strsize, 256)});")
 
     def aggregate(self, agg: AggLayout, keys: list[ast.Expr], call: ast.Call) -> None:
         w = self.w
         with w.block(""):
             if agg.keyless:
-                w.line("u32 dt_k = 0;")
-                key = "&dt_k"
+                key = "&dt_zero"
             else:
-                w.line(f"struct {agg.key_struct} dt_k;")
-                w.line("__builtin_memset(&dt_k, 0, sizeof(dt_k));")
+                size = sum(f.size for f in agg.key_fields)
+                if size > 64:
+                    w.line(f"struct {agg.key_struct} *dt_k = (void *){self.alloc(size)};")
+                    w.line("__builtin_memset(dt_k, 0, sizeof(*dt_k));")
+                    kref, key = "dt_k->", "dt_k"
+                else:
+                    w.line(f"struct {agg.key_struct} dt_kv;")
+                    w.line("__builtin_memset(&dt_kv, 0, sizeof(dt_kv));")
+                    kref, key = "dt_kv.", "&dt_kv"
                 for f, k in zip(agg.key_fields, keys):
                     if f.is_string:
-                        self.store_string(self.str_val(k), f"dt_k.{f.name}", f.size)
+                        w.line(self.x.store_string(self.x.str_val(k), f"{kref}{f.name}", f.size))
                     else:
-                        w.line(f"dt_k.{f.name} = ({'s64' if f.signed else 'u64'})"
-                               f"({self.int_expr(k)});")
-                key = "&dt_k"
-            arg = f"(s64)({self.int_expr(call.args[0])})" if call.args else ""
-            if arg:
-                w.line(f"s64 dt_x = {arg};")
+                        w.line(f"{kref}{f.name} = ({'s64' if f.signed else 'u64'})"
+                               f"({self.x.int_expr(k)});")
+            if call.args:
+                w.line(f"s64 dt_x = (s64)({self.x.int_expr(call.args[0])});")
             w.line(f"struct {agg.value_struct} *dt_v = {agg.map_name}.lookup({key});")
             if not agg.keyless:
                 with w.block("if (!dt_v)"):
                     if agg.value_size > 128:
-                        w.line("u32 dt_z = 0;")
-                        w.line("void *dt_zero = dtnb_zero.lookup(&dt_z);")
-                        w.line("if (dt_zero)")
-                        w.line(f"\t{agg.map_name}.insert({key}, dt_zero);")
+                        w.line("void *dt_zv = dtnb_zero.lookup(&dt_zero);")
+                        w.line("if (dt_zv)")
+                        w.line(f"\t{agg.map_name}.insert({key}, dt_zv);")
                     else:
                         w.line(f"struct {agg.value_struct} dt_init = {{}};")
                         w.line(f"{agg.map_name}.insert({key}, &dt_init);")
@@ -240,145 +400,41 @@ class BindingEmitter:
             w.line("if (!dt_v) {")
             w.line("\tdt_drop(DT_DROP_AGG);")
             w.line("} else {")
-            w.lines("\t" + s for s in _AGG_UPDATE[agg.info.func])
+            w.lines("\t" + s for s in agg_update(agg))
             w.line("}")
 
-    # -- expressions -------------------------------------------------------------------
 
-    def int_expr(self, e: ast.Expr) -> str:
-        t = e.ty
-        if isinstance(e, ast.IntLit):
-            return f"{e.value}ULL" if e.value > 0x7FFFFFFFFFFFFFFF or (
-                isinstance(t, IntType) and not t.signed) else f"{e.value}LL"
-        if isinstance(e, ast.CharLit):
-            return str(e.value)
-        if isinstance(e, ast.MacroVar):
-            return f"{int(e.resolved)}LL"  # type: ignore[attr-defined]
-        if isinstance(e, ast.Ident):
-            return self.builtin(e)
-        if isinstance(e, ast.Cast):
-            return f"(({t.c_type()})({self.int_expr(e.operand)}))"
-        if isinstance(e, ast.Unary):
-            inner = self.int_expr(e.operand)
-            if e.op == "!":
-                return f"(!({inner}))"
-            if e.op == "+":
-                return f"(({t.c_type()})({inner}))"
-            return f"({e.op}({t.c_type()})({inner}))"
-        if isinstance(e, ast.Ternary):
-            return (f"(({self.int_expr(e.cond)}) ? ({t.c_type()})({self.int_expr(e.then)}) : "
-                    f"({t.c_type()})({self.int_expr(e.other)}))")
-        if isinstance(e, ast.Binary):
-            return self.binary(e)
-        raise DCompileError(f"cannot generate code for {type(e).__name__}", e.span)
-
-    def builtin(self, e: ast.Ident) -> str:
-        n = e.name
-        if n.startswith("arg") and n[3:].isdigit():
-            return f"dt_arg{n[3:]}"
-        if n == "errno":
-            return f"((s32)({self.b.builtins['errno']}))" if "errno" in self.b.builtins else "0"
-        if n == "id":
-            return str(self.single.id) if self.single else "dt_pd->id"
-        if n in _INT_BUILTIN_C:
-            return _INT_BUILTIN_C[n]
-        raise DCompileError(f"cannot generate code for variable '{n}'", e.span)
-
-    def binary(self, e: ast.Binary) -> str:
-        op = e.op
-        lt, rt = e.left.ty, e.right.ty
-        if op in ("==", "!=", "<", "<=", ">", ">=") and isinstance(lt, StringType):
-            return self.str_compare(e)
-        a, b = self.int_expr(e.left), self.int_expr(e.right)
-        if op == "&&":
-            return f"(!!({a}) && !!({b}))"
-        if op == "||":
-            return f"(!!({a}) || !!({b}))"
-        if op == "^^":
-            return f"(!!({a}) != !!({b}))"
-        if op in ("==", "!=", "<", "<=", ">", ">="):
-            p = promote(lt, rt).c_type()
-            return f"(({p})({a}) {op} ({p})({b}))"
-        t = e.ty
-        ct = t.c_type()
-        if op in ("/", "%") and t.signed:
-            fn = "dt_sdiv" if op == "/" else "dt_smod"
-            return f"(({ct}){fn}((s64)({a}), (s64)({b})))"
-        if op in ("<<", ">>"):
-            return f"(({ct})(({ct})({a}) {op} (({b}) & {t.bits - 1})))"
-        return f"(({ct})(({ct})({a}) {op} ({ct})({b})))"
-
-    def str_val(self, e: ast.Expr) -> StrVal:
-        t = e.ty
-        if isinstance(e, ast.StrLit):
-            return StrVal(t.size, lit=e.value.encode())
-        if isinstance(e, ast.MacroVar):
-            return StrVal(t.size, lit=str(e.resolved).encode())  # type: ignore[attr-defined]
-        if isinstance(e, ast.Ident) and e.name == "execname":
-            return StrVal(16, comm=True)
-        if isinstance(e, ast.Ident) and e.name in _PROBE_FIELD:
-            if self.single is not None:
-                p = self.single
-                value = {"probeprov": p.provider, "probemod": p.module,
-                         "probefunc": p.function, "probename": p.name}[e.name]
-                return StrVal(t.size, lit=value.encode())
-            return StrVal(t.size, ptr=f"dt_pd->{_PROBE_FIELD[e.name]}")
-        raise DCompileError(f"cannot generate code for a string {type(e).__name__}", e.span)
-
-    def materialize(self, v: StrVal) -> str:
-        """A pointer to the string's bytes in BPF-readable memory."""
-        if v.ptr:
-            return v.ptr
-        tmp = self.w.temp("s")
-        self.w.line(f"char {tmp}[{(v.size + 7) // 8 * 8}];")
-        self.w.line(f"__builtin_memset({tmp}, 0, sizeof({tmp}));")
-        self.store_string(v, tmp, (v.size + 7) // 8 * 8)
-        return tmp
-
-    def store_string(self, v: StrVal, dst: str, size: int) -> None:
-        w = self.w
-        if v.comm:
-            w.line(f"bpf_get_current_comm(&{dst}, {min(size, 16)});")
-        elif v.lit is not None:
-            data = v.lit[: size - 1] + b"\0"
-            data += b"\0" * (-len(data) % 8)
-            for off in range(0, len(data), 8):
-                word = int.from_bytes(data[off:off + 8], "little")
-                w.line(f"*(u64 *)&{dst}[{off}] = {word:#x}ULL;")
-        else:
-            n = min(size, v.size)
-            if n <= 64:
-                w.line(f"__builtin_memcpy(&{dst}, {v.ptr}, {n});")
-            else:
-                w.line(f"bpf_probe_read_kernel_str(&{dst}, {n}, {v.ptr});")
-            if v.size > size:
-                w.line(f"{dst}[{size - 1}] = 0;")
-
-    def str_compare(self, e: ast.Binary) -> str:
-        a, b = self.str_val(e.left), self.str_val(e.right)
-        if e.op in ("==", "!=") and (a.lit is not None or b.lit is not None):
-            lit, other = (a, b) if a.lit is not None else (b, a)
-            if other.lit is not None:
-                same = lit.lit == other.lit
-                return "1" if same == (e.op == "==") else "0"
-            ptr = self.materialize(other)
-            text = lit.lit + b"\0"
-            if len(text) > other.size:
-                return "0" if e.op == "==" else "1"
-            eq = " && ".join(f"{ptr}[{i}] == {c}" for i, c in enumerate(text))
-            return f"({eq})" if e.op == "==" else f"(!({eq}))"
-        pa, pb = self.materialize(a), self.materialize(b)
-        return f"(dt_strcmp({pa}, {pb}, {min(a.size, b.size)}) {e.op} 0)"
+def agg_update(agg: AggLayout) -> list[str]:
+    f = agg.info.func
+    if f == "count":
+        return ["dt_v->v += 1;"]
+    if f == "sum":
+        return ["dt_v->v += dt_x;"]
+    if f == "min":
+        return ["if (dt_v->n == 0 || dt_x < dt_v->v)", "\tdt_v->v = dt_x;", "dt_v->n += 1;"]
+    if f == "max":
+        return ["if (dt_v->n == 0 || dt_x > dt_v->v)", "\tdt_v->v = dt_x;", "dt_v->n += 1;"]
+    if f == "avg":
+        return ["dt_v->n += 1;", "dt_v->v += dt_x;"]
+    if f == "stddev":
+        return ["dt_v->n += 1;", "dt_v->v += dt_x;", "dt_add_square(dt_v->sq, dt_x);"]
+    if f == "quantize":
+        return ["dt_v->b[dt_quantize_bucket(dt_x) & 127] += 1;"]
+    mask = agg.value_fields[0][2] - 1
+    if f == "lquantize":
+        base, limit, step = agg.info.params
+        levels = (limit - base) // step
+        return [f"dt_v->b[dt_lquantize_bucket(dt_x, {base}LL, {levels}, {step}LL) & {mask}] += 1;"]
+    if f == "llquantize":
+        factor, low, high, nsteps = agg.info.params
+        return [f"dt_v->b[dt_llquantize_bucket(dt_x, {factor}, {low}, {high}, {nsteps}) & {mask}]"
+                " += 1;"]
+    raise ValueError(f)
 
 
-_AGG_UPDATE = {
-    "count": ["dt_v->v += 1;"],
-    "sum": ["dt_v->v += dt_x;"],
-    "min": ["if (dt_v->n == 0 || dt_x < dt_v->v)", "\tdt_v->v = dt_x;", "dt_v->n += 1;"],
-    "max": ["if (dt_v->n == 0 || dt_x > dt_v->v)", "\tdt_v->v = dt_x;", "dt_v->n += 1;"],
-    "avg": ["dt_v->n += 1;", "dt_v->v += dt_x;"],
-    "quantize": ["dt_v->b[dt_quantize_bucket(dt_x) & 127] += 1;"],
-}
+def _is_agg(t: ast.Expr) -> bool:
+    return isinstance(t, ast.AggRef) or (isinstance(t, ast.Index) and isinstance(t.base, ast.AggRef))
 
-# The record header, REC_HEADER (16) bytes: which clause, CPU, and program-local probe.
-HEADER_FIELDS = ("u32 epid;", "u32 cpu;", "u32 pidx;", "u32 pad;")
+
+__all__ = ["BindingEmitter", "FunctionSpec", "ARRAY_SELECTOR_LIMIT", "agg_update",
+           "VarLayout", "clause_calls"]

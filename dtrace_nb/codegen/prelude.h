@@ -10,8 +10,34 @@
 
 /* Counters of lost data, per CPU, read and reported by the consumer. */
 BPF_PERCPU_ARRAY(dtnb_drops, u64, DT_NDROPS);
-/* Session state: slot 0 is set once exit() has been called (DTrace's "draining"). */
-BPF_ARRAY(dtnb_state, u64, 1);
+/* Session state: slot 0 is set once exit() has been called (DTrace's "draining");
+ * slot 1 is wall-clock time minus bpf_ktime_get_ns(), set by the consumer at start. */
+BPF_ARRAY(dtnb_state, u64, 2);
+#define DT_STATE_EXITING 0
+#define DT_STATE_WALLTIME 1
+
+/* Per-CPU cells the string helpers keep loop state in. Values that pass through memory
+ * are unknown to the verifier, so the paths of a data-dependent loop converge instead of
+ * multiplying through the rest of the program ("laundering"). */
+struct dt_cells { s64 c[16]; };
+BPF_PERCPU_ARRAY(dtnb_cells, struct dt_cells, 1);
+#define DT_CELL_LAUNDER 0
+
+static __always_inline volatile s64 *dt_cells(void)
+{
+	u32 k = 0;
+	struct dt_cells *c = dtnb_cells.lookup(&k);
+	return c ? (volatile s64 *)c->c : 0;
+}
+
+static __always_inline s64 dt_launder(s64 v)
+{
+	volatile s64 *c = dt_cells();
+	if (!c)
+		return 0;
+	c[DT_CELL_LAUNDER] = v;
+	return c[DT_CELL_LAUNDER];
+}
 
 static __always_inline void dt_drop(u32 which)
 {
@@ -111,9 +137,69 @@ static __always_inline s32 dt_ppid(void)
 	bpf_probe_read_kernel(&tgid, sizeof(tgid), (void *)(parent + DT_TASK_TGID_OFF));
 	return tgid;
 }
+/* progenyof(pid): whether the current process is pid or descends from it. */
+static __always_inline int dt_progenyof(s32 pid)
+{
+	u64 task = bpf_get_current_task();
+	for (int i = 0; i < 32; i++) {
+		s32 tgid = 0;
+		bpf_probe_read_kernel(&tgid, sizeof(tgid), (void *)(task + DT_TASK_TGID_OFF));
+		if (tgid == pid)
+			return 1;
+		if (tgid <= 1)
+			return 0;
+		task = dt_kread_u64((void *)(task + DT_TASK_REAL_PARENT_OFF));
+	}
+	return 0;
+}
 #else
 static __always_inline s32 dt_ppid(void)
 {
 	return -1;
 }
+static __always_inline int dt_progenyof(s32 pid)
+{
+	return 0;
+}
 #endif
+
+#ifdef DT_TASK_SUM_EXEC_OFF
+static __always_inline u64 dt_vtimestamp(void)
+{
+	return dt_kread_u64((void *)(bpf_get_current_task() + DT_TASK_SUM_EXEC_OFF));
+}
+#else
+static __always_inline u64 dt_vtimestamp(void)
+{
+	return 0;
+}
+#endif
+
+static __always_inline u64 dt_walltime_offset(void)
+{
+	u32 k = DT_STATE_WALLTIME;
+	u64 *v = dtnb_state.lookup(&k);
+	return v ? *v : 0;
+}
+
+/* Frames on the current kernel (flags 0) or user (BPF_F_USER_STACK) stack. */
+static __always_inline u32 dt_stackdepth(void *ctx, u64 flags)
+{
+	u64 frames[32];
+	long n = bpf_get_stack(ctx, frames, sizeof(frames), flags);
+	return n > 0 ? n / 8 : 0;
+}
+
+/* stddev(): add x*x to a 128-bit sum of squares kept as two u64 words (low, high). */
+static __always_inline void dt_add_square(u64 *sq, s64 x)
+{
+	u64 a = x < 0 ? -(u64)x : (u64)x;
+	u64 al = a & 0xffffffffULL, ah = a >> 32;
+	u64 mid = ah * al;
+	u64 lo = al * al;
+	u64 lo2 = lo + (mid << 33);
+	u64 hi = ah * ah + (mid >> 31) + (lo2 < lo);
+	u64 s = sq[0] + lo2;
+	sq[1] += hi + (s < lo2);
+	sq[0] = s;
+}

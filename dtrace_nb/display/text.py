@@ -114,7 +114,7 @@ def _cdiv(a: int, b: int) -> int:
 
 
 def format_aggregation(func: str, keys: Sequence[tuple], values: Sequence,
-                       key_kinds: Optional[Sequence[str]] = None) -> str:
+                       key_kinds: Optional[Sequence[str]] = None, params: tuple = ()) -> str:
     """Every row of one aggregation, in the order given (DTrace's: see sort_order)."""
     kinds = list(key_kinds or [])
     out = []
@@ -128,8 +128,7 @@ def format_aggregation(func: str, keys: Sequence[tuple], values: Sequence,
 
 def format_all(aggs: Sequence[tuple[str, Sequence[tuple], Sequence, Sequence[str]]]) -> str:
     """What dtrace(1) prints when tracing ends: a newline, then every aggregation."""
-    return "\n" + "".join(format_aggregation(func, keys, values, kinds)
-                          for func, keys, values, kinds in aggs)
+    return "\n" + "".join(format_aggregation(*agg) for agg in aggs)
 
 
 # ----------------------------------------------------------------------------- order

@@ -59,6 +59,42 @@ class StringType(DType):
 
 
 @dataclass(frozen=True)
+class PtrType(IntType):
+    """A pointer: a 64-bit unsigned integer that remembers what it points to, so `*p` and
+    `p->m` know the size to read. `target` None is `void *`."""
+
+    target: Optional[DType] = None
+
+
+@dataclass(frozen=True)
+class MemberType:
+    """One member of a translated struct: its type and how to compute it (C, with `{arg}`
+    standing for the raw argument), or for strings the kernel address to copy from."""
+
+    name: str
+    dtype: DType
+    c_expr: str
+
+
+@dataclass(frozen=True)
+class TranslatedType(DType):
+    """A translated struct pointer (DTrace's psinfo_t *, bufinfo_t *...): only `->member`
+    can be applied to it."""
+
+    name: str
+    members: tuple[MemberType, ...]
+
+    def c_type(self) -> str:
+        return "u64"
+
+    def member(self, name: str) -> Optional[MemberType]:
+        return next((m for m in self.members if m.name == name), None)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
 class VoidType(DType):
     def c_type(self) -> str:
         return "void"
@@ -108,22 +144,33 @@ _NAMED: dict[str, IntType] = {
 }
 
 
-def type_from_words(words: tuple[str, ...] | list[str], pointer: int = 0) -> Optional[DType]:
-    """The DType for a written type (None when unknown). Pointers are 64-bit integers."""
+def type_from_words(words: tuple[str, ...] | list[str], pointer: int = 0,
+                    strsize: int = 256) -> Optional[DType]:
+    """The DType for a written type (None when unknown). Pointers are 64-bit integers that
+    remember their target type."""
     text = " ".join(words)
+    base = text.replace("const ", "").replace("volatile ", "").strip()
     if pointer:
-        if text in ("char", "const char", "signed char", "unsigned char"):
-            return IntType(8, False, f"{text} *")
-        return IntType(8, False, f"{text} {'*' * pointer}")
+        target: Optional[DType] = None if base == "void" else _NAMED.get(base)
+        if pointer > 1:
+            target = PtrType(8, False, f"{base} {'*' * (pointer - 1)}", target)
+        return PtrType(8, False, f"{text} {'*' * pointer}", target)
     if text == "string":
-        return StringType(256)
-    return _NAMED.get(text.replace("const ", "").replace("volatile ", ""))
+        return StringType(strsize)
+    if base == "void":
+        return VOID
+    return _NAMED.get(base)
 
 
 def native_type(text: str) -> DType:
-    """A probe argument's native C type as written by the kernel (format files, BTF)."""
+    """A probe argument's D type from the type name a provider gives (format files, BTF):
+    known integer types keep their size, pointers remember a known target, anything else
+    is a 64-bit integer."""
     text = " ".join(text.replace("const ", "").replace("volatile ", "").split())
-    if "*" in text or "[" in text:
+    if text.endswith("*"):
+        base = text.rstrip("* ").strip()
+        return PtrType(8, False, text, _NAMED.get(base))
+    if "[" in text:
         return IntType(8, False, text)
     return _NAMED.get(text, INT64)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,9 @@ class AggSnapshot:
     key_names: list[str]
     key_kinds: list[str]  # 'string' or 'intN' (N = size in bytes) per key
     keys: list[tuple]
-    values: list  # int per row; (count, total) for avg; 127 bucket counts for quantize
+    values: list  # int per row; (count, total) for avg; (count, total, sum of squares) for
+    # stddev; bucket counts for quantize (127), lquantize and llquantize
+    params: tuple = ()  # lquantize/llquantize parameters
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -57,15 +60,19 @@ class AggSnapshot:
         quantize is long-form: one row per non-empty bucket (value = bucket's lower bound)."""
         names = _unique(self.key_names)
         cols = {n: [k[i] for k in self.keys] for i, n in enumerate(names)}
-        if self.func == "quantize":
-            from dtrace_nb.display.text import quantize_bucket_value
-
+        if self.func in ("quantize", "lquantize", "llquantize"):
             rows = []
             for key, buckets in zip(self.keys, self.values):
                 for b, c in enumerate(buckets):
                     if c:
-                        rows.append((*key, quantize_bucket_value(b), int(c)))
+                        rows.append((*key, bucket_value(self.func, self.params, b), int(c)))
             return pd.DataFrame(rows, columns=[*names, "value", "count"])
+        if self.func == "stddev":
+            from dtrace_nb.display.text import stddev_value
+
+            cols["stddev"] = [stddev_value(*v) for v in self.values]
+            cols["count"] = [v[0] for v in self.values]
+            cols["avg"] = [v[1] / v[0] if v[0] else 0.0 for v in self.values]
         if self.func == "avg":
             cols["avg"] = [t / n if n else 0.0 for n, t in self.values]
             cols["count"] = [n for n, _ in self.values]
@@ -73,6 +80,18 @@ class AggSnapshot:
         else:
             cols[self.func] = list(self.values)
         return pd.DataFrame(cols)
+
+
+def bucket_value(func: str, params: tuple, index: int) -> int:
+    """The value a histogram bucket is labelled with (its lower bound)."""
+    from dtrace_nb.display import text
+
+    if func == "quantize":
+        return text.quantize_bucket_value(index)
+    if func == "lquantize":
+        base, _limit, step = params
+        return base - 1 if index == 0 else base + (index - 1) * step
+    return text.llquantize_bucket_value(index, *params)
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -91,6 +110,7 @@ class AggregationReader:
         self.ncpu = len(bcc.utils.get_possible_cpus())
         self.aggs = aggs
         self.fds = {name: bpf[a.map_name.encode()].get_fd() for name, a in aggs.items()}
+        self.normal: dict[str, int] = {}
 
     def read_raw(self, agg: AggLayout, fd: int) -> tuple[np.ndarray, np.ndarray]:
         """(keys, values[n, ncpu]) of one per-CPU map."""
@@ -145,17 +165,51 @@ class AggregationReader:
         # keyless aggregations that never fired have nothing to print, as in DTrace
         if agg.keyless and len(merged) and not _fired(agg.info.func, vals):
             key_tuples, merged = [], merged[:0]
-        values = _values_list(agg.info.func, merged)
+        values = _values_list(agg.info.func, merged[:, :agg.nbuckets] if agg.nbuckets else merged)
+        factor = self.normal.get(name, 1)
+        if factor != 1:
+            from dtrace_nb.display.text import normalize_value
+
+            values = [normalize_value(agg.info.func, v, factor) for v in values]
         order = sort_order(agg.info.func, key_tuples, values, **self.sort_options)
         return AggSnapshot(agg.info.name, agg.info.func, agg.info.key_names,
                            [key_kind(f) for f in agg.key_fields],
-                           [key_tuples[i] for i in order], [values[i] for i in order])
+                           [key_tuples[i] for i in order], [values[i] for i in order],
+                           agg.info.params)
+
+    def clear(self, name: str) -> None:
+        """clear(): every value back to zero, keys kept (as DTrace does)."""
+        agg = self.aggs[name]
+        keys, vals = self.read_raw(agg, self.fds[name])
+        zero = np.zeros((self.ncpu,), dtype=value_dtype(agg))
+        for i in range(len(keys)):
+            key = keys[i:i + 1] if not agg.keyless else np.zeros(1, dtype="u4")
+            self.lib.bpf_update_elem(self.fds[name], ctypes.c_void_p(key.ctypes.data),
+                                     ctypes.c_void_p(zero.ctypes.data), 0)
+
+    def trunc(self, name: str, keep: Optional[int]) -> None:
+        """trunc(@a[, n]): remove every key but the n with the highest values (n < 0: the
+        lowest); without n, remove them all."""
+        agg = self.aggs[name]
+        if agg.keyless:
+            if not keep:
+                self.clear(name)
+            return
+        keys, vals = self.read_raw(agg, self.fds[name])
+        doomed = list(range(len(keys)))
+        if keep:
+            values = _values_list(agg.info.func, merge(agg.info.func, vals))
+            order = sort_order(agg.info.func, [()] * len(values), values)
+            kept = order[-keep:] if keep > 0 else order[:-keep]
+            doomed = [i for i in doomed if i not in set(kept)]
+        for i in doomed:
+            self.lib.bpf_delete_elem(self.fds[name], ctypes.c_void_p(keys[i:i + 1].ctypes.data))
 
 
 def _fired(func: str, vals: np.ndarray) -> bool:
-    if func in ("min", "max", "avg"):
+    if func in ("min", "max", "avg", "stddev"):
         return bool(vals["n"].sum())
-    if func == "quantize":
+    if func in ("quantize", "lquantize", "llquantize"):
         return bool(vals["b"].sum())
     return bool(np.any(vals["v"]))
 
@@ -174,13 +228,24 @@ def merge(func: str, vals: np.ndarray):
                          vals["v"].sum(axis=1, dtype=np.int64)], axis=1)
     if func == "quantize":
         return vals["b"].sum(axis=1)[:, :QUANTIZE_BUCKETS]
+    if func in ("lquantize", "llquantize"):
+        return vals["b"].sum(axis=1)
+    if func == "stddev":
+        # the 128-bit sums of squares overflow numpy: add them as Python ints per key
+        n = vals["n"].sum(axis=1).astype(np.int64)
+        total = vals["v"].sum(axis=1, dtype=np.int64)
+        sq = vals["sq"]
+        squares = [sum(int(lo) + (int(hi) << 64) for lo, hi in row) for row in sq.tolist()]
+        return [(int(a), int(b), c) for a, b, c in zip(n.tolist(), total.tolist(), squares)]
     raise ValueError(func)
 
 
 def _values_list(func: str, merged) -> list:
     if func == "avg":
         return [(int(n), int(t)) for n, t in merged.tolist()]
-    if func == "quantize":
+    if func == "stddev":
+        return list(merged)
+    if func in ("quantize", "lquantize", "llquantize"):
         return [list(map(int, row)) for row in merged.tolist()]
     return [int(v) for v in merged.tolist()]
 

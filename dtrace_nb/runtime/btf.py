@@ -111,4 +111,11 @@ def task_offsets() -> dict[str, int]:
         off = btf.member_offset(tid, member)
         if off is not None:
             out[macro] = off
+    # vtimestamp: the thread's on-CPU time, task_struct.se.sum_exec_runtime
+    se = btf.member_offset(tid, "se")
+    sched = btf.find_struct("sched_entity")
+    if se is not None and sched is not None:
+        off = btf.member_offset(sched, "sum_exec_runtime")
+        if off is not None:
+            out["DT_TASK_SUM_EXEC_OFF"] = se + off
     return out

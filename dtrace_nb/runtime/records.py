@@ -12,10 +12,11 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from dtrace_nb.codegen.layout import REC_HEADER, RecordLayout
+from dtrace_nb.codegen.layout import ERROR_EPID, REC_HEADER, RecordLayout
 from dtrace_nb.probes import Probe
 
-_HEADER = struct.Struct("<IIII")
+_HEADER = struct.Struct("<IIIIQ")
+_ERROR = struct.Struct("<QQQQ")
 
 
 @dataclass
@@ -24,6 +25,20 @@ class Record:
     cpu: int
     probe: Probe
     values: list
+    spec: int = 0
+    mask: int = -1  # bit i set: action i ran
+
+
+@dataclass
+class ErrorRecord:
+    """A run-time fault in a clause (see codegen/fault.h)."""
+
+    cpu: int
+    probe: Probe
+    epid: int
+    fault: int
+    addr: int
+    action: int
 
 
 class RecordDecoder:
@@ -31,6 +46,9 @@ class RecordDecoder:
         self.by_epid = {r.epid: r for r in layouts.values()}
         self.probes = probes
         self._structs = {r.epid: self._struct(r) for r in layouts.values()}
+        # tracemem() buffers stay bytes; other buffers are NUL-terminated strings
+        self._raw = {r.epid: {a.fields[0] for a in r.actions if a.kind == "tracemem"}
+                     for r in layouts.values()}
 
     @staticmethod
     def _struct(r: RecordLayout) -> struct.Struct:
@@ -38,17 +56,24 @@ class RecordDecoder:
                             for f in r.fields)
         return struct.Struct(fmt)
 
-    def decode(self, data: bytes) -> Optional[Record]:
+    def decode(self, data: bytes):
         if len(data) < REC_HEADER:
             return None
-        epid, cpu, pidx, _ = _HEADER.unpack_from(data)
+        epid, cpu, pidx, spec, mask = _HEADER.unpack_from(data)
+        if pidx >= len(self.probes):
+            return None
+        if epid == ERROR_EPID:
+            fepid, fault, addr, action = _ERROR.unpack_from(data, REC_HEADER)
+            return ErrorRecord(cpu, self.probes[pidx], fepid, fault, addr, action)
         layout = self.by_epid.get(epid)
-        if layout is None or pidx >= len(self.probes):
+        if layout is None:
             return None
         raw = self._structs[epid].unpack_from(data, REC_HEADER)
-        values = [v.split(b"\0", 1)[0].decode(errors="replace") if isinstance(v, bytes) else v
-                  for v in raw]
-        return Record(epid, cpu, self.probes[pidx], values)
+        keep = self._raw[epid]
+        values = [v if (i in keep or not isinstance(v, bytes))
+                  else v.split(b"\0", 1)[0].decode(errors="replace")
+                  for i, v in enumerate(raw)]
+        return Record(epid, cpu, self.probes[pidx], values, spec, mask)
 
 
 class RingConsumer:
@@ -59,10 +84,17 @@ class RingConsumer:
         self.decoder = decoder
         self.on_record = on_record
 
+        self.failure: Optional[BaseException] = None
+
         def _cb(_ctx, data, size):
-            rec = decoder.decode(ctypes.string_at(data, size))
-            if rec is not None:
-                on_record(rec)
+            # An exception must not vanish inside a C callback: keep it for the session.
+            try:
+                rec = decoder.decode(ctypes.string_at(data, size))
+                if rec is not None:
+                    on_record(rec)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by poll()
+                if self.failure is None:
+                    self.failure = exc
             return 0
 
         self._cb = _cb
@@ -70,6 +102,13 @@ class RingConsumer:
 
     def poll(self, timeout_ms: int) -> None:
         self.bpf.ring_buffer_poll(timeout_ms)
+        self._raise()
 
     def drain(self) -> None:
         self.bpf.ring_buffer_consume()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.failure is not None:
+            exc, self.failure = self.failure, None
+            raise exc

@@ -80,6 +80,8 @@ class Session:
         self._drops: dict[tuple[str, int], int] = {}
         self.running = False
         self.record_count = 0
+        self.errors = 0
+        self._speculations: dict[int, list] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -139,12 +141,11 @@ class Session:
                                                  prog_type(self._bcc, fn.binding.attach),
                                                  self.program.c_source)
         self._fill_tables()
-        opts = self.checked.options
-        sort = {"aggsortkey": bool(opts["aggsortkey"]), "aggsortrev": bool(opts["aggsortrev"]),
-                "aggsortkeypos": int(opts["aggsortkeypos"])}
-        self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs, sort)
-        self._printer = OutputFormatter(self.checked, self.program, self._emit)
-        if self.program.resources.records:
+        self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs,
+                                         self._sort_options())
+        self._printer = OutputFormatter(self.checked, self.program, self._emit, hooks=self)
+        self._set_walltime()
+        if self.program.has_ring:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)
             self._ring = RingConsumer(self._bpf, decoder, self._on_record)
 
@@ -172,21 +173,30 @@ class Session:
                 leaf.pidx, leaf.mask = pidx, mask
                 table[table.Key(value)] = leaf
 
+    def _set_walltime(self) -> None:
+        """walltimestamp = bpf_ktime_get_ns() + (wall clock - monotonic clock)."""
+        import ctypes
+
+        offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        table = self._bpf[b"dtnb_state"]
+        table[ctypes.c_int(1)] = ctypes.c_uint64(offset & (2**64 - 1))
+
     def _attach_all(self) -> None:
         assert self.program is not None
         for fn in self.program.functions:
             if not isinstance(fn.binding.attach, TriggerAttach):
                 self._attachments.attach(self._bpf, fn.binding.attach, self._funcs[fn.name])
 
-    def _fire(self, event: str) -> None:
+    def _fire(self, event: str, args: tuple[int, ...] = (), consume: bool = True) -> None:
         from dtrace_nb.runtime.attach import run_trigger
 
         assert self.program is not None
         for fn in self.program.functions:
             attach = fn.binding.attach
             if isinstance(attach, TriggerAttach) and attach.event == event:
-                run_trigger(self._funcs[fn.name].fd)
-        self._consume()
+                run_trigger(self._funcs[fn.name].fd, args)
+        if consume:
+            self._consume()
 
     # -- while running -----------------------------------------------------------------
 
@@ -220,10 +230,96 @@ class Session:
             self._ring.drain()
 
     def _on_record(self, rec) -> None:
+        from dtrace_nb.runtime.records import ErrorRecord
+
         self.record_count += 1
+        if isinstance(rec, ErrorRecord):
+            self._on_error(rec)
+            return
+        if rec.spec:
+            # speculative data waits for commit() or discard()
+            self._speculations.setdefault(rec.spec, []).append(rec)
+            return
+        self._print_record(rec)
+
+    def _print_record(self, rec) -> None:
+        layout = self._printer.layouts[rec.epid]
         self._printer.record(rec)
         if self._printer.exit_status is not None and self.exit_status is None:
             self.exit_status = self._printer.exit_status
+        for action in layout.actions:
+            if action.kind in ("commit", "discard") and (rec.mask >> action.bit) & 1:
+                held = self._speculations.pop(rec.values[action.fields[0]], [])
+                if action.kind == "commit":
+                    for r in held:
+                        self._print_record(r)
+
+    def _on_error(self, rec) -> None:
+        """A fault: DTrace's message, then the ERROR probe with DTrace's arguments."""
+        from dtrace_nb.display.output import error_message
+
+        self._message(error_message(rec, rec.probe.description))
+        self.errors += 1
+        self._fire("ERROR", (0, rec.epid, rec.action if rec.action else -1, -1, rec.fault,
+                             rec.addr), consume=False)
+
+    # -- actions that act on the session (hooks of the OutputFormatter) -------------------
+
+    def printa_text(self, fmt, names: list[str]) -> str:
+        from dtrace_nb.display.text import format_aggregation
+
+        snaps = [self._reader.snapshot(n) for n in names]
+        if fmt is None:
+            s = snaps[0]
+            return "\n" + format_aggregation(s.func, s.keys, s.values, s.key_kinds, s.params)
+        from dtrace_nb.display.printa import format_printa
+
+        return format_printa(fmt, [(s.func, s.params, s.key_kinds,
+                                    dict(zip(s.keys, s.values))) for s in snaps],
+                             **self._reader.sort_options)
+
+    def agg_clear(self, name: str) -> None:
+        self._reader.clear(name)
+
+    def agg_trunc(self, name: str, keep) -> None:
+        self._reader.trunc(name, keep)
+
+    def agg_normalize(self, name: str, factor: int) -> None:
+        if factor <= 0:
+            self._message(f"dtrace: normalization factor must be positive, not {factor}")
+            return
+        self._reader.normal[name] = factor
+
+    def setopt(self, name: str, value: str = "") -> None:
+        opts = self.checked.options
+        try:
+            opts.set(name, value if value != "" else None)
+        except DError as err:
+            self._message(f"dtrace: couldn't set option \"{name}\": {err.message}")
+            return
+        if name == "quiet":
+            self._printer.quiet = bool(opts["quiet"])
+        if name.startswith("aggsort"):
+            self._reader.sort_options = self._sort_options()
+
+    def system(self, command: str) -> None:
+        import subprocess
+
+        done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True)
+        if done.stdout:
+            self._emit(done.stdout)
+        if done.stderr:
+            self._message(done.stderr.rstrip("\n"))
+
+    def stack_text(self, kind: str, stackid: int, pid: int, args: list) -> str:
+        from dtrace_nb.display.stacks import format_stack
+
+        return format_stack(self._bcc, self._bpf, kind, stackid, pid, args)
+
+    def _sort_options(self) -> dict:
+        opts = self.checked.options
+        return {"aggsortkey": bool(opts["aggsortkey"]), "aggsortrev": bool(opts["aggsortrev"]),
+                "aggsortkeypos": int(opts["aggsortkeypos"])}
 
     def _message(self, text: str) -> None:
         """Consumer messages (dtrace(1) writes these to stderr)."""

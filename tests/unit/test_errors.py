@@ -40,7 +40,7 @@ CASES = [
     ('BEGIN { printf("%s\\n", 1); }', "1:24", "wants a string"),
     ('BEGIN { printf("%k\\n", 1); }', "1:16", "invalid conversion 'k'"),
     ("BEGIN { printf(execname); }", "1:9", "format string literal"),
-    ("BEGIN { exit(); }", "1:9", "exit() takes one argument"),
+    ("BEGIN { exit(); }", "1:9", "exit() takes 1 argument, 0 given"),
     ("BEGIN /execname/ { }", "1:8", "predicate must be an integer"),
     ("BEGIN { trace(execname + 1); }", "1:15", "needs integer operands"),
     ("BEGIN { trace(pid == execname); }", "1:15", "cannot compare"),

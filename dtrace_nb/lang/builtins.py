@@ -1,0 +1,111 @@
+"""What the D language predefines: built-in variables, subroutines, actions and aggregating
+functions, with their types and argument rules. The checker consults these tables; the code
+generator decides how each is computed. Nothing here knows about providers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from dtrace_nb.lang.types import (INT, INT64, UINT64, IntType, PtrType, StringType)
+
+PID_T = IntType(4, True, "pid_t")
+ID_T = IntType(4, True, "id_t")
+UID_T = IntType(4, False, "uid_t")
+GID_T = IntType(4, False, "gid_t")
+CPU_T = IntType(4, True, "processorid_t")
+SIZE_T = IntType(8, False, "size_t")
+UINT16 = IntType(2, False, "uint16_t")
+UINT32 = IntType(4, False, "uint32_t")
+UINTPTR = PtrType(8, False, "uintptr_t", None)
+EXECNAME = StringType(16)  # TASK_COMM_LEN
+
+INT_BUILTINS: dict[str, IntType] = {
+    "pid": PID_T, "tid": ID_T, "ppid": PID_T, "uid": UID_T, "gid": GID_T,
+    "timestamp": UINT64, "vtimestamp": UINT64, "walltimestamp": INT64,
+    "cpu": CPU_T, "errno": INT, "id": IntType(4, False, "dtrace_id_t"),
+    "epid": IntType(4, False, "dtrace_epid_t"),
+    "curthread": PtrType(8, False, "kthread_t *", None),
+    "stackdepth": UINT32, "ustackdepth": UINT32,
+    **{f"arg{i}": INT64 for i in range(10)},
+}
+PROBE_STRINGS = ("probeprov", "probemod", "probefunc", "probename")
+STRING_BUILTINS = ("execname", *PROBE_STRINGS)
+
+# Not provided, with the reason a user gets.
+UNAVAILABLE_BUILTINS = {
+    "curpsinfo": "curpsinfo is not available yet; use pid, ppid, uid, gid, execname",
+    "curlwpsinfo": "curlwpsinfo is not available yet; use tid and execname",
+    "uregs": "uregs[] is not available: bcc cannot pass the user register set to D",
+    "caller": "caller needs a kernel stack walk per event; use stack(1)",
+    "ucaller": "ucaller needs a user stack walk per event; use ustack(1)",
+    "ipl": "ipl (interrupt priority level) does not exist on Linux",
+    "root": "root (the process's root directory) is not available",
+    "cwd": "cwd is not available",
+}
+
+# Aggregating functions: name -> (number of value args, number of constant params).
+AGG_FUNCS: dict[str, tuple[int, int]] = {
+    "count": (0, 0), "sum": (1, 0), "min": (1, 0), "max": (1, 0), "avg": (1, 0),
+    "stddev": (1, 0), "quantize": (1, 0), "lquantize": (1, 3), "llquantize": (1, 4),
+}
+
+
+@dataclass(frozen=True)
+class Sub:
+    """A subroutine: argument kinds ('int', 'string', 'any') with `optional` trailing ones,
+    and the result type ('string' results use the program's strsize unless sized)."""
+
+    args: tuple[str, ...]
+    optional: int = 0
+    result: str = "int"
+    int_type: Optional[IntType] = None
+
+
+SUBROUTINES: dict[str, Sub] = {
+    "strlen": Sub(("string",), result="int", int_type=SIZE_T),
+    "strjoin": Sub(("string", "string"), result="string"),
+    "substr": Sub(("string", "int", "int"), optional=1, result="string"),
+    "index": Sub(("string", "string", "int"), optional=1, result="int", int_type=INT),
+    "rindex": Sub(("string", "string", "int"), optional=1, result="int", int_type=INT),
+    "strchr": Sub(("string", "int"), result="string"),
+    "strrchr": Sub(("string", "int"), result="string"),
+    "strstr": Sub(("string", "string"), result="string"),
+    "strtoll": Sub(("string", "int"), optional=1, result="int", int_type=INT64),
+    "basename": Sub(("string",), result="string"),
+    "dirname": Sub(("string",), result="string"),
+    "lltostr": Sub(("int", "int"), optional=1, result="string"),
+    "toupper": Sub(("string",), result="string"),
+    "tolower": Sub(("string",), result="string"),
+    "copyinstr": Sub(("int", "int"), optional=1, result="string"),
+    "copyin": Sub(("int", "int"), result="ptr"),
+    "stringof": Sub(("any",), result="string"),
+    "rand": Sub((), result="int", int_type=INT),
+    "ntohs": Sub(("int",), result="int", int_type=UINT16),
+    "htons": Sub(("int",), result="int", int_type=UINT16),
+    "ntohl": Sub(("int",), result="int", int_type=UINT32),
+    "htonl": Sub(("int",), result="int", int_type=UINT32),
+    "ntohll": Sub(("int",), result="int", int_type=UINT64),
+    "htonll": Sub(("int",), result="int", int_type=UINT64),
+    "inet_ntoa": Sub(("int",), result="string"),
+    "speculation": Sub((), result="int", int_type=INT),
+    "progenyof": Sub(("int",), result="int", int_type=INT),
+}
+
+# Actions: statements that record data or change the session. name -> (min, max) args.
+ACTIONS: dict[str, tuple[int, int]] = {
+    "printf": (1, 64), "trace": (1, 1), "tracemem": (2, 3), "printa": (1, 64),
+    "stack": (0, 1), "ustack": (0, 2), "exit": (1, 1), "clear": (1, 1), "trunc": (1, 2),
+    "normalize": (2, 2), "denormalize": (1, 1), "setopt": (1, 2),
+    "speculate": (1, 1), "commit": (1, 1), "discard": (1, 1),
+    "system": (1, 64), "raise": (1, 1), "stop": (0, 0), "copyout": (3, 3),
+    "copyoutstr": (3, 3), "panic": (0, 0), "breakpoint": (0, 0), "chill": (1, 1),
+    "ftruncate": (0, 0), "freopen": (1, 64),
+}
+DESTRUCTIVE = ("system", "raise", "stop", "copyout", "copyoutstr", "panic", "breakpoint",
+               "chill")
+# Actions that produce a record the consumer handles (the rest act in the kernel only).
+RECORDING_ACTIONS = ("printf", "trace", "tracemem", "printa", "stack", "ustack", "exit",
+                     "clear", "trunc", "normalize", "denormalize", "setopt", "commit",
+                     "discard", "system", "ftruncate", "freopen")
