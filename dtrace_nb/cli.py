@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import os
 import sys
 from typing import Optional
 
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trace process PID as the target ($target)")
     p.add_argument("-x", dest="options", action="append", default=[], metavar="OPT[=VAL]",
                    help="set a DTrace option, e.g. -x bufsize=8m -x quiet")
+    p.add_argument("-w", dest="destructive", action="store_true",
+                   help="allow destructive actions (system, raise, stop, copyout)")
     p.add_argument("-l", dest="list", action="store_true",
                    help="list probes (matching -n descriptions) instead of tracing")
     p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
@@ -89,6 +92,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             pass
         print(err.render(source), file=sys.stderr)
         return 1 if not isinstance(err, DUsageError) else 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, never a traceback
+        print(f"dtrace-nb: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("  hint: this is a dtrace-nb bug; rerun with DTRACE_NB_DEBUG=1 for the traceback",
+              file=sys.stderr)
+        if os.environ.get("DTRACE_NB_DEBUG"):
+            raise
+        return 3
 
 
 def trace(ns: argparse.Namespace) -> int:
@@ -100,6 +112,8 @@ def trace(ns: argparse.Namespace) -> int:
     for opt in ns.options:
         name, eq, value = opt.partition("=")
         options[name] = value if eq else None
+    if ns.destructive:
+        options["destructive"] = None
     out = open(ns.outfile, "w") if ns.outfile else sys.stdout
     cfg = SessionConfig(source, target_command=ns.command, target_pid=ns.pid,
                         macro_args=list(ns.args), options=options, quiet=ns.quiet)
@@ -109,8 +123,10 @@ def trace(ns: argparse.Namespace) -> int:
         out.flush()
 
     def message(text: str) -> None:
-        if not ns.quiet and "has exited" not in text:
-            print(text, file=sys.stderr)
+        # -q hides the probe-matching chatter, never errors (as dtrace(1) -q)
+        if ns.quiet and (text.startswith("dtrace: description") or "has exited" in text):
+            return
+        print(text, file=sys.stderr)
 
     session = Session(cfg, on_output=emit, on_message=message)
     # SIGTERM ends tracing like Ctrl-C does: detach, print, exit.

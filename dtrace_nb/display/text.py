@@ -9,6 +9,7 @@ with 40-column '@' bars. The bucket functions mirror the kernel-side C in prelud
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 QUANTIZE_NBUCKETS = 127
@@ -98,9 +99,73 @@ def format_quantize(buckets: Sequence[int]) -> str:
     return "".join(out)
 
 
-def format_value(func: str, value) -> str:
+def format_lquantize(buckets: Sequence[int], params: tuple) -> str:
+    """dt_print_lquantize: '< base' and '>= limit' rows around the linear buckets."""
+    base, limit, step = params
+    levels = (limit - base) // step
+    data = list(buckets)[:levels + 2]
+    data += [0] * (levels + 2 - len(data))
+    first = 0
+    while first <= levels + 1 and data[first] == 0:
+        first += 1
+    if first > levels + 1:
+        first, last = 0, min(2, levels + 1)
+    else:
+        first = max(0, first - 1)
+        last = levels + 1
+        while last > 0 and data[last] == 0:
+            last -= 1
+        last = min(levels + 1, last + 1)
+    window = data[first:last + 1]
+    total = float(sum(abs(v) for v in window))
+    pos, neg = any(v > 0 for v in window), any(v < 0 for v in window)
+    out = [_HEADER]
+    for i in range(first, last + 1):
+        if i == 0:
+            out.append("%16s " % f"< {base}")
+        elif i == levels + 1:
+            out.append("%16s " % f">= {base + levels * step}")
+        else:
+            out.append("%16d " % (base + (i - 1) * step))
+        out.append(quantline(data[i], total, pos, neg))
+    return "".join(out)
+
+
+def stddev_value(n: int, total: int, sumsq: int) -> int:
+    """dt_stddev: integer standard deviation from count, sum and sum of squares."""
+    if n == 0:
+        return 0
+    avg = abs(total) // n * (1 if total >= 0 else -1)
+    var = sumsq // n - avg * avg
+    return math.isqrt(var) if var > 0 else 0
+
+
+def normalize_value(func: str, value, factor: int):
+    """A value divided by normalize()'s factor, as dt_consume.c applies it."""
+    if factor in (0, 1):
+        return value
+    if func == "avg":
+        n, total = value
+        return (n, int(total / factor))
+    if func == "stddev":
+        n, total, sq = value
+        return (n, int(total / factor), sq // (factor * factor))
+    if isinstance(value, list):
+        return [int(v / factor) for v in value]
+    return int(value / factor)
+
+
+def llquantize_bucket_value(index: int, *params) -> int:
+    raise NotImplementedError("llquantize() is not supported yet")
+
+
+def format_value(func: str, value, params: tuple = ()) -> str:
     if func == "quantize":
         return format_quantize(value)
+    if func == "lquantize":
+        return format_lquantize(value, params)
+    if func == "stddev":
+        return " %16d" % stddev_value(*value)
     if func == "avg":
         n, total = value
         avg = 0 if n == 0 else int(total / n) if abs(total) < 2**52 else _cdiv(total, n)
@@ -122,13 +187,15 @@ def format_aggregation(func: str, keys: Sequence[tuple], values: Sequence,
         row = "".join(format_key(k, kinds[i] if i < len(kinds) else
                                  ("string" if isinstance(k, str) else "int8"))
                       for i, k in enumerate(key))
-        out.append(row + format_value(func, value) + "\n")
+        out.append(row + format_value(func, value, params) + "\n")
     return "".join(out)
 
 
 def format_all(aggs: Sequence[tuple[str, Sequence[tuple], Sequence, Sequence[str]]]) -> str:
     """What dtrace(1) prints when tracing ends: a newline, then every aggregation."""
-    return "\n" + "".join(format_aggregation(*agg) for agg in aggs)
+    # dtrace(1) prints a newline when tracing stops; libdtrace separates aggregations with
+    # a blank line
+    return "\n" + "\n".join(format_aggregation(*agg) for agg in aggs)
 
 
 # ----------------------------------------------------------------------------- order
@@ -141,6 +208,10 @@ def sort_value(func: str, value):
     if func == "quantize":
         weighted = sum(quantize_bucket_value(i) * c for i, c in enumerate(value))
         return (weighted, sum(value))
+    if func == "lquantize":
+        return (sum(i * c for i, c in enumerate(value)), sum(value))
+    if func == "stddev":
+        return stddev_value(*value)
     return value
 
 

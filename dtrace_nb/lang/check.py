@@ -327,6 +327,9 @@ class Checker:
         if not isinstance(call, ast.Call) or call.name not in AGG_FUNCS:
             raise DCompileError(f"{label} must be assigned an aggregating function",
                                 e.value.span, hint="one of " + ", ".join(f"{f}()" for f in AGG_FUNCS))
+        if call.name == "llquantize":
+            raise DCompileError("llquantize() is not supported yet", call.span,
+                                hint="use quantize() or lquantize()")
         nvals, nparams = AGG_FUNCS[call.name]
         want = nvals + nparams
         if call.name == "llquantize" and len(call.args) == 4:
