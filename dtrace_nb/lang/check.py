@@ -558,6 +558,9 @@ class Checker:
         args = call.args
         fmt: Optional[ast.StrLit] = None
         if isinstance(args[0], ast.StrLit):
+            raise DCompileError("printa() with a format string is not supported yet",
+                                args[0].span, hint="use printa(@name) for DTrace's default layout")
+        if isinstance(args[0], ast.StrLit):
             fmt = args[0]
             fmt.ty = StringType(len(fmt.value.encode()) + 1)
             args = args[1:]
