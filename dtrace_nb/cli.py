@@ -65,10 +65,24 @@ def _program_text(ns: argparse.Namespace) -> str:
     raise DUsageError("no program given", hint="use -n 'PROGRAM' or -s FILE (or -l to list)")
 
 
-def list_probes(patterns: list[str], out=sys.stdout) -> int:
+def list_probes(ns: argparse.Namespace, out=sys.stdout) -> int:
     from dtrace_nb.display.listing import probe_table
+    from dtrace_nb.probes import BindContext
 
-    out.write(probe_table(patterns))
+    from dtrace_nb.runtime.target import Target
+
+    # -c: the command is started (held before its exec) so pid$target/usdt probes of it
+    # can be listed, then killed, as dtrace -l -c does.
+    proc = Target.spawn(ns.command) if ns.command else None
+    try:
+        target = proc.pid if proc else ns.pid if ns.pid is not None else -1
+        patterns = [p.replace("$target", str(target)) if target >= 0 else p
+                    for p in ns.probes]
+        ctx = BindContext(target_pid=target, target_exe=proc.exe if proc else "")
+        out.write(probe_table(patterns, verbose=ns.verbose, ctx=ctx))
+    finally:
+        if proc is not None:
+            proc.kill()
     return 0
 
 
@@ -82,7 +96,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(format_doctor(checks))
             return 0 if all(c.ok for c in checks if c.fatal) else 1
         if ns.list:
-            return list_probes(ns.probes)
+            return list_probes(ns)
         return trace(ns)
     except DError as err:
         source = ""

@@ -14,7 +14,8 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Iterable, Optional, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Callable, Iterable, Optional, Protocol, runtime_checkable
 
 from dtrace_nb.errors import DProbeError
 
@@ -43,6 +44,8 @@ class ArgInfo:
     `dtrace_type == "string"`: `args[N]` is a string and the binding's `arg_exprs[N]` is the
     kernel address of a NUL-terminated string of at most `string_size` bytes (e.g. a
     tracepoint's `__data_loc char[]` or `char comm[16]` field); `argN` stays that address.
+    `user_string`: that address is in the traced process's memory, not the kernel's (a
+    syscall's path argument).
     `members`: `args[N]` is a translated struct (e.g. psinfo_t *), read as `args[N]->member`.
     """
 
@@ -51,6 +54,30 @@ class ArgInfo:
     name: str = ""
     members: tuple[MemberInfo, ...] = ()
     string_size: int = 0
+    user_string: bool = False
+
+
+class LazyArgs(Sequence):
+    """Probe arguments computed on first use: listing 100k kernel functions must not type
+    every one of their arguments (fbt reads them from BTF only when a script uses them)."""
+
+    def __init__(self, compute: Callable[[], tuple[ArgInfo, ...]]):
+        self._compute: Optional[Callable[[], tuple[ArgInfo, ...]]] = compute
+        self._args: tuple[ArgInfo, ...] = ()
+
+    def _get(self) -> tuple[ArgInfo, ...]:
+        if self._compute is not None:
+            self._args, self._compute = tuple(self._compute()), None
+        return self._args
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._get()[i]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
 
 
 @dataclass(frozen=True)
@@ -60,7 +87,8 @@ class Probe:
     module: str
     function: str
     name: str
-    args: tuple[ArgInfo, ...] = ()
+    # a tuple, or LazyArgs; not part of a probe's identity (the id is)
+    args: Sequence[ArgInfo] = field(default=(), compare=False)
     # Provider-private facts (a syscall number, a tracepoint path); opaque to the compiler.
     data: Any = field(default=None, compare=False, hash=False)
 
@@ -131,17 +159,23 @@ class TriggerAttach(Attach):
 
 @dataclass(frozen=True)
 class UprobeAttach(Attach):
+    """A uprobe (or uretprobe) at a file offset of an ELF object, for one process (pid >= 0)
+    or every process mapping it; `ref_ctr_offset` is a USDT semaphore's file offset, which
+    the kernel increments while the probe is attached."""
+
     path: str
-    symbol: str = ""
-    address: int = 0
+    offset: int
     pid: int = -1
     ret: bool = False
+    ref_ctr_offset: int = 0
+    symbol: str = ""  # for people: "malloc", "malloc+0x10", "python:function__entry"
     mechanism = "uprobe"
 
     def describe(self) -> str:
         kind = "uretprobe" if self.ret else "uprobe"
-        at = self.symbol or hex(self.address)
-        return f"{kind} {self.path}:{at}" + (f" pid {self.pid}" if self.pid >= 0 else "")
+        at = f"{self.symbol} (offset {self.offset:#x})" if self.symbol else hex(self.offset)
+        sem = f", semaphore at {self.ref_ctr_offset:#x}" if self.ref_ctr_offset else ""
+        return f"{kind} {self.path}:{at}{sem}" + (f" pid {self.pid}" if self.pid >= 0 else "")
 
 
 @dataclass(frozen=True)
@@ -201,6 +235,9 @@ class BindContext:
 
     target_pid: int = -1
     options: dict[str, str] = field(default_factory=dict)
+    # The executable the target runs (or will run, for -c, whose process is held before
+    # its exec): user-space providers resolve the module 'a.out' and libraries from it.
+    target_exe: str = ""
 
 
 # --------------------------------------------------------------------------- protocol
@@ -246,7 +283,7 @@ class ProbeSite:
     module: str
     function: str
     name: str
-    args: tuple[ArgInfo, ...] = ()
+    args: Sequence[ArgInfo] = ()  # a tuple, or LazyArgs when typing them is costly
     data: Any = None
     provider: str = ""  # defaults to the provider's own name
 
@@ -289,8 +326,9 @@ class ProbeCatalog:
         if pid is None:
             pid = len(self._ids) + 1
             self._ids[desc] = pid
+            args = site.args if isinstance(site.args, LazyArgs) else tuple(site.args)
             probe = Probe(pid, site.provider or prov.name, site.module, site.function, site.name,
-                          tuple(site.args), site.data)
+                          args, site.data)
             self._probes[pid] = probe
             self._owner[pid] = prov
         return self._probes[pid]
@@ -307,7 +345,9 @@ class ProbeCatalog:
                 continue
             for site in prov.sites(pattern, ctx):
                 probe = self._number(prov, site)
-                if pattern.matches(probe):
+                # a provider that resolves aliases itself (pid's 'a.out', module paths)
+                # has already decided which of its sites match
+                if getattr(prov, "filters_sites", False) or pattern.matches(probe):
                     found.append(probe)
         return sorted(set(found), key=lambda p: p.id)
 

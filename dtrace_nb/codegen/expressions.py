@@ -366,7 +366,8 @@ class ExprEmitter:
         if isinstance(e, ast.Index) and hasattr(e, "arg"):
             n = e.arg  # type: ignore[attr-defined]
             self.args_used.add(n)
-            return self.kernel_string(f"dt_arg{n}", t.size)
+            return self.kernel_string(f"dt_arg{n}", t.size,
+                                      user=getattr(e, "arg_user", False))
         if isinstance(e, ast.Member):
             m = e.member  # type: ignore[attr-defined]
             raw = self.int_expr_raw_arg(e.base)

@@ -767,7 +767,12 @@ class Checker:
                                     hint="split the clause so each has one argument type")
         else:
             t = types.pop()
+        if t.is_string and len({a.user_string for a in infos}) > 1:
+            raise DCompileError(f"args[{n}] is a user-space string on some probes of this clause "
+                                "and a kernel one on others", e.span,
+                                hint="split the clause by probe")
         e.arg = n  # type: ignore[attr-defined]
+        e.arg_user = infos[0].user_string  # type: ignore[attr-defined]
         self.note_arg(n)
         return t
 

@@ -59,6 +59,31 @@ def run_trigger(prog_fd: int, args: tuple[int, ...] = ()) -> None:
                             hint="BPF_PROG_TEST_RUN of raw tracepoint programs needs Linux 5.10+")
 
 
+_UPROBE_FN = None
+
+
+def _uprobe_fn(bcc):
+    global _UPROBE_FN
+    if _UPROBE_FN is None:
+        lib = ctypes.CDLL(bcc.libbcc.lib._name, use_errno=True)
+        f = lib.bpf_attach_uprobe
+        f.restype = ctypes.c_int
+        f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
+                      ctypes.c_uint64, ctypes.c_int, ctypes.c_uint32]
+        _UPROBE_FN = f
+    return _UPROBE_FN
+
+
+def _tracefs_uprobe_events() -> str:
+    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        try:
+            with open(os.path.join(root, "uprobe_events")) as f:
+                return f.read()
+        except OSError:
+            continue
+    return ""
+
+
 @dataclass
 class Attachments:
     """Every attachment of one session, detached together (also after partial failure)."""
@@ -100,10 +125,7 @@ class Attachments:
                                             hint="check kernel.perf_event_paranoid and privileges")
                 self.perf_fds.append(fd)
         elif isinstance(attach, UprobeAttach):
-            kind = bpf.attach_uretprobe if attach.ret else bpf.attach_uprobe
-            kind(name=attach.path, sym=attach.symbol or "", addr=attach.address or None,
-                 fn_name=fn.name, pid=attach.pid)
-            self.uprobes.append((attach,))
+            self._attach_uprobe(attach, fn)
         elif isinstance(attach, KprobeAttach):
             raise DEnvironmentError("this kernel cannot attach kprobes",
                                     hint="the kernel was built without CONFIG_KPROBE_EVENTS")
@@ -111,6 +133,24 @@ class Attachments:
             pass  # fired by the session, never attached
         else:
             raise DRuntimeError(f"no way to attach mechanism '{attach.mechanism}'")
+
+    def _attach_uprobe(self, attach: UprobeAttach, fn) -> None:
+        # libbcc's bpf_attach_uprobe takes a file offset and a USDT semaphore offset
+        # (ref_ctr_offset); bcc's Python wrapper declares neither, so call it directly.
+        attach_fn = _uprobe_fn(self.bcc)
+        ev = f"dtnb_{os.getpid()}_{'r' if attach.ret else 'p'}_{len(self.uprobes)}".encode()
+        fd = attach_fn(fn.fd, 1 if attach.ret else 0, ev, attach.path.encode(),
+                       attach.offset, attach.pid, attach.ref_ctr_offset)
+        if fd < 0:
+            err = ctypes.get_errno()
+            where = f"{attach.path}:{attach.symbol or hex(attach.offset)}"
+            raise DEnvironmentError(
+                f"could not attach a {'uretprobe' if attach.ret else 'uprobe'} at {where}"
+                + (f" ({os.strerror(err)})" if err else ""),
+                hint="does the process still exist, and is the offset an instruction "
+                     "boundary? (uprobes need CONFIG_UPROBE_EVENTS)")
+        self.perf_fds.append(fd)
+        self.uprobes.append(ev)
 
     def detach_all(self, bpf) -> None:
         lib = self.bcc.libbcc.lib
@@ -123,4 +163,11 @@ class Attachments:
             except OSError:
                 pass
         self.link_fds.clear()
-        self.uprobes.clear()  # bcc tracks uprobe events; cleanup() removes them
+        # With the uprobe PMU no tracefs event exists; where libbcc had to create one
+        # (older kernels), remove it.
+        if self.uprobes:
+            existing = _tracefs_uprobe_events()
+            for ev in self.uprobes:
+                if ev.decode() in existing:
+                    lib.bpf_detach_uprobe(ev)
+        self.uprobes.clear()

@@ -119,3 +119,98 @@ def task_offsets() -> dict[str, int]:
         if off is not None:
             out["DT_TASK_SUM_EXEC_OFF"] = se + off
     return out
+
+
+# --------------------------------------------------------------------------- for providers
+# Providers that read kernel structures (the stable proc/sched/io translators) take member
+# offsets and raw tracepoint prototypes from here, so a kernel whose layout moved is read
+# right (or refused clearly) instead of through stale headers.
+
+_KIND_NAMES = {1: "int", 2: "ptr", 3: "array", 4: "struct", 5: "union", 6: "enum",
+               8: "typedef", 9: "volatile", 10: "const", 11: "restrict", 12: "func",
+               13: "func_proto", 16: "float", 18: "type_tag", 19: "enum64"}
+
+
+def member_offset(struct_name: str, member: str) -> Optional[int]:
+    """Byte offset of `member` (looking inside anonymous members) in a kernel struct, or
+    None when BTF is missing or the struct has no such member."""
+    btf = _vmlinux()
+    if btf is None:
+        return None
+    tid = btf.find_struct(struct_name)
+    return None if tid is None else btf.member_offset(tid, member)
+
+
+def _type_name(btf: BTF, tid: int, depth: int = 0) -> str:
+    if tid == 0:
+        return "void"
+    if depth > 8:
+        return "?"
+    name_off, info, ref = struct.unpack_from("<III", btf.data, btf.offsets[tid])
+    kind = _KIND_NAMES.get((info >> 24) & 0x1F, "?")
+    name = btf.name(name_off) if name_off else ""
+    if kind == "ptr":
+        return _type_name(btf, ref, depth + 1) + " *"
+    if kind in ("const", "volatile", "type_tag", "restrict"):
+        return _type_name(btf, ref, depth + 1)
+    if kind in ("struct", "union", "enum"):
+        return f"{kind} {name}"
+    return name or kind
+
+
+@lru_cache(maxsize=None)
+def raw_tracepoint_params(tracepoint: str) -> Optional[tuple[str, ...]]:
+    """The C types of a raw tracepoint's arguments (what ctx->args[i] hold), from the
+    kernel's `btf_trace_<name>` typedef, or None when BTF does not describe it."""
+    btf = _vmlinux()
+    if btf is None:
+        return None
+    needle = b"\0btf_trace_" + tracepoint.encode() + b"\0"
+    idx = btf.strings.find(needle)
+    if idx < 0:
+        return None
+    name_off = idx + 1
+    for tid in range(1, len(btf.offsets)):
+        n, info, ref = struct.unpack_from("<III", btf.data, btf.offsets[tid])
+        if n != name_off or (info >> 24) & 0x1F != 8:
+            continue
+        _n, pinfo, proto = struct.unpack_from("<III", btf.data, btf.offsets[ref])
+        if (pinfo >> 24) & 0x1F != 2:
+            return None
+        pos = btf.offsets[proto]
+        _n, finfo, _ret = struct.unpack_from("<III", btf.data, pos)
+        params = [struct.unpack_from("<II", btf.data, pos + 12 + 8 * i)[1]
+                  for i in range(finfo & 0xFFFF)]
+        # the first parameter is the tracepoint's private data, not an argument
+        return tuple(_type_name(btf, t) for t in params[1:])
+    return None
+
+
+@lru_cache(maxsize=1)
+def kernel_functions() -> dict[str, int]:
+    """Every function BTF describes in vmlinux: name -> its FUNC_PROTO type id."""
+    btf = _vmlinux()
+    if btf is None:
+        return {}
+    out = {}
+    data, unpack = btf.data, struct.unpack_from
+    for tid in range(1, len(btf.offsets)):
+        name_off, info, ref = unpack("<III", data, btf.offsets[tid])
+        if (info >> 24) & 0x1F == 12 and name_off:  # FUNC
+            out[btf.name(name_off)] = ref
+    return out
+
+
+def function_params(name: str) -> Optional[tuple[tuple[str, str], ...]]:
+    """(type, name) of each parameter of kernel function `name`, from BTF."""
+    btf = _vmlinux()
+    proto = kernel_functions().get(name)
+    if btf is None or proto is None:
+        return None
+    pos = btf.offsets[proto]
+    _n, info, _ret = struct.unpack_from("<III", btf.data, pos)
+    params = []
+    for i in range(info & 0xFFFF):
+        pname, ptype = struct.unpack_from("<II", btf.data, pos + 12 + 8 * i)
+        params.append((_type_name(btf, ptype), btf.name(pname) if pname else f"arg{i}"))
+    return tuple(params)

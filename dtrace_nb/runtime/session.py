@@ -38,7 +38,8 @@ class SessionConfig:
 
 
 def compile_program(cfg: SessionConfig, catalog: Optional[ProbeCatalog] = None,
-                    target_pid: Optional[int] = None) -> tuple[CheckedProgram, BpfProgram]:
+                    target_pid: Optional[int] = None,
+                    target_exe: str = "") -> tuple[CheckedProgram, BpfProgram]:
     """Everything up to generated C; needs no privileges."""
     opts = Options()
     for name, value in cfg.options.items():
@@ -47,7 +48,8 @@ def compile_program(cfg: SessionConfig, catalog: Optional[ProbeCatalog] = None,
         opts.set("quiet", None)
     catalog = catalog or ProbeCatalog()
     program = parse(cfg.source)
-    bind_ctx = BindContext(target_pid=target_pid if target_pid is not None else -1)
+    bind_ctx = BindContext(target_pid=target_pid if target_pid is not None else -1,
+                           target_exe=target_exe)
     macros = MacroEnv(target=target_pid, pid=os.getpid(), args=list(cfg.macro_args))
     checked = check(program, catalog, macros, opts, bind_ctx)
     bindings = catalog.bind(checked.probes, bind_ctx)
@@ -97,7 +99,8 @@ class Session:
             elif self.cfg.target_pid is not None:
                 self.target = Target.attach(self.cfg.target_pid)
             self.checked, self.program = compile_program(
-                self.cfg, self.catalog, self.target.pid if self.target else None)
+                self.cfg, self.catalog, self.target.pid if self.target else None,
+                self.target.exe if self.target else "")
             self._describe_match()
             self._load()
             self.started_at = time.monotonic()
@@ -107,6 +110,9 @@ class Session:
             if self.target is not None:
                 self.target.release()
         except BaseException:
+            # nothing was traced yet (BEGIN at most): free everything; stop() has nothing
+            # left to read
+            self.running = False
             self._teardown()
             if self.target is not None:
                 self.target.kill()

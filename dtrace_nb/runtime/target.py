@@ -23,10 +23,20 @@ from dtrace_nb.errors import DUsageError
 _GATE = 'read _; exec "$@" </dev/null'
 
 
+def _exe_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
 class Target:
     def __init__(self, pid: int, proc: Optional[subprocess.Popen] = None,
-                 gate_fd: Optional[int] = None, capture: bool = False):
+                 gate_fd: Optional[int] = None, capture: bool = False, exe: str = ""):
         self.pid = pid
+        # the executable the process runs once released (for -c: the command's, not the
+        # gate's /bin/sh)
+        self.exe = exe or _exe_of(pid)
         self.proc = proc
         self._gate_fd = gate_fd
         self.output: list[str] = []
@@ -52,7 +62,7 @@ class Target:
                                 close_fds=True,
                                 **({"text": True} if capture else {}))
         os.close(r)
-        return cls(proc.pid, proc, w, capture)
+        return cls(proc.pid, proc, w, capture, exe=os.path.realpath(shutil.which(argv[0]) or ""))
 
     @classmethod
     def attach(cls, pid: int) -> "Target":

@@ -1,0 +1,98 @@
+"""What the stable providers (proc, sched, io) share: a table of probes, each served by one
+or more kernel hooks (a tracepoint or raw tracepoint plus a filter), turned into Bindings.
+
+A stable probe is a promise about meaning (proc:::exit fires once per process exit, with
+the reason as args[0]); a hook is how this kernel keeps it. Each provider module documents
+which hook serves which probe and which kernel structures its translators read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from dtrace_nb.errors import DEnvironmentError
+from dtrace_nb.probes import (ArgInfo, Attach, BindContext, Binding, Probe, ProbePattern,
+                              ProbeSite, RawTracepointAttach, TracepointAttach, glob_match)
+from providers._tracepoint import record
+
+RAW_CTX = "struct bpf_raw_tracepoint_args *ctx"
+
+
+@dataclass(frozen=True)
+class Hook:
+    attach: Attach
+    ctx_decl: str
+    arg_exprs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    # C statements that `return 0;` when this firing is not the probe's event
+    prologue: tuple[str, ...] = ()
+    declarations: tuple[str, ...] = ()
+    builtins: dict[str, str] = field(default_factory=dict)
+    includes: tuple[str, ...] = ()
+
+
+def tracepoint_hook(category: str, event: str, **kw) -> Hook:
+    rec = record(category, event)
+    extra = kw.pop("declarations", ())
+    return Hook(TracepointAttach(category, event), f"struct {rec.struct_name} *ctx",
+                declarations=(rec.declaration, *extra), **kw)
+
+
+def raw_hook(name: str, **kw) -> Hook:
+    return Hook(RawTracepointAttach(name), RAW_CTX, **kw)
+
+
+@dataclass(frozen=True)
+class StableProbe:
+    name: str
+    args: Callable[[], tuple[ArgInfo, ...]]
+    hooks: Callable[[], list[Hook]]  # built at bind time: they may read BTF and tracefs
+    module: str = ""
+    function: str = ""
+
+
+class StableProvider:
+    """Base of proc/sched/io: `probes` is the table; listing and binding are generic."""
+
+    name = ""
+    order = 40
+    stability = "Evolving"
+    probes: tuple[StableProbe, ...] = ()
+
+    def provides(self, provider_field: str) -> bool:
+        return glob_match(provider_field, self.name)
+
+    def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
+        out = []
+        for sp in self.probes:
+            if (glob_match(pattern.module, sp.module) and glob_match(pattern.function, sp.function)
+                    and glob_match(pattern.name, sp.name)):
+                out.append(ProbeSite(sp.module, sp.function, sp.name, _safe_args(sp),
+                                     data=sp.name))
+        return out
+
+    def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
+        table = {sp.name: sp for sp in self.probes}
+        out = []
+        for p in probes:
+            for hook in table[p.data].hooks():
+                out.append(Binding(attach=hook.attach, ctx_decl=hook.ctx_decl, probes=(p,),
+                                   arg_exprs=hook.arg_exprs, arg_notes=hook.notes,
+                                   prologue=hook.prologue, declarations=hook.declarations,
+                                   builtins=dict(hook.builtins), includes=hook.includes))
+        return out
+
+
+def _safe_args(sp: StableProbe) -> tuple[ArgInfo, ...]:
+    # Listing must work where BTF is missing: translated args need BTF offsets, so a
+    # listing shows the types without members, and binding reports the real problem.
+    try:
+        return sp.args()
+    except DEnvironmentError:  # binding raises the same error, with the fix
+        return ()
+
+
+# C snippets about the current thread
+CURRENT_TGID = "(bpf_get_current_pid_tgid() >> 32)"
+CURRENT_TID = "((u32)bpf_get_current_pid_tgid())"

@@ -1,0 +1,137 @@
+"""The pid provider: user functions, `pidPID:MODULE:FUNCTION:NAME`.
+
+- PID: a process id (`pid$target` with -c/-p). `pid:/path/to/binary:func:entry` with no
+  process id and an absolute path traces that binary in every process (a dtrace-nb
+  extension, like bpftrace's `uprobe:`).
+- MODULE: the basename of an executable object mapped in the process (`libc.so.6`), its
+  absolute path, or `a.out` for the main executable. With -c, the target is held before its
+  exec: its objects are the command's executable and the libraries already mapped (the
+  dynamic loader, libc); name any other library by its path.
+- FUNCTION: a function symbol (.symtab and .dynsym), globs allowed.
+- NAME: `entry`, `return`, or a hexadecimal offset into the function (`pid$target:a.out:main:4`,
+  an instruction boundary the user chose; not checked). A NAME glob matches entry and
+  return only: DTrace's per-instruction probes are not listed.
+
+Mechanism: a uprobe (entry, offsets) or uretprobe (return) at the function's file offset,
+filtered to the process. Arguments on entry are the x86-64 argument registers
+(rdi rsi rdx rcx r8 r9); on return arg1 is the return value (rax) and arg0 the return
+offset, which a uretprobe cannot know: it is 0.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from typing import Iterable, Optional
+
+from dtrace_nb.errors import DProbeError
+from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
+                              UprobeAttach, glob_match, is_glob)
+from providers import _elf
+from providers._elf import process_objects
+
+ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")
+MAX_PROBES = 1000  # each is its own BPF function and uprobe
+_FIELD = re.compile(r"^pid(\d*)$")
+_ENTRY_ARGS = tuple(ArgInfo("uint64_t", "uint64_t", f"arg{i}") for i in range(len(ARG_REGS)))
+_RETURN_ARGS = (ArgInfo("uint64_t", "uint64_t", "offset"), ArgInfo("uint64_t", "uint64_t", "rval"))
+
+
+def _module_matches(pattern: str, path: str, is_main: bool) -> bool:
+    if pattern.startswith("/"):
+        return os.path.realpath(pattern) == os.path.realpath(path)
+    return (glob_match(pattern, os.path.basename(path))
+            or (is_main and glob_match(pattern, "a.out")))
+
+
+class PidProvider:
+    name = "pid"
+    order = 50
+    stability = "Unstable"
+    # The provider decides which of its sites a description matches ('a.out', paths).
+    filters_sites = True
+
+    def provides(self, provider_field: str) -> bool:
+        return bool(_FIELD.match(provider_field))
+
+    def _objects(self, field: str, module: str, ctx: BindContext) -> tuple[int, list[str]]:
+        m = _FIELD.match(field)
+        pid = int(m.group(1)) if m and m.group(1) else -1
+        if pid < 0:
+            if not module.startswith("/"):
+                raise DProbeError(f"'{field}' needs a process id (pid$target, pid1234) or an "
+                                  "absolute path as the module",
+                                  hint="e.g. pid$target:libc.so.6:malloc:entry or "
+                                       "pid:/usr/bin/python3.11:main:entry")
+            return -1, [os.path.realpath(module)]
+        exe = ctx.target_exe if pid == ctx.target_pid else ""
+        try:
+            return pid, process_objects(pid, exe)
+        except ProcessLookupError as err:
+            raise DProbeError(str(err)) from None
+
+    def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
+        pid, objects = self._objects(pattern.provider, pattern.module, ctx)
+        provider = f"pid{pid}" if pid >= 0 else "pid"
+        out = []
+        for i, path in enumerate(objects):
+            if not _module_matches(pattern.module, path, i == 0):
+                continue
+            try:
+                elf = _elf.load(path)
+            except (OSError, _elf.ELFError):
+                continue
+            module = os.path.basename(path)
+            for sym in elf.functions():
+                if not glob_match(pattern.function, sym.name):
+                    continue
+                for name, off in self._names(pattern.name, sym):
+                    ret = name == "return"
+                    out.append(ProbeSite(module, sym.name, name,
+                                         _RETURN_ARGS if ret else _ENTRY_ARGS,
+                                         data=(path, sym.addr + off, pid, ret,
+                                               sym.name + (f"+{off:#x}" if off else "")),
+                                         provider=provider))
+        if len(out) > MAX_PROBES:
+            raise DProbeError(f"'{pattern}' matches {len(out)} user probes; dtrace-nb attaches "
+                              f"at most {MAX_PROBES} per description",
+                              hint="name the module and narrow the function glob")
+        return out
+
+    @staticmethod
+    def _names(pattern: str, sym: _elf.Symbol) -> list[tuple[str, int]]:
+        if is_glob(pattern):
+            return [(n, 0) for n in ("entry", "return") if glob_match(pattern, n)]
+        if pattern in ("entry", "return"):
+            return [(pattern, 0)]
+        if re.fullmatch(r"[0-9a-fA-F]+", pattern):
+            off = int(pattern, 16)
+            if sym.size and off >= sym.size:
+                return []
+            return [(pattern, off)]
+        return []
+
+    def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
+        if platform.machine() != "x86_64":
+            raise DProbeError(f"the pid provider supports x86_64 only, not {platform.machine()}")
+        out = []
+        for p in probes:
+            path, vaddr, pid, ret, label = p.data
+            offset = _elf.load(path).file_offset(vaddr)
+            if ret:
+                exprs: tuple[str, ...] = ("0", "ctx->ax")
+                notes: tuple[str, ...] = ("0: a uretprobe does not know the return offset",
+                                          "the return value (rax)")
+            else:
+                exprs = tuple(f"ctx->{r}" for r in ARG_REGS)
+                notes = tuple(f"argument register {r}" for r in ARG_REGS)
+            out.append(Binding(attach=UprobeAttach(path, offset, pid, ret, symbol=label),
+                               ctx_decl="struct pt_regs *ctx", probes=(p,), arg_exprs=exprs,
+                               arg_notes=notes, includes=("uapi/linux/ptrace.h",)))
+        return out
+
+
+def target_pid(field: str) -> Optional[int]:
+    m = _FIELD.match(field)
+    return int(m.group(1)) if m and m.group(1) else None
