@@ -1,47 +1,169 @@
 """D's printf(): format parsing (checked at compile time) and formatting in user space.
 
-The kernel records only the argument values; the format is applied here, with C's
-semantics for the argument's size and signedness (so `%x` of an int -1 is ffffffff and of
-an int64_t -1 is ffffffffffffffff), as libdtrace's dt_printf.c does.
+The kernel records only the argument values; the format is applied here, as libdtrace's
+dt_printf.c applies it: dt_printf_create's flag parser, then for each conversion a C
+printf(3C) format rebuilt from the flags (dt_printf_format) and printed with the
+argument's own size and signedness (so `%x` of an int -1 is ffffffff and of an
+int64_t -1 is ffffffffffffffff). The C formatting rules are implemented here directly
+(not with Python's % operator, which differs from C for `%#x` of 0, `%#o`, and `0`-padded
+strings and infinities).
+
+DTrace rules kept from dt_printf.c:
+
+- flags may come in any order and may follow the width (`%8-d`); a `0` seen before any
+  digit sets zero padding and cancels `-`; a later `-` cancels zero padding;
+- `?` sets the width to 16 (a 64-bit pointer's hex digits);
+- a precision of 0 (`%.0d`, `%.f`, or a `*` precision that is 0 or negative) is dropped:
+  dt_printf_format only emits ".N" for N > 0;
+- `*` width and precision take the next argument, truncated to a C int; a negative `*`
+  width means left-justified;
+- `%%` cannot carry flags; `%n$` positional conversions are rejected;
+- `@` marks a conversion that takes an aggregation's value (printa() only);
+- `'` (thousands grouping) is accepted; dtrace(1) formats in the C locale, where it
+  groups nothing.
+
+Where this module deliberately differs from dt_printf.c (kept for compatibility with the
+rest of dtrace-nb, see tests/unit/test_text_format.py):
+
+- `%d`/`%i` always print signed; DTrace prints an unsigned argument's `%d` as `%u`
+  (pfcheck_dint);
+- `%p` prints "0x" and hex digits; DTrace's `%p` is `%llx` (no prefix);
+- `%e %E %f %g %G` accept an integer argument (printed as the integer converted to
+  double); DTrace rejects an integer for them at compile time (pfcheck_fp);
+- the length modifiers `hh z j t` are accepted and ignored (dt_printf.c knows only
+  h, l, ll, L and w).
 """
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 from dtrace_nb.errors import DCompileError
 
-_CONV = re.compile(
-    r"%(?P<flags>[-+ #0']*)(?P<width>\*|\d+)?(?:\.(?P<prec>\*|\d+))?"
-    r"(?P<length>hh|h|ll|l|L|z|j|t)?(?P<conv>[diouxXcsSpeEfgGaAY%@])")
-
 # which kind of argument each conversion takes
 _KIND = {**{c: "int" for c in "diouxXcp"}, **{c: "float" for c in "eEfgG"},
-         "s": "string", "S": "string", "a": "int", "A": "int", "Y": "time", "@": "agg",
-         "%": "none"}
+         "s": "string", "S": "string", "a": "int", "A": "int", "Y": "time", "%": "none"}
+
+# length modifiers each conversion accepts (dt_printf.c's dictionary: hd, ld, lld, Le,
+# lc, ls, wc, ws...; hh, z, j and t are dtrace-nb's leniency for integer conversions)
+_INT_LENGTHS = ("", "h", "hh", "l", "ll", "z", "j", "t")
+_LENGTHS = {**{c: _INT_LENGTHS for c in "diouxX"}, **{c: ("", "L") for c in "eEfgG"},
+            "c": ("", "l", "w"), "s": ("", "l", "w"), "S": ("",), "p": ("",), "a": ("",),
+            "A": ("",), "Y": ("",), "%": ("",)}
+
+_HINT = "conversions: %d %i %u %o %x %X %c %s %S %p %a %A %e %E %f %g %G %Y %%"
 
 
 @dataclass(frozen=True)
 class Conversion:
     text: str
-    flags: str
-    width: Optional[str]
-    precision: Optional[str]
+    flags: str  # any of - + space # 0 ' @ (in the order DTrace rebuilds them)
+    width: Optional[str]  # digits, "*", or None
+    precision: Optional[str]  # digits, "*", or None
     conv: str
+    length: str = ""
 
     @property
     def kind(self) -> str:
-        return _KIND[self.conv]
+        return "agg" if "@" in self.flags else _KIND[self.conv]
 
     @property
     def star_count(self) -> int:
         return (self.width == "*") + (self.precision == "*")
 
+    @property
+    def is_agg(self) -> bool:
+        return "@" in self.flags
+
 
 Piece = Union[str, Conversion]
+
+
+def _bad(fmt: str, start: int, end: int, why: str) -> DCompileError:
+    return DCompileError(f"printf( ) format '{fmt[start:end]}': {why}", hint=_HINT)
+
+
+def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], int]:
+    """Parse the conversion starting at fmt[i] == '%' (dt_printf_create's fmt_switch);
+    return it and the index after it."""
+    p = i + 1
+    flags: set[str] = set()
+    width: Optional[str] = None
+    prec: Optional[str] = None
+    dot = digits = 0
+    length = ""
+    n = len(fmt)
+    while True:
+        if p >= n:
+            raise _bad(fmt, i, p, f"invalid conversion 'end of format' (conversion #{number} "
+                                  "name expected before end of format string)")
+        c = fmt[p]
+        if c.isdigit():
+            if not dot and not digits and c == "0":
+                flags.add("0")
+                flags.discard("-")
+                p += 1
+                continue
+            q = p
+            while q < n and fmt[q].isdigit():
+                q += 1
+            if dot:
+                prec = str(int(fmt[p:q]))
+            else:
+                width = str(int(fmt[p:q]))
+            digits += 1
+            p = q
+            continue
+        p += 1
+        if c == "#":
+            flags.add("#")
+        elif c == "*":
+            if (prec if dot else width) == "*":
+                raise _bad(fmt, i, p, f"conversion #{number} has more than one '*' for the "
+                                      f"output {'precision' if dot else 'width'}")
+            if dot:
+                prec = "*"
+            else:
+                width = "*"
+        elif c == "+":
+            flags.add("+")
+        elif c == "-":
+            flags.add("-")
+            flags.discard("0")
+        elif c == ".":
+            if dot:
+                raise _bad(fmt, i, p, f"conversion #{number} has more than one '.'")
+            dot, digits = 1, 0
+            if prec is None:
+                prec = "0"
+        elif c == "?":
+            width = "16"
+        elif c == "@":
+            flags.add("@")
+        elif c == "'":
+            flags.add("'")
+        elif c == " ":
+            flags.add(" ")
+        elif c == "$":
+            raise _bad(fmt, i, p, f"conversion #{number} uses unsupported positional "
+                                  "format (%n$)")
+        elif c == "%":
+            if p - 1 == i + 1:
+                return "%", p
+            raise _bad(fmt, i, p, f"invalid conversion '%' (conversion #{number} cannot be "
+                                  "combined with other format flags: %%)")
+        elif c in "hlLwzjt":
+            length += c
+        else:
+            if c not in _KIND or c == "%" or length not in _LENGTHS[c]:
+                raise _bad(fmt, i, p, f"invalid conversion '{c}' (conversion #{number} is "
+                                      f"undefined: %{length}{c})")
+            order = "#0-+' @"
+            return Conversion(fmt[i:p], "".join(f for f in order if f in flags), width,
+                              prec, c, length), p
 
 
 @lru_cache(maxsize=512)
@@ -49,6 +171,7 @@ def parse_format(fmt: str) -> tuple[Piece, ...]:
     """Split a format into literal text and conversions; DCompileError if malformed."""
     out: list[Piece] = []
     pos = 0
+    number = 0
     while True:
         i = fmt.find("%", pos)
         if i < 0:
@@ -57,18 +180,12 @@ def parse_format(fmt: str) -> tuple[Piece, ...]:
             return tuple(out)
         if i > pos:
             out.append(fmt[pos:i])
-        m = _CONV.match(fmt, i)
-        if not m:
-            bad = re.match(r"%[-+ #0'*\d.hlLzjt]*(.?)", fmt[i:])
-            what = bad.group(1) if bad and bad.group(1) else "end of format"
-            raise DCompileError(f"printf( ) format '{fmt[i:i + len(bad.group(0))]}': "
-                                f"invalid conversion '{what}'",
-                                hint="conversions: %d %i %u %o %x %X %c %s %p %e %f %g %Y %%")
-        conv = Conversion(m.group(0), m.group("flags"), m.group("width"), m.group("prec"),
-                          m.group("conv"))
-        out.append("%" if conv.conv == "%" else conv)
-        pos = m.end()
+        number += 1
+        piece, pos = _parse_one(fmt, i, number)
+        out.append(piece)
 
+
+# ----------------------------------------------------------------------------- C rules
 
 def _as(value: int, size: int, signed: bool) -> int:
     bits = size * 8
@@ -78,17 +195,120 @@ def _as(value: int, size: int, signed: bool) -> int:
     return value
 
 
-def _pyfmt(c: Conversion, width: Optional[int], prec: Optional[int], conv: str) -> str:
-    flags = c.flags.replace("'", "")
-    w = "" if width is None else str(width)
-    p = "" if prec is None else f".{prec}"
-    return f"%{flags}{w}{p}{conv}"
+def _pad(body: str, width: Optional[int], left: bool) -> str:
+    if not width or len(body) >= width:
+        return body
+    return body.ljust(width) if left else body.rjust(width)
+
+
+def c_int(value: int, conv: str, flags: str, width: Optional[int] = None,
+          prec: Optional[int] = None) -> str:
+    """One integer conversion (d i u o x X) with C's rules for flags, width and
+    precision; `value` is already the argument's value (negative only for d/i)."""
+    mag = abs(value)
+    digits = format(mag, {"o": "o", "x": "x", "X": "X"}.get(conv, "d"))
+    if prec is not None:
+        digits = "" if prec == 0 and mag == 0 else digits.rjust(prec, "0")
+    prefix = ""
+    if conv in "di":
+        prefix = "-" if value < 0 else "+" if "+" in flags else " " if " " in flags else ""
+    if "#" in flags:
+        if conv == "o" and not digits.startswith("0"):
+            digits = "0" + digits
+        elif conv in "xX" and mag:
+            prefix = "0" + conv
+    if width and len(prefix) + len(digits) < width and "-" not in flags \
+            and "0" in flags and prec is None:
+        digits = digits.rjust(width - len(prefix), "0")
+    return _pad(prefix + digits, width, "-" in flags)
+
+
+def c_float(value: float, conv: str, flags: str, width: Optional[int] = None,
+            prec: Optional[int] = None) -> str:
+    """%e %E %f %g %G as C prints a double (Python's float formatting is C's, except that
+    C never zero-pads inf and nan)."""
+    if not math.isfinite(value):
+        flags = flags.replace("0", "")
+    spec = "%" + "".join(f for f in flags if f in "-+ #0") + ("" if width is None else str(width))
+    spec += ("" if prec is None else f".{prec}") + conv
+    return spec % value
+
+
+def c_str(text: str, flags: str, width: Optional[int] = None,
+          prec: Optional[int] = None) -> str:
+    """%s: the precision is the most characters printed; `0` pads with spaces (glibc)."""
+    if prec is not None:
+        text = text[:prec]
+    return _pad(text, width, "-" in flags)
+
+
+_ESCAPES = {"\0": "0", "\a": "a", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t",
+            "\v": "v", '"': '"', "\\": "\\"}
+
+
+def escape_string(text: str) -> str:
+    """%S (dt_string.c strchr2esc): C escapes for \\0 \\a \\b \\f \\n \\r \\t \\v \\" and \\\\,
+    three octal digits for any other byte outside '!'..'~' but space."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append("\\" + _ESCAPES[ch])
+        elif ch == " " or "!" <= ch <= "~":
+            out.append(ch)
+        else:
+            for b in ch.encode("utf-8", "surrogateescape"):
+                out.append("\\%03o" % b)
+    return "".join(out)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_walltime(ns: int) -> str:
+    """%Y (pfprint_time): nanoseconds since the epoch as ctime(3C)'s fields rearranged
+    as "2026 Nov 24 23:52:01" (year, English month, space-padded day, local time)."""
+    import time
+
+    sec = abs(ns) // 1_000_000_000 * (1 if ns >= 0 else -1)  # C division truncates
+    t = time.localtime(sec)
+    return "%d %s %2d %02d:%02d:%02d" % (t.tm_year, _MONTHS[t.tm_mon - 1], t.tm_mday,
+                                         t.tm_hour, t.tm_min, t.tm_sec)
+
+
+def _bcc_ksym(addr: int) -> Optional[str]:
+    """A kernel address as module`symbol+0xoff through bcc's kallsyms (stacks.py), or
+    None when bcc or the symbol is not available."""
+    try:
+        import bcc  # type: ignore[import-not-found]
+
+        from dtrace_nb.display.stacks import kernel_frame
+
+        name = kernel_frame(bcc, addr)
+    except Exception:
+        return None
+    if name.startswith("0x"):
+        return None
+    return name[:-4] if name.endswith("+0x0") else name  # DTrace omits a zero offset
+
+
+def symbol_text(addr: int, lookup: Optional[Callable[[int], Optional[str]]]) -> str:
+    """dtrace_addr2str: the symbol text for an address, else 0x-prefixed hex."""
+    name = lookup(addr) if lookup is not None else None
+    return name if name else f"0x{addr:x}"
+
+
+# ----------------------------------------------------------------------------- printf
+
+SymbolLookup = Callable[[int], Optional[str]]
 
 
 def format_printf(fmt: Union[str, Sequence[Piece]], args: Sequence,
-                  arg_types: Optional[Sequence[tuple[int, bool]]] = None) -> str:
+                  arg_types: Optional[Sequence[tuple[int, bool]]] = None, *,
+                  ksym: Optional[SymbolLookup] = _bcc_ksym,
+                  usym: Optional[SymbolLookup] = None) -> str:
     """Format `args` (ints and strs) as D's printf would; arg_types gives (size, signed)
-    of each argument as the program typed it (default: 8-byte signed)."""
+    of each argument as the program typed it (default: 8-byte signed). `ksym` and `usym`
+    map a kernel / user address to its symbol text for %a / %A (None: print hex)."""
     pieces = parse_format(fmt) if isinstance(fmt, str) else fmt
     types = list(arg_types or [])
     out: list[str] = []
@@ -105,45 +325,58 @@ def format_printf(fmt: Union[str, Sequence[Piece]], args: Sequence,
         if isinstance(piece, str):
             out.append(piece)
             continue
-        width = prec = None
+        flags = piece.flags
+        width: Optional[int] = None
+        prec: Optional[int] = None
         if piece.width == "*":
-            width = int(take()[0])
+            width = _as(int(take()[0]), 4, True)  # dt_printf_getint: a C int
         elif piece.width:
             width = int(piece.width)
         if piece.precision == "*":
-            prec = int(take()[0])
+            prec = _as(int(take()[0]), 4, True)
         elif piece.precision:
             prec = int(piece.precision)
-        if width is not None and width < 0:  # C: a negative * width means '-' flag
-            piece = Conversion(piece.text, piece.flags + "-", None, piece.precision, piece.conv)
+        if width is not None and width < 0:
+            flags += "-"
             width = -width
+        if not width:
+            width = None
+        if prec is not None and prec <= 0:  # dt_printf_format emits only ".N" for N > 0
+            prec = None
         value, (size, signed) = take()
-        conv = piece.conv
-        if conv in "di":
-            out.append(_pyfmt(piece, width, prec, "d") % _as(int(value), size, True))
-        elif conv in "ouxX":
-            out.append(_pyfmt(piece, width, prec, conv.replace("u", "d"))
-                       % _as(int(value), size, False))
-        elif conv == "c":
-            out.append(_pyfmt(piece, width, None, "s") % chr(int(value) & 0xFF))
-        elif conv == "p":
-            out.append(_pyfmt(piece, width, None, "s") % f"0x{_as(int(value), 8, False):x}")
-        elif conv in "eEfgG":
-            out.append(_pyfmt(piece, width, prec, conv) % float(value))
-        elif conv in "sS":
-            out.append(_pyfmt(piece, width, prec, "s") % str(value))
-        elif conv in "aA":
-            out.append(_pyfmt(piece, width, None, "s") % f"0x{_as(int(value), 8, False):x}")
-        elif conv == "Y":
-            out.append(_pyfmt(piece, width, None, "s") % format_walltime(int(value)))
-        else:
-            out.append(str(value))
+        out.append(format_conversion(piece.conv, flags, width, prec, value, size, signed,
+                                     ksym=ksym, usym=usym))
     return "".join(out)
 
 
-def format_walltime(ns: int) -> str:
-    """%Y: nanoseconds since the epoch as DTrace prints them, e.g. 2026 Nov 24 23:52:01."""
-    import time
-
-    t = time.localtime(ns // 1_000_000_000)
-    return time.strftime("%Y %b %e %H:%M:%S", t)
+def format_conversion(conv: str, flags: str, width: Optional[int], prec: Optional[int],
+                      value, size: int = 8, signed: bool = True, *,
+                      ksym: Optional[SymbolLookup] = None,
+                      usym: Optional[SymbolLookup] = None) -> str:
+    """One conversion of one argument, width and precision already resolved."""
+    if conv in "di":
+        return c_int(_as(int(value), size, True), conv, flags, width, prec)
+    if conv in "ouxX":
+        return c_int(_as(int(value), size, False), conv, flags, width, prec)
+    if conv == "c":
+        return c_str(chr(int(value) & 0xFF), flags, width)
+    if conv == "p":
+        hexdigits = c_int(_as(int(value), 8, False), "x", flags.replace("#", ""), None, prec)
+        body = "0x" + hexdigits
+        if width and len(body) < width and "0" in flags and "-" not in flags and prec is None:
+            body = "0x" + hexdigits.rjust(width - 2, "0")
+        return _pad(body, width, "-" in flags)
+    if conv in "eEfgG":
+        x = value if isinstance(value, float) else float(_as(int(value), size, signed))
+        return c_float(x, conv, flags, width, prec)
+    if conv == "s":
+        return c_str(str(value), flags, width, prec)
+    if conv == "S":
+        return c_str(escape_string(str(value)), flags, width, prec)
+    if conv == "a":
+        return c_str(symbol_text(_as(int(value), 8, False), ksym), flags, width, prec)
+    if conv == "A":
+        return c_str(symbol_text(_as(int(value), 8, False), usym), flags, width, prec)
+    if conv == "Y":
+        return c_str(format_walltime(_as(int(value), 8, True)), flags, width, prec)
+    return str(value)

@@ -155,8 +155,108 @@ def normalize_value(func: str, value, factor: int):
     return int(value / factor)
 
 
-def llquantize_bucket_value(index: int, *params) -> int:
-    raise NotImplementedError("llquantize() is not supported yet")
+# ----------------------------------------------------------------------------- llquantize
+#
+# llquantize(value, factor, low, high, nsteps) (illumos dtrace.c
+# dtrace_aggregate_llquantize_bucket): bucket 0 holds values below factor**low; then each
+# order of magnitude m = low..high covers [factor**m, factor**(m+1)) with buckets of width
+# factor**(m+1) / min(nsteps, factor**(m+1)); the values below factor**m in that division
+# belong to the magnitudes under it, so magnitude m has n - n/factor buckets (n the
+# divisor); the last bucket holds values >= factor**(high+1).
+
+_INT64_MAX = (1 << 63) - 1
+
+
+def _wrap64(v: int) -> int:
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >> 63 else v
+
+
+def _llquantize_magnitudes(factor: int, low: int, high: int, nsteps: int):
+    """(first value, step, number of buckets) of each order of magnitude low..high, as
+    dt_print_llquantize walks them (value += step until value reaches the next power)."""
+    value = factor ** low
+    for _order in range(low, high + 1):
+        nxt = value * factor
+        step = nxt // nsteps if nxt > nsteps else 1
+        yield value, step, (nxt - value) // step
+        value = nxt
+
+
+def llquantize_bucket(value: int, factor: int, low: int, high: int, nsteps: int) -> int:
+    """The bucket index of a signed 64-bit value (dtrace_aggregate_llquantize_bucket)."""
+    this = 1
+    for _ in range(low):
+        this = _wrap64(this * factor)
+    last = this
+    if value < last:
+        return 0
+    this = _wrap64(this * factor)
+    base = 1
+    for _order in range(low, high + 1):
+        nbuckets = nsteps if this > nsteps else this
+        nxt = _wrap64(this * factor)
+        if nxt < this:  # factor**(order+2) overflows 64 bits: clamp as the kernel does
+            value = this - 1
+        if value < this:
+            return base + (value - last) // (this // nbuckets)
+        base += nbuckets - nbuckets // factor
+        last, this = this, nxt
+    return base
+
+
+def llquantize_nbuckets(factor: int, low: int, high: int, nsteps: int) -> int:
+    """Buckets of llquantize(factor, low, high, nsteps), underflow and overflow included
+    (dtrace_ecb_aggregation_create sizes it as the bucket of INT64_MAX, plus one)."""
+    return llquantize_bucket(_INT64_MAX, factor, low, high, nsteps) + 1
+
+
+def llquantize_bucket_value(index: int, factor: int, low: int, high: int, nsteps: int) -> int:
+    """The value labelling a bucket: its lower bound; factor**low - 1 for the underflow
+    bucket (as lquantize's underflow is base - 1) and factor**(high+1) for the overflow
+    bucket (dt_print_llquantize labels them "< factor**low" and ">= factor**(high+1)")."""
+    if index <= 0:
+        return factor ** low - 1
+    i = 1
+    for value, step, count in _llquantize_magnitudes(factor, low, high, nsteps):
+        if index < i + count:
+            return value + (index - i) * step
+        i += count
+    return factor ** (high + 1)
+
+
+def format_llquantize(buckets: Sequence[int], params: tuple) -> str:
+    """dt_print_llquantize: the "< factor**low" row, one row per log-linear bucket, and the
+    ">= factor**(high+1)" row, for the window of buckets around the non-zero ones (one
+    zero bucket either side; buckets 0 and 1 when every bucket is zero)."""
+    factor, low, high, nsteps = params
+    levels = llquantize_nbuckets(factor, low, high, nsteps)
+    data = list(buckets)[:levels]
+    data += [0] * (levels - len(data))
+    first = 0
+    while first < levels and data[first] == 0:
+        first += 1
+    if first == levels:
+        first, last = 0, 1
+    else:
+        first = max(0, first - 1)
+        last = levels - 1
+        while last > 0 and data[last] == 0:
+            last -= 1
+        last = min(levels - 1, last + 1)
+    window = data[first:last + 1]
+    total = float(sum(abs(v) for v in window))
+    pos, neg = any(v > 0 for v in window), any(v < 0 for v in window)
+    out = [_HEADER]
+    for i in range(first, last + 1):
+        if i == 0:
+            out.append("%16s " % f"< {factor ** low}")
+        elif i == levels - 1:
+            out.append("%16s " % f">= {factor ** (high + 1)}")
+        else:
+            out.append("%16d " % llquantize_bucket_value(i, factor, low, high, nsteps))
+        out.append(quantline(data[i], total, pos, neg))
+    return "".join(out)
 
 
 def format_value(func: str, value, params: tuple = ()) -> str:
@@ -164,6 +264,8 @@ def format_value(func: str, value, params: tuple = ()) -> str:
         return format_quantize(value)
     if func == "lquantize":
         return format_lquantize(value, params)
+    if func == "llquantize":
+        return format_llquantize(value, params)
     if func == "stddev":
         return " %16d" % stddev_value(*value)
     if func == "avg":
@@ -200,7 +302,7 @@ def format_all(aggs: Sequence[tuple[str, Sequence[tuple], Sequence, Sequence[str
 
 # ----------------------------------------------------------------------------- order
 
-def sort_value(func: str, value):
+def sort_value(func: str, value, params: tuple = ()):
     """The value DTrace sorts rows by (dt_aggregate_valcmp and friends)."""
     if func == "avg":
         n, total = value
@@ -210,22 +312,31 @@ def sort_value(func: str, value):
         return (weighted, sum(value))
     if func == "lquantize":
         return (sum(i * c for i, c in enumerate(value)), sum(value))
+    if func == "llquantize":
+        # like dt_aggregate_llquantizedcmp: the counts weighted by their buckets' values
+        weighted = sum(llquantize_bucket_value(i, *params) * c for i, c in enumerate(value)
+                       if c) if params else sum(i * c for i, c in enumerate(value))
+        return (weighted, sum(value))
     if func == "stddev":
         return stddev_value(*value)
     return value
 
 
 def sort_order(func: str, keys: Sequence[tuple], values: Sequence, *, aggsortkey: bool = False,
-               aggsortrev: bool = False, aggsortkeypos: int = 0) -> list[int]:
+               aggsortrev: bool = False, aggsortkeypos: int = 0,
+               params: tuple = ()) -> list[int]:
     """Row order: by value then key (default), or by key then value (aggsortkey);
-    reversed with aggsortrev. aggsortkeypos makes that key column sort first."""
+    reversed with aggsortrev. aggsortkeypos makes that key column sort first. params:
+    the lquantize/llquantize parameters (llquantize sorts by its buckets' values)."""
     def key_of(i):
         k = keys[i]
         if aggsortkeypos and 0 < aggsortkeypos < len(k):
             k = (k[aggsortkeypos],) + k[:aggsortkeypos] + k[aggsortkeypos + 1:]
         return k
     if aggsortkey:
-        order = sorted(range(len(keys)), key=lambda i: (key_of(i), sort_value(func, values[i])))
+        order = sorted(range(len(keys)),
+                       key=lambda i: (key_of(i), sort_value(func, values[i], params)))
     else:
-        order = sorted(range(len(keys)), key=lambda i: (sort_value(func, values[i]), key_of(i)))
+        order = sorted(range(len(keys)),
+                       key=lambda i: (sort_value(func, values[i], params), key_of(i)))
     return order[::-1] if aggsortrev else order
