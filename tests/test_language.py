@@ -106,6 +106,32 @@ CASES = [
      ' @av = avg(4); exit(0); }', (),
      "\n" + "  %-50s %8d %16d\n" % ("b", 2, 1) + "  %-50s %8d %16d\n" % ("a", 1, 2)
      + "\n                7\n\n               -2\n\n                7\n\n                3\n"),
+    # printa with a format: keys then one %@ per aggregation, rows ordered by the first
+    # aggregation's value (aggsortpos 0); then dtrace(1)'s end-of-run printing of both
+    ("printa-format",
+     'BEGIN { @c["x", 1] = count(); @c["y", 2] = count(); @c["y", 2] = count();'
+     ' @s["x", 1] = sum(10); @s["y", 2] = sum(5); printa("%-4s %d %@u %@d\\n", @c, @s);'
+     ' exit(0); }', (),
+     "x    1 1 10\ny    2 2 5\n\n"
+     + "  %-50s %8d %16d\n" % ("x", 1, 1) + "  %-50s %8d %16d\n" % ("y", 2, 2) + "\n"
+     + "  %-50s %8d %16d\n" % ("y", 2, 5) + "  %-50s %8d %16d\n" % ("x", 1, 10)),
+    # printf conversions D users write: integers converted for %e/%f/%g, # and + flags
+    ("printf-conversions",
+     'BEGIN { printf("%e|%10.3f|%g|%x|%X|%#o|%c|%5s|%-5d|%+d|%p|%%\\n", 12345, 3, 100000000,'
+     ' 255, 255, 8, 65, "ab", 7, 7, 4096); exit(0); }', (),
+     "1.234500e+04|     3.000|1e+08|ff|FF|010|A|   ab|7    |+7|0x1000|%\n\n"),
+    # llquantize(v, 10, 0, 2, 10): < 1, then 1..9 by 1, 10..90 by 10, then >= 1000? no:
+    # high 2 means magnitudes 1, 10, 100; the last bucket is >= 1000
+    ("llquantize",
+     'BEGIN { v = 0; @ = llquantize(v, 10, 0, 2, 10); v = 3; @ = llquantize(v, 10, 0, 2, 10);'
+     ' v = 3; @ = llquantize(v, 10, 0, 2, 10); v = 5000; @ = llquantize(v, 10, 0, 2, 10); exit(0); }',
+     (), "\n\n" + "%16s %41s %-9s\n" % ("value", "------------- Distribution -------------", "count")
+     + "%16s |%-40s %-9d\n" % ("< 1", "@" * 10, 1) + "%16s |%-40s %-9d\n" % ("1", "", 0)
+     + "%16s |%-40s %-9d\n" % ("2", "", 0) + "%16s |%-40s %-9d\n" % ("3", "@" * 20, 2)
+     + "%16s |%-40s %-9d\n" % ("4", "", 0) + "".join("%16s |%-40s %-9d\n" % (str(v), "", 0)
+                                                    for v in [5, 6, 7, 8, 9] + list(range(10, 100, 10))
+                                                    + list(range(100, 1000, 100)))
+     + "%16s |%-40s %-9d\n" % (">= 1000", "@" * 10, 1) + "\n"),
     ("trace-widths",
      'BEGIN { trace((char)1); trace((short)2); trace(3); trace(4LL); trace("s"); exit(0); }', (),
      "1234s\n"),
@@ -223,3 +249,13 @@ syscall::getppid:return /self->ts/ { @n = count(); @ok = sum(timestamp > self->t
 ''', extra=("-c", f"{workloads['sysload']} getppid 300"))
     assert done.returncode == 0, done.stderr
     assert done.stdout == "\n              300\n\n              300\n"
+
+
+def test_aggsortpos_orders_printa_by_another_aggregation(tmp_path):
+    # -x aggsortpos=1: rows of a joined printa follow the second aggregation's values
+    prog = ('BEGIN { @c["x"] = count(); @c["y"] = count(); @c["y"] = count(); @s["x"] = sum(10);'
+            ' @s["y"] = sum(5); printa("%s %@d %@d\\n", @c, @s); trunc(@c); trunc(@s); exit(0); }')
+    first = run_d(tmp_path, prog)
+    assert first.stdout.startswith("x 1 10\ny 2 5\n"), first.stdout
+    done = run_d(tmp_path, prog, extra=("-x", "aggsortpos=1"))
+    assert done.stdout.startswith("y 2 5\nx 1 10\n"), done.stdout

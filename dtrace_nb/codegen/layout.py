@@ -46,11 +46,12 @@ def lquantize_levels(params: tuple[int, ...]) -> int:
 
 
 def llquantize_nbuckets(params: tuple[int, ...]) -> int:
-    """Buckets of llquantize(factor, low, high, nsteps): below factor^low, then for each
-    magnitude the steps above the previous one, then the overflow bucket."""
-    factor, low, high, nsteps = params
-    per_mag = nsteps - nsteps // factor
-    return 1 + (high - low + 1) * per_mag + 1 + (nsteps // factor if low == 0 else 0)
+    """Buckets of llquantize(factor, low, high, nsteps), underflow and overflow included:
+    DTrace's count (the bucket of INT64_MAX plus one), from the one model of its bucket
+    function (display/text.py), which the kernel-side C in aggregate.h mirrors."""
+    from dtrace_nb.display.text import llquantize_nbuckets as nbuckets
+
+    return nbuckets(*params)
 
 
 def agg_value_fields(info: AggInfo) -> tuple[tuple[str, str, int], ...]:

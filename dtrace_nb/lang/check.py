@@ -327,9 +327,6 @@ class Checker:
         if not isinstance(call, ast.Call) or call.name not in AGG_FUNCS:
             raise DCompileError(f"{label} must be assigned an aggregating function",
                                 e.value.span, hint="one of " + ", ".join(f"{f}()" for f in AGG_FUNCS))
-        if call.name == "llquantize":
-            raise DCompileError("llquantize() is not supported yet", call.span,
-                                hint="use quantize() or lquantize()")
         nvals, nparams = AGG_FUNCS[call.name]
         want = nvals + nparams
         if call.name == "llquantize" and len(call.args) == 4:
@@ -557,9 +554,6 @@ class Checker:
 
         args = call.args
         fmt: Optional[ast.StrLit] = None
-        if isinstance(args[0], ast.StrLit):
-            raise DCompileError("printa() with a format string is not supported yet",
-                                args[0].span, hint="use printa(@name) for DTrace's default layout")
         if isinstance(args[0], ast.StrLit):
             fmt = args[0]
             fmt.ty = StringType(len(fmt.value.encode()) + 1)

@@ -171,7 +171,8 @@ class AggregationReader:
             from dtrace_nb.display.text import normalize_value
 
             values = [normalize_value(agg.info.func, v, factor) for v in values]
-        order = sort_order(agg.info.func, key_tuples, values, **self.sort_options)
+        order = sort_order(agg.info.func, key_tuples, values, params=agg.info.params,
+                           **{k: v for k, v in self.sort_options.items() if k != "aggsortpos"})
         return AggSnapshot(agg.info.name, agg.info.func, agg.info.key_names,
                            [key_kind(f) for f in agg.key_fields],
                            [key_tuples[i] for i in order], [values[i] for i in order],
@@ -199,7 +200,7 @@ class AggregationReader:
         doomed = list(range(len(keys)))
         if keep:
             values = _values_list(agg.info.func, merge(agg.info.func, vals))
-            order = sort_order(agg.info.func, [()] * len(values), values)
+            order = sort_order(agg.info.func, [()] * len(values), values, params=agg.info.params)
             kept = order[-keep:] if keep > 0 else order[:-keep]
             doomed = [i for i in doomed if i not in set(kept)]
         for i in doomed:

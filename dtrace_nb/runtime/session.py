@@ -325,7 +325,8 @@ class Session:
     def _sort_options(self) -> dict:
         opts = self.checked.options
         return {"aggsortkey": bool(opts["aggsortkey"]), "aggsortrev": bool(opts["aggsortrev"]),
-                "aggsortkeypos": int(opts["aggsortkeypos"])}
+                "aggsortkeypos": int(opts["aggsortkeypos"]),
+                "aggsortpos": int(opts["aggsortpos"])}
 
     def _message(self, text: str) -> None:
         """Consumer messages (dtrace(1) writes these to stderr)."""
