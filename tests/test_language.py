@@ -39,10 +39,10 @@ CASES = [
     # arguments are evaluated left to right: x++ gives 1 (x becomes 2), ++x gives 3
     ("increment-order", 'BEGIN { x = 1; printf("%d %d %d\\n", x++, ++x, x--); exit(0); }', (),
      "1 3 3\n\n"),
-    # (char)300 = 44; (int16_t)0x18000 = -32768; %d prints a 1-byte value as int8_t whatever
-    # its signedness (dt_printf.c pfprint_sint), so (uint8_t)-1 prints -1 as in DTrace
+    # (char)300 = 44; (int16_t)0x18000 = -32768; %d of an unsigned argument prints as %u
+    # (dt_printf.c pfcheck_dint), so (uint8_t)-1 prints 255 as in DTrace
     ("casts", 'BEGIN { printf("%d %d %d\\n", (char)300, (uint8_t)-1, (int16_t)0x18000); exit(0); }',
-     (), "44 -1 -32768\n\n"),
+     (), "44 255 -32768\n\n"),
     ("sizeof-ternary",
      'BEGIN { x = 1 ? "yes" : "no"; y = 0 ? 3 : 4; printf("%s %d %d %d\\n", x, y, sizeof(int),'
      ' sizeof(uint64_t)); exit(0); }', (), "yes 4 4 8\n\n"),
@@ -119,7 +119,7 @@ CASES = [
     ("printf-conversions",
      'BEGIN { printf("%e|%10.3f|%g|%x|%X|%#o|%c|%5s|%-5d|%+d|%p|%%\\n", 12345, 3, 100000000,'
      ' 255, 255, 8, 65, "ab", 7, 7, 4096); exit(0); }', (),
-     "1.234500e+04|     3.000|1e+08|ff|FF|010|A|   ab|7    |+7|0x1000|%\n\n"),
+     "1.234500e+04|     3.000|1e+08|ff|FF|010|A|   ab|7    |+7|1000|%\n\n"),
     # llquantize(v, 10, 0, 2, 10): < 1, then 1..9 by 1, 10..90 by 10, then >= 1000? no:
     # high 2 means magnitudes 1, 10, 100; the last bucket is >= 1000
     ("llquantize",

@@ -25,9 +25,6 @@ DTrace rules kept from dt_printf.c:
 Where this module deliberately differs from dt_printf.c (kept for compatibility with the
 rest of dtrace-nb, see tests/unit/test_text_format.py):
 
-- `%d`/`%i` always print signed; DTrace prints an unsigned argument's `%d` as `%u`
-  (pfcheck_dint);
-- `%p` prints "0x" and hex digits; DTrace's `%p` is `%llx` (no prefix);
 - `%e %E %f %g %G` accept an integer argument (printed as the integer converted to
   double); DTrace rejects an integer for them at compile time (pfcheck_fp);
 - the length modifiers `hh z j t` are accepted and ignored (dt_printf.c knows only
@@ -355,17 +352,17 @@ def format_conversion(conv: str, flags: str, width: Optional[int], prec: Optiona
                       usym: Optional[SymbolLookup] = None) -> str:
     """One conversion of one argument, width and precision already resolved."""
     if conv in "di":
+        # pfcheck_dint: %d of an unsigned argument is printed as %u
+        if not signed:
+            return c_int(_as(int(value), size, False), "u", flags, width, prec)
         return c_int(_as(int(value), size, True), conv, flags, width, prec)
     if conv in "ouxX":
         return c_int(_as(int(value), size, False), conv, flags, width, prec)
     if conv == "c":
         return c_str(chr(int(value) & 0xFF), flags, width)
     if conv == "p":
-        hexdigits = c_int(_as(int(value), 8, False), "x", flags.replace("#", ""), None, prec)
-        body = "0x" + hexdigits
-        if width and len(body) < width and "0" in flags and "-" not in flags and prec is None:
-            body = "0x" + hexdigits.rjust(width - 2, "0")
-        return _pad(body, width, "-" in flags)
+        # dt_printf.c turns %p into %llx of the 64-bit address: no 0x prefix (unless '#')
+        return c_int(_as(int(value), 8, False), "x", flags, width, prec)
     if conv in "eEfgG":
         x = value if isinstance(value, float) else float(_as(int(value), size, signed))
         return c_float(x, conv, flags, width, prec)

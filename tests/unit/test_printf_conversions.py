@@ -96,10 +96,11 @@ def test_float_conversion_of_an_unsigned_argument_uses_its_type():
 
 
 def test_p_is_hex_of_the_pointer():
-    # dtrace-nb prints 0x and the hex digits (see the module docstring: dt_printf.c's %p
-    # is %llx); width applies to the whole text; a negative value is its 64-bit pattern
-    assert pf("[%p|%12p|%-12p]", 4096, 4096, 4096) == "[0x1000|      0x1000|0x1000      ]"
-    assert pf("%p", -1) == "0xffffffffffffffff"
+    # dt_printf.c's %p is %llx of the 64-bit address: no prefix; '#' adds 0x as for %x;
+    # a negative value is its 64-bit pattern
+    assert pf("[%p|%12p|%-12p]", 4096, 4096, 4096) == "[1000|        1000|1000        ]"
+    assert pf("%#p", 4096) == "0x1000"
+    assert pf("%p", -1) == "ffffffffffffffff"
 
 
 def test_a_is_a_kernel_symbol_or_hex():
