@@ -6,15 +6,15 @@
 
 from __future__ import annotations
 
+import atexit
 import shlex
-
 import sys
 from typing import Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Enum, Float, Int
+from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config import Configurable
 
 from dtrace_nb.errors import DError
@@ -42,11 +42,22 @@ class DTraceMagics(Magics, Configurable):
     interrupt = Enum(["stop", "raise"], default_value="stop", config=True,
                      help="on Ctrl-C: 'stop' keeps the results and continues; 'raise' keeps "
                           "them and re-raises so queued cells stop")
+    plots = Bool(True, help="draw quantize/lquantize/llquantize histograms (PNG) live",
+                 config=True)
+    plot_style = Unicode("default", help="matplotlib style for the histograms "
+                                         "(e.g. 'ggplot', 'seaborn-v0_8')", config=True)
 
     def __init__(self, shell):
         Configurable.__init__(self, config=shell.config)
         Magics.__init__(self, shell=shell)
         shell.configurables.append(self)
+        self.background: list = []  # running --bg sessions, stopped at exit
+        atexit.register(self.stop_background)
+
+    def stop_background(self) -> None:
+        """Stop every background session (kernel shutdown, %reload_ext)."""
+        for bg in list(self.background):
+            bg.stop()
 
     @magic_arguments()
     @argument("-c", dest="command", metavar="CMD", help="run CMD as the target ($target)")
@@ -60,6 +71,11 @@ class DTraceMagics(Magics, Configurable):
     @argument("-s", dest="script", metavar="FILE", help="read the program from FILE")
     @argument("-l", dest="list", action="store_true", help="list matching probes as a DataFrame")
     @argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
+    @argument("--explain", action="store_true",
+              help="show the probes, kernel mechanisms, argument fetching, maps and C "
+                   "(loads nothing; needs no privileges)")
+    @argument("--bg", action="store_true",
+              help="trace in the background: return a handle at once (.stop(), .result)")
     @argument("args", nargs="*", help="macro arguments $1 .. $9")
     @no_var_expand
     @line_cell_magic
@@ -76,6 +92,17 @@ class DTraceMagics(Magics, Configurable):
 
             %dtrace -l -n 'syscall::*read*:entry'
 
+            %%dtrace --bg -o r
+            profile:::profile-99 { @[execname] = count(); }
+
+            # later: r_bg.stop() returns the Result (also stored in r when done)
+
+        While tracing, one area refreshes every second (-x aggrate=500ms to change): a status
+        line, the top rows of each aggregation, a histogram of each quantize(); the Result
+        converts to DataFrames (r['name'], r.df), plots (r.figure()) and time series
+        (r.timeline('name', rate=True)). Defaults: %config DTraceMagics.refresh_interval,
+        .max_rows, .plots, .plot_style, .interrupt.
+
         Ctrl-C (interrupt the kernel) stops tracing and keeps everything aggregated.
         """
         # shlex, not IPython's arg_split, so -c "cmd args" loses its quotes as in a shell
@@ -90,8 +117,12 @@ class DTraceMagics(Magics, Configurable):
                 patterns = [p for p in [args.program, *(cell or "").split()] if p]
                 return probe_frame(patterns or None, verbose=args.verbose)
             source = self._source(args, cell)
+            if args.explain:
+                return self._explain(args, source)
         except DError as err:
             raise DTraceError(err.render(cell or "")) from None
+        if args.bg:
+            return self._background(args, source)
         result = self._trace(args, source)
         if args.var:
             self.shell.user_ns[args.var] = result
@@ -114,6 +145,17 @@ class DTraceMagics(Magics, Configurable):
             return args.program
         raise DUsageError("no D program: write it in the cell body or pass -n 'PROGRAM'")
 
+    def _explain(self, args, source: str):
+        import os
+
+        from dtrace_nb.display.explain import explain
+        from dtrace_nb.runtime.session import SessionConfig
+
+        cfg = SessionConfig(source, macro_args=list(args.args), options=_options(args.options),
+                            quiet=args.quiet)
+        target = args.pid if args.pid is not None else (os.getpid() if args.command else None)
+        return explain(cfg, target_pid=target)
+
     def _trace(self, args, source: str):
         from IPython.display import display
 
@@ -129,8 +171,39 @@ class DTraceMagics(Magics, Configurable):
             sys.stdout.flush()
 
         session = Session(cfg, on_output=stream)
-        view = LiveView(display, max_rows=self.max_rows)
+        view = LiveView(display, max_rows=self.max_rows, plot_style=self.plot_style,
+                        plots=self.plots)
         return view.run(session, duration=args.duration, tick=self._tick(cfg))
+
+    def _background(self, args, source: str):
+        from IPython.display import display
+
+        from dtrace_nb.display.live import BackgroundTrace, LiveView
+        from dtrace_nb.runtime.session import Session, SessionConfig
+
+        cfg = SessionConfig(source, target_command=args.command, target_pid=args.pid,
+                            macro_args=list(args.args), options=_options(args.options),
+                            quiet=args.quiet, capture_target_output=True)
+        view = LiveView(display, max_rows=self.max_rows, plot_style=self.plot_style,
+                        plots=self.plots)
+        session = Session(cfg, on_output=lambda text: view.lines.append(text))
+
+        def done(bg) -> None:
+            if bg in self.background:
+                self.background.remove(bg)
+            if args.var and bg.result is not None:
+                self.shell.user_ns[args.var] = bg.result
+
+        bg = BackgroundTrace(session, view, duration=args.duration, tick=self._tick(cfg),
+                             on_done=done)
+        self.background.append(bg)
+        if args.var:
+            self.shell.user_ns[args.var + "_bg"] = bg
+        try:
+            display(bg.widget())
+        except ImportError:
+            pass  # the live area and bg.stop() work without ipywidgets
+        return bg.start()
 
     def _tick(self, cfg) -> float:
         from dtrace_nb.lang.options import parse_rate_ns
@@ -147,6 +220,8 @@ def register(ip) -> None:
 
 def unregister(ip) -> None:
     magics = ip.magics_manager.registry.get("DTraceMagics")
+    if magics is not None:
+        magics.stop_background()
     if magics is not None and magics in ip.configurables:
         ip.configurables.remove(magics)
 

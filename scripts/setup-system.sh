@@ -13,6 +13,9 @@ export DEBIAN_FRONTEND=noninteractive
 KREL=$(uname -r)
 
 need_pkgs=(python3-bpfcc bpftool python3-venv gcc make libc6-dev systemtap-sdt-dev strace)
+# Debian's Chromium drives the real-browser test of the live view (tests/test_browser.py);
+# Playwright is pointed at it and never downloads a browser.
+need_pkgs+=(chromium)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -51,3 +51,83 @@ def test_list_probes_as_dataframe(ip):
     df = ip.run_line_magic("dtrace", "-l -n syscall::getppid:")
     assert df[["PROVIDER", "FUNCTION", "NAME"]].values.tolist() == [
         ["syscall", "getppid", "entry"], ["syscall", "getppid", "return"]]
+
+
+# -- the live view ----------------------------------------------------------------------
+
+def test_live_area_updates_while_tracing(ip):
+    with capture_output() as cap:
+        r = ip.run_cell_magic("dtrace", "-q -T 3", "profile:::tick-100ms { @ticks = count(); }")
+    # one display for "starting", one update per refresh (1 s default: 2 or 3 in 3 s), one
+    # for the final state
+    assert len(cap.outputs) >= 4, len(cap.outputs)
+    assert "tracing:" in cap.outputs[1].data["text/plain"]
+    assert "done (duration)" in cap.outputs[-1].data["text/plain"]
+    assert 25 <= int(r["ticks"]["count"][0]) <= 31
+
+
+def test_histograms_are_plotted_live_and_on_the_result(ip, workloads):
+    with capture_output() as cap:
+        r = ip.run_cell_magic("dtrace", f'-q -c "{workloads["sysload"]} read 800"',
+                              "syscall::read:entry /pid == $target && arg2 <= 128/ "
+                              "{ @sizes = quantize(arg2); }")
+    pngs = [o.data["image/png"] for o in cap.outputs if "image/png" in o.data]
+    assert pngs and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    # 800 reads of 1 << (i % 8) bytes: 100 in each power-of-two bucket 1..128
+    assert r["sizes"].to_dict("list") == {"value": [1, 2, 4, 8, 16, 32, 64, 128],
+                                          "count": [100] * 8}
+    bundle = r._repr_mimebundle_()
+    assert bundle["image/png"][:4] == b"\x89PNG" and "<table" in bundle["text/html"]
+    assert r.figure() is not None and len(r.figure().axes) == 1
+
+
+def test_timeline_samples_every_refresh(ip):
+    with capture_output():
+        r = ip.run_cell_magic("dtrace", "-q -T 2.6 -x aggrate=500ms",
+                              "profile:::tick-100ms { @t[\"tick\"] = count(); }")
+    tl = r.timeline("t")
+    assert list(tl.columns) == ["tick"] and len(tl) >= 4
+    assert tl["tick"].is_monotonic_increasing and tl["tick"].iloc[-1] == r["t"]["count"][0]
+    rate = r.timeline("@t", rate=True)["tick"]
+    assert 6 <= rate.median() <= 14  # tick-100ms: about 10 per second
+
+
+def test_ctrl_c_from_a_thread_stops_and_keeps_results(ip):
+    import _thread
+    import threading
+
+    timer = threading.Timer(2.5, _thread.interrupt_main)  # tracing starts after ~1 s of compiling
+    timer.start()
+    with capture_output():
+        r = ip.run_cell_magic("dtrace", "-q -o stopped", "profile:::tick-100ms { @t = count(); }")
+    timer.join()
+    assert r.interrupted and r.stop_reason == "interrupted"
+    assert ip.user_ns["stopped"] is r and 3 <= int(r["t"]["count"][0]) <= 25
+
+
+def test_background_sessions_refresh_and_stop(ip):
+    import time
+
+    with capture_output():
+        a = ip.run_cell_magic("dtrace", "--bg -q -x aggrate=300ms -o bga",
+                              "profile:::tick-50ms { @a = count(); }")
+        b = ip.run_line_magic("dtrace", "--bg -q -n 'profile:::tick-100ms { @b = count(); }'")
+        assert a.running and b.running and a.result is None
+        deadline = time.monotonic() + 15  # both compile first (one at a time)
+        while a.view.updates < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = a.view.updates
+        time.sleep(1.0)
+        assert first >= 3 and a.view.updates > first  # refreshing while other cells run
+        ra, rb = a.stop(), b.stop()
+    assert not a.running and not b.running
+    assert int(ra["a"]["count"][0]) >= 20 and int(rb["b"]["count"][0]) >= 10
+    assert ip.user_ns["bga"] is ra and ip.user_ns["bga_bg"] is a
+    assert a.session._bpf is None and b.session._bpf is None  # everything freed
+
+
+def test_help_shows_examples(ip):
+    with capture_output() as cap:
+        ip.run_cell("%dtrace?")
+    text = cap.stdout
+    assert "%%dtrace -c" in text and "--bg" in text and "timeline" in text

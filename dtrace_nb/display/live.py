@@ -1,43 +1,81 @@
-"""The live view of a running session in a notebook.
+"""The live view of a running session in a notebook, in the foreground or in the background.
 
 One display area, refreshed through a display handle (`display(..., display_id=True)` and
 `handle.update()`), so it works live in JupyterLab, Notebook 7 and VS Code, and a notebook
-executed headless keeps the final state. printf output streams below it as plain text.
+executed headless keeps the last state. Each refresh shows a status line, the top rows of
+every aggregation, and a matplotlib histogram (PNG) of each quantize-type aggregation; it
+also samples every aggregation into the session's timeline. In the foreground, printf
+output streams below as plain text; a background session shows its latest lines inside
+the area instead (a thread's prints would land in whatever cell runs at the time).
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import threading
 import time
-from typing import Callable
+from typing import Callable, Optional
+
+from dtrace_nb.display.plots import histogram_png
+
+OUTPUT_LINES = 20  # printf lines a background view keeps
 
 
-class _Snapshot:
-    """A mimebundle: a status line and the top rows of each aggregation."""
+class LiveSnapshot:
+    """A mimebundle: status line, the top rows of each aggregation, histograms as a PNG,
+    printf lines (background only). text/plain is a complete fallback."""
 
-    def __init__(self, status: str, frames: dict, max_rows: int):
+    def __init__(self, status: str, frames: dict, funcs: dict, max_rows: int,
+                 png: Optional[bytes] = None, lines: Optional[list[str]] = None):
         self.status = status
         self.frames = frames
+        self.funcs = funcs
         self.max_rows = max_rows
+        self.png = png
+        self.lines = lines or []
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        text = [self.status]
+        text = [f"dtrace-nb: {self.status}"]
         parts = [f"<div><b>dtrace-nb</b> &middot; {html.escape(self.status)}</div>"]
         for name, df in self.frames.items():
-            shown = df.tail(self.max_rows)  # DTrace order: largest values last
-            rest = len(df) - len(shown)
+            if self.funcs.get(name) in ("quantize", "lquantize", "llquantize"):
+                keys = [c for c in df.columns if c not in ("value", "count")]
+                shown = (df.groupby(keys, sort=False)["count"].sum().reset_index()
+                         .sort_values("count").tail(self.max_rows) if keys
+                         else df.tail(self.max_rows))
+                total = len(df.groupby(keys)) if keys else len(df)
+            else:
+                shown = df.tail(self.max_rows)  # DTrace order: largest values last
+                total = len(df)
+            rest = total - len(shown)
             more = f" ({rest} more rows)" if rest > 0 else ""
             text.append(f"{name}{more}\n{shown.to_string(index=False)}")
             parts.append(f"<h4>{html.escape(name)}{html.escape(more)}</h4>"
                          + shown.to_html(index=False))
-        return {"text/plain": "\n".join(text), "text/html": "\n".join(parts)}
+        if self.png is not None:
+            parts.append("<div><img src='data:image/png;base64,"
+                         + base64.b64encode(self.png).decode() + "'></div>")
+        if self.lines:
+            text.append("".join(self.lines).rstrip("\n"))
+            parts.append("<pre>" + html.escape("".join(self.lines)) + "</pre>")
+        bundle = {"text/plain": "\n".join(text), "text/html": "\n".join(parts)}
+        if self.png is not None:
+            bundle["image/png"] = self.png
+        return bundle
 
 
 class LiveView:
-    def __init__(self, display: Callable, max_rows: int = 20):
+    def __init__(self, display: Callable, max_rows: int = 20, plot_style: str = "default",
+                 plots: bool = True):
         self.display = display
         self.max_rows = max_rows
+        self.plot_style = plot_style
+        self.plots = plots
         self.handle = None
+        self.updates = 0
+        self.lines: Optional[list[str]] = None  # set for a background view
+        self._lock = threading.Lock()
 
     def _status(self, session, started: float, done: str = "") -> str:
         drops = sum(session._drops.values()) if session._drops else 0
@@ -45,33 +83,127 @@ class LiveView:
         return (f"{state}: {time.monotonic() - started:.1f} s, {session.records} records, "
                 f"{drops} drops, {session.probes_enabled} probes enabled")
 
+    def show(self, view: LiveSnapshot) -> None:
+        with self._lock:
+            if self.handle is None:
+                self.handle = self.display(view, display_id=True)
+            else:
+                self.handle.update(view)
+            self.updates += 1
+
+    def render(self, session, snap: dict, status: str) -> LiveSnapshot:
+        frames = {"@" + name: s.to_frame() for name, s in snap.items()}
+        funcs = {"@" + name: s.func for name, s in snap.items()}
+        png = None
+        if self.plots:
+            png = histogram_png({n: (funcs[n], df) for n, df in frames.items()}, self.plot_style)
+        lines = list(self.lines[-OUTPUT_LINES:]) if self.lines is not None else None
+        return LiveSnapshot(status, frames, funcs, self.max_rows, png, lines)
+
     def tick(self, session, started: float) -> None:
         snap = session.snapshot()
         session.drops()
-        frames = {"@" + name: s.to_frame() for name, s in snap.items()}
-        view = _Snapshot(self._status(session, started), frames, self.max_rows)
-        if self.handle is None:
-            self.handle = self.display(view, display_id=True)
-        else:
-            self.handle.update(view)
-        self._flush_target(session)
+        session.timeline.add(snap)
+        self.show(self.render(session, snap, self._status(session, started)))
+        if self.lines is None:
+            self._flush_target(session)
 
     def _flush_target(self, session) -> None:
         target = session.target
         if target is None:
             return
         while target.output:
-            print(target.output.pop(0), end="")
+            text = target.output.pop(0)
+            if self.lines is not None:
+                self.lines.append(text)
+            else:
+                print(text, end="")
 
-    def run(self, session, duration=None, tick: float = 1.0):
-        started = time.monotonic()
-        self.handle = self.display(_Snapshot("starting", {}, self.max_rows), display_id=True)
-        result = session.run(duration=duration, tick=tick,
-                             on_tick=lambda s: self.tick(s, started))
+    def finish(self, session, result, started: float) -> None:
         self._flush_target(session)
         done = f"done ({result.stop_reason})" if result.stop_reason else "done"
         if result.error is not None:
             done = "failed"
-        if self.handle is not None:
-            self.handle.update(_Snapshot(self._status(session, started, done), {}, 0))
+            if self.lines is not None:  # a background session has no cell to raise in
+                self.lines.append(result.error.render(session.cfg.source) + "\n")
+        snap = session._final or {}
+        self.show(self.render(session, snap, self._status(session, started, done)))
+
+    def run(self, session, duration=None, tick: float = 1.0, should_stop=None):
+        started = time.monotonic()
+        self.show(LiveSnapshot("starting", {}, {}, self.max_rows))
+        result = session.run(duration=duration, tick=tick, should_stop=should_stop,
+                             on_tick=lambda s: self.tick(s, started))
+        result.plot_style = self.plot_style
+        self.finish(session, result, started)
         return result
+
+
+class BackgroundTrace:
+    """A session tracing in a thread (`%%dtrace --bg`): the live area keeps refreshing while
+    other cells run. `.stop()` detaches and returns the Result; `.result` is None until the
+    session ended; `.widget()` is a Stop button (an extra: the area itself is plain
+    display data, readable without widgets)."""
+
+    def __init__(self, session, view: LiveView, duration=None, tick: float = 1.0,
+                 on_done: Optional[Callable[["BackgroundTrace"], None]] = None):
+        self.session = session
+        self.view = view
+        view.lines = []
+        self.result = None
+        self.error: Optional[BaseException] = None
+        self._stop = threading.Event()
+        self._on_done = on_done
+        self._thread = threading.Thread(target=self._run, args=(duration, tick),
+                                        name="dtrace-nb background", daemon=True)
+
+    def start(self) -> "BackgroundTrace":
+        self._thread.start()
+        return self
+
+    def _run(self, duration, tick) -> None:
+        try:
+            self.result = self.view.run(self.session, duration=duration, tick=tick,
+                                        should_stop=self._stop.is_set)
+        except BaseException as exc:  # noqa: BLE001 - kept for the user, never lost in a thread
+            self.error = exc
+        finally:
+            if self._on_done is not None:
+                self._on_done(self)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0):
+        """Stop tracing (probes detached, maps freed) and return the Result."""
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        return self.result
+
+    def wait(self, timeout: Optional[float] = None):
+        self._thread.join(timeout)
+        return self.result
+
+    def widget(self):
+        import ipywidgets as widgets
+
+        button = widgets.Button(description="Stop", button_style="danger",
+                                tooltip="stop tracing: detach the probes, keep the results")
+        label = widgets.Label(value="tracing in the background")
+
+        def clicked(_):
+            button.disabled = True
+            label.value = "stopping..."
+            # never block the kernel's message loop on the detach
+            threading.Thread(target=lambda: (self.stop(),
+                                             setattr(label, "value", "stopped")),
+                             daemon=True).start()
+
+        button.on_click(clicked)
+        return widgets.HBox([button, label])
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "finished"
+        return f"<dtrace-nb background session: {state}; .stop() returns the Result>"

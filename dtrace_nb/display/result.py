@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass, field
 from typing import Optional
@@ -9,6 +10,7 @@ from typing import Optional
 import pandas as pd
 
 from dtrace_nb.display.output import drop_messages
+from dtrace_nb.display.timeline import Timeline
 from dtrace_nb.errors import DError
 
 
@@ -39,14 +41,19 @@ class Result:
     target_output: str = ""
     c_source: str = ""
     source: str = ""
+    funcs: dict[str, str] = field(default_factory=dict)  # '@name' -> aggregating function
+    history: Optional[Timeline] = None
+    plot_style: str = "default"
 
     @classmethod
     def from_session(cls, session, interrupted: bool = False,
                      error: Optional[DError] = None) -> "Result":
         snap = session._final or {}
         aggs = Aggregations()
+        funcs = {}
         for name, s in snap.items():
             aggs["@" + name] = s.to_frame()
+            funcs["@" + name] = s.func
         target = session.target
         return cls(
             aggregations=aggs,
@@ -64,6 +71,8 @@ class Result:
             target_output="".join(target.output) if target else "",
             c_source=session.program.c_source if session.program else "",
             source=session.cfg.source,
+            funcs=funcs,
+            history=session.timeline,
         )
 
     @property
@@ -80,6 +89,22 @@ class Result:
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.aggregations[name]
 
+    def timeline(self, name: str = "", rate: bool = False) -> pd.DataFrame:
+        """Aggregation `name` sampled at every refresh of the live view (and at the end):
+        indexed by time, one column per key. rate=True gives the change per second."""
+        if self.history is None:
+            raise KeyError("this result has no timeline")
+        return self.history.frame(name, rate=rate)
+
+    def figure(self):
+        """The histograms (quantize/lquantize/llquantize) as a matplotlib Figure, or None."""
+        from dtrace_nb.display.plots import histogram_figure
+
+        return histogram_figure(self._histograms(), self.plot_style)
+
+    def _histograms(self) -> dict:
+        return {n: (self.funcs.get(n, ""), df) for n, df in self.aggregations.items()}
+
     def __repr__(self) -> str:
         return self._text()
 
@@ -91,7 +116,18 @@ class Result:
         parts.extend(m + "\n" for m in self.messages if "drop" in m)
         return "".join(parts).rstrip("\n") + "\n" if any(parts) else "(no output)\n"
 
-    def _repr_html_(self) -> str:
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from dtrace_nb.display.plots import histogram_png
+
+        bundle = {"text/plain": self._text(), "text/html": self._html()}
+        png = histogram_png(self._histograms(), self.plot_style)
+        if png is not None:
+            bundle["image/png"] = png
+            bundle["text/html"] += ("<div><img src='data:image/png;base64,"
+                                    + base64.b64encode(png).decode() + "'></div>")
+        return bundle
+
+    def _html(self) -> str:
         status = (f"{len(self.aggregations)} aggregation(s), {self.records} record(s), "
                   f"{self.probes_enabled} probe(s), {self.duration:.2f} s"
                   + (f", stopped: {self.stop_reason}" if self.stop_reason else ""))

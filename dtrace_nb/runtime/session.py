@@ -20,6 +20,7 @@ from dtrace_nb.errors import DError
 from dtrace_nb.lang.check import CheckedProgram, MacroEnv, check
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.parser import parse
+from dtrace_nb.display.timeline import Timeline
 from dtrace_nb.probes import BindContext, ProbeCatalog, TriggerAttach
 from dtrace_nb.runtime.target import Target
 
@@ -80,6 +81,8 @@ class Session:
         self._funcs: dict[str, object] = {}
         self._final: Optional[dict] = None
         self._drops: dict[tuple[str, int], int] = {}
+        # aggregations over time: the live view samples at each refresh, stop() last
+        self.timeline = Timeline()
         self.running = False
         self.record_count = 0
         self.errors = 0
@@ -374,6 +377,7 @@ class Session:
                 self._consume()
                 self.drops()
                 self._final = self.snapshot()
+                self.timeline.add(self._final)
                 self._printer.end(self._final, self._drops)
         finally:
             self.running = False
