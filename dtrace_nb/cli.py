@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after SECONDS (dtrace-nb addition)")
     p.add_argument("-o", dest="outfile", metavar="FILE", help="write trace output to FILE")
     p.add_argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
+    p.add_argument("-S", dest="explain", action="store_true",
+                   help="show how the program is served: probes, kernel mechanisms, argument "
+                        "fetching, maps and the generated C")
+    p.add_argument("-e", dest="compile_only", action="store_true",
+                   help="exit after compiling (with -S: explain without tracing; needs no "
+                        "privileges)")
     p.add_argument("--doctor", action="store_true",
                    help="check privileges, bcc, kernel headers and tracefs, and say how to fix")
     p.add_argument("args", nargs="*", help="macro arguments $1 .. $9")
@@ -97,6 +103,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 0 if all(c.ok for c in checks if c.fatal) else 1
         if ns.list:
             return list_probes(ns)
+        if ns.explain or ns.compile_only:
+            code = explain(ns)
+            if ns.compile_only:
+                return code
         return trace(ns)
     except DError as err:
         source = ""
@@ -115,6 +125,28 @@ def main(argv: Optional[list[str]] = None) -> int:
         if os.environ.get("DTRACE_NB_DEBUG"):
             raise
         return 3
+
+
+def explain(ns: argparse.Namespace, out=sys.stdout) -> int:
+    """-S / -e: compile (parse, check, bind, generate C) without loading anything."""
+    from dtrace_nb.display.explain import explain as build
+    from dtrace_nb.runtime.session import SessionConfig
+
+    options: dict[str, Optional[str]] = {}
+    for opt in ns.options:
+        name, eq, value = opt.partition("=")
+        options[name] = value if eq else None
+    if ns.destructive:
+        options["destructive"] = None
+    cfg = SessionConfig(_program_text(ns), macro_args=list(ns.args), options=options,
+                        quiet=ns.quiet)
+    # $target needs a process: -p names one; -c's does not exist before tracing, so the
+    # explanation uses this process's id in its place
+    target = ns.pid if ns.pid is not None else (os.getpid() if ns.command else None)
+    result = build(cfg, target_pid=target)
+    if ns.explain:
+        out.write(result.text())
+    return 0
 
 
 def trace(ns: argparse.Namespace) -> int:

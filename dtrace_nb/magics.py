@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shlex
 import sys
 from typing import Optional
@@ -74,6 +75,8 @@ class DTraceMagics(Magics, Configurable):
     @argument("--explain", action="store_true",
               help="show the probes, kernel mechanisms, argument fetching, maps and C "
                    "(loads nothing; needs no privileges)")
+    @argument("--replay", metavar="FILE",
+              help="play back a recorded session (Result.save) instead of tracing")
     @argument("--bg", action="store_true",
               help="trace in the background: return a handle at once (.stop(), .result)")
     @argument("args", nargs="*", help="macro arguments $1 .. $9")
@@ -116,14 +119,23 @@ class DTraceMagics(Magics, Configurable):
 
                 patterns = [p for p in [args.program, *(cell or "").split()] if p]
                 return probe_frame(patterns or None, verbose=args.verbose)
-            source = self._source(args, cell)
+            source = "" if args.replay and not (cell or args.program) else self._source(args, cell)
             if args.explain:
                 return self._explain(args, source)
         except DError as err:
             raise DTraceError(err.render(cell or "")) from None
-        if args.bg:
+        recording = self._replay_file(args, line, cell)
+        if recording is not None:
+            result = self._replay(recording)
+        elif args.bg:
             return self._background(args, source)
-        result = self._trace(args, source)
+        else:
+            result = self._trace(args, source)
+            record_dir = os.environ.get("DTRACE_NB_RECORD")
+            if record_dir and result.error is None:
+                from dtrace_nb.display.replay import cell_key
+
+                result.save(os.path.join(record_dir, cell_key(line, cell) + ".json"))
         if args.var:
             self.shell.user_ns[args.var] = result
         if result.error is not None:
@@ -145,9 +157,43 @@ class DTraceMagics(Magics, Configurable):
             return args.program
         raise DUsageError("no D program: write it in the cell body or pass -n 'PROGRAM'")
 
-    def _explain(self, args, source: str):
-        import os
+    def _replay_file(self, args, line: str, cell: Optional[str]) -> Optional[str]:
+        """The recording to play back: --replay FILE, or, where BPF cannot load, this cell's
+        recording in $DTRACE_NB_REPLAY (default: ./recordings) if there is one."""
+        from dtrace_nb.display.replay import cell_key
+        from dtrace_nb.errors import DEnvironmentError
 
+        if args.replay:
+            if not os.path.exists(args.replay):
+                raise DTraceError(f"dtrace-nb: no recording {args.replay}")
+            return args.replay
+        problem = _tracing_problem()
+        if problem is None:
+            return None
+        path = os.path.join(os.environ.get("DTRACE_NB_REPLAY", "recordings"),
+                            cell_key(line, cell) + ".json")
+        if not os.path.exists(path):
+            raise DTraceError(f"dtrace-nb: cannot trace here: {problem.message}"
+                              + (f" ({problem.hint})" if problem.hint else "")
+                              + "; no recording of this cell to replay either")
+        print(f"dtrace-nb: BPF cannot load here ({problem.message}); replaying the recorded "
+              f"session {path}")
+        assert isinstance(problem, DEnvironmentError)
+        return path
+
+    def _replay(self, path: str):
+        from IPython.display import display
+
+        from dtrace_nb.display.replay import replay
+
+        def stream(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        return replay(path, display, max_rows=self.max_rows, plot_style=self.plot_style,
+                      plots=self.plots, on_output=stream)
+
+    def _explain(self, args, source: str):
         from dtrace_nb.display.explain import explain
         from dtrace_nb.runtime.session import SessionConfig
 
@@ -172,7 +218,7 @@ class DTraceMagics(Magics, Configurable):
 
         session = Session(cfg, on_output=stream)
         view = LiveView(display, max_rows=self.max_rows, plot_style=self.plot_style,
-                        plots=self.plots)
+                        plots=self.plots, record=bool(os.environ.get("DTRACE_NB_RECORD")))
         return view.run(session, duration=args.duration, tick=self._tick(cfg))
 
     def _background(self, args, source: str):
@@ -212,6 +258,20 @@ class DTraceMagics(Magics, Configurable):
         if rate:
             return max(0.05, parse_rate_ns(rate) / 1e9)
         return self.refresh_interval
+
+
+def _tracing_problem():
+    """Why this kernel/process cannot trace (a DEnvironmentError), or None."""
+    from dtrace_nb.errors import DEnvironmentError
+    from dtrace_nb.runtime.environment import require_tracing
+
+    if os.environ.get("DTRACE_NB_NO_BPF"):
+        return DEnvironmentError("BPF is switched off (DTRACE_NB_NO_BPF is set)")
+    try:
+        require_tracing()
+    except DEnvironmentError as err:
+        return err
+    return None
 
 
 def register(ip) -> None:

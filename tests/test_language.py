@@ -259,3 +259,17 @@ def test_aggsortpos_orders_printa_by_another_aggregation(tmp_path):
     assert first.stdout.startswith("x 1 10\ny 2 5\n"), first.stdout
     done = run_d(tmp_path, prog, extra=("-x", "aggsortpos=1"))
     assert done.stdout.startswith("y 2 5\nx 1 10\n"), done.stdout
+
+
+def test_stack_keys_count_and_symbolise(tmp_path, workloads):
+    # kernel stacks of 300 getppid calls: every sample lands in some stack key
+    done = run_d(tmp_path, "syscall::getppid:entry /pid == $target/ { @[stack()] = count(); }",
+                 extra=("-c", f"{workloads['sysload']} getppid 300"))
+    assert done.returncode == 0, done.stderr
+    counts = [int(ln) for ln in done.stdout.splitlines() if ln.strip().isdigit()]
+    assert sum(counts) == 300 and "vmlinux`" in done.stdout
+    # user stacks while the target still runs (-T stops tracing first): do_spin under main
+    done = run_d(tmp_path, "profile-997 /pid == $target/ { @[ustack()] = count(); }",
+                 extra=("-T", "1.5", "-c", f"{workloads['sysload']} spin 4000"))
+    assert done.returncode == 0, done.stderr
+    assert "sysload`do_spin" in done.stdout and "sysload`main" in done.stdout

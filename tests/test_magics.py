@@ -131,3 +131,42 @@ def test_help_shows_examples(ip):
         ip.run_cell("%dtrace?")
     text = cap.stdout
     assert "%%dtrace -c" in text and "--bg" in text and "timeline" in text
+
+
+# -- recordings and replay ----------------------------------------------------------------
+
+def test_record_then_replay_where_bpf_cannot_load(ip, workloads, tmp_path, monkeypatch):
+    from dtrace_nb.display.replay import cell_key
+
+    line = f'-q -c "{workloads["sysload"]} read 400" -x aggrate=300ms -o rec'
+    cell = "syscall::read:entry /pid == $target && arg2 <= 128/ { @sizes = quantize(arg2); }"
+    monkeypatch.setenv("DTRACE_NB_RECORD", str(tmp_path))
+    with capture_output():
+        recorded = ip.run_cell_magic("dtrace", line, cell)
+    path = tmp_path / (cell_key(line, cell) + ".json")
+    assert path.exists()
+    monkeypatch.delenv("DTRACE_NB_RECORD")
+
+    # the kernel path switched off: the same cell says why in one line and plays back
+    monkeypatch.setenv("DTRACE_NB_NO_BPF", "1")
+    monkeypatch.setenv("DTRACE_NB_REPLAY", str(tmp_path))
+    with capture_output() as cap:
+        replayed = ip.run_cell_magic("dtrace", line, cell)
+    notes = [ln for ln in cap.stdout.splitlines() if ln.startswith("dtrace-nb:")]
+    assert notes == [f"dtrace-nb: BPF cannot load here (BPF is switched off "
+                     f"(DTRACE_NB_NO_BPF is set)); replaying the recorded session {path}"]
+    assert replayed.replayed_from == str(path)
+    assert replayed["sizes"].equals(recorded["sizes"]) and replayed.output == recorded.output
+    assert any("image/png" in o.data for o in cap.outputs)
+    assert "replayed" in cap.outputs[-1].data["text/plain"]
+    # --replay FILE plays any recording explicitly
+    with capture_output():
+        again = ip.run_line_magic("dtrace", f"--replay {path}")
+    assert again["sizes"]["count"].tolist() == [50] * 8
+
+    # no recording for a cell: one line saying why tracing is impossible, no traceback
+    with capture_output() as cap:
+        res = ip.run_cell("%%dtrace\nBEGIN { exit(0); }")
+    assert res.error_in_exec is not None
+    text = cap.stderr + cap.stdout
+    assert "cannot trace here: BPF is switched off" in text and "Traceback" not in text

@@ -26,6 +26,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import PROBE_STRINGS
 from dtrace_nb.lang.check import CheckedClause, CheckedProgram, clause_calls, const_value
+from dtrace_nb.lang.types import StackType
 from dtrace_nb.probes import Binding, Probe
 
 MAX_CLAUSES_PER_BINDING = 64
@@ -381,6 +382,8 @@ class BindingEmitter:
                 for f, k in zip(agg.key_fields, keys):
                     if f.is_string:
                         w.line(self.x.store_string(self.x.str_val(k), f"{kref}{f.name}", f.size))
+                    elif isinstance(f.dtype, StackType):
+                        w.line(f"{kref}{f.name} = {stack_key(f.dtype)};")
                     else:
                         w.line(f"{kref}{f.name} = ({'s64' if f.signed else 'u64'})"
                                f"({self.x.int_expr(k)});")
@@ -430,6 +433,18 @@ def agg_update(agg: AggLayout) -> list[str]:
         return [f"dt_v->b[dt_llquantize_bucket(dt_x, {factor}, {low}, {high}, {nsteps}) & {mask}]"
                 " += 1;"]
     raise ValueError(f)
+
+
+def stack_key(t: StackType) -> str:
+    """C for a stack()/ustack() aggregation key: the stack id in the low 32 bits (all ones
+    when the stack could not be taken), and for ustack the process id above it, which the
+    consumer needs to find the process's symbols."""
+    flags = "BPF_F_USER_STACK" if t.kind == "ustack" else "0"
+    sid = (f"({{ int dt_sid = dtnb_stacks.get_stackid(ctx, {flags}); "
+           "dt_sid < 0 ? 0xffffffffULL : (u64)dt_sid; })")
+    if t.kind == "ustack":
+        return f"((bpf_get_current_pid_tgid() >> 32) << 32 | {sid})"
+    return sid
 
 
 def _is_agg(t: ast.Expr) -> bool:

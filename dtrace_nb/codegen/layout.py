@@ -16,7 +16,7 @@ from typing import Optional
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import AggInfo, CheckedProgram, Variable, flat_statements
 from dtrace_nb.lang.builtins import RECORDING_ACTIONS
-from dtrace_nb.lang.types import DType, IntType, StringType
+from dtrace_nb.lang.types import DType, IntType, StackType, StringType
 
 QUANTIZE_BUCKETS = 127
 # Record header: u32 epid, u32 cpu, u32 probe index, u32 speculation id, u64 mask of the
@@ -237,7 +237,8 @@ def analyse(checked: CheckedProgram) -> Resources:
         rec = RecordLayout(epid=c.index + 1, clause=c.index, struct_name=f"dtnb_rec{c.index}")
         _record_actions(c.clause, rec, res)
         res.records[c.index] = rec
-    if any(a.kind in ("stack", "ustack") for r in res.records.values() for a in r.actions):
+    if any(a.kind in ("stack", "ustack") for r in res.records.values() for a in r.actions) \
+            or any(isinstance(f.dtype, StackType) for a in aggs.values() for f in a.key_fields):
         res.stack_entries = 4096
     bufsize = int(opts["bufsize"])
     pages = 1

@@ -67,8 +67,11 @@ class LiveSnapshot:
 
 class LiveView:
     def __init__(self, display: Callable, max_rows: int = 20, plot_style: str = "default",
-                 plots: bool = True):
+                 plots: bool = True, record: bool = False):
         self.display = display
+        # keep each refresh's frames for Result.save() (bounded by replay.thin on save)
+        self.record = record
+        self.refreshes: list = []
         self.max_rows = max_rows
         self.plot_style = plot_style
         self.plots = plots
@@ -104,7 +107,12 @@ class LiveView:
         snap = session.snapshot()
         session.drops()
         session.timeline.add(snap)
-        self.show(self.render(session, snap, self._status(session, started)))
+        view = self.render(session, snap, self._status(session, started))
+        if self.record:
+            self.refreshes.append((time.time(), view.status, view.frames, view.funcs))
+            if len(self.refreshes) > 4 * 120:
+                del self.refreshes[::2]  # keep the memory of a long trace bounded
+        self.show(view)
         if self.lines is None:
             self._flush_target(session)
 
@@ -135,6 +143,7 @@ class LiveView:
         result = session.run(duration=duration, tick=tick, should_stop=should_stop,
                              on_tick=lambda s: self.tick(s, started))
         result.plot_style = self.plot_style
+        result.refreshes = self.refreshes
         self.finish(session, result, started)
         return result
 

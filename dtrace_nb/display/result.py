@@ -44,6 +44,21 @@ class Result:
     funcs: dict[str, str] = field(default_factory=dict)  # '@name' -> aggregating function
     history: Optional[Timeline] = None
     plot_style: str = "default"
+    # what the live view showed at each refresh: (unix time, status, frames, funcs)
+    refreshes: list = field(default_factory=list)
+    replayed_from: str = ""  # the recording this Result was played back from
+
+    def save(self, path: str) -> str:
+        """Record this session to a JSON file that `%%dtrace --replay FILE` plays back."""
+        from dtrace_nb.display.replay import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path: str) -> "Result":
+        from dtrace_nb.display.replay import load
+
+        return load(path)
 
     @classmethod
     def from_session(cls, session, interrupted: bool = False,
@@ -101,6 +116,13 @@ class Result:
         from dtrace_nb.display.plots import histogram_figure
 
         return histogram_figure(self._histograms(), self.plot_style)
+
+    def flamegraph(self, name: str = "", title: str = ""):
+        """A flame graph (icicle) Figure of a stack aggregation (`@[ustack()] = count()`)."""
+        from dtrace_nb.display.flame import flame_figure
+
+        df = self.aggregations[name] if name else self.df
+        return flame_figure(df, title=title or (name or "stacks"), style=self.plot_style)
 
     def _histograms(self) -> dict:
         return {n: (self.funcs.get(n, ""), df) for n, df in self.aggregations.items()}

@@ -56,6 +56,8 @@ def quantize_bucket_bounds(index: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- rows
 
 def format_key(value, kind: str) -> str:
+    if kind == "stack":
+        return value  # already DTrace's stack text: a newline, then one indented frame a line
     if kind == "string":
         return "  %-50s" % value
     size = int(kind[3:]) if kind.startswith("int") and kind[3:].isdigit() else 8

@@ -25,8 +25,8 @@ from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, DESTRUCTIVE, EXECNAME, 
                                      UNAVAILABLE_BUILTINS)
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
-                                  StringType, TranslatedType, VoidType, native_type, promote,
-                                  type_from_words, unary_promote)
+                                  StackType, StringType, TranslatedType, VoidType, native_type,
+                                  promote, type_from_words, unary_promote)
 from dtrace_nb.probes import ArgInfo, BindContext, Probe, ProbeCatalog
 
 __all__ = ["check", "CheckedProgram", "CheckedClause", "AggInfo", "Variable", "MacroEnv",
@@ -339,7 +339,7 @@ class Checker:
                 raise DCompileError(f"{call.name}() needs an integer argument, not {a.ty}", a.span)
         params = tuple(self.constant(a, f"{call.name}() parameter") for a in call.args[nvals:])
         self.check_agg_params(call, params)
-        key_types = [self.expr(k) for k in keys]
+        key_types = [self.agg_key(k) for k in keys]
         for k, t in zip(keys, key_types):
             if not (t.is_int or t.is_string):
                 raise DCompileError(f"an aggregation key must be an integer or a string, not {t}",
@@ -366,6 +366,19 @@ class Checker:
                 info.key_types[i] = new
             elif old.is_int and new.is_int and new.size > old.size:
                 info.key_types[i] = new
+
+    def agg_key(self, k: ast.Expr) -> DType:
+        """A key's type; stack() and ustack() are keys too (`@[ustack()] = count()`)."""
+        if isinstance(k, ast.Call) and k.name in ("stack", "ustack"):
+            if len(k.args) > (2 if k.name == "ustack" else 1):
+                raise DCompileError(f"{k.name}() takes at most "
+                                    f"{2 if k.name == 'ustack' else 1} argument(s)", k.span)
+            limit = self.constant(k.args[0], f"the {k.name}() frame count") if k.args else 0
+            if limit < 0:
+                raise DCompileError(f"{k.name}() frame count must be positive", k.args[0].span)
+            k.ty = StackType(8, False, f"{k.name}()", k.name, limit)
+            return k.ty
+        return self.expr(k)
 
     def check_agg_params(self, call: ast.Call, params: tuple[int, ...]) -> None:
         if call.name == "lquantize":

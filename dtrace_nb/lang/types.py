@@ -48,6 +48,15 @@ class IntType(DType):
 
 
 @dataclass(frozen=True)
+class StackType(IntType):
+    """stack() / ustack() used as an aggregation key: the kernel keeps a stack id (with the
+    pid, for ustack) as a 64-bit integer, the consumer turns it into frames."""
+
+    kind: str = "stack"
+    limit: int = 0  # frames to print (0: all)
+
+
+@dataclass(frozen=True)
 class StringType(DType):
     size: int  # bytes of the buffer, NUL included
 

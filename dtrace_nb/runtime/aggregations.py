@@ -17,6 +17,7 @@ import pandas as pd
 
 from dtrace_nb.codegen.layout import AggLayout, Field
 from dtrace_nb.display.text import sort_order
+from dtrace_nb.lang.types import StackType
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -106,6 +107,7 @@ def _unique(names: list[str]) -> list[str]:
 class AggregationReader:
     def __init__(self, bcc, bpf, aggs: dict[str, AggLayout], sort_options: dict | None = None):
         self.sort_options = sort_options or {}
+        self.bcc, self.bpf = bcc, bpf  # stack keys are symbolised from the stack map
         self.lib = bcc.libbcc.lib
         self.ncpu = len(bcc.utils.get_possible_cpus())
         self.aggs = aggs
@@ -159,6 +161,8 @@ class AggregationReader:
                 col = keys[f.name]
                 if f.is_string:
                     cols.append([b.split(b"\0", 1)[0].decode(errors="replace") for b in col.tolist()])
+                elif isinstance(f.dtype, StackType):
+                    cols.append(self.stack_texts(f.dtype, col.tolist()))
                 else:
                     cols.append(col.tolist())
             key_tuples = list(zip(*cols)) if cols else [()] * len(merged)
@@ -177,6 +181,20 @@ class AggregationReader:
                            [key_kind(f) for f in agg.key_fields],
                            [key_tuples[i] for i in order], [values[i] for i in order],
                            agg.info.params)
+
+    def stack_texts(self, t: StackType, values: list[int]) -> list[str]:
+        """Stack-key values (stack id, and pid for ustack) as DTrace prints stacks."""
+        from dtrace_nb.display.stacks import format_stack
+
+        out, cache = [], {}
+        for v in values:
+            if v not in cache:
+                sid, pid = v & 0xFFFFFFFF, v >> 32
+                sid = 2**64 - 1 if sid == 0xFFFFFFFF else sid  # could not be taken
+                cache[v] = format_stack(self.bcc, self.bpf, t.kind, sid, pid,
+                                        [t.limit] if t.limit else [])
+            out.append(cache[v])
+        return out
 
     def clear(self, name: str) -> None:
         """clear(): every value back to zero, keys kept (as DTrace does)."""
@@ -252,5 +270,7 @@ def _values_list(func: str, merged) -> list:
 
 
 def key_kind(f: Field) -> str:
-    """'string', or 'intN' with N the key's C size in bytes (DTrace's print width)."""
+    """'string', 'stack', or 'intN' with N the key's C size in bytes (DTrace's print width)."""
+    if isinstance(f.dtype, StackType):
+        return "stack"
     return "string" if f.is_string else f"int{f.dtype.size}"

@@ -1,0 +1,134 @@
+"""Recorded sessions: save a Result (with the refreshes its live view showed) to a JSON file,
+and play it back through the same live display where BPF cannot load (no root, a
+container, Binder).
+
+A recording holds the D source, the final aggregations (as DataFrames and their
+functions), the text output and messages, the timeline, and the frames of each live
+refresh. Playing back shows those refreshes in order (compressed to a few seconds), then
+returns a Result equal in content to the recorded one.
+
+Notebooks find recordings by cell: `DTRACE_NB_RECORD=DIR` saves each %%dtrace cell's Result
+as DIR/<key>.json, `DTRACE_NB_REPLAY=DIR` plays DIR/<key>.json back instead of tracing,
+where <key> hashes the magic's line and the cell's text (cell_key below).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from io import StringIO
+from typing import Callable, Optional
+
+import pandas as pd
+
+FORMAT = "dtrace-nb recording 1"
+MAX_REFRESHES = 120  # refreshes kept in a recording (evenly thinned beyond that)
+REPLAY_SECONDS = 3.0  # how long playing back the refreshes takes at most
+
+
+def cell_key(line: str, cell: Optional[str]) -> str:
+    text = " ".join(line.split()) + "\n" + (cell or "").strip()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _frame_to_json(df: pd.DataFrame) -> dict:
+    return json.loads(df.to_json(orient="split", index=False))
+
+
+def _frame_from_json(data: dict) -> pd.DataFrame:
+    return pd.read_json(StringIO(json.dumps(data)), orient="split")
+
+
+def thin(refreshes: list, limit: int = MAX_REFRESHES) -> list:
+    if len(refreshes) <= limit:
+        return refreshes
+    step = len(refreshes) / limit
+    return [refreshes[int(i * step)] for i in range(limit - 1)] + [refreshes[-1]]
+
+
+def save(result, path: str) -> str:
+    data = {
+        "format": FORMAT,
+        "source": result.source,
+        "aggregations": {name: {"func": result.funcs.get(name, ""),
+                                "frame": _frame_to_json(df)}
+                         for name, df in result.aggregations.items()},
+        "output": result.output,
+        "messages": result.messages,
+        "drops": [[k[0], k[1], v] for k, v in result.drops.items()],
+        "exit_status": result.exit_status,
+        "stop_reason": result.stop_reason,
+        "duration": result.duration,
+        "probes_enabled": result.probes_enabled,
+        "records": result.records,
+        "target_output": result.target_output,
+        "c_source": result.c_source,
+        "timeline": result.history.to_dict() if result.history is not None else None,
+        "refreshes": [{"t": t, "status": status,
+                       "frames": {n: _frame_to_json(df) for n, df in frames.items()},
+                       "funcs": funcs}
+                      for t, status, frames, funcs in thin(result.refreshes)],
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str):
+    from dtrace_nb.display.result import Aggregations, Result
+    from dtrace_nb.display.timeline import Timeline
+
+    with open(path) as f:
+        data = json.load(f)
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a dtrace-nb recording")
+    aggs = Aggregations()
+    funcs = {}
+    for name, a in data["aggregations"].items():
+        aggs[name] = _frame_from_json(a["frame"])
+        funcs[name] = a["func"]
+    refreshes = [(r["t"], r["status"],
+                  {n: _frame_from_json(f) for n, f in r["frames"].items()}, r["funcs"])
+                 for r in data.get("refreshes", [])]
+    return Result(
+        aggregations=aggs, output=data["output"], messages=data["messages"],
+        drops={(a, int(c)): int(n) for a, c, n in data["drops"]},
+        exit_status=data["exit_status"], stop_reason=data["stop_reason"],
+        duration=data["duration"], probes_enabled=data["probes_enabled"],
+        records=data["records"], target_output=data["target_output"],
+        c_source=data["c_source"], source=data["source"], funcs=funcs,
+        history=Timeline.from_dict(data["timeline"]) if data.get("timeline") else None,
+        refreshes=refreshes, replayed_from=path)
+
+
+def replay(path: str, display: Callable, max_rows: int = 20, plot_style: str = "default",
+           plots: bool = True, on_output: Optional[Callable[[str], None]] = None,
+           seconds: float = REPLAY_SECONDS):
+    """Show a recording's refreshes through the live display, then return its Result."""
+    from dtrace_nb.display.live import LiveSnapshot
+    from dtrace_nb.display.plots import histogram_png
+
+    result = load(path)
+    label = os.path.basename(path)
+    handle = display(LiveSnapshot(f"replaying {label}", {}, {}, max_rows), display_id=True)
+    refreshes = result.refreshes
+    pause = min(0.5, seconds / max(1, len(refreshes)))
+    for _t, status, frames, funcs in refreshes:
+        png = histogram_png({n: (funcs.get(n, ""), df) for n, df in frames.items()},
+                            plot_style) if plots else None
+        handle.update(LiveSnapshot(f"{status} (replay of {label})", frames, funcs, max_rows,
+                                   png))
+        time.sleep(pause)
+    if on_output is not None and result.output:
+        on_output(result.output)
+    png = histogram_png(result._histograms(), plot_style) if plots else None
+    handle.update(LiveSnapshot(f"replayed {label}: recorded {result.duration:.1f} s, "
+                               f"{result.records} records", dict(result.aggregations),
+                               dict(result.funcs), max_rows, png))
+    result.plot_style = plot_style
+    return result
