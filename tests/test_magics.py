@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing.globalipapp import get_ipython
 from IPython.utils.capture import capture_output
 
 pytestmark = pytest.mark.kernel
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    shell = get_ipython()  # one shell per process, whichever test module starts it
     shell.run_line_magic("load_ext", "dtrace_nb")
     yield shell
     shell.run_line_magic("reset", "-f")
