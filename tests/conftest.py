@@ -23,6 +23,15 @@ WORKLOAD_BIN = Path(__file__).parent / "workloads" / "bin"
 
 # --- fixtures ----------------------------------------------------------------------------
 
+def ipython_shell():
+    """The process's one in-process IPython shell (IPython's test helper starts it once and
+    returns None on later calls, whichever test module called it first)."""
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    return start_ipython() or get_ipython()
+
+
 @pytest.fixture(scope="session")
 def workloads() -> dict[str, Path]:
     return build_workloads(WORKLOAD_BIN)

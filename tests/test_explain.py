@@ -66,9 +66,9 @@ def test_cli_explains_without_privileges(tmp_path):
 
 
 def test_magic_explain_returns_the_view():
-    from IPython.testing.globalipapp import get_ipython
+    from tests.conftest import ipython_shell
 
-    ip = get_ipython()
+    ip = ipython_shell()
     ip.run_line_magic("load_ext", "dtrace_nb")
     e = ip.run_cell_magic("dtrace", "--explain", "syscall::getppid:entry { @ = count(); }")
     assert e.clauses[0].probes[0].mechanism == "raw tracepoint sys_enter"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from IPython.testing.globalipapp import get_ipython
+from tests.conftest import ipython_shell
 from IPython.utils.capture import capture_output
 
 pytestmark = pytest.mark.kernel
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = get_ipython()  # one shell per process, whichever test module starts it
+    shell = ipython_shell()
     shell.run_line_magic("load_ext", "dtrace_nb")
     yield shell
     shell.run_line_magic("reset", "-f")

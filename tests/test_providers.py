@@ -335,9 +335,9 @@ def test_fbt_generated_code_compiles_and_loads():
 # -- listings and third-party providers ------------------------------------------------------
 
 def test_listing_dataframe_through_the_magic():
-    from IPython.testing.globalipapp import get_ipython
+    from tests.conftest import ipython_shell
 
-    ip = get_ipython()
+    ip = ipython_shell()
     ip.run_line_magic("load_ext", "dtrace_nb")
     df = ip.run_line_magic("dtrace", "-l -v -n sdt:sched::sched_process_exec")
     assert list(df.columns) == ["ID", "PROVIDER", "MODULE", "FUNCTION", "NAME", "ARGS",
