@@ -77,3 +77,10 @@ def figure_png(fig) -> bytes:
 def histogram_png(aggs: dict[str, tuple[str, pd.DataFrame]], style: str = "default") -> Optional[bytes]:
     fig = histogram_figure(aggs, style)
     return None if fig is None else figure_png(fig)
+
+
+def as_image(fig):
+    """A Figure as an IPython Image (PNG), displayable without pyplot or a backend."""
+    from IPython.display import Image
+
+    return Image(data=figure_png(fig), format="png")
