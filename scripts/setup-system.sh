@@ -12,7 +12,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 KREL=$(uname -r)
 
-need_pkgs=(python3-bpfcc bpftool python3-venv gcc make libc6-dev systemtap-sdt-dev strace)
+need_pkgs=(python3-bpfcc bpftool python3-venv gcc make libc6-dev systemtap-sdt-dev strace bpftrace)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
