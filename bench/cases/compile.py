@@ -37,9 +37,9 @@ def child() -> dict:
         t1 = time.perf_counter()
         parse(SCRIPT)
         t1b = time.perf_counter()
-        _checked, prog = compile_program(SessionConfig(SCRIPT), catalog)  # parses again
+        _checked, prog = compile_program(SessionConfig(SCRIPT), catalog)
         t2 = time.perf_counter()
-        front = (t2 - t1b) - (t1b - t1)
+        front = max(0.0, (t2 - t1b) - (t1b - t1))  # compile_program parses again
         cflags = [f"-D{k}={v}" for k, v in task_offsets().items()]
         bpf = bcc_compile(bcc, prog.c_source, cflags)
         t3 = time.perf_counter()
