@@ -6,6 +6,9 @@
 #               real kernel; the executed copy goes to out/01-first-trace.executed.ipynb
 #   make test   set up, then run the whole test suite (what .ci/run runs)
 #   make lab    set up, then start JupyterLab (as root, so notebooks may load BPF programs)
+#   make bench  set up, then run the benchmarks against bpftrace and hand-written bcc
+#               (bench/; tables on stdout and in out/bench.md, all samples in out/bench.json;
+#               BENCH_ARGS='--rounds 3 --quick' for a short run)
 # Idempotent: when everything is in place `make setup` only checks (well under a second).
 
 SHELL      := /bin/bash
@@ -18,7 +21,7 @@ EXECUTED   := out/01-first-trace.executed.ipynb
 # setup-system.sh installs packages and mounts tracefs: it needs root.
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup system doctor run test lab
+.PHONY: setup system doctor run test lab bench
 
 setup: system $(STAMP) $(KERNELSPEC)
 	@$(PY) -m dtrace_nb.runtime.environment
@@ -54,3 +57,6 @@ test: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab --allow-root --no-browser --ip=127.0.0.1 notebooks/
+
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)

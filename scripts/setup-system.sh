@@ -12,7 +12,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 KREL=$(uname -r)
 
-need_pkgs=(python3-bpfcc bpftool python3-venv gcc make libc6-dev systemtap-sdt-dev strace)
+need_pkgs=(python3-bpfcc bpftool python3-venv gcc make libc6-dev systemtap-sdt-dev strace bpftrace)
 # Debian's Chromium drives the real-browser test of the live view (tests/test_browser.py);
 # Playwright is pointed at it and never downloads a browser.
 need_pkgs+=(chromium)

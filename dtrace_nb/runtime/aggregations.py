@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -40,26 +39,58 @@ def value_dtype(agg: AggLayout) -> np.dtype:
     return np.dtype(fmts)
 
 
-@dataclass
 class AggSnapshot:
-    """One aggregation's merged contents, in DTrace's print order (by value, then key)."""
+    """One aggregation's merged contents, in DTrace's print order (by value, then key).
 
-    name: str
-    func: str
-    key_names: list[str]
-    key_kinds: list[str]  # 'string' or 'intN' (N = size in bytes) per key
-    keys: list[tuple]
-    values: list  # int per row; (count, total) for avg; (count, total, sum of squares) for
-    # stddev; bucket counts for quantize (127), lquantize and llquantize
-    params: tuple = ()  # lquantize/llquantize parameters
+    `keys` (tuples) and `values` (int per row; (count, total) for avg; (count, total, sum
+    of squares) for stddev; bucket counts for quantize, lquantize and llquantize) are
+    Python lists for the text formatters. For count/sum/min/max the reader hands over
+    numpy columns instead, and the lists are only built when something asks for them:
+    to_frame() goes straight from the arrays (100k keys in a few ms)."""
+
+    def __init__(self, name: str, func: str, key_names: list[str], key_kinds: list[str],
+                 keys: Optional[list] = None, values: Optional[list] = None,
+                 params: tuple = (), columns: Optional[list] = None,
+                 array: Optional[np.ndarray] = None):
+        self.name = name
+        self.func = func
+        self.key_names = key_names
+        self.key_kinds = key_kinds  # 'string' or 'intN' (N = size in bytes) per key
+        self.params = params  # lquantize/llquantize parameters
+        self._keys = keys
+        self._values = values
+        self._columns = columns  # one array per key, rows in print order
+        self._array = array      # the values, rows in print order
+
+    @property
+    def keys(self) -> list:
+        if self._keys is None:
+            cols = [c.tolist() for c in self._columns]
+            self._keys = list(zip(*cols)) if cols else [()] * len(self._array)
+        return self._keys
+
+    @property
+    def values(self) -> list:
+        if self._values is None:
+            self._values = self._array.tolist()
+        return self._values
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self._array) if self._array is not None else len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"AggSnapshot({self.name!r}, {self.func!r}, {len(self)} rows)"
 
     def to_frame(self) -> pd.DataFrame:
         """Key columns named after the key expressions, value columns after the function.
         quantize is long-form: one row per non-empty bucket (value = bucket's lower bound)."""
         names = _unique(self.key_names)
+        if self._array is not None:
+            cols = dict(zip(names, self._columns))
+            # counts are never near 2**63: int64, like every other value column
+            cols[self.func] = (self._array.astype(np.int64) if self.func == "count"
+                               else self._array)
+            return pd.DataFrame(cols, copy=False)
         cols = {n: [k[i] for k in self.keys] for i, n in enumerate(names)}
         if self.func in ("quantize", "lquantize", "llquantize"):
             rows = []
@@ -125,8 +156,8 @@ class AggregationReader:
             return np.zeros(1, dtype="u4"), vals
         kdt = key_dtype(agg.key_fields)
         cap = agg.max_entries
-        keys = np.zeros(cap, dtype=kdt)
-        vals = np.zeros((cap, self.ncpu), dtype=vdt)
+        keys = np.empty(cap, dtype=kdt)  # only the first `total` rows are read back
+        vals = np.empty((cap, self.ncpu), dtype=vdt)
         total = 0
         batch = ctypes.c_uint32(0)
         count = ctypes.c_uint32(0)
@@ -154,31 +185,38 @@ class AggregationReader:
         keys, vals = self.read_raw(agg, self.fds[name])
         merged = merge(agg.info.func, vals)
         if agg.keyless:
-            key_tuples: list[tuple] = [()] * len(merged)
+            cols: list = []
         else:
             cols = []
             for f in agg.key_fields:
                 col = keys[f.name]
                 if f.is_string:
-                    cols.append([b.split(b"\0", 1)[0].decode(errors="replace") for b in col.tolist()])
+                    cols.append(np.array([b.split(b"\0", 1)[0].decode(errors="replace")
+                                          for b in col.tolist()], dtype=object))
                 elif isinstance(f.dtype, StackType):
-                    cols.append(self.stack_texts(f.dtype, col.tolist()))
+                    cols.append(np.array(self.stack_texts(f.dtype, col.tolist()), dtype=object))
                 else:
-                    cols.append(col.tolist())
-            key_tuples = list(zip(*cols)) if cols else [()] * len(merged)
+                    cols.append(col)
         # keyless aggregations that never fired have nothing to print, as in DTrace
         if agg.keyless and len(merged) and not _fired(agg.info.func, vals):
-            key_tuples, merged = [], merged[:0]
-        values = _values_list(agg.info.func, merged[:, :agg.nbuckets] if agg.nbuckets else merged)
+            merged = merged[:0]
         factor = self.normal.get(name, 1)
+        kinds = [key_kind(f) for f in agg.key_fields]
+        if agg.info.func in VECTOR_FUNCS and factor == 1:
+            order = vector_order(cols, merged, **self.sort_options)
+            return AggSnapshot(agg.info.name, agg.info.func, agg.info.key_names, kinds,
+                               params=agg.info.params, columns=[c[order] for c in cols],
+                               array=merged[order])
+        key_tuples = (list(zip(*[c.tolist() for c in cols])) if cols
+                      else [()] * len(merged))
+        values = _values_list(agg.info.func, merged[:, :agg.nbuckets] if agg.nbuckets else merged)
         if factor != 1:
             from dtrace_nb.display.text import normalize_value
 
             values = [normalize_value(agg.info.func, v, factor) for v in values]
         order = sort_order(agg.info.func, key_tuples, values, params=agg.info.params,
                            **{k: v for k, v in self.sort_options.items() if k != "aggsortpos"})
-        return AggSnapshot(agg.info.name, agg.info.func, agg.info.key_names,
-                           [key_kind(f) for f in agg.key_fields],
+        return AggSnapshot(agg.info.name, agg.info.func, agg.info.key_names, kinds,
                            [key_tuples[i] for i in order], [values[i] for i in order],
                            agg.info.params)
 
@@ -223,6 +261,25 @@ class AggregationReader:
             doomed = [i for i in doomed if i not in set(kept)]
         for i in doomed:
             self.lib.bpf_delete_elem(self.fds[name], ctypes.c_void_p(keys[i:i + 1].ctypes.data))
+
+
+# Functions whose merged value is one integer per key: sorted and framed with numpy.
+VECTOR_FUNCS = ("count", "sum", "min", "max")
+
+
+def vector_order(cols: list[np.ndarray], values: np.ndarray, aggsortkey: bool = False,
+                 aggsortrev: bool = False, aggsortkeypos: int = 0, **_ignored) -> np.ndarray:
+    """display.text.sort_order for integer values, vectorised: by value then keys (or keys
+    then value with aggsortkey), aggsortkeypos's key first, reversed with aggsortrev.
+    String keys are compared as Python compares str (code points)."""
+    cols = list(cols)
+    if aggsortkeypos and 0 < aggsortkeypos < len(cols):
+        cols = [cols[aggsortkeypos]] + cols[:aggsortkeypos] + cols[aggsortkeypos + 1:]
+    cols = [c.astype(str) if c.dtype == object else c for c in cols]
+    # np.lexsort sorts by its last array first
+    by = [values, *cols] if not aggsortkey else [*cols, values]
+    order = np.lexsort(by[::-1]) if len(values) else np.zeros(0, dtype=np.intp)
+    return order[::-1] if aggsortrev else order
 
 
 def _fired(func: str, vals: np.ndarray) -> bool:

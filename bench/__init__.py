@@ -1,0 +1,1 @@
+"""Benchmarks: dtrace-nb side by side with bpftrace and hand-written bcc (`make bench`)."""

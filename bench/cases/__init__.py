@@ -1,0 +1,1 @@
+"""One module per benchmark case; each has `run(rounds, quick) -> dict` (see bench.runner)."""
