@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Optional
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -55,12 +56,31 @@ def parse(source: str) -> ast.Program:
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    # Built in memory, once per process (about 0.1 s). lark's cache=True would save most of
-    # that, but it unpickles a file from the shared temp directory, and dtrace-nb runs as
-    # root: not worth the risk.
+    # The LALR tables take ~0.1 s to build; lark can cache them, but its default cache is a
+    # pickle in the shared temp directory, which a root process must not unpickle. So the
+    # cache lives in a private directory of the user's (0700, owned by us), or is not used.
     grammar = resources.files("dtrace_nb.lang").joinpath("grammar.lark").read_text()
     return Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True,
-                maybe_placeholders=True, lexer_callbacks=_LEXER_CHECKS)
+                maybe_placeholders=True, lexer_callbacks=_LEXER_CHECKS,
+                cache=_private_cache(grammar) or False)
+
+
+def _private_cache(grammar: str) -> Optional[str]:
+    import hashlib
+    import os
+    import stat
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "dtrace-nb")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]
+    return os.path.join(path, f"grammar-{digest}.lark")
 
 
 # ---------------------------------------------------------------------------- literals
