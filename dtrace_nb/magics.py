@@ -121,7 +121,7 @@ class DTraceMagics(Magics, Configurable):
                 return probe_frame(patterns or None, verbose=args.verbose)
             source = "" if args.replay and not (cell or args.program) else self._source(args, cell)
             if args.explain:
-                return self._explain(args, source)
+                return self._explain_cell(args, source, line, cell)
         except DError as err:
             raise DTraceError(err.render(cell or "")) from None
         recording = self._replay_file(args, line, cell)
@@ -192,6 +192,26 @@ class DTraceMagics(Magics, Configurable):
 
         return replay(path, display, max_rows=self.max_rows, plot_style=self.plot_style,
                       plots=self.plots, on_output=stream)
+
+    def _explain_cell(self, args, source: str, line: str, cell: Optional[str]):
+        """--explain; recorded like a trace (an explanation needs the kernel's probe lists
+        and tracepoint formats, which a Binder container may not have)."""
+        from dtrace_nb.display.replay import cell_key, load_explanation, save_explanation
+
+        key = cell_key(line, cell)
+        try:
+            explanation = self._explain(args, source)
+        except DError:
+            path = os.path.join(os.environ.get("DTRACE_NB_REPLAY", "recordings"), key + ".json")
+            if _tracing_problem() is None or not os.path.exists(path):
+                raise
+            print(f"dtrace-nb: this machine cannot resolve these probes; showing the "
+                  f"explanation recorded in {path}")
+            return load_explanation(path)
+        record_dir = os.environ.get("DTRACE_NB_RECORD")
+        if record_dir:
+            save_explanation(explanation, os.path.join(record_dir, key + ".json"))
+        return explanation
 
     def _explain(self, args, source: str):
         from dtrace_nb.display.explain import explain

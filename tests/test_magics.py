@@ -171,3 +171,28 @@ def test_record_then_replay_where_bpf_cannot_load(ip, workloads, tmp_path, monke
     assert res.error_in_exec is not None
     text = cap.stderr + cap.stdout
     assert "cannot trace here: BPF is switched off" in text and "Traceback" not in text
+
+
+def test_explain_falls_back_to_its_recording(ip, tmp_path, monkeypatch):
+    """On Binder the kernel's probe lists and tracepoint formats may be missing: --explain
+    then shows the explanation recorded on a real kernel."""
+    from dtrace_nb import magics
+    from dtrace_nb.errors import DProbeError
+
+    cell = "sdt:syscalls::sys_enter_openat { @ = count(); }"
+    monkeypatch.setenv("DTRACE_NB_RECORD", str(tmp_path))
+    live = ip.run_cell_magic("dtrace", "--explain", cell)
+    monkeypatch.delenv("DTRACE_NB_RECORD")
+    monkeypatch.setenv("DTRACE_NB_NO_BPF", "1")
+    monkeypatch.setenv("DTRACE_NB_REPLAY", str(tmp_path))
+
+    def unresolvable(self, args, source):
+        raise DProbeError("probe description sdt:syscalls::sys_enter_openat does not match "
+                          "any probes")
+
+    monkeypatch.setattr(magics.DTraceMagics, "_explain", unresolvable)
+    with capture_output() as cap:
+        recorded = ip.run_cell_magic("dtrace", "--explain", cell)
+    assert "showing the explanation recorded in" in cap.stdout
+    assert recorded.text() == live.text(with_c=False)
+    assert recorded._repr_html_() == live._repr_html_()

@@ -132,3 +132,37 @@ def replay(path: str, display: Callable, max_rows: int = 20, plot_style: str = "
                                dict(result.funcs), max_rows, png))
     result.plot_style = plot_style
     return result
+
+
+# ------------------------------------------------------------------ recorded explanations
+
+class RecordedExplanation:
+    """An explain view saved on a machine that could resolve the probes."""
+
+    def __init__(self, text: str, html: str, source: str = ""):
+        self.text_value, self.html, self.source = text, html, source
+
+    def text(self, with_c: bool = True) -> str:
+        return self.text_value
+
+    def __repr__(self) -> str:
+        return self.text_value
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def save_explanation(explanation, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"format": FORMAT + " explain", "text": explanation.text(with_c=False),
+                   "html": explanation._repr_html_()}, f)
+    return path
+
+
+def load_explanation(path: str) -> RecordedExplanation:
+    with open(path) as f:
+        data = json.load(f)
+    if data.get("format") != FORMAT + " explain":
+        raise ValueError(f"{path} is not a recorded explanation")
+    return RecordedExplanation(data["text"], data["html"])
