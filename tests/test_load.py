@@ -1,0 +1,70 @@
+"""Under load: tracing every syscall entry and every context switch while a workload makes
+system calls as fast as it can. The consumer keeps refreshing at its rate, its memory stays
+bounded, and the counts equal the ground truth (aggregations here never drop: the keys are
+few).
+
+The short version runs in the normal suite; the long one (60 s, the issue's figure) is
+marked `long` and runs with `make test-long`.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import pytest
+
+from dtrace_nb.runtime.session import Session, SessionConfig
+
+pytestmark = pytest.mark.kernel
+
+PROGRAM = """
+syscall:::entry /pid == $target/ { @calls[probefunc] = count(); }
+syscall:::entry { @all = count(); }
+sched:::on-cpu { @switches = count(); }
+"""
+
+
+def run_under_load(workloads, calls: int, tick: float = 0.5):
+    session = Session(SessionConfig(PROGRAM, target_command=f"{workloads['sysload']} getppid "
+                                                            f"{calls}", quiet=True))
+    ticks: list[float] = []
+    rss: list[int] = []
+
+    def on_tick(s) -> None:
+        s.snapshot()  # what the live view does at each refresh
+        ticks.append(time.monotonic())
+        rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+    started = time.monotonic()
+    result = session.run(on_tick=on_tick, tick=tick)
+    return result, ticks, rss, time.monotonic() - started
+
+
+def check(result, ticks, rss, calls: int, tick: float) -> None:
+    assert result.error is None, result.error
+    assert not result.drops, result.drops
+    by_call = dict(zip(result["calls"]["probefunc"], result["calls"]["count"]))
+    assert by_call["getppid"] == calls  # the ground truth, exactly
+    assert int(result["all"]["count"][0]) >= calls
+    assert int(result["switches"]["count"][0]) > 0
+    # refreshes kept their rate: no gap much longer than the tick while under load
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert gaps and max(gaps) < 4 * tick, gaps
+    # memory bounded: the peak grows by less than 64 MiB from the first refresh to the last
+    assert rss[-1] - rss[0] < 64 * 1024, (rss[0], rss[-1])
+
+
+def test_counts_and_refreshes_under_load(workloads):
+    calls = 3_000_000  # a few seconds of getppid as fast as the CPU allows
+    result, ticks, rss, _ = run_under_load(workloads, calls)
+    check(result, ticks, rss, calls, 0.5)
+
+
+@pytest.mark.long
+def test_sixty_seconds_under_load(workloads):
+    # ~1M syscalls/s traced on this machine: 60 M calls for about a minute
+    calls = 60_000_000
+    result, ticks, rss, elapsed = run_under_load(workloads, calls, tick=1.0)
+    check(result, ticks, rss, calls, 1.0)
+    assert elapsed > 30
