@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported when a timeline is read: the CLI never needs it
+    import pandas as pd
 
 MAX_SAMPLES = 3600
 MAX_KEYS = 100
@@ -65,7 +66,7 @@ class Timeline:
     def names(self) -> list[str]:
         return list(self._samples)
 
-    def frame(self, name: str, rate: bool = False) -> pd.DataFrame:
+    def frame(self, name: str, rate: bool = False) -> "pd.DataFrame":
         """Samples of aggregation `name` (with or without '@'): a DataFrame indexed by wall
         time, one column per key. rate=True: change per second between samples (what a
         count is doing now), for count/sum and histogram totals."""
@@ -77,6 +78,8 @@ class Timeline:
         if not samples:
             known = ", ".join("@" + n for n in self._samples) or "none"
             raise KeyError(f"no timeline for @{key} (aggregations with samples: {known})")
+        import pandas as pd
+
         index = pd.to_datetime([t for t, _ in samples], unit="s")
         df = pd.DataFrame([row for _, row in samples], index=index).fillna(0.0)
         df.index.name = "time"
