@@ -78,27 +78,38 @@ def quantline(val: int, total: float, positives: bool, negatives: bool) -> str:
     return "%20s|%s%s %-9d\n" % ("", _ATS[:depth], " " * (20 - depth), val)
 
 
-def format_quantize(buckets: Sequence[int]) -> str:
-    data = list(buckets) + [0] * (QUANTIZE_NBUCKETS - len(buckets))
+def _window(data: list[int], scan_end: int, empty: tuple[int, int]) -> tuple[int, int]:
+    """The rows dt_print_*quantize print: one zero bucket either side of the non-zero ones.
+    Only data[:scan_end] is searched for the first non-zero bucket (quantize stops one short
+    of its last bucket, as dt_print_quantize does); nothing found gives `empty`."""
     first = 0
-    while first < QUANTIZE_NBUCKETS - 1 and data[first] == 0:
+    while first < scan_end and data[first] == 0:
         first += 1
-    if first == QUANTIZE_NBUCKETS - 1:
-        first, last = QUANTIZE_ZERO - 1, QUANTIZE_ZERO + 1
-    else:
-        first = max(0, first - 1)
-        last = QUANTIZE_NBUCKETS - 1
-        while last > 0 and data[last] == 0:
-            last -= 1
-        last = min(QUANTIZE_NBUCKETS - 1, last + 1)
-    window = data[first:last + 1]
-    total = float(sum(abs(v) for v in window))
-    pos, neg = any(v > 0 for v in window), any(v < 0 for v in window)
+    if first == scan_end:
+        return empty
+    last = len(data) - 1
+    while last > 0 and data[last] == 0:
+        last -= 1
+    return max(0, first - 1), min(len(data) - 1, last + 1)
+
+
+def _histogram(data: list[int], window: tuple[int, int], label) -> str:
+    """The header, then one row per bucket in the window: its label and its '@' bar."""
+    first, last = window
+    shown = data[first:last + 1]
+    total = float(sum(abs(v) for v in shown))
+    pos, neg = any(v > 0 for v in shown), any(v < 0 for v in shown)
     out = [_HEADER]
     for i in range(first, last + 1):
-        out.append("%16d " % quantize_bucket_value(i))
+        out.append("%16s " % label(i))
         out.append(quantline(data[i], total, pos, neg))
     return "".join(out)
+
+
+def format_quantize(buckets: Sequence[int]) -> str:
+    data = list(buckets) + [0] * (QUANTIZE_NBUCKETS - len(buckets))
+    window = _window(data, QUANTIZE_NBUCKETS - 1, (QUANTIZE_ZERO - 1, QUANTIZE_ZERO + 1))
+    return _histogram(data, window, quantize_bucket_value)
 
 
 def format_lquantize(buckets: Sequence[int], params: tuple) -> str:
@@ -107,30 +118,15 @@ def format_lquantize(buckets: Sequence[int], params: tuple) -> str:
     levels = (limit - base) // step
     data = list(buckets)[:levels + 2]
     data += [0] * (levels + 2 - len(data))
-    first = 0
-    while first <= levels + 1 and data[first] == 0:
-        first += 1
-    if first > levels + 1:
-        first, last = 0, min(2, levels + 1)
-    else:
-        first = max(0, first - 1)
-        last = levels + 1
-        while last > 0 and data[last] == 0:
-            last -= 1
-        last = min(levels + 1, last + 1)
-    window = data[first:last + 1]
-    total = float(sum(abs(v) for v in window))
-    pos, neg = any(v > 0 for v in window), any(v < 0 for v in window)
-    out = [_HEADER]
-    for i in range(first, last + 1):
+
+    def label(i: int) -> str:
         if i == 0:
-            out.append("%16s " % f"< {base}")
-        elif i == levels + 1:
-            out.append("%16s " % f">= {base + levels * step}")
-        else:
-            out.append("%16d " % (base + (i - 1) * step))
-        out.append(quantline(data[i], total, pos, neg))
-    return "".join(out)
+            return f"< {base}"
+        if i == levels + 1:
+            return f">= {base + levels * step}"
+        return str(base + (i - 1) * step)
+
+    return _histogram(data, _window(data, levels + 2, (0, min(2, levels + 1))), label)
 
 
 def stddev_value(n: int, total: int, sumsq: int) -> int:
@@ -235,30 +231,15 @@ def format_llquantize(buckets: Sequence[int], params: tuple) -> str:
     levels = llquantize_nbuckets(factor, low, high, nsteps)
     data = list(buckets)[:levels]
     data += [0] * (levels - len(data))
-    first = 0
-    while first < levels and data[first] == 0:
-        first += 1
-    if first == levels:
-        first, last = 0, 1
-    else:
-        first = max(0, first - 1)
-        last = levels - 1
-        while last > 0 and data[last] == 0:
-            last -= 1
-        last = min(levels - 1, last + 1)
-    window = data[first:last + 1]
-    total = float(sum(abs(v) for v in window))
-    pos, neg = any(v > 0 for v in window), any(v < 0 for v in window)
-    out = [_HEADER]
-    for i in range(first, last + 1):
+
+    def label(i: int) -> str:
         if i == 0:
-            out.append("%16s " % f"< {factor ** low}")
-        elif i == levels - 1:
-            out.append("%16s " % f">= {factor ** (high + 1)}")
-        else:
-            out.append("%16d " % llquantize_bucket_value(i, factor, low, high, nsteps))
-        out.append(quantline(data[i], total, pos, neg))
-    return "".join(out)
+            return f"< {factor ** low}"
+        if i == levels - 1:
+            return f">= {factor ** (high + 1)}"
+        return str(llquantize_bucket_value(i, factor, low, high, nsteps))
+
+    return _histogram(data, _window(data, levels, (0, 1)), label)
 
 
 def format_value(func: str, value, params: tuple = ()) -> str:
