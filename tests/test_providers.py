@@ -369,3 +369,28 @@ def test_third_party_provider_by_entry_point(tmp_path, workloads):
     listed = subprocess.run([sys.executable, "-m", "dtrace_nb.cli", "-l", "-n", "demo:::"],
                             capture_output=True, text=True, env=env, cwd=ROOT)
     assert re.search(r"demo\s+getppid$", ok(listed), re.M)
+
+
+def test_fbt_fentry_code_compiles_and_the_kernel_refusal_is_explained():
+    """With fentry forced, the program reads the function's own arguments (ctx[i]) and its
+    return value after them, in functions bcc attaches by name; this kernel refuses to
+    load them, which comes back as an error, with nothing left loaded."""
+    from dtrace_nb.probes import ProbeCatalog, load_providers
+    from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
+    from providers.fbt import FbtProvider, fentry_problem
+
+    provs = [p for p in load_providers() if p.name != "fbt"] + [FbtProvider("fentry")]
+    src = ("fbt::vfs_read:entry { @[execname] = sum(arg2); }\n"
+           "fbt::vfs_read:return /arg1 > 0/ { @r = quantize(arg1); }")
+    _checked, program = compile_program(SessionConfig(src), ProbeCatalog(provs))
+    c = program.c_source
+    assert "int kfunc__vfs_read(unsigned long long *ctx)" in c and "ctx[2]" in c
+    assert "int kretfunc__vfs_read(unsigned long long *ctx)" in c and "ctx[4]" in c
+    session = Session(SessionConfig(src), catalog=ProbeCatalog(provs))
+    result = session.run(duration=0.2)
+    if not fentry_problem():
+        assert result.error is None
+        return
+    assert "the kernel refused to load the program for clause 1" in result.error.message
+    assert "Operation not permitted" in result.error.message
+    assert session._bpf is None

@@ -57,7 +57,9 @@ def generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
     body = CWriter()
     functions = []
     for i, b in enumerate(bindings):
-        functions.append(BindingEmitter(body, checked, res, b, f"dtnb_b{i}", probe_index).emit())
+        # a mechanism may dictate the function's name (bcc finds fentry targets by name)
+        name = getattr(b.attach, "function_name", "") or f"dtnb_b{i}"
+        functions.append(BindingEmitter(body, checked, res, b, name, probe_index).emit())
         body.line()
 
     w = CWriter()

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, field
 
 from dtrace_nb.errors import DEnvironmentError, DRuntimeError
-from dtrace_nb.probes import (Attach, KprobeAttach, PerfEventAttach, RawTracepointAttach,
-                              TracepointAttach, TriggerAttach, UprobeAttach)
+from dtrace_nb.probes import (Attach, FentryAttach, KprobeAttach, PerfEventAttach,
+                              RawTracepointAttach, TracepointAttach, TriggerAttach, UprobeAttach)
 
 BPF_PROG_TEST_RUN = 10
 SYS_BPF = 321  # x86-64
@@ -30,6 +30,8 @@ def prog_type(bcc, attach: Attach) -> int:
         return B.TRACEPOINT
     if isinstance(attach, (UprobeAttach, KprobeAttach)):
         return B.KPROBE
+    if isinstance(attach, FentryAttach):
+        return B.TRACING
     raise DRuntimeError(f"no loader for mechanism '{attach.mechanism}'")
 
 
@@ -126,6 +128,13 @@ class Attachments:
                 self.perf_fds.append(fd)
         elif isinstance(attach, UprobeAttach):
             self._attach_uprobe(attach, fn)
+        elif isinstance(attach, FentryAttach):
+            fd = lib.bpf_attach_kfunc(fn.fd)
+            if fd < 0:
+                raise DEnvironmentError(
+                    f"could not attach {attach.describe()}",
+                    hint="the kernel needs BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS)")
+            self.link_fds.append(fd)
         elif isinstance(attach, KprobeAttach):
             raise DEnvironmentError("this kernel cannot attach kprobes",
                                     hint="the kernel was built without CONFIG_KPROBE_EVENTS")

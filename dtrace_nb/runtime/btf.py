@@ -214,3 +214,15 @@ def function_params(name: str) -> Optional[tuple[tuple[str, str], ...]]:
         pname, ptype = struct.unpack_from("<II", btf.data, pos + 12 + 8 * i)
         params.append((_type_name(btf, ptype), btf.name(pname) if pname else f"arg{i}"))
     return tuple(params)
+
+
+def function_btf_id(name: str) -> Optional[int]:
+    """The BTF type id of kernel function `name` (what an fentry program attaches to)."""
+    btf = _vmlinux()
+    if btf is None or name not in kernel_functions():
+        return None
+    for tid in range(1, len(btf.offsets)):
+        name_off, info, _ref = struct.unpack_from("<III", btf.data, btf.offsets[tid])
+        if (info >> 24) & 0x1F == 12 and name_off and btf.name(name_off) == name:
+            return tid
+    return None

@@ -54,11 +54,29 @@ def _clause_span(desc: Optional[str]) -> Optional[Span]:
     return Span(int(m.group(1)), 1, int(m.group(1)), 1) if m else None
 
 
+_BPF_CLASSES: dict = {}
+
+
+def _bpf_class(bcc):
+    """bcc.BPF without its constructor's auto-attach: bcc attaches functions named
+    kfunc__*, kprobe__*, tracepoint__*... as soon as it compiles them, outside our
+    bookkeeping (and a failure there would leave the module's maps behind). dtrace-nb
+    attaches every function itself (runtime/attach.py)."""
+    cls = _BPF_CLASSES.get(id(bcc))
+    if cls is None:
+        class BPF(bcc.BPF):
+            def _trace_autoload(self):
+                pass
+
+        cls = _BPF_CLASSES[id(bcc)] = BPF
+    return cls
+
+
 def compile_program(bcc, c_source: str, cflags: list[str]):
     """bcc.BPF(text=...) with errors translated; returns the BPF object."""
     with captured_stderr() as log:
         try:
-            bpf = bcc.BPF(text=c_source.encode(), cflags=cflags)
+            bpf = _bpf_class(bcc)(text=c_source.encode(), cflags=cflags)
         except Exception as exc:  # bcc raises bare Exception for compile failures
             err = exc
         else:
@@ -90,9 +108,18 @@ def load_function(bpf, name: str, prog_type: int, c_source: str):
     if err is None:
         return fn
     text = "".join(log)
-    reason = _verifier_reason(text)
     clause = _function_clauses(c_source, name)
     where = f" for {clause}" if clause else ""
+    refused = re.search(r"Failed to load program: (.*)", text)
+    if not text.strip() or (refused and not re.search(r"^\d+: \(", text, re.M)):
+        # no verifier log: the kernel refused the program before verifying it (EPERM for
+        # a program type it does not allow, EINVAL for an unknown attach target...)
+        why = refused.group(1).strip() if refused else str(err)
+        raise DLoadError(f"the kernel refused to load the program{where}: {why}",
+                         _clause_span(clause), detail=str(err),
+                         hint="the kernel may not support this kind of program "
+                              "(dtrace-nb --doctor lists what it offers)")
+    reason = _verifier_reason(text)
     raise DLoadError(f"the BPF verifier rejected the program{where}: {reason}",
                      _clause_span(clause), detail=text,
                      hint="see .detail for the verifier log")
