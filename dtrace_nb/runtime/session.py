@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from dtrace_nb.codegen import BpfProgram, generate
 from dtrace_nb.errors import DError
-from dtrace_nb.lang.check import CheckedProgram, MacroEnv, check
+from dtrace_nb.lang.check import CheckedProgram, MacroEnv, bind_probes, check
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.parser import parse
 from dtrace_nb.probes import BindContext, ProbeCatalog, TriggerAttach
@@ -52,7 +52,7 @@ def compile_program(cfg: SessionConfig, catalog: Optional[ProbeCatalog] = None,
                            target_exe=target_exe)
     macros = MacroEnv(target=target_pid, pid=os.getpid(), args=list(cfg.macro_args))
     checked = check(program, catalog, macros, opts, bind_ctx)
-    bindings = catalog.bind(checked.probes, bind_ctx)
+    bindings = bind_probes(catalog, checked, bind_ctx)  # a provider's refusal, located
     return checked, generate(checked, bindings)
 
 
