@@ -4,7 +4,9 @@
 #               of the venv, then the doctor's report (fails if tracing is not possible)
 #   make run    set up, then execute notebooks/01-first-trace.ipynb headless against the
 #               real kernel; the executed copy goes to out/01-first-trace.executed.ipynb
-#   make test   set up, then run the whole test suite (what .ci/run runs)
+#   make test   set up, then run the whole test suite (what .ci/run runs), but for the
+#               tests marked `long`
+#   make test-long  set up, then run only the tests marked `long` (fuzzing, churn)
 #   make lab    set up, then start JupyterLab (as root, so notebooks may load BPF programs)
 #   make bench  set up, then run the benchmarks against bpftrace and hand-written bcc
 #               (bench/; tables on stdout and in out/bench.md, all samples in out/bench.json;
@@ -21,7 +23,7 @@ EXECUTED   := out/01-first-trace.executed.ipynb
 # setup-system.sh installs packages and mounts tracefs: it needs root.
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup system doctor run test lab bench
+.PHONY: setup system doctor run test test-long lab bench
 
 setup: system $(STAMP) $(KERNELSPEC)
 	@$(PY) -m dtrace_nb.runtime.environment
@@ -53,7 +55,12 @@ run: setup
 	$(PY) scripts/run-notebook.py $(NOTEBOOK) $(EXECUTED)
 
 test: setup
-	DTRACE_NB_REQUIRE_KERNEL=1 $(PY) -m pytest tests -q -rs -p no:cacheprovider
+	DTRACE_NB_REQUIRE_KERNEL=1 $(PY) -m pytest tests -q -rs -p no:cacheprovider -m "not long"
+
+# The long runs left out of `make test`: fuzzing the compiler with 100k inputs, and
+# 1,000 sessions of churn (see the tests marked `long`). Tens of minutes.
+test-long: setup
+	DTRACE_NB_REQUIRE_KERNEL=1 $(PY) -m pytest tests -q -rs -p no:cacheprovider -m long
 
 lab: setup
 	$(VENV)/bin/jupyter lab --allow-root --no-browser --ip=127.0.0.1 notebooks/

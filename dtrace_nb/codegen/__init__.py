@@ -13,6 +13,7 @@ from importlib import resources as _res
 from dtrace_nb.codegen.cwriter import CWriter
 from dtrace_nb.codegen.emit import ARRAY_SELECTOR_LIMIT, BindingEmitter, FunctionSpec
 from dtrace_nb.codegen.layout import HEADER_FIELDS, Resources, analyse
+from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang.check import CheckedProgram
 from dtrace_nb.probes import Binding, Probe
 
@@ -52,6 +53,15 @@ def prelude() -> str:
 
 
 def generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
+    try:
+        return _generate(checked, bindings)
+    except RecursionError:
+        # check_nesting bounds the depth (MAX_NESTING); this is the net under a deep caller stack
+        raise DCompileError("the program is nested too deeply to generate code for",
+                            checked.program.span) from None
+
+
+def _generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
     res = analyse(checked)
     probe_index = {p.id: i for i, p in enumerate(checked.probes)}
     body = CWriter()

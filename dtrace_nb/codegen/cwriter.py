@@ -21,9 +21,10 @@ class CWriter:
             self.line(t)
 
     def comment(self, text: str) -> None:
-        # D source shown in comments must not be able to close the comment.
-        safe = text.replace("*/", "* /").replace("\n", " ")
-        self.line(f"/* {safe} */")
+        """A one-line C comment showing `text` (D source, probe descriptions, paths): it
+        can neither close the comment (`*/`), break the line, splice the next one (a final
+        backslash) nor end the C text early (NUL, which bcc would take for the end)."""
+        self.line(f"/* {comment_text(text)} */")
 
     @contextmanager
     def block(self, head: str, tail: str = "}") -> Iterator[None]:
@@ -41,3 +42,21 @@ class CWriter:
 
     def text(self) -> str:
         return "\n".join(self._lines) + "\n"
+
+
+def comment_text(text: str) -> str:
+    """`text` made safe inside /* ... */ on one line: control characters (NUL, line breaks,
+    form feeds...) and non-ASCII become \\xNN / \\uNNNN escapes, and every '*/' becomes
+    '* /'. Only what a reader sees changes; the comment is never code."""
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if 32 <= o < 127:
+            out.append(ch)
+        elif ch == "\t":
+            out.append(" ")
+        elif o < 256:
+            out.append(f"\\x{o:02x}")
+        else:
+            out.append(f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
+    return "".join(out).replace("*/", "* /")

@@ -68,7 +68,10 @@ class BindingEmitter:
         self.clauses = [c for c in checked.clauses if ids & {p.id for p in c.probes}]
         if len(self.clauses) > MAX_CLAUSES_PER_BINDING:
             raise DCompileError(f"more than {MAX_CLAUSES_PER_BINDING} clauses enable probes of "
-                                f"one attachment ({binding.attach.describe()})")
+                                f"one attachment ({binding.attach.describe()})",
+                                self.clauses[MAX_CLAUSES_PER_BINDING].clause.span,
+                                hint="merge clauses on the same probe (if/else and "
+                                     "predicates inside one clause)")
         self.spec = FunctionSpec(fname, binding, [c.index for c in self.clauses])
         self.x = ExprEmitter(self)
         # scratch bytes 0..strbuf-1 stay zero: the empty string for absent variables

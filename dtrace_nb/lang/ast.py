@@ -264,6 +264,22 @@ class Program(Node):
         return [i for i in self.items if isinstance(i, VarDecl)]
 
 
+def children(node) -> list:
+    """The nodes directly below `node`, in source order."""
+    from dataclasses import fields as _fields
+
+    out = []
+    for f in _fields(node):
+        if f.name in ("span", "ty", "name_span"):
+            continue
+        v = getattr(node, f.name)
+        if isinstance(v, Node):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(x for x in v if isinstance(x, Node))
+    return out
+
+
 def walk(node):
     """Every node below (and including) `node`, depth first, in source order."""
     from dataclasses import fields as _fields

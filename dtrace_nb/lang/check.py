@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError, DProbeError
+from dtrace_nb.errors import DCompileError, DError, DProbeError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, DESTRUCTIVE, EXECNAME, INT_BUILTINS,
                                      PROBE_STRINGS, RECORDING_ACTIONS, SUBROUTINES,
@@ -27,9 +27,9 @@ from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
                                   StackType, StringType, TranslatedType, VoidType, native_type,
                                   promote, type_from_words, unary_promote)
-from dtrace_nb.probes import ArgInfo, BindContext, Probe, ProbeCatalog
+from dtrace_nb.probes import ArgInfo, BindContext, Binding, Probe, ProbeCatalog
 
-__all__ = ["check", "CheckedProgram", "CheckedClause", "AggInfo", "Variable", "MacroEnv",
+__all__ = ["check", "bind_probes", "CheckedProgram", "CheckedClause", "AggInfo", "Variable", "MacroEnv",
            "flat_statements", "ACTIONS", "AGG_FUNCS", "INT_BUILTINS", "PROBE_STRINGS"]
 
 
@@ -96,6 +96,8 @@ class CheckedClause:
     clause: ast.Clause
     probes: list[Probe]
     speculative: bool = False
+    # the probes each of the clause's descriptions matched, in order (for locating errors)
+    spec_probes: list[list[Probe]] = field(default_factory=list)
 
     @property
     def has_data(self) -> bool:
@@ -160,6 +162,15 @@ class MacroEnv:
         raise DCompileError(f"unknown macro variable ${name}", span)
 
 
+# Deeper nesting (of expressions, statements and blocks together) is refused: the checker
+# and the code generator recurse over the tree, and no real program comes near this. (The
+# parser itself takes any depth.)
+MAX_NESTING = 200
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
+TRACEMEM_MAX = 64 << 10  # one record in the ring buffer
+STACK_FRAMES_MAX = 127  # the kernel's perf_event_max_stack default
+
 _MACRO_IN_DESC = re.compile(r"\$(\$?)(\w+)")
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 
@@ -192,8 +203,11 @@ class Checker:
         self.macros.defaultargs = bool(self.options["defaultargs"])
         for decl in program.decls:
             self.declare(decl)
-        clauses = [CheckedClause(i, c, self.resolve_probes(c))
-                   for i, c in enumerate(program.clauses)]
+        clauses = []
+        for i, c in enumerate(program.clauses):
+            per_spec = [self.resolve_spec(spec) for spec in c.probes]
+            found = {p.id: p for probes in per_spec for p in probes}
+            clauses.append(CheckedClause(i, c, list(found.values()), spec_probes=per_spec))
         if not clauses:
             raise DCompileError("the program has no probe clauses", program.span or None,
                                 hint="write at least one clause, e.g. BEGIN { exit(0); }")
@@ -251,17 +265,22 @@ class Checker:
     def resolve_probes(self, clause: ast.Clause) -> list[Probe]:
         found: dict[int, Probe] = {}
         for spec in clause.probes:
-            text = self.expand_desc(spec)
-            try:
-                probes = self.catalog.match(text, self.bind_ctx)
-            except DProbeError as err:
-                raise DProbeError(err.message, spec.span, err.hint) from None
-            if not probes:
-                raise DProbeError(f"probe description {text} does not match any probes",
-                                  spec.span, hint="list what exists with dtrace-nb -l -n 'PATTERN'")
-            for p in probes:
+            for p in self.resolve_spec(spec):
                 found.setdefault(p.id, p)
         return list(found.values())
+
+    def resolve_spec(self, spec: ast.ProbeSpec) -> list[Probe]:
+        text = self.expand_desc(spec)
+        try:
+            probes = self.catalog.match(text, self.bind_ctx)
+        except DError as err:
+            if err.span is not None:
+                raise
+            raise type(err)(err.message, spec.span, err.hint, err.detail) from None
+        if not probes:
+            raise DProbeError(f"probe description {text} does not match any probes",
+                              spec.span, hint="list what exists with dtrace-nb -l -n 'PATTERN'")
+        return probes
 
     def expand_desc(self, spec: ast.ProbeSpec) -> str:
         return _MACRO_IN_DESC.sub(lambda m: self.macros.value(m.group(2), spec.span), spec.text)
@@ -381,6 +400,10 @@ class Checker:
         return self.expr(k)
 
     def check_agg_params(self, call: ast.Call, params: tuple[int, ...]) -> None:
+        for a, v in zip(call.args[-len(params):] if params else [], params):
+            if not INT64_MIN <= v <= INT64_MAX:
+                raise DCompileError(f"{call.name}() parameter {v} does not fit in 64 bits",
+                                    a.span)
         if call.name == "lquantize":
             base, limit, step = params
             if step <= 0:
@@ -405,7 +428,8 @@ class Checker:
             if nsteps < factor or nsteps % factor:
                 raise DCompileError("llquantize() steps must be a multiple of the factor",
                                     call.args[4].span)
-            if factor ** (high + 1) > 2**63:
+            # high < 64 first: factor ** (high + 1) of a huge high would never finish
+            if high >= 64 or factor ** (high + 1) > 2**63:
                 raise DCompileError("llquantize() high magnitude overflows 64 bits",
                                     call.args[3].span)
 
@@ -446,12 +470,14 @@ class Checker:
                 raise DCompileError(f"trace() cannot record {t}", call.args[0].span)
         elif name == "tracemem":
             self.int_arg(call, 0)
-            self.constant(call.args[1], "tracemem() size")
+            size = self.constant(call.args[1], "tracemem() size")
+            if not 0 < size <= TRACEMEM_MAX:
+                raise DCompileError(f"tracemem() size must be between 1 and {TRACEMEM_MAX}, "
+                                    f"not {size}", call.args[1].span)
             if n == 3:
                 self.int_arg(call, 2)
         elif name in ("stack", "ustack"):
-            for i in range(n):
-                self.constant(call.args[i], f"{name}() argument")
+            self.stack_args(call)
         elif name == "exit":
             self.int_arg(call, 0)
             self.uses_exit = True
@@ -486,6 +512,16 @@ class Checker:
             self.int_arg(call, 2)
         if name in RECORDING_ACTIONS and name not in ("commit", "discard"):
             self.seen_data_action = True
+
+    def stack_args(self, call: ast.Call) -> None:
+        """stack(nframes), ustack(nframes, strsize): constants, nframes positive."""
+        for i, a in enumerate(call.args):
+            v = self.constant(a, f"{call.name}() argument")
+            if i == 0 and not 0 < v <= STACK_FRAMES_MAX:
+                raise DCompileError(f"{call.name}() frame count must be between 1 and "
+                                    f"{STACK_FRAMES_MAX}, not {v}", a.span)
+            if i == 1 and not 0 <= v <= INT64_MAX:
+                raise DCompileError(f"{call.name}() string size must not be negative", a.span)
 
     def speculation_action(self, call: ast.Call) -> None:
         self.uses_speculation = True
@@ -545,8 +581,11 @@ class Checker:
             if kind in ("stack",):
                 if not (isinstance(a, ast.Call) and a.name in ("stack", "ustack")):
                     raise DCompileError("%k needs stack() or ustack()", a.span)
-                for j, x in enumerate(a.args):
-                    self.constant(x, f"{a.name}() argument")
+                lo, hi = ACTIONS[a.name]
+                if not lo <= len(a.args) <= hi:
+                    raise DCompileError(f"{a.name}() takes {lo} to {hi} arguments, "
+                                        f"{len(a.args)} given", a.span)
+                self.stack_args(a)
                 a.ty = INT64
                 continue
             t = self.expr(a)
@@ -704,6 +743,11 @@ class Checker:
 
     def macro(self, e: ast.MacroVar) -> DType:
         text = self.macros.value(e.name, e.span)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DCompileError(f"the value of ${'$' * e.quoted}{e.name} is not valid UTF-8 "
+                                "text", e.span) from None
         if e.quoted:
             e.resolved = text  # type: ignore[attr-defined]
             return StringType(len(text.encode()) + 1)
@@ -715,6 +759,9 @@ class Checker:
         except ValueError:
             e.resolved = text  # type: ignore[attr-defined]
             return StringType(len(text.encode()) + 1)
+        if not INT64_MIN <= e.resolved <= UINT64_MAX:  # type: ignore[attr-defined]
+            raise DCompileError(f"the value of ${e.name} ({text}) does not fit in 64 bits",
+                                e.span)
         return INT64
 
     def index(self, e: ast.Index) -> DType:
@@ -1050,4 +1097,41 @@ def _key_name(e: ast.Expr, i: int) -> str:
 
 def check(program: ast.Program, catalog: ProbeCatalog, macros: MacroEnv, options: Options,
           bind_ctx: BindContext) -> CheckedProgram:
-    return Checker(catalog, macros, options, bind_ctx).check(program)
+    check_nesting(program)
+    try:
+        return Checker(catalog, macros, options, bind_ctx).check(program)
+    except RecursionError:
+        # check_nesting bounds the depth (MAX_NESTING); this is the net under a deep caller stack
+        raise DCompileError("the program is nested too deeply to check",
+                            program.span) from None
+
+
+def bind_probes(catalog: ProbeCatalog, checked: CheckedProgram,
+                bind_ctx: BindContext) -> list[Binding]:
+    """The providers' Bindings for the program's probes. A provider that refuses (say fbt on
+    a kernel without kprobes) raises without knowing the source; the refusal is located
+    here at the first probe description whose probes it cannot bind."""
+    try:
+        return catalog.bind(checked.probes, bind_ctx)
+    except DError as err:
+        if err.span is not None:
+            raise
+        for c in checked.clauses:
+            for spec, probes in zip(c.clause.probes, c.spec_probes):
+                try:
+                    catalog.bind(probes, bind_ctx)
+                except DError:
+                    raise type(err)(err.message, spec.span, err.hint, err.detail) from None
+        raise type(err)(err.message, checked.program.span or None, err.hint,
+                        err.detail) from None
+
+
+def check_nesting(program: ast.Program) -> None:
+    """Refuse, at the node that goes too deep, a program nested beyond MAX_NESTING."""
+    todo: list = [(program, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_NESTING:
+            raise DCompileError(f"the program is nested too deeply (more than {MAX_NESTING} "
+                                "levels of expressions and blocks)", node.span)
+        todo.extend((child, depth + 1) for child in ast.children(node))

@@ -74,6 +74,19 @@ KNOWN: dict[str, tuple[str, Value]] = {
 }
 
 
+# Where a value outside these bounds would reach the generated C as a map size or an
+# array length that bcc or the verifier refuses (with no word of which option caused it).
+BOUNDS: dict[str, tuple[int, int]] = {
+    "aggkeys": (1, 1 << 24),
+    "nspec": (1, 1 << 10),
+    "stackframes": (1, 1 << 10),
+    "ustackframes": (1, 1 << 10),
+    "aggsortpos": (0, 1 << 10),
+    "aggsortkeypos": (0, 1 << 10),
+    "strsize": (1, 1 << 30),
+}
+
+
 @dataclass
 class Options:
     values: dict[str, Value] = field(default_factory=dict)
@@ -109,6 +122,9 @@ class Options:
                 self.values[name] = int(value, 0)
             else:
                 self.values[name] = value
+            lo, hi = BOUNDS.get(name, (None, None))
+            if lo is not None and not lo <= self.values[name] <= hi:
+                raise ValueError(f"{value} is out of range ({lo} to {hi})")
         except ValueError as ex:
             raise err(f"option {name}: {ex}", span) from None
 

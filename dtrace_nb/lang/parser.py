@@ -33,6 +33,7 @@ def parse(source: str) -> ast.Program:
     if not isinstance(source, str):
         raise DSyntaxError(f"a D program must be text, not {type(source).__name__}",
                            Span(1, 1, 1, 2))
+    _check_encodable(source)
     try:
         tree = _parser().parse(source)
         program = _ToAST().build(tree)
@@ -52,6 +53,17 @@ def parse(source: str) -> ast.Program:
     if program.span.line == 0:  # nothing but blanks and comments
         program.span = Span(1, 1, *_line_col(source, len(source)))
     return program
+
+
+def _check_encodable(source: str) -> None:
+    """Text that has no UTF-8 form (a lone surrogate, as from a bad decode) cannot be
+    compiled or printed: say where it is."""
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DSyntaxError(f"invalid character U+{ord(source[err.start]):04X} (a lone "
+                           "surrogate, not text)",
+                           _offset_span(source, err.start, err.start + 1)) from None
 
 
 @lru_cache(maxsize=1)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from dtrace_nb.codegen import BpfProgram, generate
 from dtrace_nb.errors import DError
-from dtrace_nb.lang.check import CheckedProgram, MacroEnv, check
+from dtrace_nb.lang.check import CheckedProgram, MacroEnv, bind_probes, check
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.parser import parse
 from dtrace_nb.display.timeline import Timeline
@@ -25,6 +28,37 @@ from dtrace_nb.probes import BindContext, ProbeCatalog, TriggerAttach
 from dtrace_nb.runtime.target import Target
 
 DROP_KINDS = ("aggregation", "ring buffer", "dynamic variable", "speculation")
+_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Ctrl-C (and the SIGTERM the command turns into one) waits until the block is done.
+
+    A KeyboardInterrupt raised in the middle of creating or freeing a kernel object (bcc
+    creating maps, a program fd not yet recorded, a perf event not yet in our list, a
+    cleanup half done) would leak it: nobody holds the Python object that could free it.
+    Signals only reach the main thread, so elsewhere there is nothing to defer."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[tuple[int, object]] = []
+    saved = {}
+    for sig in _DEFERRED_SIGNALS:
+        handler = signal.getsignal(sig)
+        if callable(handler) and not getattr(handler, "_dtnb_deferring", False):
+            def record(signum, frame):
+                pending.append((signum, frame))
+            record._dtnb_deferring = True  # type: ignore[attr-defined]
+            saved[sig] = handler
+            signal.signal(sig, record)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        for signum, frame in pending[:1]:  # one Ctrl-C is enough to stop
+            saved[signum](signum, frame)
 
 
 @dataclass
@@ -53,7 +87,7 @@ def compile_program(cfg: SessionConfig, catalog: Optional[ProbeCatalog] = None,
                            target_exe=target_exe)
     macros = MacroEnv(target=target_pid, pid=os.getpid(), args=list(cfg.macro_args))
     checked = check(program, catalog, macros, opts, bind_ctx)
-    bindings = catalog.bind(checked.probes, bind_ctx)
+    bindings = bind_probes(catalog, checked, bind_ctx)  # a provider's refusal, located
     return checked, generate(checked, bindings)
 
 
@@ -97,8 +131,9 @@ class Session:
         self._bcc = import_bcc()
         try:
             if self.cfg.target_command:
-                self.target = Target.spawn(self.cfg.target_command,
-                                           capture=self.cfg.capture_target_output)
+                with deferred_interrupts():  # a child and a pipe fd nobody would free
+                    self.target = Target.spawn(self.cfg.target_command,
+                                               capture=self.cfg.capture_target_output)
             elif self.cfg.target_pid is not None:
                 self.target = Target.attach(self.cfg.target_pid)
             self.checked, self.program = compile_program(
@@ -116,9 +151,10 @@ class Session:
             # nothing was traced yet (BEGIN at most): free everything; stop() has nothing
             # left to read
             self.running = False
-            self._teardown()
-            if self.target is not None:
-                self.target.kill()
+            with deferred_interrupts():
+                self._teardown()
+                if self.target is not None:
+                    self.target.kill()
             raise
 
     def _describe_match(self) -> None:
@@ -140,15 +176,19 @@ class Session:
 
         assert self.program is not None
         cflags = [f"-D{k}={v}" for k, v in task_offsets().items()]
-        self._bpf = bcc_compile(self._bcc, self.program.c_source, cflags)
-        # bcc registers cleanup at exit, which would pin every BPF object of a long-lived
-        # notebook kernel; we always clean up ourselves.
-        atexit.unregister(self._bpf.cleanup)
-        self._attachments = Attachments(self._bcc)
+        # the maps bcc creates, and each program fd, must reach self._bpf before a Ctrl-C
+        # may stop us (and the compile redirects fd 2 while it runs)
+        with deferred_interrupts():
+            self._bpf = bcc_compile(self._bcc, self.program.c_source, cflags)
+            # bcc registers cleanup at exit, which would pin every BPF object of a
+            # long-lived notebook kernel; we always clean up ourselves.
+            atexit.unregister(self._bpf.cleanup)
+            self._attachments = Attachments(self._bcc)
         for fn in self.program.functions:
-            self._funcs[fn.name] = load_function(self._bpf, fn.name,
-                                                 prog_type(self._bcc, fn.binding.attach),
-                                                 self.program.c_source)
+            with deferred_interrupts():
+                self._funcs[fn.name] = load_function(self._bpf, fn.name,
+                                                     prog_type(self._bcc, fn.binding.attach),
+                                                     self.program.c_source)
         self._fill_tables()
         self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs,
                                          self._sort_options())
@@ -156,7 +196,8 @@ class Session:
         self._set_walltime()
         if self.program.has_ring:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)
-            self._ring = RingConsumer(self._bpf, decoder, self._on_record)
+            with deferred_interrupts():  # bcc's ring buffer manager (an epoll fd)
+                self._ring = RingConsumer(self._bpf, decoder, self._on_record)
 
     def _fill_tables(self) -> None:
         """Probe descriptions and selector maps, which the generated code reads."""
@@ -194,7 +235,9 @@ class Session:
         assert self.program is not None
         for fn in self.program.functions:
             if not isinstance(fn.binding.attach, TriggerAttach):
-                self._attachments.attach(self._bpf, fn.binding.attach, self._funcs[fn.name])
+                with deferred_interrupts():  # perf event fds and tracefs probes
+                    self._attachments.attach(self._bpf, fn.binding.attach,
+                                             self._funcs[fn.name])
 
     def _fire(self, event: str, args: tuple[int, ...] = (), consume: bool = True) -> None:
         from dtrace_nb.runtime.attach import run_trigger
@@ -382,22 +425,24 @@ class Session:
         finally:
             self.running = False
             self.ended_at = time.monotonic()
-            self._teardown()
-            if self.target is not None:
-                if self.target.proc is not None and not self.target.exited():
-                    self.target.kill()
-                else:
-                    self.target.finish()
+            with deferred_interrupts():
+                self._teardown()
+                if self.target is not None:
+                    if self.target.proc is not None and not self.target.exited():
+                        self.target.kill()
+                    else:
+                        self.target.finish()
 
     def _teardown(self) -> None:
-        if self._attachments is not None and self._bpf is not None:
-            self._attachments.detach_all(self._bpf)
-        if self._bpf is not None:
-            try:
-                self._bpf.cleanup()
-            finally:
-                self._bpf = None
-                self._ring = None
+        with deferred_interrupts():  # a cleanup cut short leaks what it had not freed yet
+            if self._attachments is not None and self._bpf is not None:
+                self._attachments.detach_all(self._bpf)
+            if self._bpf is not None:
+                try:
+                    self._bpf.cleanup()
+                finally:
+                    self._bpf = None
+                    self._ring = None
 
     # -- the whole run -----------------------------------------------------------------
 
