@@ -141,7 +141,8 @@ def test_profile_samples_every_busy_cpu(workloads):
     r = Result.from_session(session)
     per_cpu = dict(zip(r.df["cpu"], r.df["count"]))
     assert set(per_cpu) == set(range(os.cpu_count()))
-    assert all(150 <= n <= 230 for n in per_cpu.values()), per_cpu
+    # 199 per second on a busy CPU; fewer when the spinners start late on a loaded machine
+    assert all(100 <= n <= 230 for n in per_cpu.values()), per_cpu
 
 
 def test_default_output_is_dtrace_format(workloads):
