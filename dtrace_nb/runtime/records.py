@@ -187,7 +187,9 @@ class RingReader:
     that wraps around the end reads as one piece. Each record: u32 length with the BUSY
     (being written) and DISCARD bits, u32 page offset, then the data; records start
     8-byte aligned. We may read [consumer_pos, producer_pos) up to the first BUSY record,
-    and the kernel reuses the space once consumer_pos passes it.
+    and the kernel reuses the space once consumer_pos passes it. Plain loads and stores
+    through the mapping: enough on x86 (TSO), where this project runs; libbpf uses
+    acquire/release for weaker memory models.
     """
 
     def __init__(self, fd: int, data_size: int):
@@ -206,6 +208,7 @@ class RingReader:
         self._ep = select.epoll()
         self._ep.register(fd, select.EPOLLIN)
         self.pos = self._cons[0]
+        self._skip = 0
 
     def available(self) -> bool:
         return self._prod[0] > self.pos
@@ -237,13 +240,16 @@ class RingReader:
                 # how many of the next records carry exactly this header? (one numpy look
                 # instead of a Python step per record)
                 n = (prod - pos) // stride
-                if n > 8:
+                if n > 8 and self._skip <= 0:
                     first = (pos & mask) >> 2
                     col = words[first:first + n * (stride >> 2):stride >> 2]
                     bad = np.flatnonzero(col != h)
                     n = int(bad[0]) if len(bad) else n
+                    if n == 1:
+                        self._skip = 32  # sizes alternate: walk the next ones one by one
                 else:
                     n = 1
+                    self._skip -= 1
                 if n > 1:
                     runs.append((len(offs), pos - start + BPF_RINGBUF_HDR_SZ, n, stride,
                                  length))
@@ -282,11 +288,14 @@ class RingReader:
 
     def close(self) -> None:
         self._ep.close()
-        del self._data, self._words
+        self._data = self._words = None
         for view in (self._cons, self._prod, self._hdr):
             view.release()
-        self._cons_mm.close()
-        self._prod_mm.close()
+        for mm in (self._cons_mm, self._prod_mm):
+            try:
+                mm.close()
+            except BufferError:
+                pass  # a view still exported: unmapped (and the map fd closed) when collected
 
 
 class RingConsumer:

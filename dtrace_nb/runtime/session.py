@@ -440,9 +440,11 @@ class Session:
             self._attachments.detach_all(self._bpf)
         if self._bpf is not None:
             try:
-                if self._ring is not None:
-                    self._ring.close()
-                self._bpf.cleanup()
+                try:
+                    if self._ring is not None:
+                        self._ring.close()
+                finally:
+                    self._bpf.cleanup()
             finally:
                 self._bpf = None
                 self._ring = None
