@@ -93,19 +93,19 @@ def spread(xs) -> float:
 
 
 def map_memlock() -> int:
-    """Bytes the kernel charges for every BPF map this process holds (fdinfo 'memlock')."""
-    total = 0
+    """Bytes the kernel charges for every BPF map this process holds (fdinfo 'memlock'),
+    each map once however many fds refer to it (an mmap of a map holds a dup of its fd)."""
+    seen: dict[str, int] = {}
     for fd in os.listdir("/proc/self/fd"):
         try:
             if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:bpf-map":
                 continue
             with open(f"/proc/self/fdinfo/{fd}") as f:
-                for line in f:
-                    if line.startswith("memlock:"):
-                        total += int(line.split()[1])
-        except OSError:
+                info = dict(line.split(":", 1) for line in f if ":" in line)
+            seen[info.get("map_id", fd).strip()] = int(info.get("memlock", "0").split()[0])
+        except (OSError, ValueError):
             continue
-    return total
+    return sum(seen.values())
 
 
 def peak_rss() -> int:

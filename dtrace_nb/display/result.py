@@ -47,6 +47,9 @@ class Result:
     # what the live view showed at each refresh: (unix time, status, frames, funcs)
     refreshes: list = field(default_factory=list)
     replayed_from: str = ""  # the recording this Result was played back from
+    # records kept as columns (SessionConfig(record_frames=True)):
+    # (clause index, probe text) -> DataFrame; not saved in recordings
+    record_frames: dict = field(default_factory=dict)
 
     def save(self, path: str) -> str:
         """Record this session to a JSON file that `%%dtrace --replay FILE` plays back."""
@@ -88,6 +91,7 @@ class Result:
             source=session.cfg.source,
             funcs=funcs,
             history=session.timeline,
+            record_frames=session.records_frames(),
         )
 
     @property
@@ -103,6 +107,23 @@ class Result:
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.aggregations[name]
+
+    def records_frame(self, clause=None) -> pd.DataFrame:
+        """The records of one clause as a DataFrame (a session run with record_frames=True
+        keeps the records of clauses that only trace()/printf()/tracemem() as columns
+        instead of text): cpu, probe, then one column per recorded value ('trace',
+        'printf_1', 'printf_2'...). `clause`: its index in the program (0 = the first), or
+        its probe description as written; None when only one clause recorded."""
+        frames = self.record_frames
+        if clause is None:
+            if len(frames) != 1:
+                raise KeyError(f"say which clause: {[k for k in frames]}" if frames else
+                               "no records were kept as columns (record_frames=True)")
+            return next(iter(frames.values()))
+        for (index, text), df in frames.items():
+            if clause == index or clause == text:
+                return df
+        raise KeyError(f"no records kept for clause {clause!r}; have {list(frames)}")
 
     def timeline(self, name: str = "", rate: bool = False) -> pd.DataFrame:
         """Aggregation `name` sampled at every refresh of the live view (and at the end):

@@ -70,6 +70,11 @@ class SessionConfig:
     options: dict[str, Optional[str]] = field(default_factory=dict)  # -x name=value
     quiet: bool = False
     capture_target_output: bool = False
+    # Keep the records of clauses that only record data (trace, printf, tracemem, the
+    # default action) as columns for Result.records_frame() instead of formatting them to
+    # text; every other record (exit, printa, speculations, ERROR...) is handled as usual.
+    # Clauses of BEGIN/END/ERROR and speculative records stay text.
+    record_frames: bool = False
 
 
 def compile_program(cfg: SessionConfig, catalog: Optional[ProbeCatalog] = None,
@@ -121,6 +126,8 @@ class Session:
         self.record_count = 0
         self.errors = 0
         self._speculations: dict[int, list] = {}
+        self.record_columns: dict[int, list] = {}  # epid -> decoded row arrays (frames)
+        self._columnar_epids: dict[int, bool] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -196,8 +203,33 @@ class Session:
         self._set_walltime()
         if self.program.has_ring:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)
-            with deferred_interrupts():  # bcc's ring buffer manager (an epoll fd)
-                self._ring = RingConsumer(self._bpf, decoder, self._on_record)
+            with deferred_interrupts():  # the ring buffer's mmaps and epoll fd
+                self._ring = RingConsumer(self._bpf, decoder, self._on_record,
+                                          columnar=self._columnar,
+                                          on_columns=self._on_columns)
+
+    _COLUMNAR_ACTIONS = frozenset(("trace", "printf", "tracemem", "default"))
+
+    def _columnar(self, epid: int) -> bool:
+        """Whether a clause's records stay columns (SessionConfig.record_frames): only
+        clauses whose actions just record data, with no stack to symbolise, and not of the
+        dtrace provider (BEGIN/END/ERROR output stays text)."""
+        if not self.cfg.record_frames:
+            return False
+        got = self._columnar_epids.get(epid)
+        if got is None:
+            layout = self._printer.layouts.get(epid)
+            got = layout is not None and \
+                all(a.kind in self._COLUMNAR_ACTIONS for a in layout.actions) and \
+                not any(getattr(f.dtype, "name", "") in ("stack", "ustack")
+                        for f in layout.fields) and \
+                not any(p.provider == "dtrace" for p in self.checked.clauses[layout.clause].probes)
+            self._columnar_epids[epid] = got
+        return got
+
+    def _on_columns(self, epid: int, rows) -> None:
+        self.record_count += len(rows)
+        self.record_columns.setdefault(epid, []).append(rows)
 
     def _fill_tables(self) -> None:
         """Probe descriptions and selector maps, which the generated code reads."""
@@ -393,6 +425,21 @@ class Session:
             return {}
         return {name: self._reader.snapshot(name) for name in self.program.resources.aggs}
 
+    def records_frames(self) -> dict:
+        """(clause index, probe text) -> DataFrame of the records kept as columns
+        (SessionConfig.record_frames), in arrival order."""
+        from dtrace_nb.runtime.records import RecordDecoder, records_frame
+
+        if not self.record_columns or self.program is None:
+            return {}
+        decoder = RecordDecoder(self.program.resources.records, self.program.probes)
+        out = {}
+        for epid, arrays in sorted(self.record_columns.items()):
+            clause = decoder.by_epid[epid].clause
+            text = ", ".join(p.text for p in self.checked.clauses[clause].clause.probes)
+            out[(clause, text)] = records_frame(decoder, epid, arrays)
+        return out
+
     def drops(self) -> dict[tuple[str, int], int]:
         """(kind, cpu) -> count of data lost so far."""
         if self._bpf is None:
@@ -439,7 +486,11 @@ class Session:
                 self._attachments.detach_all(self._bpf)
             if self._bpf is not None:
                 try:
-                    self._bpf.cleanup()
+                    try:
+                        if self._ring is not None:
+                            self._ring.close()
+                    finally:
+                        self._bpf.cleanup()
                 finally:
                     self._bpf = None
                     self._ring = None
