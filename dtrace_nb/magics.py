@@ -77,6 +77,9 @@ class DTraceMagics(Magics, Configurable):
                    "(loads nothing; needs no privileges)")
     @argument("--replay", metavar="FILE",
               help="play back a recorded session (Result.save) instead of tracing")
+    @argument("--frames", action="store_true",
+              help="keep trace()/printf() records as DataFrame columns (r.records_frame()) "
+                   "instead of printing them: for millions of records")
     @argument("--bg", action="store_true",
               help="trace in the background: return a handle at once (.stop(), .result)")
     @argument("args", nargs="*", help="macro arguments $1 .. $9")
@@ -230,7 +233,8 @@ class DTraceMagics(Magics, Configurable):
 
         cfg = SessionConfig(source, target_command=args.command, target_pid=args.pid,
                             macro_args=list(args.args), options=_options(args.options),
-                            quiet=args.quiet, capture_target_output=True)
+                            quiet=args.quiet, capture_target_output=True,
+                            record_frames=args.frames)
 
         def stream(text: str) -> None:
             sys.stdout.write(text)
@@ -249,7 +253,8 @@ class DTraceMagics(Magics, Configurable):
 
         cfg = SessionConfig(source, target_command=args.command, target_pid=args.pid,
                             macro_args=list(args.args), options=_options(args.options),
-                            quiet=args.quiet, capture_target_output=True)
+                            quiet=args.quiet, capture_target_output=True,
+                            record_frames=args.frames)
         view = LiveView(display, max_rows=self.max_rows, plot_style=self.plot_style,
                         plots=self.plots)
         session = Session(cfg, on_output=lambda text: view.lines.append(text))

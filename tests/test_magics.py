@@ -196,3 +196,13 @@ def test_explain_falls_back_to_its_recording(ip, tmp_path, monkeypatch):
     assert "showing the explanation recorded in" in cap.stdout
     assert recorded.text() == live.text(with_c=False)
     assert recorded._repr_html_() == live._repr_html_()
+
+
+def test_frames_keeps_records_as_columns(ip, workloads):
+    with capture_output() as cap:
+        r = ip.run_cell_magic("dtrace", f'-q --frames -c "{workloads["sysload"]} getppid 5000"',
+                              "syscall::getppid:entry /pid == $target/ { trace(arg0); }")
+    df = r.records_frame()
+    dropped = sum(r.drops.values())
+    assert len(df) + dropped == 5000 and "trace" in df.columns
+    assert "getppid" not in cap.stdout  # nothing formatted as text
