@@ -56,7 +56,7 @@ def check(result, ticks, rss, calls: int, tick: float) -> None:
 
 
 def test_counts_and_refreshes_under_load(workloads):
-    calls = 3_000_000  # a few seconds of getppid as fast as the CPU allows
+    calls = 10_000_000  # several seconds of getppid as fast as the CPU allows
     result, ticks, rss, _ = run_under_load(workloads, calls)
     check(result, ticks, rss, calls, 0.5)
 
