@@ -14,6 +14,7 @@ its `long` variant (`make test-long`).
 from __future__ import annotations
 
 import random
+import re
 from typing import Optional
 
 from hypothesis import strategies as st
@@ -48,7 +49,9 @@ def compile_or_located_error(source: str, options: Optional[dict] = None,
         where = f"{err.span.line}:{err.span.col}"
         assert err.span.line >= 1 and err.span.col >= 1, f"bad span {where} for {source!r}"
         assert f": {where}: " in text, f"message does not name {where} for {source!r}: {text}"
-        assert "internal" not in err.message, f"internal error for {source!r}: {text}"
+        assert not re.search(r"^internal\b|\binternal (parser )?error\b", err.message), \
+            f"internal error for {source!r}: {text}"
+        assert len(err.message) < 2000, f"a message of {len(err.message)} characters"
         err.render(source)  # the caret-pointed excerpt must not fail either
         return type(err).__name__
     assert_c_header_safe(source, program.c_source)

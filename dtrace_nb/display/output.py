@@ -145,10 +145,32 @@ class OutputFormatter:
                               if (s := snapshot.get(name)) is not None and len(s)]))
 
 
+# How dtrace(1) words each kind of loss (libdtrace's dt_handle_cpudrop and
+# dt_handle_status): buffer and aggregation drops per CPU, the others as one total.
+_PER_CPU_DROPS = {"ring buffer": "", "aggregation": "aggregation "}
+# kind -> (what, said after the plural): speculation() finding every buffer in use is
+# DTrace's DTRACEDROP_SPECUNAVAIL
+_TOTAL_DROPS = {"dynamic variable": ("dynamic variable drop", ""),
+                "speculation": ("failed speculation", " (no speculative buffer available)")}
+
+
 def drop_messages(drops: dict) -> list[str]:
-    """DTrace's wording: 'dtrace: 12 aggregation drops on CPU 0'."""
-    return [f"dtrace: {n} {kind} drop{'s' * (n != 1)} on CPU {cpu}"
-            for (kind, cpu), n in sorted(drops.items())]
+    """DTrace's words for (kind, cpu) -> count: 'dtrace: 12 aggregation drops on CPU 0',
+    'dtrace: 3 drops on CPU 1' (the principal buffer: our ring buffer), 'dtrace: 5 dynamic
+    variable drops', 'dtrace: 2 failed speculations (no speculative buffer available)'."""
+    out = []
+    for (kind, cpu), n in sorted(drops.items()):
+        if n and kind in _PER_CPU_DROPS:
+            out.append(f"dtrace: {n} {_PER_CPU_DROPS[kind]}drop{'s' * (n > 1)} on CPU {cpu}")
+    totals: dict[str, int] = {}
+    for (kind, _cpu), n in drops.items():
+        if kind not in _PER_CPU_DROPS:
+            totals[kind] = totals.get(kind, 0) + n
+    for kind, n in sorted(totals.items()):
+        if n:
+            what, after = _TOTAL_DROPS.get(kind, (f"{kind} drop", ""))
+            out.append(f"dtrace: {n} {what}{'s' * (n > 1)}{after}")
+    return out
 
 
 def _arg_type(dtype) -> tuple[int, bool]:

@@ -816,8 +816,10 @@ class Checker:
                 t = INT64
             else:
                 names = sorted({a.dtrace_type for a in infos})
+                shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more"
+                                                 if len(names) > 8 else "")
                 raise DCompileError(f"args[{n}] has different types on the probes of this clause "
-                                    f"({', '.join(names)})", e.span,
+                                    f"({shown})", e.span,
                                     hint="split the clause so each has one argument type")
         else:
             t = types.pop()

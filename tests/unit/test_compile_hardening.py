@@ -90,3 +90,11 @@ def test_a_provider_that_cannot_bind_is_located_at_the_description():
 def test_macro_arguments_that_cannot_be_d_values(args, where, message):
     program = "BEGIN { trace($1); }"
     assert_located(refused(program, macro_args=args), program, where, message)
+
+
+def test_different_argument_types_are_listed_briefly():
+    # `*` (every probe: 56k kernel functions among them) used to list 2,600 type names
+    program = "dtrace:::BEGIN\n*/x/ { trace(args[1]); }"
+    err = refused(program)
+    assert_located(err, program, "2:14", "args[1] has different types")
+    assert len(err.message) < 300 and "more)" in err.message

@@ -1,0 +1,107 @@
+"""Lost data is counted and reported in DTrace's words, with counts that match ground
+truth (tests/workloads/sysload makes exactly the system calls it is asked for).
+
+- a full aggregation map (-x aggkeys=4, eight distinct keys): `dtrace: N aggregation drops
+  on CPU C`, N the updates of the four keys that found no room;
+- a full associative array (-x dynvarsize: the map's minimum of 64 entries): `dtrace: N
+  dynamic variable drops`, one total as dtrace(1) reports them;
+- a ring buffer too small for a burst (-x bufsize=4k): `dtrace: N drops on CPU C` (the
+  principal buffer's wording), N + the records printed = the events;
+- speculation() with every buffer in use: `dtrace: N failed speculations (no speculative
+  buffer available)`.
+
+The target is pinned to CPU 0 with taskset where the CPU matters, so the line is exact.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dtrace_nb.display.output import drop_messages
+from dtrace_nb.runtime.session import Session, SessionConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dtrace(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "dtrace_nb.cli", "-q", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr
+    return done
+
+
+@pytest.mark.kernel
+def test_aggregation_drops_match_ground_truth(workloads):
+    # read sizes 1 << (i % 8): keys 1, 2, 4, 8 fill the map, 16..128 (100 calls each) drop
+    done = dtrace("-x", "aggkeys=4", "-n",
+                  "syscall::read:entry /pid == $target && arg2 <= 128/ { @[arg2] = count(); }",
+                  "-c", f"taskset -c 0 {workloads['sysload']} read 800")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["dtrace: 400 aggregation drops on CPU 0"]
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    assert rows == [["1", "100"], ["2", "100"], ["4", "100"], ["8", "100"]]
+
+
+@pytest.mark.kernel
+def test_aggregation_drops_on_the_result(workloads):
+    session = Session(SessionConfig(
+        "syscall::read:entry /pid == $target && arg2 <= 128/ { @[arg2] = count(); }",
+        target_command=f"taskset -c 0 {workloads['sysload']} read 160",
+        options={"aggkeys": "4"}, quiet=True))
+    r = session.run()
+    assert r.drops == {("aggregation", 0): 80}
+    assert "dtrace: 80 aggregation drops on CPU 0" in r.messages
+
+
+@pytest.mark.kernel
+def test_dynamic_variable_drops_match_ground_truth(workloads):
+    # a[0..999]: the array's map holds 64 entries (its minimum, whatever dynvarsize says)
+    done = dtrace("-x", "dynvarsize=1", "-n",
+                  "syscall::getppid:entry /pid == $target/ { a[x] = 1; x = x + 1; } "
+                  'END { printf("%d\\n", x); }',
+                  "-c", f"{workloads['sysload']} getppid 1000")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1000"]
+    assert done.stderr.splitlines() == ["dtrace: 936 dynamic variable drops"]
+
+
+@pytest.mark.kernel
+def test_ring_buffer_drops_and_records_add_up_to_the_events(workloads):
+    n = 100_000
+    done = dtrace("-x", "bufsize=4k", "-n",
+                  'syscall::getppid:entry /pid == $target/ { printf("x\\n"); }',
+                  "-c", f"taskset -c 0 {workloads['sysload']} getppid {n}")
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.split("\n").count("x")
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    m = re.fullmatch(r"dtrace: (\d+) drops? on CPU 0", lines[0])
+    assert m, lines
+    assert int(m.group(1)) + printed == n
+    assert printed > 0 and int(m.group(1)) > 0
+
+
+@pytest.mark.kernel
+def test_failed_speculations(workloads):
+    # four buffers, never committed or discarded: every later speculation() fails
+    done = dtrace("-x", "nspec=4", "-n",
+                  "syscall::getppid:entry /pid == $target/ { self->s = speculation(); }",
+                  "-c", f"{workloads['sysload']} getppid 1000")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "dtrace: 996 failed speculations (no speculative buffer available)"]
+
+
+def test_drop_wording_is_dtraces():
+    assert drop_messages({("aggregation", 1): 1, ("aggregation", 0): 12,
+                          ("ring buffer", 1): 3, ("dynamic variable", 0): 2,
+                          ("dynamic variable", 1): 3, ("speculation", 1): 1}) == [
+        "dtrace: 12 aggregation drops on CPU 0", "dtrace: 1 aggregation drop on CPU 1",
+        "dtrace: 3 drops on CPU 1", "dtrace: 5 dynamic variable drops",
+        "dtrace: 1 failed speculation (no speculative buffer available)"]
+    assert drop_messages({}) == []
