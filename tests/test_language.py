@@ -273,3 +273,12 @@ def test_stack_keys_count_and_symbolise(tmp_path, workloads):
                  extra=("-T", "1.5", "-c", f"{workloads['sysload']} spin 4000"))
     assert done.returncode == 0, done.stderr
     assert "sysload`do_spin" in done.stdout and "sysload`main" in done.stdout
+
+
+def test_user_stacks_symbolised_after_the_target_exited(tmp_path, workloads):
+    # the session reads the target's mappings while it runs, so frames printed at the end,
+    # after it exited on its own, still have names
+    done = run_d(tmp_path, "profile-997 /pid == $target/ { @[ustack()] = count(); }",
+                 extra=("-c", f"{workloads['sysload']} spin 800"))
+    assert done.returncode == 0, done.stderr
+    assert "sysload`do_spin" in done.stdout and "sysload`main" in done.stdout

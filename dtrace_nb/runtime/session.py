@@ -122,6 +122,7 @@ class Session:
         self._drops: dict[tuple[str, int], int] = {}
         # aggregations over time: the live view samples at each refresh, stop() last
         self.timeline = Timeline()
+        self._symbols_warm = False
         self.running = False
         self.record_count = 0
         self.errors = 0
@@ -300,6 +301,7 @@ class Session:
             self._ring.poll(timeout_ms)
         else:
             time.sleep(timeout_ms / 1000)
+        self._warm_user_symbols()
         if self.exit_status is not None:
             self.stop_reason = self.stop_reason or "exit"
             return False
@@ -308,6 +310,23 @@ class Session:
             self._message(f"dtrace: pid {self.target.pid} has exited")
             return False
         return True
+
+    def _warm_user_symbols(self) -> None:
+        """ustack() frames are symbolised when printed, maybe after the target exited; bcc
+        can still do it then if it read the process's mappings while the process lived. So
+        read them once the target runs its own executable (after the -c gate's exec)."""
+        if self._symbols_warm or self.target is None or self.program is None \
+                or "BPF_F_USER_STACK" not in self.program.c_source:
+            return
+        try:
+            exe = os.readlink(f"/proc/{self.target.pid}/exe")
+        except OSError:
+            self._symbols_warm = True  # gone: nothing more to learn
+            return
+        if self.target.exe and os.path.realpath(exe) != os.path.realpath(self.target.exe):
+            return  # still the gate's /bin/sh
+        self._bcc.BPF.sym(0, self.target.pid)
+        self._symbols_warm = True
 
     def _consume(self) -> None:
         if self._ring is not None:
