@@ -257,8 +257,6 @@ PRAGMAS = ["#pragma D option quiet", "#pragma D option strsize=32",
 
 
 def _tokens(source: str) -> list[str]:
-    import re
-
     return re.findall(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|\w+|\s+|->|\+\+|--|'
                       r'[<>=!&|^]=|<<=?|>>=?|&&|\|\||\^\^|.', source, flags=re.S)
 

@@ -29,8 +29,8 @@ from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType
                                   promote, type_from_words, unary_promote)
 from dtrace_nb.probes import ArgInfo, BindContext, Binding, Probe, ProbeCatalog
 
-__all__ = ["check", "bind_probes", "CheckedProgram", "CheckedClause", "AggInfo", "Variable", "MacroEnv",
-           "flat_statements", "ACTIONS", "AGG_FUNCS", "INT_BUILTINS", "PROBE_STRINGS"]
+__all__ = ["check", "bind_probes", "CheckedProgram", "CheckedClause", "AggInfo", "Variable",
+           "MacroEnv", "flat_statements", "ACTIONS", "AGG_FUNCS", "INT_BUILTINS", "PROBE_STRINGS"]
 
 
 @dataclass
