@@ -57,10 +57,13 @@ def _program_text(ns: argparse.Namespace) -> str:
         raise DUsageError("use either -s FILE or -n PROGRAM, not both")
     if ns.script:
         try:
-            with open(ns.script) as f:
+            with open(ns.script, encoding="utf-8") as f:
                 text = f.read()
         except OSError as exc:
             raise DUsageError(f"cannot read {ns.script}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise DUsageError(f"{ns.script} is not UTF-8 text (byte {exc.start}: "
+                              f"{exc.object[exc.start:exc.start + 1]!r})") from None
         if text.startswith("#!"):
             text = "\n" + text.split("\n", 1)[1] if "\n" in text else ""
         return text

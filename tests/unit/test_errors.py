@@ -59,3 +59,15 @@ def test_bad_input(source, where, message):
     with pytest.raises(DError) as info:
         compile_program(SessionConfig(source))
     assert_located(info.value, source, where, message)
+
+
+def test_cli_script_that_is_not_utf8(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "bad.d"
+    path.write_bytes(b"BEGIN { \xff }")
+    done = subprocess.run([sys.executable, "-m", "dtrace_nb.cli", "-s", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "is not UTF-8 text (byte 8" in done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
