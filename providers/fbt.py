@@ -104,8 +104,9 @@ class FbtProvider:
         return glob_match(provider_field, self.name)
 
     def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
-        if not glob_match(pattern.module, "vmlinux"):
-            return []
+        if not glob_match(pattern.module, "vmlinux") or not (
+                glob_match(pattern.name, "entry") or glob_match(pattern.name, "return")):
+            return []  # e.g. a bare `BEGIN`: no need to walk 56k functions
         funcs = btf.kernel_functions()
         if is_glob(pattern.function):
             names = [f for f in funcs if glob_match(pattern.function, f)]
