@@ -130,18 +130,23 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 3
 
 
-def explain(ns: argparse.Namespace, out=sys.stdout) -> int:
-    """-S / -e: compile (parse, check, bind, generate C) without loading anything."""
-    from dtrace_nb.display.explain import explain as build
-    from dtrace_nb.runtime.session import SessionConfig
-
+def _options(ns: argparse.Namespace) -> dict[str, Optional[str]]:
+    """-x name[=value] options, and -w as the destructive option."""
     options: dict[str, Optional[str]] = {}
     for opt in ns.options:
         name, eq, value = opt.partition("=")
         options[name] = value if eq else None
     if ns.destructive:
         options["destructive"] = None
-    cfg = SessionConfig(_program_text(ns), macro_args=list(ns.args), options=options,
+    return options
+
+
+def explain(ns: argparse.Namespace, out=sys.stdout) -> int:
+    """-S / -e: compile (parse, check, bind, generate C) without loading anything."""
+    from dtrace_nb.display.explain import explain as build
+    from dtrace_nb.runtime.session import SessionConfig
+
+    cfg = SessionConfig(_program_text(ns), macro_args=list(ns.args), options=_options(ns),
                         quiet=ns.quiet)
     # $target needs a process: -p names one; -c's does not exist before tracing, so the
     # explanation uses this process's id in its place
@@ -157,12 +162,7 @@ def trace(ns: argparse.Namespace) -> int:
     from dtrace_nb.runtime.session import Session, SessionConfig
 
     source = _program_text(ns)
-    options: dict[str, Optional[str]] = {}
-    for opt in ns.options:
-        name, eq, value = opt.partition("=")
-        options[name] = value if eq else None
-    if ns.destructive:
-        options["destructive"] = None
+    options = _options(ns)
     out = open(ns.outfile, "w") if ns.outfile else sys.stdout
     cfg = SessionConfig(source, target_command=ns.command, target_pid=ns.pid,
                         macro_args=list(ns.args), options=options, quiet=ns.quiet)
