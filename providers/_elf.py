@@ -163,3 +163,15 @@ def process_objects(pid: int, target_exe: str = "") -> list[str]:
     if target_exe and exe != target_exe and exe in paths:
         paths.remove(exe)  # the -c gate's /bin/sh, which is about to exec the command
     return [main] + [p for p in paths if p != main]
+
+
+def target_objects(pid: int, ctx) -> list[str]:
+    """process_objects for the pid of a probe description: the -c target's executable is
+    the one it will exec (BindContext.target_exe), and a missing process is a DProbeError."""
+    from dtrace_nb.errors import DProbeError
+
+    exe = ctx.target_exe if pid == ctx.target_pid else ""
+    try:
+        return process_objects(pid, exe)
+    except ProcessLookupError as err:
+        raise DProbeError(str(err)) from None

@@ -29,7 +29,7 @@ from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
                               UprobeAttach, glob_match, is_glob)
 from providers import _elf
-from providers._elf import process_objects
+from providers._elf import target_objects
 
 ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")
 MAX_PROBES = 1000  # each is its own BPF function and uprobe
@@ -65,11 +65,7 @@ class PidProvider:
                                   hint="e.g. pid$target:libc.so.6:malloc:entry or "
                                        "pid:/usr/bin/python3.11:main:entry")
             return -1, [os.path.realpath(module)]
-        exe = ctx.target_exe if pid == ctx.target_pid else ""
-        try:
-            return pid, process_objects(pid, exe)
-        except ProcessLookupError as err:
-            raise DProbeError(str(err)) from None
+        return pid, target_objects(pid, ctx)
 
     def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
         pid, objects = self._objects(pattern.provider, pattern.module, ctx)

@@ -27,9 +27,9 @@ from typing import Iterable
 
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
-                              UprobeAttach, glob_match, is_glob)
+                              UprobeAttach, glob_match)
 from providers import _elf
-from providers._elf import process_objects
+from providers._elf import target_objects
 
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*?)(\d*)$")
 # x86-64 register names in SDT operands -> struct pt_regs members
@@ -93,11 +93,7 @@ class UsdtProvider:
             return []
         prov, pid = m.group(1), int(m.group(2)) if m.group(2) else -1
         if pid >= 0:
-            exe = ctx.target_exe if pid == ctx.target_pid else ""
-            try:
-                objects = process_objects(pid, exe)
-            except ProcessLookupError as err:
-                raise DProbeError(str(err)) from None
+            objects = target_objects(pid, ctx)
         elif pattern.module.startswith("/"):
             objects = [os.path.realpath(pattern.module)]
         else:

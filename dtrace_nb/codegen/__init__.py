@@ -40,6 +40,14 @@ class BpfProgram:
         return any("spec" in f.uses for f in self.functions)
 
     @property
+    def uses_user_stacks(self) -> bool:
+        """ustack() recorded or used as a key: the consumer symbolises user frames."""
+        return any(a.kind == "ustack" for r in self.resources.records.values()
+                   for a in r.actions) or any(
+            getattr(f.dtype, "kind", "") == "ustack"
+            for agg in self.resources.aggs.values() for f in agg.key_fields)
+
+    @property
     def has_ring(self) -> bool:
         return "dtnb_rb" in self.c_source
 

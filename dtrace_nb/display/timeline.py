@@ -51,11 +51,17 @@ class Timeline:
         when = time.time() if when is None else when
         with self._lock:
             for name, snap in snapshot.items():
-                row = {_key_label(k): _number(snap.func, v) for k, v in zip(snap.keys, snap.values)}
-                if len(row) > self.max_keys:
-                    # keep the largest (DTrace's order puts them last)
-                    self.dropped_keys += len(row) - self.max_keys
-                    row = dict(sorted(row.items(), key=lambda kv: kv[1])[-self.max_keys:])
+                top = snap.largest(self.max_keys) if hasattr(snap, "largest") else None
+                if top is not None:  # count/sum/min/max: picked from the arrays
+                    keys, values = top
+                    self.dropped_keys += len(snap) - len(keys)
+                    row = {_key_label(k): float(v) for k, v in zip(keys, values)}
+                else:
+                    row = {_key_label(k): _number(snap.func, v)
+                           for k, v in zip(snap.keys, snap.values)}
+                    if len(row) > self.max_keys:  # keep the largest
+                        self.dropped_keys += len(row) - self.max_keys
+                        row = dict(sorted(row.items(), key=lambda kv: kv[1])[-self.max_keys:])
                 samples = self._samples.setdefault(name, [])
                 samples.append((when, row))
                 self._funcs[name] = snap.func

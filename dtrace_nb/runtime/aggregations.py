@@ -78,6 +78,21 @@ class AggSnapshot:
     def __len__(self) -> int:
         return len(self._array) if self._array is not None else len(self._keys)
 
+    def largest(self, n: int) -> Optional[tuple[list, list]]:
+        """(keys, values) of the n rows with the largest values, picked in the arrays
+        without building every row (the timeline samples this at each refresh); None when
+        the snapshot holds Python lists only."""
+        if self._array is None:
+            return None
+        arr = self._array
+        if len(arr) <= n:
+            idx = np.arange(len(arr))
+        else:
+            idx = np.argpartition(arr, len(arr) - n)[len(arr) - n:]
+        keys = (list(zip(*[c[idx].tolist() for c in self._columns])) if self._columns
+                else [()] * len(idx))
+        return keys, arr[idx].tolist()
+
     def __repr__(self) -> str:
         return f"AggSnapshot({self.name!r}, {self.func!r}, {len(self)} rows)"
 

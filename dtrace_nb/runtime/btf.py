@@ -188,25 +188,27 @@ def raw_tracepoint_params(tracepoint: str) -> Optional[tuple[str, ...]]:
 
 @lru_cache(maxsize=1)
 def kernel_functions() -> dict[str, int]:
-    """Every function BTF describes in vmlinux: name -> its FUNC_PROTO type id."""
+    """Every function BTF describes in vmlinux: name -> its FUNC type id (what an fentry
+    program attaches to; its `type` is the FUNC_PROTO)."""
     btf = _vmlinux()
     if btf is None:
         return {}
     out = {}
     data, unpack = btf.data, struct.unpack_from
     for tid in range(1, len(btf.offsets)):
-        name_off, info, ref = unpack("<III", data, btf.offsets[tid])
+        name_off, info = unpack("<II", data, btf.offsets[tid])
         if (info >> 24) & 0x1F == 12 and name_off:  # FUNC
-            out[btf.name(name_off)] = ref
+            out[btf.name(name_off)] = tid
     return out
 
 
 def function_params(name: str) -> Optional[tuple[tuple[str, str], ...]]:
     """(type, name) of each parameter of kernel function `name`, from BTF."""
     btf = _vmlinux()
-    proto = kernel_functions().get(name)
-    if btf is None or proto is None:
+    func = kernel_functions().get(name)
+    if btf is None or func is None:
         return None
+    proto = struct.unpack_from("<III", btf.data, btf.offsets[func])[2]
     pos = btf.offsets[proto]
     _n, info, _ret = struct.unpack_from("<III", btf.data, pos)
     params = []
@@ -218,11 +220,4 @@ def function_params(name: str) -> Optional[tuple[tuple[str, str], ...]]:
 
 def function_btf_id(name: str) -> Optional[int]:
     """The BTF type id of kernel function `name` (what an fentry program attaches to)."""
-    btf = _vmlinux()
-    if btf is None or name not in kernel_functions():
-        return None
-    for tid in range(1, len(btf.offsets)):
-        name_off, info, _ref = struct.unpack_from("<III", btf.data, btf.offsets[tid])
-        if (info >> 24) & 0x1F == 12 and name_off and btf.name(name_off) == name:
-            return tid
-    return None
+    return kernel_functions().get(name)

@@ -316,7 +316,7 @@ class Session:
         can still do it then if it read the process's mappings while the process lived. So
         read them once the target runs its own executable (after the -c gate's exec)."""
         if self._symbols_warm or self.target is None or self.program is None \
-                or "BPF_F_USER_STACK" not in self.program.c_source:
+                or not self.program.uses_user_stacks:
             return
         try:
             exe = os.readlink(f"/proc/{self.target.pid}/exe")
