@@ -115,8 +115,8 @@ def test_background_sessions_refresh_and_stop(ip):
         b = ip.run_line_magic("dtrace", "--bg -q -n 'profile:::tick-100ms { @b = count(); }'")
         assert a.running and b.running and a.result is None
         deadline = time.monotonic() + 15  # both compile first (one at a time)
-        while a.view.updates < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while min(a.view.updates, b.view.updates) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # both live (b compiles after a, one compile at a time)
         first = a.view.updates
         time.sleep(1.0)
         assert first >= 3 and a.view.updates > first  # refreshing while other cells run
