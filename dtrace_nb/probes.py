@@ -181,16 +181,11 @@ class UprobeAttach(Attach):
 @dataclass(frozen=True)
 class FentryAttach(Attach):
     """A BPF trampoline on a kernel function (fentry, or fexit with ret): the program's
-    context is the function's arguments as u64s (then its return value, for fexit). bcc
-    finds the function from the BPF function's name, hence `function_name`."""
+    context is the function's arguments as u64s (then its return value, for fexit)."""
 
     function: str
     ret: bool = False
     mechanism = "fentry"
-
-    @property
-    def function_name(self) -> str:
-        return f"{'kretfunc' if self.ret else 'kfunc'}__{self.function}"
 
     def describe(self) -> str:
         return f"{'fexit' if self.ret else 'fentry'} {self.function} (BPF trampoline)"

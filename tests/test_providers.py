@@ -373,8 +373,9 @@ def test_third_party_provider_by_entry_point(tmp_path, workloads):
 
 def test_fbt_fentry_code_compiles_and_the_kernel_refusal_is_explained():
     """With fentry forced, the program reads the function's own arguments (ctx[i]) and its
-    return value after them, in functions bcc attaches by name; this kernel refuses to
-    load them, which comes back as an error, with nothing left loaded."""
+    return value after them (loaded as fentry/fexit programs naming vfs_read's BTF id);
+    this kernel refuses to load them, which comes back as an error, with nothing left
+    loaded."""
     from dtrace_nb.probes import ProbeCatalog, load_providers
     from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
     from providers.fbt import FbtProvider, fentry_problem
@@ -384,8 +385,14 @@ def test_fbt_fentry_code_compiles_and_the_kernel_refusal_is_explained():
            "fbt::vfs_read:return /arg1 > 0/ { @r = quantize(arg1); }")
     _checked, program = compile_program(SessionConfig(src), ProbeCatalog(provs))
     c = program.c_source
-    assert "int kfunc__vfs_read(unsigned long long *ctx)" in c and "ctx[2]" in c
-    assert "int kretfunc__vfs_read(unsigned long long *ctx)" in c and "ctx[4]" in c
+    assert c.count("(unsigned long long *ctx) {") == 2 and "ctx[2]" in c and "ctx[4]" in c
+    from dtrace_nb.runtime.attach import BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, load_attributes
+    from dtrace_nb.runtime.btf import function_btf_id
+    from dtrace_nb.runtime.environment import import_bcc
+    kinds = [load_attributes(import_bcc(), fn.binding.attach) for fn in program.functions]
+    vfs_read = function_btf_id("vfs_read")
+    assert sorted(k[1:] for k in kinds) == [(BPF_TRACE_FENTRY, vfs_read),
+                                            (BPF_TRACE_FEXIT, vfs_read)]
     session = Session(SessionConfig(src), catalog=ProbeCatalog(provs))
     result = session.run(duration=0.2)
     if not fentry_problem():

@@ -26,6 +26,7 @@ class BpfProgram:
     probes: list[Probe]  # program-local probe index order (the dtnb_probes table)
     probe_string_size: int
     checked: CheckedProgram
+    reads_task: bool = False  # needs the task_struct offsets (runtime.btf.task_offsets)
 
     @property
     def uses_probe_table(self) -> bool:
@@ -75,8 +76,7 @@ def _generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
     body = CWriter()
     functions = []
     for i, b in enumerate(bindings):
-        # a mechanism may dictate the function's name (bcc finds fentry targets by name)
-        name = getattr(b.attach, "function_name", "") or f"dtnb_b{i}"
+        name = f"dtnb_b{i}"
         functions.append(BindingEmitter(body, checked, res, b, name, probe_index).emit())
         body.line()
 
@@ -102,8 +102,14 @@ def _generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
                 seen.add(decl)
                 w.line(decl)
     _declare_tables(w, checked, res, functions)
-    return BpfProgram(w.text() + "\n" + body.text(), functions, res, checked.probes,
-                      checked.probe_string_size, checked)
+    code = body.text()
+    return BpfProgram(w.text() + "\n" + code, functions, res, checked.probes,
+                      checked.probe_string_size, checked,
+                      reads_task=any(h in code for h in _TASK_HELPERS))
+
+
+# prelude helpers that read task_struct at offsets the runtime passes as -D flags
+_TASK_HELPERS = ("dt_ppid(", "dt_progenyof(", "dt_vtimestamp(")
 
 
 def _declare_tables(w: CWriter, checked: CheckedProgram, res: Resources,

@@ -42,6 +42,8 @@ _INT_BUILTIN_C = {
     "stackdepth": "dt_stackdepth(ctx, 0)",
     "ustackdepth": "dt_stackdepth(ctx, BPF_F_USER_STACK)",
 }
+# $target and $pid change with every run: the session writes them into dtnb_state
+_SESSION_MACROS = {"target": "DT_STATE_TARGET", "pid": "DT_STATE_PID"}
 _PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
 
 
@@ -85,6 +87,8 @@ class ExprEmitter:
         if isinstance(e, ast.CharLit):
             return str(e.value)
         if isinstance(e, ast.MacroVar):
+            if e.name in _SESSION_MACROS:  # differ from run to run: read, not compiled in
+                return f"((s64)dt_state({_SESSION_MACROS[e.name]}))"
             return f"{int(e.resolved)}LL"  # type: ignore[attr-defined]
         if isinstance(e, ast.SizeOf):
             return f"{e.size}ULL"  # type: ignore[attr-defined]

@@ -11,10 +11,15 @@
 /* Counters of lost data, per CPU, read and reported by the consumer. */
 BPF_PERCPU_ARRAY(dtnb_drops, u64, DT_NDROPS);
 /* Session state: slot 0 is set once exit() has been called (DTrace's "draining");
- * slot 1 is wall-clock time minus bpf_ktime_get_ns(), set by the consumer at start. */
-BPF_ARRAY(dtnb_state, u64, 2);
+ * slot 1 is wall-clock time minus bpf_ktime_get_ns(); slots 2 and 3 are $target and $pid.
+ * The consumer sets 1-3 before any probe fires. $target and $pid are read here rather than
+ * written into the C so that the program text, and so its compiled object, is the same
+ * from one run to the next (runtime/compiler.py caches objects by text). */
+BPF_ARRAY(dtnb_state, u64, 4);
 #define DT_STATE_EXITING 0
 #define DT_STATE_WALLTIME 1
+#define DT_STATE_TARGET 2
+#define DT_STATE_PID 3
 
 /* Per-CPU cells the string helpers keep loop state in. Values that pass through memory
  * are unknown to the verifier, so the paths of a data-dependent loop converge instead of
@@ -51,6 +56,12 @@ static __always_inline int dt_exiting(void)
 	u32 zero = 0;
 	u64 *st = dtnb_state.lookup(&zero);
 	return st && *st;
+}
+
+static __always_inline u64 dt_state(u32 slot)
+{
+	u64 *v = dtnb_state.lookup(&slot);
+	return v ? *v : 0;
 }
 
 static __always_inline void dt_set_exiting(void)

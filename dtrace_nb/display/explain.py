@@ -23,7 +23,7 @@ _MAP_KINDS = {"HASH": "hash", "PERCPU_HASH": "per-CPU hash", "ARRAY": "array",
 # dtrace-nb's own maps (codegen/__init__.py), for people reading the explain view
 _PURPOSES = {
     "dtnb_drops": "drop counters, per CPU",
-    "dtnb_state": "exit() flag and the walltimestamp offset",
+    "dtnb_state": "exit() flag, walltimestamp offset, $target and $pid",
     "dtnb_cells": "loop state of string subroutines",
     "dtnb_probes": "probe descriptions for probeprov/probemod/probefunc/probename",
     "dtnb_zero": "a zero value to insert new aggregation keys with",

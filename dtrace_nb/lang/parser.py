@@ -80,16 +80,11 @@ def _parser() -> Lark:
 def _private_cache(grammar: str) -> Optional[str]:
     import hashlib
     import os
-    import stat
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "dtrace-nb")
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        st = os.stat(path)
-    except OSError:
-        return None
-    if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    from dtrace_nb.cachedir import private_cache_dir
+
+    path = private_cache_dir()
+    if path is None:
         return None
     digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]
     return os.path.join(path, f"grammar-{digest}.lark")

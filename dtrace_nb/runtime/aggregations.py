@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from dtrace_nb.codegen.layout import AggLayout, Field
 from dtrace_nb.display.text import sort_order
@@ -96,9 +98,11 @@ class AggSnapshot:
     def __repr__(self) -> str:
         return f"AggSnapshot({self.name!r}, {self.func!r}, {len(self)} rows)"
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self) -> "pd.DataFrame":
         """Key columns named after the key expressions, value columns after the function.
         quantize is long-form: one row per non-empty bucket (value = bucket's lower bound)."""
+        import pandas as pd  # only when a frame is asked for: it costs ~0.3 s to import
+
         names = _unique(self.key_names)
         if self._array is not None:
             cols = dict(zip(names, self._columns))

@@ -20,6 +20,10 @@ BPF_PROG_TEST_RUN = 10
 SYS_BPF = 321  # x86-64
 
 
+BPF_TRACE_FENTRY = 24
+BPF_TRACE_FEXIT = 25
+
+
 def prog_type(bcc, attach: Attach) -> int:
     B = bcc.BPF
     if isinstance(attach, (RawTracepointAttach, TriggerAttach)):
@@ -33,6 +37,21 @@ def prog_type(bcc, attach: Attach) -> int:
     if isinstance(attach, FentryAttach):
         return B.TRACING
     raise DRuntimeError(f"no loader for mechanism '{attach.mechanism}'")
+
+
+def load_attributes(bcc, attach: Attach) -> tuple[int, int, int]:
+    """(program type, expected attach type, BTF id of the attach target) to load a function
+    that `attach` will attach: only trampolines name their target at load time."""
+    if isinstance(attach, FentryAttach):
+        from dtrace_nb.runtime.btf import function_btf_id
+
+        btf_id = function_btf_id(attach.function)
+        if btf_id is None:
+            raise DEnvironmentError(f"the kernel's BTF has no function {attach.function}",
+                                    hint="fentry needs the function in /sys/kernel/btf/vmlinux")
+        return (prog_type(bcc, attach),
+                BPF_TRACE_FEXIT if attach.ret else BPF_TRACE_FENTRY, btf_id)
+    return prog_type(bcc, attach), 0, 0
 
 
 class _TestRunAttr(ctypes.Structure):

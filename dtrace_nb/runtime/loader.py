@@ -1,41 +1,22 @@
-"""Compile and load generated C through bcc, with clang's and the verifier's log captured.
-
-libbcc writes diagnostics to the C-level fd 2, which a notebook never shows; we point fd 2
-at a temporary file around the BPF() constructor and around each program load, and turn a
-failure into a DLoadError naming the D clause the failing code came from.
+"""Compile generated C (runtime/compiler.py: bcc in a child process, cached), create the
+program's maps and load its functions here, and turn every failure into a DLoadError naming
+the D clause the failing code came from, with clang's or the verifier's log as its detail.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import re
-import tempfile
-import threading
-from typing import Iterator, Optional
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
 
 from dtrace_nb.errors import DLoadError
 from dtrace_nb.lang.ast import Span
-
-# fd 2 is process-wide: two sessions loading at once must not interleave redirections.
-_FD2_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def captured_stderr() -> Iterator[list[str]]:
-    """Redirect the process's fd 2 to a temporary file; yields a list that receives the text."""
-    out: list[str] = []
-    with _FD2_LOCK, tempfile.TemporaryFile(mode="w+b") as tmp:
-        saved = os.dup(2)
-        try:
-            os.dup2(tmp.fileno(), 2)
-            yield out
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            out.append(tmp.read().decode(errors="replace"))
-
+from dtrace_nb.runtime.bpfsys import MapHandle, map_create, prog_load
+from dtrace_nb.runtime.compiler import CompiledObject, CompileFailure, compile_object
 
 def _clause_of_line(c_source: str, line: int) -> Optional[str]:
     """The `/* clause N (...) at line L */` comment governing a line of generated C."""
@@ -72,51 +53,158 @@ def _bpf_class(bcc):
     return cls
 
 
-def compile_program(bcc, c_source: str, cflags: list[str]):
-    """bcc.BPF(text=...) with errors translated; returns the BPF object."""
-    with captured_stderr() as log:
+class LoadedObject:
+    """A compiled program in this process: its maps created, its functions loaded on
+    request (`load_function`), everything closed by `cleanup()`. Indexing by map name gives
+    a MapHandle."""
+
+    def __init__(self, bcc, compiled: CompiledObject):
+        self.compiled = compiled
+        self.maps: dict[str, MapHandle] = {}
+        self.prog_fds: list[int] = []
         try:
-            bpf = _bpf_class(bcc)(text=c_source.encode(), cflags=cflags)
-        except Exception as exc:  # bcc raises bare Exception for compile failures
-            err = exc
-        else:
-            err = None
-    text = "".join(log)
-    if err is None:
-        return bpf
-    m = re.search(r"/virtual/main\.c:(\d+):(\d+): error: (.*)", text)
-    if m:
+            for spec in compiled.maps:
+                fd = map_create(spec.map_type, spec.name, spec.key_size, spec.value_size,
+                                spec.max_entries, spec.flags)
+                self.maps[spec.name] = MapHandle(spec, fd, _ctype(bcc, spec.key_desc),
+                                                 _ctype(bcc, spec.leaf_desc))
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __getitem__(self, name) -> MapHandle:
+        return self.maps[name.decode() if isinstance(name, bytes) else name]
+
+    def instructions(self, name: str) -> bytes:
+        """A function's instructions with its map references pointing at our maps."""
+        code = np.frombuffer(self.compiled.functions[name], dtype=_INSN).copy()
+        ld = (code["code"] == _LD_IMM64) & np.isin(code["regs"] >> 4, _MAP_SOURCES)
+        for i in np.flatnonzero(ld):
+            child_fd = int(code["imm"][i])
+            map_name = self.compiled.map_fds.get(child_fd)
+            if map_name is None:
+                raise DLoadError(f"the compiled function {name} refers to an unknown map "
+                                 f"(fd {child_fd})", hint="this is a dtrace-nb bug")
+            code["imm"][i] = self.maps[map_name].fd
+        return code.tobytes()
+
+    def load_function(self, name: str, prog_type: int, expected_attach_type: int = 0,
+                      attach_btf_id: int = 0, log_size: int = 0) -> tuple[int, str]:
+        fd, log = prog_load(prog_type, name, self.instructions(name), self.compiled.license,
+                            self.compiled.kern_version, expected_attach_type, attach_btf_id,
+                            log_size)
+        if fd >= 0:
+            self.prog_fds.append(fd)
+        return fd, log
+
+    def cleanup(self) -> None:
+        for fd in self.prog_fds:
+            _close(fd)
+        self.prog_fds.clear()
+        for m in self.maps.values():
+            _close(m.fd)
+        self.maps.clear()
+
+
+# struct bpf_insn: opcode, dst/src registers (4 bits each), offset, immediate
+_INSN = np.dtype([("code", "u1"), ("regs", "u1"), ("off", "<i2"), ("imm", "<i4")])
+_LD_IMM64 = 0x18
+_MAP_SOURCES = (1, 2)  # BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE: imm is a map fd
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _ctype(bcc, desc: str):
+    if not desc:
+        return None
+    return bcc.BPF._decode_table_type(json.loads(desc))
+
+
+@dataclass
+class LoadedFunction:
+    name: str
+    fd: int
+
+
+def compile_c(bcc, c_source: str, cflags: list[str], functions: list[str]) -> CompiledObject:
+    """The program's instructions and map declarations (compiled in a child process, or
+    from the cache); a failure is a DLoadError."""
+    try:
+        return compile_object(bcc, c_source, cflags, functions, _bpf_class(bcc))
+    except CompileFailure as failure:
+        raise _compile_error(c_source, failure) from None
+
+
+def create_maps(bcc, compiled: CompiledObject) -> LoadedObject:
+    """The program's maps, created in this process (callers defer Ctrl-C around this)."""
+    try:
+        return LoadedObject(bcc, compiled)
+    except OSError as err:
+        raise DLoadError(f"the kernel refused a map of the program: {err.strerror}",
+                         hint=_env_hint(str(err))) from None
+
+
+# clang's diagnostics name a line of our C; LLVM's backend errors name the function
+# ("error: /virtual/main.c:17:27: in function dtnb_b0 i32 (i8*): A call to built-in
+# function 'memcpy' is not supported.", where the line is of bcc's rewritten text).
+_C_ERROR = re.compile(r"/virtual/main\.c:(\d+):(\d+): error: (.*)")
+_BACKEND_ERROR = re.compile(r"error: \S*: in function (\w+)[^:]*: (.*)")
+
+
+def _compile_error(c_source: str, failure: CompileFailure) -> DLoadError:
+    text = failure.log
+    backend = _BACKEND_ERROR.search(text)
+    if backend:
+        clause = _function_clauses(c_source, backend.group(1))
+        reason = backend.group(2).strip()
+    elif (m := _C_ERROR.search(text)):
         clause = _clause_of_line(c_source, int(m.group(1)))
-        where = f" in {clause}" if clause else ""
-        raise DLoadError(f"the generated C did not compile{where}: {m.group(3)}",
-                         _clause_span(clause),
-                         hint="this is a dtrace-nb bug; the raw log is in the error's .detail",
-                         detail=text)
-    raise DLoadError(f"bcc could not compile the program: {err}", detail=text,
-                     hint=_env_hint(text))
+        reason = m.group(3).strip()
+    else:
+        clause, reason = None, ""
+    where = f" in {clause}" if clause else ""
+    if failure.crashed:
+        return DLoadError(f"LLVM gave up on the generated C{where}: {reason or failure}",
+                          _clause_span(clause),
+                          hint="this is a dtrace-nb bug; the compiler ran in its own process "
+                               f"({failure}), so nothing else was lost; the raw log is in "
+                               "the error's .detail", detail=text)
+    if reason:
+        return DLoadError(f"the generated C did not compile{where}: {reason}",
+                          _clause_span(clause),
+                          hint="this is a dtrace-nb bug; the raw log is in the error's .detail",
+                          detail=text)
+    return DLoadError(f"bcc could not compile the program: {failure}", detail=text,
+                      hint=_env_hint(text))
 
 
-def load_function(bpf, name: str, prog_type: int, c_source: str):
-    """bpf.load_func with the verifier log captured; a rejection names the D clause."""
-    with captured_stderr() as log:
-        try:
-            fn = bpf.load_func(name.encode(), prog_type)
-        except Exception as exc:
-            err = exc
-        else:
-            err = None
-    if err is None:
-        return fn
-    text = "".join(log)
+_VERIFIER_LOG = 16 << 20  # kernels since 6.4 keep the log's tail when it overflows
+
+
+def load_function(obj: LoadedObject, name: str, prog_type: int, c_source: str,
+                  expected_attach_type: int = 0, attach_btf_id: int = 0) -> LoadedFunction:
+    """Load one function; a rejection names the D clause, with the verifier's log."""
+    fd, _ = obj.load_function(name, prog_type, expected_attach_type, attach_btf_id)
+    if fd >= 0:
+        return LoadedFunction(name, fd)
+    # again, with the verifier's log: the first try skips it because it is costly
+    fd, text = obj.load_function(name, prog_type, expected_attach_type, attach_btf_id,
+                                 log_size=_VERIFIER_LOG)
+    if fd >= 0:  # loads with a log but not without? keep it: it is loaded
+        return LoadedFunction(name, fd)
+    err = os.strerror(-fd)
     clause = _function_clauses(c_source, name)
     where = f" for {clause}" if clause else ""
-    refused = re.search(r"Failed to load program: (.*)", text)
-    if not text.strip() or (refused and not re.search(r"^\d+: \(", text, re.M)):
+    if not re.search(r"^\d+: \(", text, re.M):
         # no verifier log: the kernel refused the program before verifying it (EPERM for
         # a program type it does not allow, EINVAL for an unknown attach target...)
-        why = refused.group(1).strip() if refused else str(err)
-        raise DLoadError(f"the kernel refused to load the program{where}: {why}",
-                         _clause_span(clause), detail=str(err),
+        raise DLoadError(f"the kernel refused to load the program{where}: {err}",
+                         _clause_span(clause), detail=text or err,
                          hint="the kernel may not support this kind of program "
                               "(dtrace-nb --doctor lists what it offers)")
     reason = _verifier_reason(text)
