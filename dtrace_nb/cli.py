@@ -158,7 +158,6 @@ def explain(ns: argparse.Namespace, out=sys.stdout) -> int:
 
 
 def trace(ns: argparse.Namespace) -> int:
-    from dtrace_nb.display.output import drop_messages
     from dtrace_nb.runtime.session import Session, SessionConfig
 
     source = _program_text(ns)
@@ -180,9 +179,7 @@ def trace(ns: argparse.Namespace) -> int:
     session = Session(cfg, on_output=emit, on_message=message)
     # SIGTERM ends tracing like Ctrl-C does: detach, print, exit.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    result = session.run(duration=ns.duration)
-    for msg in drop_messages(result.drops):
-        print(msg, file=sys.stderr)
+    result = session.run(duration=ns.duration)  # drops were reported as they happened
     if out is not sys.stdout:
         out.close()
     if result.error is not None:

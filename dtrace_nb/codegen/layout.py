@@ -256,7 +256,11 @@ def _var_value_field(t: DType, strbuf: int, name: str) -> Field:
 
 
 def _variables(checked: CheckedProgram, res: Resources) -> None:
-    dynvarsize = int(checked.options["dynvarsize"])
+    # DTrace's dynvarsize is the space of all dynamic variables (thread-local and
+    # associative) together; here each has a map of its own, so each gets an equal share
+    dynamic = sum(1 for v in checked.variables.values()
+                  if v.scope == "self" or (v.scope == "global" and v.is_assoc))
+    dynvarsize = int(checked.options["dynvarsize"]) // max(1, dynamic)
     for key, var in checked.variables.items():
         fname = f"v{var.index}_{var.name}"
         in_struct = var.scope == "this" or (var.scope == "global" and not var.is_assoc)
@@ -273,7 +277,7 @@ def _variables(checked: CheckedProgram, res: Resources) -> None:
                 keys, _ = _fields([StringType(res.strbuf) if t.is_string else t
                                    for t in var.key_types], "k")
             entry = sum(f.size for f in keys) + value.size + 64  # + kernel overhead
-            entries = max(64, min(65536, dynvarsize // entry))
+            entries = max(1, min(65536, dynvarsize // entry))
             res.vars[key] = VarLayout(var, storage, value,
                                       f"dtnb_{storage}{var.index}_{var.name}", keys, entries)
 

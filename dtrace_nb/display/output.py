@@ -154,6 +154,11 @@ _TOTAL_DROPS = {"dynamic variable": ("dynamic variable drop", ""),
                 "speculation": ("failed speculation", " (no speculative buffer available)")}
 
 
+def is_loss_message(text: str) -> bool:
+    """Whether a consumer message reports lost data (one of drop_messages' lines)."""
+    return text.startswith("dtrace: ") and ("drop" in text or "failed speculation" in text)
+
+
 def drop_messages(drops: dict) -> list[str]:
     """DTrace's words for (kind, cpu) -> count: 'dtrace: 12 aggregation drops on CPU 0',
     'dtrace: 3 drops on CPU 1' (the principal buffer: our ring buffer), 'dtrace: 5 dynamic

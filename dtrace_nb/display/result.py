@@ -9,7 +9,7 @@ from typing import Optional
 
 import pandas as pd
 
-from dtrace_nb.display.output import drop_messages
+from dtrace_nb.display.output import is_loss_message
 from dtrace_nb.display.timeline import Timeline
 from dtrace_nb.errors import DError
 
@@ -77,7 +77,7 @@ class Result:
             aggregations=aggs,
             output="".join(session.output),
             drops=dict(session._drops),
-            messages=list(session.messages) + drop_messages(session._drops),
+            messages=list(session.messages),  # drop reports included, as they came
             exit_status=session.exit_status,
             stop_reason=session.stop_reason,
             interrupted=interrupted,
@@ -156,7 +156,7 @@ class Result:
         if self.error is not None:
             parts.append(self.error.render(self.source))
         parts.append(self.output)
-        parts.extend(m + "\n" for m in self.messages if "drop" in m)
+        parts.extend(m + "\n" for m in self.messages if is_loss_message(m))
         return "".join(parts).rstrip("\n") + "\n" if any(parts) else "(no output)\n"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -176,7 +176,7 @@ class Result:
                   + (f", stopped: {self.stop_reason}" if self.stop_reason else ""))
         parts = [f"<div><b>dtrace-nb</b> &middot; {html.escape(status)}</div>"]
         for msg in self.messages:
-            if "drop" in msg:
+            if is_loss_message(msg):
                 parts.append(f"<div style='color:#b00'>{html.escape(msg)}</div>")
         if self.error is not None:
             parts.append(f"<pre style='color:#b00'>{html.escape(self.error.render(self.source))}</pre>")

@@ -9,7 +9,6 @@ are read one last time; the BPF object is always cleaned up.
 
 from __future__ import annotations
 
-import atexit
 import os
 import signal
 import threading
@@ -120,9 +119,12 @@ class Session:
         self._funcs: dict[str, object] = {}
         self._final: Optional[dict] = None
         self._drops: dict[tuple[str, int], int] = {}
+        self._drops_reported: dict[tuple[str, int], int] = {}
+        self._next_status = 0.0
         # aggregations over time: the live view samples at each refresh, stop() last
         self.timeline = Timeline()
         self._symbols_warm = False
+        self.compiled_from_cache = False
         self.running = False
         self.record_count = 0
         self.errors = 0
@@ -176,32 +178,32 @@ class Session:
     def _load(self) -> None:
         from dtrace_nb.display.output import OutputFormatter
         from dtrace_nb.runtime.aggregations import AggregationReader
-        from dtrace_nb.runtime.attach import Attachments, prog_type
+        from dtrace_nb.runtime.attach import Attachments, load_attributes
         from dtrace_nb.runtime.btf import task_offsets
-        from dtrace_nb.runtime.loader import compile_program as bcc_compile
-        from dtrace_nb.runtime.loader import load_function
+        from dtrace_nb.runtime.loader import compile_c, create_maps, load_function
         from dtrace_nb.runtime.records import RecordDecoder, RingConsumer
 
         assert self.program is not None
-        cflags = [f"-D{k}={v}" for k, v in task_offsets().items()]
-        # the maps bcc creates, and each program fd, must reach self._bpf before a Ctrl-C
-        # may stop us (and the compile redirects fd 2 while it runs)
+        # the offsets cost a BTF scan; programs that do not read the task need none
+        cflags = [f"-D{k}={v}" for k, v in task_offsets().items()] \
+            if self.program.reads_task else []
+        compiled = compile_c(self._bcc, self.program.c_source, cflags,
+                             [fn.name for fn in self.program.functions])
+        self.compiled_from_cache = compiled.cached
+        # the maps, and each program fd, must reach self._bpf before a Ctrl-C may stop us
         with deferred_interrupts():
-            self._bpf = bcc_compile(self._bcc, self.program.c_source, cflags)
-            # bcc registers cleanup at exit, which would pin every BPF object of a
-            # long-lived notebook kernel; we always clean up ourselves.
-            atexit.unregister(self._bpf.cleanup)
+            self._bpf = create_maps(self._bcc, compiled)
             self._attachments = Attachments(self._bcc)
         for fn in self.program.functions:
+            kind, expected, btf_id = load_attributes(self._bcc, fn.binding.attach)
             with deferred_interrupts():
-                self._funcs[fn.name] = load_function(self._bpf, fn.name,
-                                                     prog_type(self._bcc, fn.binding.attach),
-                                                     self.program.c_source)
+                self._funcs[fn.name] = load_function(self._bpf, fn.name, kind,
+                                                     self.program.c_source, expected, btf_id)
         self._fill_tables()
         self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs,
                                          self._sort_options())
         self._printer = OutputFormatter(self.checked, self.program, self._emit, hooks=self)
-        self._set_walltime()
+        self._set_state()
         if self.program.has_ring:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)
             with deferred_interrupts():  # the ring buffer's mmaps and epoll fd
@@ -256,13 +258,16 @@ class Session:
                 leaf.pidx, leaf.mask = pidx, mask
                 table[table.Key(value)] = leaf
 
-    def _set_walltime(self) -> None:
-        """walltimestamp = bpf_ktime_get_ns() + (wall clock - monotonic clock)."""
+    def _set_state(self) -> None:
+        """walltimestamp = bpf_ktime_get_ns() + (wall clock - monotonic clock); $target and
+        $pid, which the program reads from here (see the prelude)."""
         import ctypes
 
         offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         table = self._bpf[b"dtnb_state"]
-        table[ctypes.c_int(1)] = ctypes.c_uint64(offset & (2**64 - 1))
+        for slot, value in ((1, offset), (2, self.target.pid if self.target else 0),
+                            (3, os.getpid())):
+            table[ctypes.c_int(slot)] = ctypes.c_uint64(value & (2**64 - 1))
 
     def _attach_all(self) -> None:
         assert self.program is not None
@@ -302,6 +307,8 @@ class Session:
         else:
             time.sleep(timeout_ms / 1000)
         self._warm_user_symbols()
+        if time.monotonic() >= self._next_status:
+            self._status()
         if self.exit_status is not None:
             self.stop_reason = self.stop_reason or "exit"
             return False
@@ -472,6 +479,21 @@ class Session:
         self._drops = out
         return out
 
+    def _status(self) -> None:
+        """DTrace's status check, every `statusrate`: data lost since the last check is
+        reported then, in dtrace(1)'s words, not only at the end."""
+        from dtrace_nb.display.output import drop_messages
+
+        rate = int(self.checked.options["statusrate"]) if self.checked else 10**9
+        self._next_status = time.monotonic() + max(rate, 10**6) / 1e9
+        now = self.drops()
+        fresh = {k: v - self._drops_reported.get(k, 0) for k, v in now.items()
+                 if v > self._drops_reported.get(k, 0)}
+        if fresh:
+            self._drops_reported = dict(now)
+            for msg in drop_messages(fresh):
+                self._message(msg)
+
     def stop(self, reason: str = "") -> None:
         """Detach, run END, drain, final snapshot; always leaves nothing loaded."""
         if not self.running and self._bpf is None:
@@ -484,7 +506,7 @@ class Session:
                 self._consume()
                 self._fire("END")
                 self._consume()
-                self.drops()
+                self._status()
                 self._final = self.snapshot()
                 self.timeline.add(self._final)
                 self._printer.end(self._final, self._drops)
@@ -520,8 +542,6 @@ class Session:
             tick: float = 1.0, should_stop: Optional[Callable[[], bool]] = None):
         """Trace until exit(), the target exits, `duration` passes, should_stop() or Ctrl-C.
         Ctrl-C stops tracing and keeps everything aggregated, as in DTrace."""
-        from dtrace_nb.display.result import Result
-
         interrupted = False
         error: Optional[DError] = None
         try:
@@ -550,6 +570,8 @@ class Session:
             except KeyboardInterrupt:
                 interrupted = True
                 self.stop()
+        from dtrace_nb.display.result import Result  # pandas: not on the way to probes live
+
         result = Result.from_session(self, interrupted=interrupted, error=error)
         return result
 
