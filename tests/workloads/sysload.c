@@ -13,9 +13,12 @@
  *   sleep MS    one nanosleep(2) of MS milliseconds (more only if a signal interrupts it)
  *   spin MS     burn the CPU for MS milliseconds without system calls (the clock is read
  *               through the vDSO, which makes none)
+ *   getppid-for MS  getppid calls as fast as possible for MS milliseconds (the clock is
+ *               read through the vDSO every 1,024 calls), then, in teardown, prints
+ *               "getppid C" on stdout: C, the number of calls made, is the ground truth
  *
  * Each run has three phases: setup (open the file the mode needs, with openat), the
- * measured phase (only the calls above), teardown (close). Nothing is printed to stdout;
+ * measured phase (only the calls above), teardown (close). Nothing else is printed to stdout;
  * -v prints one line to stderr after teardown. Exit status 0, or 2 on a usage or setup
  * error. The dynamic loader's own calls (openat, read of libc.so.6's ELF header, mmap...)
  * happen before main: tests tell them apart by choosing calls the loader never makes
@@ -79,6 +82,16 @@ static long now_ns(void)
 	return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
+static NOINLINE long do_getppid_for(long ms)
+{
+	long end = now_ns() + ms * 1000000L, calls = 0;
+
+	while (now_ns() < end)
+		for (int i = 0; i < 1024; i++, calls++)
+			syscall(SYS_getppid);
+	return calls;
+}
+
 static NOINLINE unsigned long do_spin(long ms)
 {
 	long end = now_ns() + ms * 1000000L;
@@ -103,13 +116,15 @@ static int open_or_die(const char *path, int flags)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: sysload [-v] getppid|read|mixed|enoent|write|sleep|spin N\n");
+	fprintf(stderr, "usage: sysload [-v] getppid|read|mixed|enoent|write|sleep|spin|"
+		"getppid-for N\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	int verbose = 0, fd = -1;
+	long made = -1;
 
 	if (argc > 1 && !strcmp(argv[1], "-v")) {
 		verbose = 1;
@@ -150,6 +165,8 @@ int main(int argc, char **argv)
 		do_sleep(n);
 	} else if (!strcmp(mode, "spin")) {
 		do_spin(n);
+	} else if (!strcmp(mode, "getppid-for")) {
+		made = do_getppid_for(n);
 	} else {
 		fprintf(stderr, "sysload: unknown mode '%s'\n", mode);
 		return usage();
@@ -158,6 +175,10 @@ int main(int argc, char **argv)
 	/* teardown */
 	if (fd >= 0)
 		syscall(SYS_close, fd);
+	if (made >= 0) {
+		printf("getppid %ld\n", made);
+		fflush(stdout);
+	}
 	if (verbose)
 		fprintf(stderr, "sysload: pid %d mode %s n %ld done\n", (int)getpid(), mode, n);
 	return 0;
