@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
 from collections import OrderedDict
@@ -112,6 +113,9 @@ def _compile_in_child(bcc, c_source, cflags, functions, bpf_class) -> CompiledOb
                 os.close(rfd)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 os.dup2(log.fileno(), 2)
+                # anything printed goes to the log, never to the parent's streams (in a
+                # notebook kernel those are sockets the parent's threads own)
+                sys.stdout = sys.stderr = open(2, "w", closefd=False)
                 reply = _compile_here(bcc, c_source, cflags, functions, bpf_class)
                 data = reply.encode()
                 while data:
