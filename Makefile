@@ -6,7 +6,7 @@
 #               real kernel; the executed copy goes to out/01-first-trace.executed.ipynb
 #   make test   set up, then run the whole test suite (what .ci/run runs), but for the
 #               tests marked `long`
-#   make test-long  set up, then run only the tests marked `long` (fuzzing, churn)
+#   make test-long  set up, then run only the tests marked `long` (fuzzing, churn, kernel soak)
 #   make lab    set up, then start JupyterLab (as root, so notebooks may load BPF programs)
 #   make bench  set up, then run the benchmarks against bpftrace and hand-written bcc
 #               (bench/; tables on stdout and in out/bench.md, all samples in out/bench.json;
@@ -61,8 +61,9 @@ run: setup
 test: setup
 	DTRACE_NB_REQUIRE_KERNEL=1 $(PY) -m pytest tests -q -rs -p no:cacheprovider -m "not long"
 
-# The long runs left out of `make test`: fuzzing the compiler with 100k inputs, and
-# 1,000 sessions of churn (see the tests marked `long`). Tens of minutes.
+# The long runs left out of `make test`: fuzzing the compiler with 100k inputs, 1,000
+# sessions of churn, and 1,000 notebook cells in a real Jupyter kernel (see the tests
+# marked `long`). Tens of minutes.
 test-long: setup
 	DTRACE_NB_REQUIRE_KERNEL=1 $(PY) -m pytest tests -q -rs -p no:cacheprovider -m long
 

@@ -167,6 +167,10 @@ class BackgroundTrace:
                                         name="dtrace-nb background", daemon=True)
 
     def start(self) -> "BackgroundTrace":
+        # Open the live area here, in the cell that starts the session. From the thread it
+        # could come after the cell finished: Jupyter shows it under whichever cell runs
+        # at the time, or nowhere. The thread's refreshes only update it (by display id).
+        self.view.show(LiveSnapshot("starting", {}, {}, self.view.max_rows))
         self._thread.start()
         return self
 

@@ -41,15 +41,35 @@ def histogram_panels(aggs: dict[str, tuple[str, pd.DataFrame]]) -> list[tuple[st
     return panels[:MAX_PANELS]
 
 
+_MATPLOTLIB = None
+
+
+def _matplotlib():
+    """(matplotlib.style, Figure, FigureCanvasAgg), imported once with Ctrl-C held back.
+
+    The first import happens at the first refresh of the live view, while tracing, when
+    Ctrl-C is how the user stops: a KeyboardInterrupt in the middle of it leaves matplotlib
+    half initialised in sys.modules, and every later plot in the process (the kernel) fails
+    ("module 'matplotlib' has no attribute 'get_data_path'")."""
+    global _MATPLOTLIB
+    if _MATPLOTLIB is None:
+        from dtrace_nb.runtime.session import deferred_interrupts
+
+        with deferred_interrupts():
+            from matplotlib import style
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+        _MATPLOTLIB = (style, Figure, FigureCanvasAgg)
+    return _MATPLOTLIB
+
+
 def histogram_figure(aggs: dict[str, tuple[str, pd.DataFrame]], style: str = "default"):
     """A Figure with one horizontal bar chart per histogram (DTrace's layout: the bucket
     values down the side, counts across), or None when there is nothing to draw."""
-    from matplotlib import style as mstyle
-    from matplotlib.figure import Figure
-
     panels = histogram_panels(aggs)
     if not panels:
         return None
+    mstyle, Figure, _ = _matplotlib()
     with mstyle.context(style):
         ncols = 2 if len(panels) > 1 else 1
         nrows = (len(panels) + ncols - 1) // ncols
@@ -66,8 +86,7 @@ def histogram_figure(aggs: dict[str, tuple[str, pd.DataFrame]], style: str = "de
 
 
 def figure_png(fig) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
+    FigureCanvasAgg = _matplotlib()[2]
     canvas = FigureCanvasAgg(fig)
     buf = io.BytesIO()
     canvas.print_png(buf)
