@@ -15,7 +15,7 @@ from typing import Optional
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from dtrace_nb.errors import DError
@@ -47,6 +47,21 @@ class DTraceMagics(Magics, Configurable):
                  config=True)
     plot_style = Unicode("default", help="matplotlib style for the histograms "
                                          "(e.g. 'ggplot', 'seaborn-v0_8')", config=True)
+
+    @validate("plot_style")
+    def _known_style(self, proposal):
+        """A style matplotlib does not know would fail only when the first histogram is
+        drawn, mid-trace: refuse it when it is set."""
+        name = proposal["value"]
+        if name == "default" or os.path.isfile(name):
+            return name
+        from dtrace_nb.display.plots import available_styles
+
+        known = available_styles()
+        if name not in known:
+            raise TraitError(f"unknown matplotlib style '{name}'; known: "
+                             + ", ".join(sorted(known)))
+        return name
 
     def __init__(self, shell):
         Configurable.__init__(self, config=shell.config)

@@ -206,3 +206,18 @@ def test_frames_keeps_records_as_columns(ip, workloads):
     dropped = sum(r.drops.values())
     assert len(df) + dropped == 5000 and "trace" in df.columns
     assert "getppid" not in cap.stdout  # nothing formatted as text
+
+
+def test_an_unknown_plot_style_is_refused_when_set(ip, caplog):
+    # IPython's %config reports the refusal with logging.error (in a notebook: the cell's
+    # stderr, which tests/test_soak_kernel.py checks; here pytest captures the log)
+    magics = next(c for c in ip.configurables if type(c).__name__ == "DTraceMagics")
+    before = magics.plot_style
+    with capture_output() as cap:
+        ip.run_line_magic("config", "DTraceMagics.plot_style = 'no-such-style'")
+    assert "unknown matplotlib style 'no-such-style'" in cap.stderr + cap.stdout + caplog.text
+    assert magics.plot_style == before
+    with capture_output():
+        ip.run_line_magic("config", "DTraceMagics.plot_style = 'ggplot'")
+    assert magics.plot_style == "ggplot"
+    magics.plot_style = before

@@ -63,6 +63,12 @@ def _matplotlib():
     return _MATPLOTLIB
 
 
+def available_styles() -> list[str]:
+    """The matplotlib style names plot_style may take (besides 'default' and a file)."""
+    mstyle, _, _ = _matplotlib()
+    return list(mstyle.available)
+
+
 def histogram_figure(aggs: dict[str, tuple[str, pd.DataFrame]], style: str = "default"):
     """A Figure with one horizontal bar chart per histogram (DTrace's layout: the bucket
     values down the side, counts across), or None when there is nothing to draw."""
