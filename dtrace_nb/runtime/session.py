@@ -60,6 +60,36 @@ def deferred_interrupts() -> Iterator[None]:
             saved[signum](signum, frame)
 
 
+class _SignalNotice:
+    """Remembers that SIGINT arrived while a session runs, and then does what the handler
+    it wraps does (raise KeyboardInterrupt). Python drops an exception raised in a weakref
+    callback or a __del__ (the garbage collector runs them at any bytecode), so a Ctrl-C
+    landing there would be lost and the trace would go on; the run loop checks `seen`."""
+
+    def __init__(self):
+        self.seen = False
+        self._previous = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals only reach the main thread
+        previous = signal.getsignal(signal.SIGINT)
+        if not callable(previous):
+            return
+
+        def notice(signum, frame):
+            self.seen = True
+            previous(signum, frame)
+
+        self._previous, self._handler = previous, notice
+        signal.signal(signal.SIGINT, notice)
+
+    def uninstall(self) -> None:
+        if self._previous is not None and signal.getsignal(signal.SIGINT) is self._handler:
+            signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
+
+
 @dataclass
 class SessionConfig:
     source: str
@@ -544,11 +574,17 @@ class Session:
         Ctrl-C stops tracing and keeps everything aggregated, as in DTrace."""
         interrupted = False
         error: Optional[DError] = None
+        signalled = _SignalNotice()
         try:
+            signalled.install()
             self.start()
             deadline = time.monotonic() + duration if duration else None
             next_tick = time.monotonic() + tick
             while self.poll(100):
+                if signalled.seen:
+                    # a Ctrl-C whose KeyboardInterrupt Python swallowed (raised inside a
+                    # weakref callback or __del__: "Exception ignored in ...") still stops us
+                    raise KeyboardInterrupt
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     self.stop_reason = "duration"
@@ -570,6 +606,8 @@ class Session:
             except KeyboardInterrupt:
                 interrupted = True
                 self.stop()
+            finally:
+                signalled.uninstall()
         from dtrace_nb.display.result import Result  # pandas: not on the way to probes live
 
         result = Result.from_session(self, interrupted=interrupted, error=error)
