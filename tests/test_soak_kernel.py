@@ -467,56 +467,52 @@ class Soak:
         return "interrupted-early" + (" (histogram)" if histogram else "")
 
     def display_error(self) -> str:
-        if self.rnd.random() < 0.5:
-            # a plot style matplotlib does not know is refused when it is set (the cell
-            # says why; the style stays as it was)...
-            cell = self.run("display-error", "%config DTraceMagics.plot_style = 'no-such-style'")
-            assert cell.status == "ok", str(cell)
-            assert "unknown matplotlib style 'no-such-style'" in cell.stream("stderr"), str(cell)
-            self.assert_quiet_cell(cell)
-            # ... so matplotlib is made to fail while it draws the histogram of a refresh
-            code = (
-                "import dtrace_nb.display.live as _live\n"
-                "_png = _live.histogram_png\n"
-                "def _broken(*args, **kw):\n"
-                "    raise OSError('matplotlib failed (soak)')\n"
-                "_live.histogram_png = _broken\n"
+        """Both ways display code fails, in two cells (so even the short run has both)."""
+        # a plot style matplotlib does not know is refused when it is set (the cell says
+        # why; the style stays as it was)...
+        cell = self.run("display-error", "%config DTraceMagics.plot_style = 'no-such-style'")
+        assert cell.status == "ok", str(cell)
+        assert "unknown matplotlib style 'no-such-style'" in cell.stream("stderr"), str(cell)
+        self.assert_quiet_cell(cell)
+        # ... so matplotlib is made to fail while it draws the histogram of a refresh
+        self.broken_display("histogram_png",
+                            "def _broken(*args, **kw):\n"
+                            "    raise OSError('matplotlib failed (soak)')\n",
+                            "profile:::tick-10ms { @q = quantize(timestamp % 1000); }",
+                            "OSError", "matplotlib failed (soak)")
+        # the live view's rendering raises at the k-th refresh (main thread only: a
+        # background session's view keeps working)
+        k = self.rnd.randint(1, 4)
+        self.broken_display("LiveView.render",
+                            "import threading\n"
+                            "_calls = []\n"
+                            "def _broken(self, *args, **kw):\n"
+                            "    if threading.current_thread() is threading.main_thread():\n"
+                            "        _calls.append(1)\n"
+                            f"        if len(_calls) >= {k}:\n"
+                            "            raise RuntimeError('display code failed (soak)')\n"
+                            "    return _saved(self, *args, **kw)\n",
+                            "profile:::tick-10ms { @t = count(); }",
+                            "RuntimeError", "display code failed (soak)")
+        return "plot-error, render"
+
+    def broken_display(self, name: str, broken: str, program: str, ename: str,
+                       evalue: str) -> None:
+        """A %%dtrace cell run with dtrace_nb.display.live's `name` replaced by `_broken`
+        (defined by `broken`, which may call the original as `_saved`): the cell ends in
+        that exception, with its live area opened and nothing left loaded."""
+        code = ("import dtrace_nb.display.live as _live\n"
+                f"_saved = _live.{name}\n" + broken +
+                f"_live.{name} = _broken\n"
                 "try:\n"
                 "    get_ipython().run_cell_magic('dtrace', '-q -x aggrate=100ms',\n"
-                "        'profile:::tick-10ms { @q = quantize(timestamp % 1000); }')\n"
+                f"                                 {program!r})\n"
                 "finally:\n"
-                "    _live.histogram_png = _png\n")
-            cell = self.run("display-error", code)
-            assert cell.status == "error" and cell.reply["ename"] == "OSError", str(cell)
-            assert cell.reply["evalue"] == "matplotlib failed (soak)", str(cell)
-            self.foreground_area(cell)
-            outcome = "plot-error"
-        else:
-            # the live view's rendering raises at the k-th refresh (main thread only: a
-            # background session's view keeps working)
-            k = self.rnd.randint(1, 4)
-            code = (
-                "import threading\n"
-                "import dtrace_nb.display.live as _live\n"
-                "_render, _calls = _live.LiveView.render, []\n"
-                "def _broken(self, *args, **kw):\n"
-                "    if threading.current_thread() is threading.main_thread():\n"
-                "        _calls.append(1)\n"
-                f"        if len(_calls) >= {k}:\n"
-                "            raise RuntimeError('display code failed (soak)')\n"
-                "    return _render(self, *args, **kw)\n"
-                "_live.LiveView.render = _broken\n"
-                "try:\n"
-                "    get_ipython().run_cell_magic('dtrace', '-q -x aggrate=100ms',\n"
-                "                                 'profile:::tick-10ms { @t = count(); }')\n"
-                "finally:\n"
-                "    _live.LiveView.render = _render\n")
-            cell = self.run("display-error", code)
-            assert cell.status == "error" and cell.reply["ename"] == "RuntimeError", str(cell)
-            assert cell.reply["evalue"] == "display code failed (soak)", str(cell)
-            self.foreground_area(cell)
-            outcome = "render"
-        return outcome
+                f"    _live.{name} = _saved\n")
+        cell = self.run("display-error", code)
+        assert cell.status == "error" and cell.reply["ename"] == ename, str(cell)
+        assert cell.reply["evalue"] == evalue, str(cell)
+        self.foreground_area(cell)
 
     def bg_start(self, target: bool = False, stop_later: bool = True) -> str:
         var = f"bg{self.cells}"
