@@ -19,7 +19,9 @@ from dtrace_nb.runtime.session import Session, SessionConfig
 pytestmark = pytest.mark.kernel
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+# the dropped KeyboardInterrupt must not reach the unraisable hook either (it would print
+# "Exception ignored in ... Traceback" into the cell)
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_a_swallowed_keyboardinterrupt_still_stops_the_session():
     swallowed = []
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -81,12 +82,26 @@ class _SignalNotice:
             self.seen = True
             previous(signum, frame)
 
+        hook = sys.unraisablehook
+
+        def unraisable(info):
+            # the dropped KeyboardInterrupt is handled (the loop stops): no "Exception
+            # ignored ... Traceback" for the user; anything else as before
+            if not (self.seen and issubclass(info.exc_type, KeyboardInterrupt)):
+                hook(info)
+
         self._previous, self._handler = previous, notice
+        self._hook, self._unraisable = hook, unraisable
         signal.signal(signal.SIGINT, notice)
+        sys.unraisablehook = unraisable
 
     def uninstall(self) -> None:
-        if self._previous is not None and signal.getsignal(signal.SIGINT) is self._handler:
+        if self._previous is None:
+            return
+        if signal.getsignal(signal.SIGINT) is self._handler:
             signal.signal(signal.SIGINT, self._previous)
+        if sys.unraisablehook is self._unraisable:
+            sys.unraisablehook = self._hook
         self._previous = None
 
 
