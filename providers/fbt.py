@@ -30,8 +30,8 @@ from dtrace_nb.probes import (ArgInfo, BindContext, Binding, FentryAttach, Kprob
                               LazyArgs, Probe,
                               ProbePattern, ProbeSite, glob_match, is_glob)
 from dtrace_nb.runtime import btf
+from providers._regs import ARG_REGS, pt_regs_args
 
-ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")
 SYS_BPF, BPF_PROG_LOAD = 321, 5  # x86-64
 BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY = 26, 24
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
@@ -147,13 +147,7 @@ class FbtProvider:
     @staticmethod
     def _kprobe(p: Probe) -> Binding:
         ret = p.name == "return"
-        if ret:
-            exprs: tuple[str, ...] = ("0", "ctx->ax")
-            notes: tuple[str, ...] = ("0: a kretprobe does not know the return offset",
-                                      "the return value (rax)")
-        else:
-            exprs = tuple(f"ctx->{r}" for r in ARG_REGS)
-            notes = tuple(f"argument register {r} (kprobe pt_regs)" for r in ARG_REGS)
+        exprs, notes = pt_regs_args(ret, "kretprobe" if ret else "kprobe")
         return Binding(attach=KprobeAttach(p.function, ret=ret), ctx_decl="struct pt_regs *ctx",
                        probes=(p,), arg_exprs=exprs, arg_notes=notes,
                        includes=("uapi/linux/ptrace.h",))

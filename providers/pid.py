@@ -30,8 +30,8 @@ from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern
                               UprobeAttach, glob_match, is_glob)
 from providers import _elf
 from providers._elf import target_objects
+from providers._regs import ARG_REGS, pt_regs_args
 
-ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")
 MAX_PROBES = 1000  # each is its own BPF function and uprobe
 _FIELD = re.compile(r"^pid(\d*)$")
 _ENTRY_ARGS = tuple(ArgInfo("uint64_t", "uint64_t", f"arg{i}") for i in range(len(ARG_REGS)))
@@ -115,13 +115,7 @@ class PidProvider:
         for p in probes:
             path, vaddr, pid, ret, label = p.data
             offset = _elf.load(path).file_offset(vaddr)
-            if ret:
-                exprs: tuple[str, ...] = ("0", "ctx->ax")
-                notes: tuple[str, ...] = ("0: a uretprobe does not know the return offset",
-                                          "the return value (rax)")
-            else:
-                exprs = tuple(f"ctx->{r}" for r in ARG_REGS)
-                notes = tuple(f"argument register {r}" for r in ARG_REGS)
+            exprs, notes = pt_regs_args(ret, "uretprobe" if ret else "uprobe")
             out.append(Binding(attach=UprobeAttach(path, offset, pid, ret, symbol=label),
                                ctx_decl="struct pt_regs *ctx", probes=(p,), arg_exprs=exprs,
                                arg_notes=notes, includes=("uapi/linux/ptrace.h",)))

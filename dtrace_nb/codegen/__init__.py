@@ -26,11 +26,15 @@ class BpfProgram:
     probes: list[Probe]  # program-local probe index order (the dtnb_probes table)
     probe_string_size: int
     checked: CheckedProgram
-    reads_task: bool = False  # needs the task_struct offsets (runtime.btf.task_offsets)
 
     @property
     def uses_probe_table(self) -> bool:
         return "dtnb_probes" in self.c_source
+
+    @property
+    def reads_task(self) -> bool:
+        """Whether the program needs the task_struct offsets (runtime.btf.task_offsets)."""
+        return any("task" in f.uses for f in self.functions)
 
     @property
     def uses_globals(self) -> bool:
@@ -102,14 +106,8 @@ def _generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
                 seen.add(decl)
                 w.line(decl)
     _declare_tables(w, checked, res, functions)
-    code = body.text()
-    return BpfProgram(w.text() + "\n" + code, functions, res, checked.probes,
-                      checked.probe_string_size, checked,
-                      reads_task=any(h in code for h in _TASK_HELPERS))
-
-
-# prelude helpers that read task_struct at offsets the runtime passes as -D flags
-_TASK_HELPERS = ("dt_ppid(", "dt_progenyof(", "dt_vtimestamp(")
+    return BpfProgram(w.text() + "\n" + body.text(), functions, res, checked.probes,
+                      checked.probe_string_size, checked)
 
 
 def _declare_tables(w: CWriter, checked: CheckedProgram, res: Resources,

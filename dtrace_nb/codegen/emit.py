@@ -50,7 +50,8 @@ class FunctionSpec:
     # selector value -> (program-local probe index, clause bit mask)
     selector_entries: dict[int, tuple[int, int]] = field(default_factory=dict)
     scratch_size: int = 0
-    uses: set = field(default_factory=set)  # 'globals', 'this', 'scratch', 'fault', 'spec'
+    uses: set = field(default_factory=set)  # 'globals', 'this', 'scratch', 'fault', 'spec',
+    # 'task'
     uses_errors: bool = False
 
 

@@ -42,6 +42,9 @@ _INT_BUILTIN_C = {
     "stackdepth": "dt_stackdepth(ctx, 0)",
     "ustackdepth": "dt_stackdepth(ctx, BPF_F_USER_STACK)",
 }
+# built-ins the prelude computes from task_struct offsets (the runtime passes them as -D
+# flags, read from BTF: only for programs that use them, FunctionSpec.uses 'task')
+_TASK_BUILTINS = frozenset(("ppid", "vtimestamp"))
 # $target and $pid change with every run: the session writes them into dtnb_state
 _SESSION_MACROS = {"target": "DT_STATE_TARGET", "pid": "DT_STATE_PID"}
 _PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
@@ -158,6 +161,8 @@ class ExprEmitter:
             rec = self.fn.rec
             return str(rec.epid if rec else self.fn.clause.index + 1)
         if n in _INT_BUILTIN_C:
+            if n in _TASK_BUILTINS:
+                self.fn.uses.add("task")
             return _INT_BUILTIN_C[n]
         raise DCompileError(f"cannot generate code for variable '{n}'", e.span)
 
@@ -242,6 +247,7 @@ class ExprEmitter:
             self.fn.uses.add("spec")
             return "dt_speculation()"
         if n == "progenyof":
+            self.fn.uses.add("task")
             return f"dt_progenyof((s32)({self.int_expr(a[0])}))"
         if n == "copyin":
             size = const_value(a[1])

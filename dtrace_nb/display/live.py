@@ -104,8 +104,7 @@ class LiveView:
         return LiveSnapshot(status, frames, funcs, self.max_rows, png, lines)
 
     def tick(self, session, started: float) -> None:
-        snap = session.snapshot()
-        session.drops()
+        snap = session.snapshot()  # session._drops: refreshed by its status check
         session.timeline.add(snap)
         view = self.render(session, snap, self._status(session, started))
         if self.record:

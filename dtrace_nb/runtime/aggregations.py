@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from dtrace_nb.codegen.layout import AggLayout, Field
+from dtrace_nb.runtime.bpfsys import possible_cpus
 from dtrace_nb.display.text import sort_order
 from dtrace_nb.lang.types import StackType
 
@@ -159,7 +160,7 @@ class AggregationReader:
         self.sort_options = sort_options or {}
         self.bcc, self.bpf = bcc, bpf  # stack keys are symbolised from the stack map
         self.lib = bcc.libbcc.lib
-        self.ncpu = len(bcc.utils.get_possible_cpus())
+        self.ncpu = possible_cpus()
         self.aggs = aggs
         self.fds = {name: bpf[a.map_name.encode()].get_fd() for name, a in aggs.items()}
         self.normal: dict[str, int] = {}

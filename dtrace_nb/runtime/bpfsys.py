@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator, Optional
 
 SYS_BPF = 321  # x86-64
@@ -117,6 +118,7 @@ def update(fd: int, key_addr: int, value_addr: int) -> None:
         raise OSError(-err, f"map update failed: {os.strerror(-err)}")
 
 
+@lru_cache(maxsize=1)
 def possible_cpus() -> int:
     """The number of possible CPUs: per-CPU maps hold a value for each."""
     with open("/sys/devices/system/cpu/possible") as f:

@@ -83,8 +83,7 @@ class CompileFailure(Exception):
         self.crashed = crashed
 
 
-def compile_object(bcc, c_source: str, cflags: list[str], functions: list[str],
-                   bpf_class) -> CompiledObject:
+def compile_object(bcc, c_source: str, cflags: list[str], functions: list[str]) -> CompiledObject:
     """The compiled object for `c_source`, from the cache or from a child process."""
     key = _cache_key(bcc, c_source, cflags, functions)
     use_cache = os.environ.get("DTRACE_NB_OBJECT_CACHE", "on").lower() not in ("off", "0", "no")
@@ -94,7 +93,7 @@ def compile_object(bcc, c_source: str, cflags: list[str], functions: list[str],
             _remember(key, found)
             return replace(found, cached=True)
     with _COMPILE_LOCK:
-        obj = _compile_in_child(bcc, c_source, cflags, functions, bpf_class)
+        obj = _compile_in_child(bcc, c_source, cflags, functions)
     if use_cache:
         _remember(key, obj)
         _disk_put(key, obj)
@@ -103,7 +102,7 @@ def compile_object(bcc, c_source: str, cflags: list[str], functions: list[str],
 
 # -- the child ---------------------------------------------------------------------------
 
-def _compile_in_child(bcc, c_source, cflags, functions, bpf_class) -> CompiledObject:
+def _compile_in_child(bcc, c_source, cflags, functions) -> CompiledObject:
     with tempfile.TemporaryFile(mode="w+b") as log:
         rfd, wfd = os.pipe()
         pid = os.fork()
@@ -116,7 +115,7 @@ def _compile_in_child(bcc, c_source, cflags, functions, bpf_class) -> CompiledOb
                 # anything printed goes to the log, never to the parent's streams (in a
                 # notebook kernel those are sockets the parent's threads own)
                 sys.stdout = sys.stderr = open(2, "w", closefd=False)
-                reply = _compile_here(bcc, c_source, cflags, functions, bpf_class)
+                reply = _compile_here(bcc, c_source, cflags, functions)
                 data = reply.encode()
                 while data:
                     data = data[os.write(wfd, data):]
@@ -159,6 +158,24 @@ def _compile_in_child(bcc, c_source, cflags, functions, bpf_class) -> CompiledOb
     raise CompileFailure(why, text, crashed=True)
 
 
+_BPF_CLASSES: dict = {}
+
+
+def _bpf_class(bcc):
+    """bcc.BPF without its constructor's auto-attach: bcc attaches functions named
+    kfunc__*, kprobe__*, tracepoint__*... as soon as it compiles them, outside our
+    bookkeeping (and a failure there would leave the module's maps behind). dtrace-nb
+    attaches every function itself (runtime/attach.py)."""
+    cls = _BPF_CLASSES.get(id(bcc))
+    if cls is None:
+        class BPF(bcc.BPF):
+            def _trace_autoload(self):
+                pass
+
+        cls = _BPF_CLASSES[id(bcc)] = BPF
+    return cls
+
+
 def _table_functions(lib):
     """libbcc's table enumeration, which bcc's Python binding does not declare."""
     c = ctypes
@@ -178,10 +195,10 @@ def _table_functions(lib):
     return lib
 
 
-def _compile_here(bcc, c_source, cflags, functions, bpf_class) -> str:
+def _compile_here(bcc, c_source, cflags, functions) -> str:
     """In the child: compile with bcc, describe the result as JSON (or the error)."""
     try:
-        bpf = bpf_class(text=c_source.encode(), cflags=cflags)
+        bpf = _bpf_class(bcc)(text=c_source.encode(), cflags=cflags)
     except Exception as exc:  # bcc raises bare Exception for compile failures
         return json.dumps({"error": str(exc)})
     lib = _table_functions(bcc.libbcc.lib)
@@ -209,11 +226,23 @@ def _compile_here(bcc, c_source, cflags, functions, bpf_class) -> str:
 
 # -- the cache ---------------------------------------------------------------------------
 
+def _loaded_libbcc() -> str:
+    """The path of the libbcc this process mapped (bcc loads it by soname)."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(None, 5)[-1].strip()
+                if os.path.basename(path).startswith("libbcc.so"):
+                    return path
+    except OSError:
+        pass
+    return "libbcc.so"
+
+
 def _toolchain() -> str:
     """What else decides the instructions: bcc and its LLVM, the kernel and its headers."""
     parts = [os.uname().release, os.uname().version]
-    for path in ("/usr/lib/x86_64-linux-gnu/libbcc.so.0",
-                 f"/lib/modules/{os.uname().release}/build"):
+    for path in (_loaded_libbcc(), f"/lib/modules/{os.uname().release}/build"):
         try:
             real = os.path.realpath(path)
             st = os.stat(real)

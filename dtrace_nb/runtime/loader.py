@@ -18,6 +18,7 @@ from dtrace_nb.lang.ast import Span
 from dtrace_nb.runtime.bpfsys import MapHandle, map_create, prog_load
 from dtrace_nb.runtime.compiler import CompiledObject, CompileFailure, compile_object
 
+
 def _clause_of_line(c_source: str, line: int) -> Optional[str]:
     """The `/* clause N (...) at line L */` comment governing a line of generated C."""
     lines = c_source.splitlines()
@@ -33,24 +34,6 @@ def _clause_span(desc: Optional[str]) -> Optional[Span]:
         return None
     m = re.search(r"at line (\d+)$", desc)
     return Span(int(m.group(1)), 1, int(m.group(1)), 1) if m else None
-
-
-_BPF_CLASSES: dict = {}
-
-
-def _bpf_class(bcc):
-    """bcc.BPF without its constructor's auto-attach: bcc attaches functions named
-    kfunc__*, kprobe__*, tracepoint__*... as soon as it compiles them, outside our
-    bookkeeping (and a failure there would leave the module's maps behind). dtrace-nb
-    attaches every function itself (runtime/attach.py)."""
-    cls = _BPF_CLASSES.get(id(bcc))
-    if cls is None:
-        class BPF(bcc.BPF):
-            def _trace_autoload(self):
-                pass
-
-        cls = _BPF_CLASSES[id(bcc)] = BPF
-    return cls
 
 
 class LoadedObject:
@@ -135,7 +118,7 @@ def compile_c(bcc, c_source: str, cflags: list[str], functions: list[str]) -> Co
     """The program's instructions and map declarations (compiled in a child process, or
     from the cache); a failure is a DLoadError."""
     try:
-        return compile_object(bcc, c_source, cflags, functions, _bpf_class(bcc))
+        return compile_object(bcc, c_source, cflags, functions)
     except CompileFailure as failure:
         raise _compile_error(c_source, failure) from None
 
