@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import (ArgInfo, Attach, BindContext, Binding, Probe, ProbePattern,
                               ProbeSite, RawTracepointAttach, TracepointAttach, glob_match)
-from providers._tracepoint import record
+from providers._tracepoint import TracepointArgs, record
 
 RAW_CTX = "struct bpf_raw_tracepoint_args *ctx"
 
@@ -32,7 +32,11 @@ class Hook:
     includes: tuple[str, ...] = ()
 
 
-def tracepoint_hook(category: str, event: str, **kw) -> Hook:
+def tracepoint_hook(category: str, event: str,
+                    record: Callable[[str, str], TracepointArgs] = record,
+                    **kw) -> Hook:
+    """A hook on tracepoint category:event; `record` gives its record (the running kernel's
+    format file by default)."""
     rec = record(category, event)
     extra = kw.pop("declarations", ())
     return Hook(TracepointAttach(category, event), f"struct {rec.struct_name} *ctx",

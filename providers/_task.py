@@ -40,55 +40,80 @@ def offsets() -> dict[str, int]:
     return out
 
 
-def read32(task: str, member: str, signed: bool = True) -> str:
-    """C: a 32-bit member of the task at C expression `task`."""
-    cast = "s32" if signed else "u32"
-    return f"(({cast})dt_kread_u64((void *)(({task}) + {offsets()[member]})))"
+class TaskTranslators:
+    """psinfo_t / lwpsinfo_t members and task reads for one set of member offsets (the
+    running kernel's, from `offsets()`; a fixed set in the tests' fake catalog)."""
+
+    def __init__(self, offs: dict[str, int]):
+        self.offs = offs
+
+    def read32(self, task: str, member: str, signed: bool = True) -> str:
+        """C: a 32-bit member of the task at C expression `task`."""
+        cast = "s32" if signed else "u32"
+        return f"(({cast})dt_kread_u64((void *)(({task}) + {self.offs[member]})))"
+
+    def read_ptr(self, task: str, member: str) -> str:
+        return f"dt_kread_u64((void *)(({task}) + {self.offs[member]}))"
+
+    def cred32(self, task: str, member: str) -> str:
+        return (f"((u32)dt_kread_u64((void *)({self.read_ptr(task, 'cred')} + "
+                f"{self.offs['cred.' + member]})))")
+
+    def comm_address(self, task: str) -> str:
+        return f"(({task}) + {self.offs['comm']})"
+
+    def psinfo_members(self) -> tuple[MemberInfo, ...]:
+        """psinfo_t (DTrace's process information) of the task whose address is {arg}."""
+        t = "{arg}"
+        return (
+            MemberInfo("pr_pid", "pid_t", self.read32(t, "tgid")),
+            MemberInfo("pr_ppid", "pid_t", self.read32(self.read_ptr(t, "real_parent"), "tgid")),
+            MemberInfo("pr_uid", "uid_t", self.cred32(t, "uid")),
+            MemberInfo("pr_gid", "gid_t", self.cred32(t, "gid")),
+            MemberInfo("pr_euid", "uid_t", self.cred32(t, "euid")),
+            MemberInfo("pr_egid", "gid_t", self.cred32(t, "egid")),
+            MemberInfo("pr_fname", "string", self.comm_address(t), string_size=16),
+        )
+
+    def lwpsinfo_members(self) -> tuple[MemberInfo, ...]:
+        """lwpsinfo_t (DTrace's thread information) of the task whose address is {arg}."""
+        t = "{arg}"
+        return (
+            MemberInfo("pr_lwpid", "id_t", self.read32(t, "pid")),
+            MemberInfo("pr_pri", "int", self.read32(t, "prio")),
+            MemberInfo("pr_name", "string", self.comm_address(t), string_size=16),
+        )
+
+    def psinfo_arg(self, name: str = "") -> ArgInfo:
+        return ArgInfo("struct task_struct *", "psinfo_t *", name,
+                       members=self.psinfo_members())
+
+    def lwpsinfo_arg(self, name: str = "") -> ArgInfo:
+        return ArgInfo("struct task_struct *", "lwpsinfo_t *", name,
+                       members=self.lwpsinfo_members())
+
+    def subject_builtins(self, task: str) -> dict[str, str]:
+        """pid, tid and execname of the task at `task` rather than the current thread's
+        (sched's on-cpu fires in the incoming thread)."""
+        return {"pid": self.read32(task, "tgid"), "tid": self.read32(task, "pid"),
+                "execname": self.comm_address(task)}
 
 
-def read_ptr(task: str, member: str) -> str:
-    return f"dt_kread_u64((void *)(({task}) + {offsets()[member]}))"
+def task_translators(offs: dict[str, int]) -> TaskTranslators:
+    return TaskTranslators(offs)
 
 
-def cred32(task: str, member: str) -> str:
-    return (f"((u32)dt_kread_u64((void *)({read_ptr(task, 'cred')} + "
-            f"{offsets()['cred.' + member]})))")
-
-
-def comm_address(task: str) -> str:
-    return f"(({task}) + {offsets()['comm']})"
-
-
-def psinfo_members() -> tuple[MemberInfo, ...]:
-    """psinfo_t (DTrace's process information) of the task whose address is {arg}."""
-    t = "{arg}"
-    return (
-        MemberInfo("pr_pid", "pid_t", read32(t, "tgid")),
-        MemberInfo("pr_ppid", "pid_t", read32(read_ptr(t, "real_parent"), "tgid")),
-        MemberInfo("pr_uid", "uid_t", cred32(t, "uid")),
-        MemberInfo("pr_gid", "gid_t", cred32(t, "gid")),
-        MemberInfo("pr_euid", "uid_t", cred32(t, "euid")),
-        MemberInfo("pr_egid", "gid_t", cred32(t, "egid")),
-        MemberInfo("pr_fname", "string", comm_address(t), string_size=16),
-    )
-
-
-def lwpsinfo_members() -> tuple[MemberInfo, ...]:
-    """lwpsinfo_t (DTrace's thread information) of the task whose address is {arg}."""
-    t = "{arg}"
-    return (
-        MemberInfo("pr_lwpid", "id_t", read32(t, "pid")),
-        MemberInfo("pr_pri", "int", read32(t, "prio")),
-        MemberInfo("pr_name", "string", comm_address(t), string_size=16),
-    )
+def running() -> TaskTranslators:
+    """The translators of the running kernel (offsets from its BTF)."""
+    return TaskTranslators(offsets())
 
 
 def psinfo_arg(name: str = "") -> ArgInfo:
-    return ArgInfo("struct task_struct *", "psinfo_t *", name, members=psinfo_members())
+    return running().psinfo_arg(name)
 
 
 def lwpsinfo_arg(name: str = "") -> ArgInfo:
-    return ArgInfo("struct task_struct *", "lwpsinfo_t *", name, members=lwpsinfo_members())
+    return running().lwpsinfo_arg(name)
 
 
 def check_raw_tracepoint(name: str, expected: tuple[str, ...]) -> None:

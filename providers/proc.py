@@ -56,7 +56,7 @@ def _fork_hooks(thread: bool):
                                ("struct task_struct *", "struct task_struct *"))
     child = "ctx->args[1]"
     test = "==" if thread else "!="
-    filt = (f"if ({_task.read32(child, 'tgid')} {test} {_task.read32(child, 'pid')}) "
+    filt = (f"if ({_task.running().read32(child, 'tgid')} {test} {_task.running().read32(child, 'pid')}) "
             "return 0;")
     if thread:
         return [raw_hook("sched_process_fork", prologue=(filt,), arg_exprs=(child, child),
@@ -81,7 +81,7 @@ def _exit_hooks(process: bool):
     filt = f"if ({'!' if process else ''}{group_dead}) return 0;"
     if not process:
         return [tracepoint_hook("sched", "sched_process_exit", prologue=(filt,))]
-    code = _task.read32("bpf_get_current_task()", "exit_code")
+    code = _task.running().read32("bpf_get_current_task()", "exit_code")
     reason = (f"({{ s32 dt_code = {code}; (u64)((dt_code & 0x7f) == 0 ? {CLD_EXITED} : "
               f"(dt_code & 0x80) ? {CLD_DUMPED} : {CLD_KILLED}); }})")
     return [tracepoint_hook("sched", "sched_process_exit", prologue=(filt,),

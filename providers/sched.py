@@ -36,8 +36,7 @@ def _task_args(task: str, what: str) -> dict:
 
 
 def _on_cpu():
-    return [_switch(builtins={"pid": _task.read32(NEXT, "tgid"), "tid": _task.read32(NEXT, "pid"),
-                              "execname": _task.comm_address(NEXT)})]
+    return [_switch(builtins=_task.running().subject_builtins(NEXT))]
 
 
 def _wakeups(events):
