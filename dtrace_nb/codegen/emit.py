@@ -357,7 +357,7 @@ class BindingEmitter:
         elif call.name == "copyout":
             buf = self.x.int_expr(call.args[0])
             addr = self.x.int_expr(call.args[1])
-            size = const_value(call.args[2])
+            size = const_value(call.args[2], self.checked.annotations)
             if size is None or not 0 < size <= 4096:
                 raise DCompileError("copyout() size must be a constant between 1 and 4096",
                                     call.args[2].span)

@@ -19,7 +19,7 @@ from dtrace_nb.codegen.layout import VarLayout
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import PROBE_STRINGS
-from dtrace_nb.lang.check import const_value
+from dtrace_nb.lang.check import Annotations, const_value
 from dtrace_nb.lang.types import IntType, PtrType, StringType, TranslatedType, promote
 
 if TYPE_CHECKING:
@@ -76,6 +76,13 @@ class ExprEmitter:
     def res(self):
         return self.fn.res
 
+    @property
+    def ann(self) -> Annotations:
+        return self.fn.checked.annotations
+
+    def ty(self, e: ast.Expr):
+        return self.ann.type(e)
+
     def tmp(self, prefix: str = "t") -> str:
         self._tmp += 1
         return f"dt_{prefix}{self._tmp}"
@@ -83,7 +90,7 @@ class ExprEmitter:
     # -- integers ----------------------------------------------------------------------
 
     def int_expr(self, e: ast.Expr) -> str:
-        t = e.ty
+        t = self.ty(e)
         if isinstance(e, ast.IntLit):
             return f"{e.value}ULL" if e.value > 0x7FFFFFFFFFFFFFFF or (
                 isinstance(t, IntType) and not t.signed) else f"{e.value}LL"
@@ -92,21 +99,21 @@ class ExprEmitter:
         if isinstance(e, ast.MacroVar):
             if e.name in _SESSION_MACROS:  # differ from run to run: read, not compiled in
                 return f"((s64)dt_state({_SESSION_MACROS[e.name]}))"
-            return f"{int(e.resolved)}LL"  # type: ignore[attr-defined]
+            return f"{int(self.ann.macro(e))}LL"
         if isinstance(e, ast.SizeOf):
-            return f"{e.size}ULL"  # type: ignore[attr-defined]
+            return f"{self.ann.size(e)}ULL"
         if isinstance(e, ast.Ident):
-            if hasattr(e, "var"):
-                return self.read_var(e.var, e)  # type: ignore[attr-defined]
+            if self.ann.var(e) is not None:
+                return self.read_var(self.ann.var(e), e)
             return self.builtin(e)
         if isinstance(e, ast.ScopedVar):
-            return self.read_var(e.var, e)  # type: ignore[attr-defined]
+            return self.read_var(self.ann.var(e), e)
         if isinstance(e, ast.Index):
-            if hasattr(e, "arg"):
+            if self.ann.arg(e) is not None:
                 return self.arg(e)
-            return self.read_var(e.var, e)  # type: ignore[attr-defined]
+            return self.read_var(self.ann.var(e), e)
         if isinstance(e, ast.Member):
-            m = e.member  # type: ignore[attr-defined]
+            m = self.ann.member(e)
             raw = self.int_expr_raw_arg(e.base)
             return f"(({t.c_type()})({m.c_expr.replace('{arg}', raw)}))"
         if isinstance(e, ast.Cast):
@@ -129,20 +136,21 @@ class ExprEmitter:
     def expr_stmt(self, e: ast.Expr) -> str:
         if isinstance(e, ast.Assign):
             return self.assign(e)
-        if isinstance(e, ast.Call) and e.ty is not None and e.ty.is_string:
+        if isinstance(e, ast.Call) and self.ty(e).is_string:
             v = self.str_val(e)
             return sx(v.pre, "0")
         return self.int_expr(e)
 
     def arg(self, e: ast.Index) -> str:
-        n = e.arg  # type: ignore[attr-defined]
+        n = self.ann.args[e].n
         self.args_used.add(n)
-        return f"(({e.ty.c_type()})dt_arg{n})"
+        return f"(({self.ty(e).c_type()})dt_arg{n})"
 
     def int_expr_raw_arg(self, base: ast.Expr) -> str:
-        if isinstance(base, ast.Index) and hasattr(base, "arg"):
-            self.args_used.add(base.arg)  # type: ignore[attr-defined]
-            return f"((u64)dt_arg{base.arg})"  # type: ignore[attr-defined]
+        ref = self.ann.arg(base)
+        if ref is not None:
+            self.args_used.add(ref.n)
+            return f"((u64)dt_arg{ref.n})"
         raise DCompileError("translated members can only be read from args[N]", base.span)
 
     def builtin(self, e: ast.Ident) -> str:
@@ -152,7 +160,7 @@ class ExprEmitter:
             self.args_used.add(int(n[3:]))
             return f"dt_arg{n[3:]}"
         if n in b.builtins and n != "execname":
-            return f"(({e.ty.c_type()})({b.builtins[n]}))"
+            return f"(({self.ty(e).c_type()})({b.builtins[n]}))"
         if n == "errno":
             return "0"
         if n == "id":
@@ -167,7 +175,7 @@ class ExprEmitter:
         raise DCompileError(f"cannot generate code for variable '{n}'", e.span)
 
     def unary(self, e: ast.Unary) -> str:
-        t = e.ty
+        t = self.ty(e)
         if e.op in ("++pre", "--pre"):
             return self.incdec(e.operand, e.op[:2], post=False)
         if e.op == "*":
@@ -186,12 +194,15 @@ class ExprEmitter:
 
     def binary(self, e: ast.Binary) -> str:
         op = e.op
-        lt, rt = e.left.ty, e.right.ty
+        lt, rt = self.ty(e.left), self.ty(e.right)
         if op == ",":
             return f"((void)({self.expr_stmt(e.left)}), {self.int_expr(e.right)})"
         if op in ("==", "!=", "<", "<=", ">", ">=") and isinstance(lt, StringType):
             return self.str_compare(e)
-        a, b = self.int_expr(e.left), self.int_expr(e.right)
+        return self.arith(op, self.int_expr(e.left), self.int_expr(e.right), lt, rt, self.ty(e))
+
+    def arith(self, op: str, a: str, b: str, lt, rt, t) -> str:
+        """C for integer operator `op` of C operands `a` (type lt) and `b` (rt), of type t."""
         if op == "&&":
             return f"(!!({a}) && !!({b}))"
         if op == "||":
@@ -201,25 +212,24 @@ class ExprEmitter:
         if op in ("==", "!=", "<", "<=", ">", ">="):
             p = promote(lt, rt).c_type()
             return f"(({p})({a}) {op} ({p})({b}))"
-        t = e.ty
         ct = t.c_type()
         if op in ("+", "-") and isinstance(t, PtrType) and isinstance(lt, PtrType) \
                 and lt.target is not None and not isinstance(rt, PtrType):
             return f"(({ct})(({ct})({a}) {op} ({ct})({b}) * {lt.target.size}))"
         if op in ("/", "%"):
-            return self.divide(e, a, b, t)
+            return self.divide(op, a, b, t)
         if op in ("<<", ">>"):
             return f"(({ct})(({ct})({a}) {op} (({b}) & {t.bits - 1})))"
         return f"(({ct})(({ct})({a}) {op} ({ct})({b})))"
 
-    def divide(self, e: ast.Binary, a: str, b: str, t: IntType) -> str:
+    def divide(self, op: str, a: str, b: str, t: IntType) -> str:
         ct = t.c_type()
         x, y = self.tmp("n"), self.tmp("q")
         if t.signed:
-            fn = "dt_sdiv" if e.op == "/" else "dt_smod"
+            fn = "dt_sdiv" if op == "/" else "dt_smod"
             value = f"(({ct}){fn}((s64){x}, (s64){y}))"
         else:
-            value = f"(({ct})(({ct}){x} {e.op} ({ct}){y}))"
+            value = f"(({ct})(({ct}){x} {op} ({ct}){y}))"
         return sx(f"{ct} {x} = ({ct})({a}); {ct} {y} = ({ct})({b}); "
                   f"if ({y} == 0) {self.fn.fault(FLT_DIVZERO, '0')}", value)
 
@@ -250,7 +260,7 @@ class ExprEmitter:
             self.fn.uses.add("task")
             return f"dt_progenyof((s32)({self.int_expr(a[0])}))"
         if n == "copyin":
-            size = const_value(a[1])
+            size = const_value(a[1], self.ann)
             buf = self.fn.alloc(size)
             addr, r = self.tmp("a"), self.tmp("c")
             return sx(f"u64 {addr} = (u64)({self.int_expr(a[0])}); "
@@ -279,7 +289,8 @@ class ExprEmitter:
         k = self.tmp("k")
         stmts = [f"struct {vl.key_struct} *{k} = (void *){self.fn.alloc(size)};",
                  f"__builtin_memset({k}, 0, sizeof(*{k}));"]
-        for f, x in zip(vl.key_fields, e.indexes):  # type: ignore[attr-defined]
+        assert isinstance(e, ast.Index)
+        for f, x in zip(vl.key_fields, e.indexes):
             if f.is_string:
                 stmts.append(self.store_string(self.str_val(x), f"{k}->{f.name}", f.size))
             else:
@@ -299,7 +310,7 @@ class ExprEmitter:
 
     def assign(self, e: ast.Assign) -> str:
         target = e.target
-        var = target.var  # type: ignore[attr-defined]
+        var = self.ann.vars[target]
         vl = self.layout(var)
         if var.type.is_string:
             return self.assign_string(vl, target, self.str_val(e.value))
@@ -308,9 +319,10 @@ class ExprEmitter:
             value = self.int_expr(e.value)
         else:
             op = e.op[:-1]
-            fake = ast.Binary(op, target, e.value, span=e.span)
-            fake.ty = promote(var.type, e.value.ty) if op not in ("<<", ">>") else var.type
-            value = self.binary(fake)
+            vt = self.ty(e.value)
+            t = promote(var.type, vt) if op not in ("<<", ">>") else var.type
+            value = self.arith(op, self.int_expr(target), self.int_expr(e.value), var.type,
+                               vt, t)
         return self.store_int(vl, target, ct, value)
 
     def store_int(self, vl: VarLayout, target: ast.Expr, ct: str, value: str) -> str:
@@ -325,7 +337,7 @@ class ExprEmitter:
                   f"else {{ {vl.map_name}.delete({key}); }}", v)
 
     def incdec(self, target: ast.Expr, op: str, post: bool) -> str:
-        var = target.var  # type: ignore[attr-defined]
+        var = self.ann.vars[target]
         vl = self.layout(var)
         ct = var.type.c_type()
         old = self.tmp("o")
@@ -352,15 +364,16 @@ class ExprEmitter:
     # -- strings -----------------------------------------------------------------------
 
     def str_val(self, e: ast.Expr) -> StrVal:
-        t = e.ty
+        t = self.ty(e)
         if isinstance(e, ast.StrLit):
             return StrVal(t.size, lit=e.value.encode())
         if isinstance(e, ast.MacroVar):
-            return StrVal(t.size, lit=str(e.resolved).encode())  # type: ignore[attr-defined]
-        if isinstance(e, ast.Ident) and hasattr(e, "var"):
-            vl = self.layout(e.var)  # type: ignore[attr-defined]
+            return StrVal(t.size, lit=str(self.ann.macro(e)).encode())
+        if isinstance(e, ast.Ident) and self.ann.var(e) is not None:
+            vl = self.layout(self.ann.vars[e])
             return StrVal(vl.field.size, ptr=self.var_place(vl))
-        if isinstance(e, ast.ScopedVar) or (isinstance(e, ast.Index) and hasattr(e, "var")):
+        if isinstance(e, ast.ScopedVar) or (isinstance(e, ast.Index)
+                                             and self.ann.var(e) is not None):
             return self.dyn_string(e)
         if isinstance(e, ast.Ident) and e.name == "execname":
             if "execname" in self.fn.b.builtins:
@@ -373,17 +386,16 @@ class ExprEmitter:
                          "probefunc": p.function, "probename": p.name}[e.name]
                 return StrVal(t.size, lit=value.encode())
             return StrVal(t.size, ptr=f"dt_pd->{_PROBE_FIELD[e.name]}")
-        if isinstance(e, ast.Index) and hasattr(e, "arg"):
-            n = e.arg  # type: ignore[attr-defined]
-            self.args_used.add(n)
-            return self.kernel_string(f"dt_arg{n}", t.size,
-                                      user=getattr(e, "arg_user", False))
+        if isinstance(e, ast.Index) and self.ann.arg(e) is not None:
+            ref = self.ann.args[e]
+            self.args_used.add(ref.n)
+            return self.kernel_string(f"dt_arg{ref.n}", t.size, user=ref.user_string)
         if isinstance(e, ast.Member):
-            m = e.member  # type: ignore[attr-defined]
+            m = self.ann.member(e)
             raw = self.int_expr_raw_arg(e.base)
             return self.kernel_string(m.c_expr.replace("{arg}", raw), t.size)
         if isinstance(e, ast.StringOf):
-            if e.operand.ty.is_string:
+            if self.ty(e.operand).is_string:
                 return self.str_val(e.operand)
             return self.kernel_string(self.int_expr(e.operand), t.size, checked=True)
         if isinstance(e, ast.Ternary):
@@ -391,7 +403,7 @@ class ExprEmitter:
             pa, pb = self.materialize(a), self.materialize(b)
             return StrVal(max(a.size, b.size), ptr=f"(({self.int_expr(e.cond)}) ? {pa} : {pb})")
         if isinstance(e, ast.Assign):
-            var = e.target.var  # type: ignore[attr-defined]
+            var = self.ann.vars[e.target]
             vl = self.layout(var)
             if vl.storage in ("global", "this"):
                 pre = f"(void){self.assign(e)};"
@@ -404,7 +416,7 @@ class ExprEmitter:
         raise DCompileError(f"cannot generate code for a string {type(e).__name__}", e.span)
 
     def dyn_string(self, e: ast.Expr) -> StrVal:
-        var = e.var  # type: ignore[attr-defined]
+        var = self.ann.vars[e]
         vl = self.layout(var)
         if vl.storage in ("global", "this"):
             return StrVal(vl.field.size, ptr=self.var_place(vl))
@@ -432,7 +444,7 @@ class ExprEmitter:
 
     def str_call(self, e: ast.Call) -> StrVal:
         n, a = e.name, e.args
-        size = e.ty.size
+        size = self.ty(e).size
         if n == "copyinstr":
             v = self.kernel_string(self.int_expr(a[0]), size, checked=True, user=True)
             if len(a) == 2:
@@ -442,7 +454,7 @@ class ExprEmitter:
                           f"{self.res.strbuf - 1}] = 0;")
             return v
         if n == "stringof":
-            if a[0].ty.is_string:
+            if self.ty(a[0]).is_string:
                 return self.str_val(a[0])
             return self.kernel_string(self.int_expr(a[0]), size, checked=True)
         buf = self.fn.alloc(2 * self.res.strbuf)
@@ -545,10 +557,6 @@ class ExprEmitter:
             return sx(f"const char *{p} = {ptr};", test)
         pa, pb = self.materialize(a), self.materialize(b)
         return f"(dt_strcmp({pa}, {pb}, {min(a.size, b.size)}) {e.op} 0)"
-
-
-def is_string(e: ast.Expr) -> bool:
-    return isinstance(e.ty, StringType)
 
 
 __all__ = ["ExprEmitter", "StrVal", "TranslatedType", "PROBE_STRINGS"]

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.check import AggInfo, CheckedProgram, Variable, flat_statements
+from dtrace_nb.lang.check import (AggInfo, Annotations, CheckedProgram, Variable, const_value,
+                                  flat_statements)
 from dtrace_nb.lang.builtins import RECORDING_ACTIONS
 from dtrace_nb.lang.types import DType, IntType, StackType, StringType
 
@@ -235,7 +236,7 @@ def analyse(checked: CheckedProgram) -> Resources:
         if not c.has_data:
             continue
         rec = RecordLayout(epid=c.index + 1, clause=c.index, struct_name=f"dtnb_rec{c.index}")
-        _record_actions(c.clause, rec, res)
+        _record_actions(c.clause, rec, res, checked.annotations)
         res.records[c.index] = rec
     if any(a.kind in ("stack", "ustack") for r in res.records.values() for a in r.actions) \
             or any(isinstance(f.dtype, StackType) for a in aggs.values() for f in a.key_fields):
@@ -282,14 +283,15 @@ def _variables(checked: CheckedProgram, res: Resources) -> None:
                                       f"dtnb_{storage}{var.index}_{var.name}", keys, entries)
 
 
-def _record_actions(clause: ast.Clause, rec: RecordLayout, res: Resources) -> None:
+def _record_actions(clause: ast.Clause, rec: RecordLayout, res: Resources,
+                    ann: Annotations) -> None:
     if clause.default_action or not clause.body:
         rec.actions.append(RecordAction("default", []))
         return
 
     def add(e: ast.Expr, t: Optional[DType] = None, size: int = 0, key=None) -> int:
         idx = len(rec.fields)
-        t = t or e.ty
+        t = t or ann.type(e)
         if not size:
             size = _round8(t.size) if isinstance(t, StringType) else 8
         rec.fields.append(Field(f"f{idx}", rec.size, size, t))
@@ -308,13 +310,13 @@ def _record_actions(clause: ast.Clause, rec: RecordLayout, res: Resources) -> No
             from dtrace_nb.errors import DCompileError
 
             raise DCompileError(f"a clause may have at most {MAX_ACTIONS} actions", call.span)
-        action = _record_action(call, add)
+        action = _record_action(call, add, ann)
         action.bit = bit
         rec.actions.append(action)
         res.action_of[id(call)] = action
 
 
-def _record_action(call: ast.Call, add) -> RecordAction:
+def _record_action(call: ast.Call, add, ann: Annotations) -> RecordAction:
     name = call.name
     if name in ("printf", "system"):
         fmt = call.args[0]
@@ -333,17 +335,13 @@ def _record_action(call: ast.Call, add) -> RecordAction:
     if name == "trace":
         return RecordAction("trace", [add(call.args[0])])
     if name == "tracemem":
-        from dtrace_nb.lang.check import const_value
-
-        size = const_value(call.args[1]) or 0
+        size = const_value(call.args[1], ann) or 0
         fields = [add(call.args[1], StringType(_round8(max(size, 1))), _round8(max(size, 1)))]
         if len(call.args) == 3:
             fields.append(add(call.args[2]))
         return RecordAction("tracemem", fields, args=[size])
     if name in ("stack", "ustack"):
-        from dtrace_nb.lang.check import const_value
-
-        args = [const_value(a) for a in call.args]
+        args = [const_value(a, ann) for a in call.args]
         fields = [add(call, IntType(8, False, name)),
                   add(call, IntType(8, False, "pid"), key=("pid", id(call)))]
         return RecordAction(name, fields, args=args)

@@ -129,14 +129,15 @@ def highlight_c(source: str) -> str:
     return highlight(source, CLexer(), HtmlFormatter(noclasses=True))
 
 
-def _args_read(clause: ast.Clause) -> list[tuple[str, int]]:
+def _args_read(clause: ast.Clause, annotations) -> list[tuple[str, int]]:
     """(name, index) of every argN and args[N] the clause reads, in first-use order."""
     seen: dict[str, int] = {}
     for node in ast.walk(clause):
         if isinstance(node, ast.Ident) and re.fullmatch(r"arg\d", node.name):
             seen.setdefault(node.name, int(node.name[3:]))
-        elif isinstance(node, ast.Index) and hasattr(node, "arg"):
-            seen.setdefault(f"args[{node.arg}]", node.arg)  # type: ignore[attr-defined]
+        elif isinstance(node, ast.Index) and annotations.arg(node) is not None:
+            n = annotations.arg(node).n
+            seen.setdefault(f"args[{n}]", n)
     return list(seen.items())
 
 
@@ -152,7 +153,7 @@ def explain_program(checked, program) -> Explanation:
                 if p.id in ids:
                     ce.probes.append(ProbeUse(p.description, p.provider,
                                               f.binding.attach.describe()))
-        for name, n in _args_read(cc.clause):
+        for name, n in _args_read(cc.clause, checked.annotations):
             how = []
             for f in served:
                 notes = f.binding.arg_notes

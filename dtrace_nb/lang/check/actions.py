@@ -1,0 +1,197 @@
+"""Actions: statements that record data or act on the session (printf, trace, exit,
+printa, clear, system, raise...): their argument counts and kinds, printf formats, and
+which are destructive. The order rules of speculation are in speculation.py."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.builtins import ACTIONS, DESTRUCTIVE
+from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
+from dtrace_nb.lang.check.state import INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX
+from dtrace_nb.lang.check.walk import Walk
+from dtrace_nb.lang.options import KNOWN
+from dtrace_nb.lang.printf_format import parse_format
+from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
+
+NOT_ON_LINUX = ("panic", "breakpoint", "chill", "freopen", "ftruncate")
+
+
+def check_action(w: Walk, call: ast.Call) -> None:
+    lo, hi = ACTIONS[call.name]
+    n = len(call.args)
+    if not lo <= n <= hi:
+        want = f"{lo}" if lo == hi else f"{lo} to {hi}"
+        raise DCompileError(f"{call.name}() takes {want} argument{'s' * (hi != 1)}, "
+                            f"{n} given", call.span)
+    if call.name in DESTRUCTIVE:
+        w.destructive.append(call)
+    if call.name in NOT_ON_LINUX:
+        raise DCompileError(f"{call.name}() is not supported on Linux by dtrace-nb", call.span)
+    rule = _RULES.get(call.name)
+    if rule is not None:
+        rule(w, call)
+
+
+def _int_arg(w: Walk, call: ast.Call, i: int) -> None:
+    if not w.x.expr(call.args[i]).is_int:
+        raise DCompileError(f"{call.name}() argument {i + 1} must be an integer, "
+                            f"not {w.x.ann.type(call.args[i])}", call.args[i].span)
+
+
+def _format(w: Walk, call: ast.Call, fmt: ast.StrLit) -> list:
+    w.x.ann.types[fmt] = StringType(len(fmt.value.encode()) + 1)
+    try:
+        return [c for c in parse_format(fmt.value) if not isinstance(c, str)]
+    except DCompileError as err:
+        raise DCompileError(err.message, fmt.span, err.hint) from None
+
+
+def _printf(w: Walk, call: ast.Call) -> None:
+    """printf() and system(): a format literal, then one argument per conversion."""
+    fmt = call.args[0] if call.args else None
+    if not isinstance(fmt, ast.StrLit):
+        raise DCompileError(f"{call.name}() needs a format string literal as its first "
+                            "argument", call.span)
+    wanted: list[str] = []
+    for conv in _format(w, call, fmt):
+        wanted.extend(["int"] * conv.star_count)
+        if conv.kind != "none":
+            wanted.append(conv.kind)
+    args = call.args[1:]
+    if len(args) != len(wanted):
+        raise DCompileError(f"{call.name}() format \"{fmt.value}\" needs {len(wanted)} "
+                            f"argument{'s' * (len(wanted) != 1)}, {len(args)} given", call.span)
+    for i, (a, kind) in enumerate(zip(args, wanted)):
+        if kind == "stack":
+            _stack_conversion(w, a)
+        else:
+            _printf_arg(call, i, a, w.x.expr(a), kind)
+
+
+def _stack_conversion(w: Walk, a: ast.Expr) -> None:
+    if not (isinstance(a, ast.Call) and a.name in ("stack", "ustack")):
+        raise DCompileError("%k needs stack() or ustack()", a.span)
+    lo, hi = ACTIONS[a.name]
+    if not lo <= len(a.args) <= hi:
+        raise DCompileError(f"{a.name}() takes {lo} to {hi} arguments, {len(a.args)} given",
+                            a.span)
+    _stack_args(w, a)
+    w.x.ann.types[a] = INT64
+
+
+def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str) -> None:
+    if kind == "agg":
+        raise DCompileError("%@ is only valid in printa()", call.args[0].span)
+    if kind == "string" and not t.is_string:
+        raise DCompileError(f"{call.name}() argument {i + 2} is {t} but the format wants a "
+                            "string", a.span)
+    if kind != "string" and not t.is_int:
+        raise DCompileError(f"{call.name}() argument {i + 2} is {t} but the format wants "
+                            "an integer", a.span)
+
+
+def _printa(w: Walk, call: ast.Call) -> None:
+    args = call.args
+    fmt: Optional[ast.StrLit] = None
+    if isinstance(args[0], ast.StrLit):
+        fmt = args[0]
+        _format(w, call, fmt)
+        args = args[1:]
+    if not args:
+        raise DCompileError("printa() needs at least one aggregation", call.span)
+    printa_aggs(w, call, args, fmt is not None)
+
+
+def _trace(w: Walk, call: ast.Call) -> None:
+    t = w.x.expr(call.args[0])
+    if isinstance(t, (TranslatedType, VoidType)):
+        raise DCompileError(f"trace() cannot record {t}", call.args[0].span)
+
+
+def _tracemem(w: Walk, call: ast.Call) -> None:
+    _int_arg(w, call, 0)
+    size = w.x.constant(call.args[1], "tracemem() size")
+    if not 0 < size <= TRACEMEM_MAX:
+        raise DCompileError(f"tracemem() size must be between 1 and {TRACEMEM_MAX}, "
+                            f"not {size}", call.args[1].span)
+    if len(call.args) == 3:
+        _int_arg(w, call, 2)
+
+
+def _stack_args(w: Walk, call: ast.Call) -> None:
+    """stack(nframes), ustack(nframes, strsize): constants, nframes positive."""
+    for i, a in enumerate(call.args):
+        v = w.x.constant(a, f"{call.name}() argument")
+        if i == 0 and not 0 < v <= STACK_FRAMES_MAX:
+            raise DCompileError(f"{call.name}() frame count must be between 1 and "
+                                f"{STACK_FRAMES_MAX}, not {v}", a.span)
+        if i == 1 and not 0 <= v <= INT64_MAX:
+            raise DCompileError(f"{call.name}() string size must not be negative", a.span)
+
+
+def _exit(w: Walk, call: ast.Call) -> None:
+    _int_arg(w, call, 0)
+    w.uses_exit = True
+
+
+def _agg_then_ints(*ints: int) -> Callable[[Walk, ast.Call], None]:
+    def rule(w: Walk, call: ast.Call) -> None:
+        agg_arg(w, call, 0)
+        for i in ints:
+            if i < len(call.args):
+                _int_arg(w, call, i)
+    return rule
+
+
+def _setopt(w: Walk, call: ast.Call) -> None:
+    for a in call.args:
+        if not isinstance(a, ast.StrLit):
+            raise DCompileError("setopt() takes string constants", a.span)
+        w.x.expr(a)
+    opt = call.args[0]
+    assert isinstance(opt, ast.StrLit)
+    if opt.value not in KNOWN:
+        raise DCompileError(f"unknown option '{opt.value}'", opt.span)
+
+
+def _ints(*ints: int) -> Callable[[Walk, ast.Call], None]:
+    def rule(w: Walk, call: ast.Call) -> None:
+        for i in ints:
+            _int_arg(w, call, i)
+    return rule
+
+
+def _copyout(w: Walk, call: ast.Call) -> None:
+    for a in call.args:
+        w.x.expr(a)
+
+
+def _copyoutstr(w: Walk, call: ast.Call) -> None:
+    if not w.x.expr(call.args[0]).is_string:
+        raise DCompileError("copyoutstr() copies a string", call.args[0].span)
+    _int_arg(w, call, 1)
+    _int_arg(w, call, 2)
+
+
+# action -> the rule for its arguments (stop() has none)
+_RULES: dict[str, Callable[[Walk, ast.Call], None]] = {
+    "printf": _printf, "system": _printf, "printa": _printa, "trace": _trace,
+    "tracemem": _tracemem, "stack": _stack_args, "ustack": _stack_args, "exit": _exit,
+    "clear": _agg_then_ints(), "denormalize": _agg_then_ints(), "trunc": _agg_then_ints(1),
+    "normalize": _agg_then_ints(1), "setopt": _setopt, "raise": _ints(0),
+    "speculate": _ints(0), "commit": _ints(0), "discard": _ints(0),
+    "copyout": _copyout, "copyoutstr": _copyoutstr,
+}
+
+
+def check_destructive(w_destructive: list[ast.Call], allowed: bool) -> None:
+    """Destructive actions need -w (the destructive option)."""
+    if w_destructive and not allowed:
+        call = w_destructive[0]
+        raise DCompileError(f"{call.name}() is a destructive action and destructive actions "
+                            "are not allowed",
+                            call.name_span if call.name_span.line else call.span,
+                            hint="allow them with -w (or #pragma D option destructive)")

@@ -1,0 +1,38 @@
+"""Pass: the program's own settings and declarations. `#pragma D option` lines set
+options (before anything reads them); declared variables (`int x;`, `self string s;`,
+`int a[int];`) exist, with their types, before any clause is checked."""
+
+from __future__ import annotations
+
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.builtins import INT_BUILTINS, PROBE_STRINGS
+from dtrace_nb.lang.check.results import Variable
+from dtrace_nb.lang.check.state import CheckState
+
+
+def apply_pragmas(st: CheckState) -> None:
+    for pragma in st.program.pragmas:
+        st.options.apply_pragma(pragma)
+    st.macros.defaultargs = bool(st.options["defaultargs"])
+
+
+def declare_variables(st: CheckState) -> None:
+    for decl in st.program.decls:
+        _declare(st, decl)
+
+
+def _declare(st: CheckState, decl: ast.VarDecl) -> None:
+    t = st.type_of(decl.type)
+    keys = None
+    if decl.key_types is not None:
+        if decl.scope != "global":
+            raise DCompileError("only global variables can be associative arrays", decl.span)
+        keys = [st.type_of(k) for k in decl.key_types]
+    key = (decl.scope, decl.name)
+    if key in st.vars:
+        raise DCompileError(f"{st.vars[key].label} is declared twice", decl.span)
+    if decl.scope == "global" and (decl.name in INT_BUILTINS or decl.name in PROBE_STRINGS
+                                   or decl.name in ("execname", "args")):
+        raise DCompileError(f"'{decl.name}' is a built-in variable", decl.span)
+    st.vars[key] = Variable(decl.scope, decl.name, st.storage_type(t), decl.span, keys)

@@ -1,0 +1,300 @@
+"""Typing of expressions, dispatched by node type (as sqlglot's generator dispatches on
+expression classes): every expression gets a DType in the annotations, or a located
+error says why it has none. Variable references and assignments are in scopes.py.
+
+`lenient` typing (the pass that learns variable types) gives unknown variables int64_t
+instead of refusing them: a clause may read `self->ts` before the clause that sets it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, SUBROUTINES
+from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
+from dtrace_nb.lang.check.scopes import VariableRules
+from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
+                                        const_value, describe)
+from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
+                                  StringType, TranslatedType, native_type, promote,
+                                  unary_promote)
+from dtrace_nb.probes import ArgInfo
+
+_COMPARE = ("==", "!=", "<", "<=", ">", ">=")
+_NO_VALUE_HINT = "print it with printa() or read it from the result"
+
+
+class ExprChecker(VariableRules):
+    def __init__(self, st: CheckState, ann: Annotations, lenient: bool):
+        self.st = st
+        self.ann = ann
+        self.lenient = lenient
+        self.clause: Optional[CheckedClause] = None  # the clause being checked
+
+    def expr(self, e: ast.Expr) -> DType:
+        for cls in type(e).__mro__:
+            rule = _RULES.get(cls)
+            if rule is not None:
+                t = rule(self, e)
+                self.ann.types[e] = t
+                return t
+        raise DCompileError(f"{type(e).__name__} expressions are not supported", e.span)
+
+    def constant(self, e: ast.Expr, what: str) -> int:
+        self.expr(e)
+        value = const_value(e, self.ann)
+        if value is None:
+            raise DCompileError(f"{what} must be an integer constant", e.span)
+        return value
+
+    # -- literals and macros -------------------------------------------------------------
+
+    def int_lit(self, e: ast.IntLit) -> DType:
+        if e.value > 0x7FFFFFFFFFFFFFFF or e.unsigned:
+            return UINT64 if (e.value > 0xFFFFFFFF or e.long) else IntType(4, False, "uint_t")
+        return INT64 if (e.value > 0x7FFFFFFF or e.long) else INT
+
+    def char_lit(self, e: ast.CharLit) -> DType:
+        return IntType(1, True, "char")
+
+    def str_lit(self, e: ast.StrLit) -> DType:
+        return StringType(len(e.value.encode()) + 1)
+
+    def macro(self, e: ast.MacroVar) -> DType:
+        text = self.st.macros.value(e.name, e.span)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DCompileError(f"the value of ${'$' * e.quoted}{e.name} is not valid UTF-8 "
+                                "text", e.span) from None
+        if e.quoted:
+            self.ann.macros[e] = text
+            return StringType(len(text.encode()) + 1)
+        if text == "" and self.st.macros.defaultargs:
+            self.ann.macros[e] = 0
+            return INT64
+        try:
+            value = int(text, 0)
+        except ValueError:
+            self.ann.macros[e] = text
+            return StringType(len(text.encode()) + 1)
+        if not INT64_MIN <= value <= UINT64_MAX:
+            raise DCompileError(f"the value of ${e.name} ({text}) does not fit in 64 bits",
+                                e.span)
+        self.ann.macros[e] = value
+        return INT64
+
+    def agg_ref(self, e: ast.AggRef) -> DType:
+        raise DCompileError("an aggregation has no value in an expression", e.span,
+                            hint=_NO_VALUE_HINT)
+
+    # -- operators -------------------------------------------------------------------------
+
+    def unary(self, e: ast.Unary) -> DType:
+        if e.op in ("++pre", "--pre"):
+            return self.incdec(e, e.operand, e.op[:2])
+        t = self.expr(e.operand)
+        if e.op in ("-", "+", "~", "!"):
+            if not isinstance(t, IntType):
+                raise DCompileError(f"operator {e.op} needs an integer operand, not {t}", e.span)
+            return INT if e.op == "!" else unary_promote(t)
+        if e.op == "*":
+            if not isinstance(t, PtrType):
+                raise DCompileError(f"operator * needs a pointer, not {t}", e.span,
+                                    hint="cast the address first, e.g. *(int *)arg0")
+            if t.target is None:
+                raise DCompileError("cannot dereference a void pointer", e.span,
+                                    hint="cast it to the type to read, e.g. *(int *)p")
+            return t.target
+        if e.op == "&":
+            raise DCompileError("the address of a D variable cannot be taken", e.span)
+        raise DCompileError(f"operator {e.op} is not supported", e.span)
+
+    def postfix(self, e: ast.Postfix) -> DType:
+        return self.incdec(e, e.operand, e.op)
+
+    def binary(self, e: ast.Binary) -> DType:
+        if e.op == ",":
+            self.expr(e.left)
+            return self.expr(e.right)
+        a, b = self.expr(e.left), self.expr(e.right)
+        if e.op in _COMPARE:
+            if (a.is_string and b.is_string) or (a.is_int and b.is_int):
+                return INT
+            raise DCompileError(f"operator {e.op} cannot compare {a} with {b}", e.span)
+        if e.op in ("&&", "||", "^^"):
+            for side, t in ((e.left, a), (e.right, b)):
+                if not t.is_int:
+                    raise DCompileError(f"operator {e.op} needs integer operands, not {t}",
+                                        side.span)
+            return INT
+        if not (isinstance(a, IntType) and isinstance(b, IntType)):
+            raise DCompileError(f"operator {e.op} needs integer operands, not {a} and {b}",
+                                e.span,
+                                hint="join strings with strjoin()" if e.op == "+" else None)
+        if e.op in ("<<", ">>"):
+            return unary_promote(a)
+        if e.op in ("+", "-") and isinstance(a, PtrType) and not isinstance(b, PtrType):
+            return a  # pointer arithmetic keeps the pointer (scaled by the code generator)
+        return promote(a, b)
+
+    def ternary(self, e: ast.Ternary) -> DType:
+        if not self.expr(e.cond).is_int:
+            raise DCompileError("the condition of ?: must be an integer", e.cond.span)
+        a, b = self.expr(e.then), self.expr(e.other)
+        if isinstance(a, IntType) and isinstance(b, IntType):
+            return promote(a, b)
+        if isinstance(a, StringType) and isinstance(b, StringType):
+            return StringType(max(a.size, b.size))
+        raise DCompileError(f"the two sides of ?: must both be integers or both strings, not "
+                            f"{a} and {b}", e.span)
+
+    def cast(self, e: ast.Cast) -> DType:
+        t = self.st.type_of(e.to)
+        if not t.is_int:
+            raise DCompileError(f"cannot cast to '{e.to}'", e.to.span or e.span)
+        if not self.expr(e.operand).is_int:
+            raise DCompileError(f"cannot cast {self.ann.type(e.operand)} to an integer type",
+                                e.operand.span, hint="strings convert with strtoll()")
+        return t
+
+    def sizeof(self, e: ast.SizeOf) -> DType:
+        if e.of_type is not None:
+            t = self.st.type_of(e.of_type)
+        else:
+            assert e.operand is not None
+            t = self.expr(e.operand)
+        self.ann.sizes[e] = t.size if isinstance(t, (IntType, StringType)) else 8
+        return IntType(8, False, "size_t")
+
+    def stringof(self, e: ast.StringOf) -> DType:
+        t = self.expr(e.operand)
+        if t.is_string:
+            return t
+        if not t.is_int:
+            raise DCompileError(f"stringof cannot convert {t}", e.span)
+        return StringType(self.st.strsize)
+
+    # -- probe arguments and translated members -------------------------------------------
+
+    def args_index(self, e: ast.Index) -> DType:
+        if len(e.indexes) != 1:
+            raise DCompileError("args[] takes one index", e.span)
+        n = self.constant(e.indexes[0], "the args[] index")
+        if not 0 <= n < 10:
+            raise DCompileError(f"args[{n}] is out of range (0..9)", e.indexes[0].span)
+        assert self.clause is not None
+        probes = self.clause.probes
+        infos = [p.args[n] for p in probes if n < len(p.args)]
+        if not infos:
+            raise DCompileError(f"args[{n}] does not exist: {probes[0].description} has "
+                                f"{len(probes[0].args)} argument(s)", e.span,
+                                hint="list argument types with dtrace-nb -lv -n PROBE")
+        types = {self.arg_type(a) for a in infos}
+        if len(types) > 1:
+            if not all(t.is_int for t in types):
+                names = sorted({a.dtrace_type for a in infos})
+                shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more"
+                                                 if len(names) > 8 else "")
+                raise DCompileError(f"args[{n}] has different types on the probes of this "
+                                    f"clause ({shown})", e.span,
+                                    hint="split the clause so each has one argument type")
+            t = INT64
+        else:
+            t = types.pop()
+        if t.is_string and len({a.user_string for a in infos}) > 1:
+            raise DCompileError(f"args[{n}] is a user-space string on some probes of this clause "
+                                "and a kernel one on others", e.span,
+                                hint="split the clause by probe")
+        self.ann.args[e] = ArgRef(n, infos[0].user_string)
+        return t
+
+    def arg_type(self, a: ArgInfo) -> DType:
+        if a.dtrace_type == "string":
+            return StringType(a.string_size or self.st.strsize)
+        if a.members:
+            members = []
+            for m in a.members:
+                mt = (StringType(m.string_size or self.st.strsize) if m.dtrace_type == "string"
+                      else native_type(m.dtrace_type))
+                members.append(MemberType(m.name, mt, m.c_expr))
+            return TranslatedType(a.dtrace_type, tuple(members))
+        return native_type(a.dtrace_type)
+
+    def member(self, e: ast.Member) -> DType:
+        t = self.expr(e.base)
+        if isinstance(t, TranslatedType):
+            if not e.arrow:
+                raise DCompileError(f"{t} is a pointer: use -> to reach its members", e.span)
+            m = t.member(e.name)
+            if m is None:
+                raise DCompileError(f"{t} has no member '{e.name}'", e.span,
+                                    hint="members: " + ", ".join(x.name for x in t.members))
+            self.ann.members[e] = m
+            return m.dtype
+        raise DCompileError(f"'{'->' if e.arrow else '.'}{e.name}' needs a struct; "
+                            f"{describe(e.base)} is {t}", e.span,
+                            hint="kernel struct types are not available; providers give "
+                                 "translated args[] (e.g. args[0]->pr_pid)")
+
+    # -- subroutine calls -------------------------------------------------------------------
+
+    def call(self, e: ast.Call) -> DType:
+        where = e.name_span if e.name_span.line else e.span
+        if e.name in AGG_FUNCS:
+            raise DCompileError(f"{e.name}() may only be assigned to an aggregation",
+                                e.span, hint=f"@name[keys] = {e.name}(...)")
+        if e.name in ACTIONS:
+            raise DCompileError(f"{e.name}() is an action and has no value", e.span)
+        sub = SUBROUTINES.get(e.name)
+        if sub is None:
+            raise DCompileError(f"unknown function '{e.name}()'", where)
+        n, hi = len(e.args), len(sub.args)
+        lo = hi - sub.optional
+        if not lo <= n <= hi:
+            want = f"{lo}" if lo == hi else f"{lo} or {hi}"
+            raise DCompileError(f"{e.name}() takes {want} argument{'s' * (hi != 1)}, {n} given",
+                                e.span)
+        for i, (a, kind) in enumerate(zip(e.args, sub.args)):
+            t = self.expr(a)
+            if kind == "int" and not t.is_int:
+                raise DCompileError(f"{e.name}() argument {i + 1} must be an integer, not {t}",
+                                    a.span)
+            if kind == "string" and not t.is_string:
+                raise DCompileError(f"{e.name}() argument {i + 1} must be a string, not {t}",
+                                    a.span, hint="read a string from an address with "
+                                                 "copyinstr() (user) or stringof() (kernel)")
+        if e.name == "copyin":
+            size = self.constant(e.args[1], "copyin() size")
+            if not 0 < size <= 4096:
+                raise DCompileError("copyin() size must be between 1 and 4096", e.args[1].span)
+            return PtrType(8, False, "void *", None)
+        if sub.result == "string":
+            return self._string_result(e)
+        return sub.int_type or INT64
+
+    def _string_result(self, e: ast.Call) -> DType:
+        if e.name == "lltostr":
+            return StringType(24)
+        if e.name == "inet_ntoa":
+            return StringType(16)
+        if e.name == "stringof":
+            t = self.ann.type(e.args[0])
+            return t if t.is_string else StringType(self.st.strsize)
+        return StringType(self.st.strsize)
+
+
+# node class -> the ExprChecker method that types it
+_RULES: dict[type, Callable[..., DType]] = {
+    ast.IntLit: ExprChecker.int_lit, ast.CharLit: ExprChecker.char_lit,
+    ast.StrLit: ExprChecker.str_lit, ast.MacroVar: ExprChecker.macro,
+    ast.Ident: ExprChecker.ident, ast.ScopedVar: ExprChecker.scoped,
+    ast.Index: ExprChecker.index, ast.AggRef: ExprChecker.agg_ref,
+    ast.Unary: ExprChecker.unary, ast.Postfix: ExprChecker.postfix,
+    ast.Binary: ExprChecker.binary, ast.Ternary: ExprChecker.ternary,
+    ast.Assign: ExprChecker.assign, ast.Cast: ExprChecker.cast,
+    ast.SizeOf: ExprChecker.sizeof, ast.StringOf: ExprChecker.stringof,
+    ast.Member: ExprChecker.member, ast.Call: ExprChecker.call,
+}

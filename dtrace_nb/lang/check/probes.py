@@ -1,0 +1,59 @@
+"""Pass: probe descriptions -> probes. Each description of each clause, its macro
+variables expanded, is matched in the ProbeCatalog (the only place the compiler meets
+providers, and only through the generic protocol)."""
+
+from __future__ import annotations
+
+from dtrace_nb.errors import DCompileError, DError, DProbeError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.check.results import CheckedClause, CheckedProgram
+from dtrace_nb.lang.check.state import CheckState
+from dtrace_nb.probes import BindContext, Binding, Probe, ProbeCatalog
+
+
+def resolve_probes(st: CheckState) -> None:
+    for i, c in enumerate(st.program.clauses):
+        per_spec = [_resolve(st, spec) for spec in c.probes]
+        found = {p.id: p for probes in per_spec for p in probes}
+        st.clauses.append(CheckedClause(i, c, list(found.values()), spec_probes=per_spec))
+    if not st.clauses:
+        raise DCompileError("the program has no probe clauses", st.program.span or None,
+                            hint="write at least one clause, e.g. BEGIN { exit(0); }")
+    st.probes = sorted({p.id: p for c in st.clauses for p in c.probes}.values(),
+                       key=lambda p: p.id)
+    longest = max(len(s) for p in st.probes for s in (p.provider, p.module, p.function, p.name))
+    st.probe_string_size = (longest + 1 + 7) // 8 * 8
+
+
+def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
+    text = st.macros.expand(spec)
+    try:
+        probes = st.catalog.match(text, st.bind_ctx)
+    except DError as err:
+        if err.span is not None:
+            raise
+        raise type(err)(err.message, spec.span, err.hint, err.detail) from None
+    if not probes:
+        raise DProbeError(f"probe description {text} does not match any probes",
+                          spec.span, hint="list what exists with dtrace-nb -l -n 'PATTERN'")
+    return probes
+
+
+def bind_probes(catalog: ProbeCatalog, checked: CheckedProgram,
+                bind_ctx: BindContext) -> list[Binding]:
+    """The providers' Bindings for the program's probes. A provider that refuses (say fbt on
+    a kernel without kprobes) raises without knowing the source; the refusal is located
+    here at the first probe description whose probes it cannot bind."""
+    try:
+        return catalog.bind(checked.probes, bind_ctx)
+    except DError as err:
+        if err.span is not None:
+            raise
+        for c in checked.clauses:
+            for spec, probes in zip(c.clause.probes, c.spec_probes):
+                try:
+                    catalog.bind(probes, bind_ctx)
+                except DError:
+                    raise type(err)(err.message, spec.span, err.hint, err.detail) from None
+        raise type(err)(err.message, checked.program.span or None, err.hint,
+                        err.detail) from None

@@ -1,0 +1,182 @@
+"""Typing of variables: references and assignments of globals, associative arrays,
+thread-locals (`self->`) and clause-locals (`this->`).
+
+A variable takes the type of its first assignment in program order (or its declaration),
+as in D; assigning creates it. Part of the expression checker (exprs.py)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVAILABLE_BUILTINS
+from dtrace_nb.lang.check.results import Annotations, Variable
+from dtrace_nb.lang.check.state import CheckState, describe
+from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
+
+_RESERVED = ("execname", "args")
+_UNKNOWN_HINT = ("assign it first (x = ...), or use a built-in: pid tid ppid uid gid execname "
+                 "timestamp cpu id probefunc arg0..arg9 ...")
+
+
+class VariableRules:
+    """The variable half of ExprChecker."""
+
+    st: CheckState
+    ann: Annotations
+    lenient: bool
+
+    def expr(self, e: ast.Expr) -> DType:
+        raise NotImplementedError  # ExprChecker's
+
+    def args_index(self, e: ast.Index) -> DType:
+        raise NotImplementedError  # ExprChecker's
+
+    # -- references ---------------------------------------------------------------------
+
+    def ident(self, e: ast.Ident) -> DType:
+        n = e.name
+        var = self.st.vars.get(("global", n))
+        if var is not None:
+            if var.is_assoc:
+                raise DCompileError(f"{n} is an associative array; index it: {n}[...]", e.span)
+            self.ann.vars[e] = var
+            return var.type
+        if n in INT_BUILTINS:
+            return INT_BUILTINS[n]
+        if n == "execname":
+            return EXECNAME
+        if n in PROBE_STRINGS:
+            return StringType(self.st.probe_string_size)
+        if n in UNAVAILABLE_BUILTINS:
+            raise DCompileError(UNAVAILABLE_BUILTINS[n], e.span)
+        if n == "args":
+            raise DCompileError("args must be indexed: args[N]", e.span)
+        if self.lenient:
+            return INT64
+        raise DCompileError(f"unknown variable '{n}'", e.span, hint=_UNKNOWN_HINT)
+
+    def scoped(self, e: ast.ScopedVar) -> DType:
+        var = self.st.vars.get((e.scope, e.name))
+        if var is None:
+            if self.lenient:
+                return INT64
+            raise DCompileError(f"{e.scope}->{e.name} is never assigned", e.span,
+                                hint=f"assign it in a clause (e.g. {e.scope}->{e.name} = ...)")
+        self.ann.vars[e] = var
+        return var.type
+
+    def index(self, e: ast.Index) -> DType:
+        base = e.base
+        if isinstance(base, ast.AggRef):
+            raise DCompileError("an aggregation has no value in an expression", e.span,
+                                hint="print it with printa() or read it from the result")
+        if isinstance(base, ast.Ident) and base.name == "args" \
+                and ("global", "args") not in self.st.vars:
+            return self.args_index(e)
+        if not isinstance(base, ast.Ident):
+            raise DCompileError("only associative arrays and args[] can be indexed", e.span)
+        key_types = self._key_types(e)
+        var = self.st.vars.get(("global", base.name))
+        if var is None:
+            if self.lenient:
+                return INT64
+            raise DCompileError(f"associative array {base.name} is never assigned", e.span)
+        if not var.is_assoc:
+            raise DCompileError(f"{base.name} is a scalar and cannot be indexed", e.span)
+        self._match_keys(var, key_types, e)
+        self.ann.vars[e] = var
+        return var.type
+
+    def _key_types(self, e: ast.Index) -> list[DType]:
+        key_types = [self.expr(k) for k in e.indexes]
+        for k, t in zip(e.indexes, key_types):
+            if not (t.is_int or t.is_string):
+                raise DCompileError(f"an array key must be an integer or a string, not {t}",
+                                    k.span)
+        return key_types
+
+    @staticmethod
+    def _match_keys(var: Variable, key_types: list[DType], e: ast.Index) -> None:
+        assert var.key_types is not None
+        if len(var.key_types) != len(key_types):
+            raise DCompileError(f"{var.name}[] has {len(var.key_types)} key(s) at {var.span}, "
+                                f"{len(key_types)} here", e.span)
+        for i, (old, new) in enumerate(zip(var.key_types, key_types)):
+            if old.is_int != new.is_int:
+                raise DCompileError(f"key {i + 1} of {var.name}[] is {old} at {var.span}, "
+                                    f"{new} here", e.indexes[i].span)
+
+    # -- assignment ---------------------------------------------------------------------
+
+    def assign(self, e: ast.Assign) -> DType:
+        vt = self.expr(e.value)
+        if isinstance(vt, (TranslatedType, VoidType)):
+            raise DCompileError(f"a variable cannot hold {vt}", e.value.span,
+                                hint="assign a member instead, e.g. x = args[0]->member")
+        if e.op != "=" and not vt.is_int:
+            raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span)
+        t = self.lvalue(e.target, vt if e.op == "=" else None)
+        if t.is_string != vt.is_string:
+            raise DCompileError(f"cannot assign {vt} to {describe(e.target)}, which is {t}",
+                                e.span)
+        if e.op != "=" and not t.is_int:
+            raise DCompileError(f"operator {e.op} needs an integer variable", e.span)
+        return t
+
+    def incdec(self, e: ast.Expr, operand: ast.Expr, op: str) -> DType:
+        t = self.lvalue(operand, None)
+        if not t.is_int:
+            raise DCompileError(f"operator {op} needs an integer variable", e.span)
+        return t
+
+    def lvalue(self, target: ast.Expr, new_type: Optional[DType]) -> DType:
+        """The type of an assignable expression, creating the variable on first assignment
+        (`new_type` None: it must exist already, as for `x += 1` and `x++`)."""
+        if isinstance(target, ast.Ident):
+            n = target.name
+            if n in INT_BUILTINS or n in PROBE_STRINGS or n in _RESERVED:
+                raise DCompileError(f"'{n}' is a built-in variable and cannot be assigned",
+                                    target.span)
+            var = self.st.vars.get(("global", n))
+            if var is None:
+                if new_type is None:
+                    return self.ident(target)
+                var = self._new_var("global", n, new_type, target.span)
+            elif var.is_assoc:
+                raise DCompileError(f"{n} is an associative array; index it: {n}[...]",
+                                    target.span)
+        elif isinstance(target, ast.ScopedVar):
+            var = self.st.vars.get((target.scope, target.name))
+            if var is None:
+                if new_type is None:
+                    return self.scoped(target)
+                var = self._new_var(target.scope, target.name, new_type, target.span)
+        elif isinstance(target, ast.Index) and isinstance(target.base, ast.Ident) \
+                and target.base.name != "args":
+            key_types = self._key_types(target)
+            n = target.base.name
+            var = self.st.vars.get(("global", n))
+            if var is None:
+                if new_type is None:
+                    return self.index(target)
+                keys = [StringType(self.st.strsize) if t.is_string else INT64 for t in key_types]
+                var = self._new_var("global", n, new_type, target.span, keys)
+            if not var.is_assoc:
+                raise DCompileError(f"{n} is a scalar and cannot be indexed", target.span)
+            self._match_keys(var, key_types, target)
+        else:
+            raise DCompileError(f"{describe(target)} cannot be assigned", target.span,
+                                hint="assign variables: x, x[key], self->x, this->x")
+        self.ann.vars[target] = var
+        self.ann.types[target] = var.type
+        return var.type
+
+    def _new_var(self, scope: str, name: str, t: DType, span: ast.Span,
+                 keys: Optional[list[DType]] = None) -> Variable:
+        if not (t.is_int or t.is_string):
+            raise DCompileError(f"a variable cannot hold {t}", span)
+        var = Variable(scope, name, self.st.storage_type(t), span, keys)
+        self.st.vars[(scope, name)] = var
+        return var

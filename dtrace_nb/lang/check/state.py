@@ -1,0 +1,117 @@
+"""What the passes share while checking one program, and the helpers several of them use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.check.macros import MacroEnv
+from dtrace_nb.lang.check.results import AggInfo, Annotations, CheckedClause, Variable
+from dtrace_nb.lang.options import Options
+from dtrace_nb.lang.printer import to_source
+from dtrace_nb.lang.types import DType, IntType, StringType, type_from_words, VoidType
+from dtrace_nb.probes import BindContext, Probe, ProbeCatalog
+
+# Deeper nesting (of expressions, statements and blocks together) is refused: the checker
+# and the code generator recurse over the tree, and no real program comes near this. (The
+# parser itself takes any depth.)
+MAX_NESTING = 200
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
+TRACEMEM_MAX = 64 << 10  # one record in the ring buffer
+STACK_FRAMES_MAX = 127  # the kernel's perf_event_max_stack default
+
+
+@dataclass
+class CheckState:
+    """The program being checked and everything the passes have found so far."""
+
+    program: ast.Program
+    catalog: ProbeCatalog
+    macros: MacroEnv
+    options: Options
+    bind_ctx: BindContext
+    ann: Annotations = field(default_factory=Annotations)
+    clauses: list[CheckedClause] = field(default_factory=list)
+    probes: list[Probe] = field(default_factory=list)  # every enabled probe, by id
+    probe_string_size: int = 8
+    vars: dict[tuple[str, str], Variable] = field(default_factory=dict)
+    aggs: dict[str, AggInfo] = field(default_factory=dict)
+    uses_exit: bool = False
+    destructive: list[ast.Call] = field(default_factory=list)
+
+    @property
+    def strsize(self) -> int:
+        return int(self.options["strsize"])
+
+    def type_of(self, tn: ast.TypeName) -> DType:
+        """The type a declaration or cast names."""
+        t = type_from_words(tn.words, tn.pointer, self.strsize)
+        if t is None or isinstance(t, VoidType):
+            raise DCompileError(f"unknown type '{tn}'", tn.span)
+        return t
+
+    def storage_type(self, t: DType) -> DType:
+        """Variables of string type hold strsize bytes, whatever they were assigned first."""
+        return StringType(self.strsize) if isinstance(t, StringType) else t
+
+
+def const_value(e: ast.Expr, ann: Annotations) -> Optional[int]:
+    """The value of an integer constant expression, or None."""
+    if isinstance(e, (ast.IntLit, ast.CharLit)):
+        return e.value
+    if isinstance(e, ast.MacroVar):
+        v = ann.macro(e)
+        return v if isinstance(v, int) else None
+    if isinstance(e, ast.Unary) and e.op in ("-", "+", "~"):
+        v = const_value(e.operand, ann)
+        if v is None:
+            return None
+        return -v if e.op == "-" else v if e.op == "+" else ~v
+    if isinstance(e, ast.SizeOf):
+        return ann.size(e)
+    if isinstance(e, ast.Cast):
+        v = const_value(e.operand, ann)
+        t = ann.type_or_none(e)
+        return None if v is None or not isinstance(t, IntType) else t.wrap(v)
+    if isinstance(e, ast.Binary) and e.op in ("+", "-", "*", "<<", "|", "&"):
+        a, b = const_value(e.left, ann), const_value(e.right, ann)
+        if a is None or b is None:
+            return None
+        return {"+": a + b, "-": a - b, "*": a * b, "<<": a << b if 0 <= b < 64 else 0,
+                "|": a | b, "&": a & b}[e.op]
+    return None
+
+
+def describe(e: ast.Expr) -> str:
+    """An expression as D text, for messages."""
+    try:
+        return to_source(e)
+    except Exception:  # a description is a convenience
+        return "this expression"
+
+
+def key_name(e: ast.Expr, i: int) -> str:
+    """A column name for an aggregation key: its D text when short."""
+    if isinstance(e, ast.Ident):
+        return e.name
+    try:
+        text = to_source(e)
+    except Exception:  # the printer is a convenience: never fail a compile over a name
+        text = ""
+    return text if text and len(text) <= 40 else f"key{i}"
+
+
+def is_agg_target(t: ast.Expr) -> bool:
+    return isinstance(t, ast.AggRef) or (isinstance(t, ast.Index)
+                                         and isinstance(t.base, ast.AggRef))
+
+
+def agg_target(t: ast.Expr) -> tuple[str, list[ast.Expr]]:
+    """(name, keys) of `@name` or `@name[keys]`."""
+    if isinstance(t, ast.Index) and isinstance(t.base, ast.AggRef):
+        return t.base.name, t.indexes
+    assert isinstance(t, ast.AggRef)
+    return t.name, []
