@@ -15,6 +15,7 @@ from dtrace_nb.codegen.emit import ARRAY_SELECTOR_LIMIT, BindingEmitter, Functio
 from dtrace_nb.codegen.layout import HEADER_FIELDS, Resources, analyse
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang.check import CheckedProgram
+from dtrace_nb.lang.types import StackType
 from dtrace_nb.probes import Binding, Probe
 
 
@@ -26,10 +27,10 @@ class BpfProgram:
     probes: list[Probe]  # program-local probe index order (the dtnb_probes table)
     probe_string_size: int
     checked: CheckedProgram
-
-    @property
-    def uses_probe_table(self) -> bool:
-        return "dtnb_probes" in self.c_source
+    # a function looks up probe descriptions: the runtime fills dtnb_probes
+    uses_probe_table: bool = False
+    # records or error records are written: the runtime reads the ring buffer dtnb_rb
+    has_ring: bool = False
 
     @property
     def reads_task(self) -> bool:
@@ -37,24 +38,12 @@ class BpfProgram:
         return any("task" in f.uses for f in self.functions)
 
     @property
-    def uses_globals(self) -> bool:
-        return any("globals" in f.uses for f in self.functions)
-
-    @property
-    def uses_speculation(self) -> bool:
-        return any("spec" in f.uses for f in self.functions)
-
-    @property
     def uses_user_stacks(self) -> bool:
         """ustack() recorded or used as a key: the consumer symbolises user frames."""
         return any(a.kind == "ustack" for r in self.resources.records.values()
                    for a in r.actions) or any(
-            getattr(f.dtype, "kind", "") == "ustack"
+            isinstance(f.dtype, StackType) and f.dtype.kind == "ustack"
             for agg in self.resources.aggs.values() for f in agg.key_fields)
-
-    @property
-    def has_ring(self) -> bool:
-        return "dtnb_rb" in self.c_source
 
 
 def header(name: str) -> str:
@@ -107,7 +96,13 @@ def _generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
                 w.line(decl)
     _declare_tables(w, checked, res, functions)
     return BpfProgram(w.text() + "\n" + body.text(), functions, res, checked.probes,
-                      checked.probe_string_size, checked)
+                      checked.probe_string_size, checked,
+                      uses_probe_table=any(f.reads_probe_table for f in functions),
+                      has_ring=_has_ring(res, functions))
+
+
+def _has_ring(res: Resources, functions: list[FunctionSpec]) -> bool:
+    return bool(res.records) or any(f.uses_errors for f in functions)
 
 
 def _declare_tables(w: CWriter, checked: CheckedProgram, res: Resources,
@@ -118,7 +113,8 @@ def _declare_tables(w: CWriter, checked: CheckedProgram, res: Resources,
     with w.block("struct dt_probedesc", tail="};"):
         w.lines(["u32 id;", "u32 pad;", f"char prov[{n}];", f"char mod[{n}];",
                  f"char func[{n}];", f"char name[{n}];"])
-    w.line(f"BPF_ARRAY(dtnb_probes, struct dt_probedesc, {max(1, len(checked.probes))});")
+    if any(f.reads_probe_table for f in functions):
+        w.line(f"BPF_ARRAY(dtnb_probes, struct dt_probedesc, {len(checked.probes)});")
     for agg in res.aggs.values():
         w.comment(f"@{agg.info.name} = {agg.info.func}()")
         if not agg.keyless:
@@ -147,7 +143,7 @@ def _declare_tables(w: CWriter, checked: CheckedProgram, res: Resources,
     if res.stack_entries:
         w.line(f"BPF_STACK_TRACE(dtnb_stacks, {res.stack_entries});")
     uses_errors = any(f.uses_errors for f in functions)
-    if res.records or uses_errors:
+    if _has_ring(res, functions):
         w.line(f"BPF_RINGBUF_OUTPUT(dtnb_rb, {res.ringbuf_pages});")
     for rec in res.records.values():
         with w.block(f"struct {rec.struct_name}", tail="};"):

@@ -1,9 +1,14 @@
-"""A small C source writer: lines, indentation and blocks, nothing else."""
+"""A small C source writer and the few C shapes the emitters build, one statement a line.
+
+`CWriter` holds lines at an indentation depth; text given to it may span several lines
+(a statement expression), and every line of it is indented where it lands, so nested
+shapes keep their relative indentation. The builders below return such text.
+"""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 class CWriter:
@@ -11,12 +16,13 @@ class CWriter:
         self._lines: list[str] = []
         self._depth = 0
         self._indent = indent
-        self._tmp = 0
 
     def line(self, text: str = "") -> None:
-        self._lines.append(self._indent * self._depth + text if text else "")
+        """One line, or each line of a multi-line text, at the current depth."""
+        for part in text.split("\n"):
+            self._lines.append(self._indent * self._depth + part if part else "")
 
-    def lines(self, texts) -> None:
+    def lines(self, texts: Iterable[str]) -> None:
         for t in texts:
             self.line(t)
 
@@ -27,21 +33,50 @@ class CWriter:
         self.line(f"/* {comment_text(text)} */")
 
     @contextmanager
-    def block(self, head: str, tail: str = "}") -> Iterator[None]:
-        self.line(head + " {")
+    def block(self, head: str = "", tail: str = "}") -> Iterator[None]:
+        """`head {` ... `tail`; a bare `{` without a head (a scope for locals)."""
+        self.line(f"{head} {{" if head else "{")
+        with self.indented():
+            yield
+        self.line(tail)
+
+    @contextmanager
+    def indented(self) -> Iterator[None]:
         self._depth += 1
         try:
             yield
         finally:
             self._depth -= 1
-            self.line(tail)
 
-    def temp(self, prefix: str = "t") -> str:
-        self._tmp += 1
-        return f"dt_{prefix}{self._tmp}"
+    def insert(self, other: "CWriter") -> None:
+        """Every line of `other`, at this writer's current depth."""
+        for text in other._lines:
+            self._lines.append(self._indent * self._depth + text if text else "")
 
     def text(self) -> str:
         return "\n".join(self._lines) + "\n"
+
+
+def indent(text: str, by: str = "\t") -> str:
+    return "\n".join(by + ln if ln else ln for ln in text.split("\n"))
+
+
+def stmt_expr(stmts: Iterable[str], value: str) -> str:
+    """A GNU statement expression `({ ...; value; })`, one statement a line."""
+    body = [s for s in stmts if s] + [f"{value};"]
+    return "({\n" + indent("\n".join(body)) + "\n})"
+
+
+def if_stmt(cond: str, then: Iterable[str], other: Iterable[str] = ()) -> str:
+    """`if (cond)` with one statement on the next line, or a braced block of several (and
+    an `else` when `other` has statements)."""
+    then, other = [s for s in then if s], [s for s in other if s]
+    if len(then) == 1 and not other and "\n" not in then[0]:
+        return f"if ({cond})\n" + indent(then[0])
+    text = f"if ({cond}) {{\n" + indent("\n".join(then)) + "\n}"
+    if other:
+        text += " else {\n" + indent("\n".join(other)) + "\n}"
+    return text
 
 
 def comment_text(text: str) -> str:

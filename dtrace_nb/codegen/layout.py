@@ -13,10 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.check import (AggInfo, Annotations, CheckedProgram, Variable, const_value,
-                                  flat_statements)
 from dtrace_nb.lang.builtins import RECORDING_ACTIONS
+from dtrace_nb.lang.check import (
+    AggInfo,
+    Annotations,
+    CheckedProgram,
+    Variable,
+    const_value,
+    flat_statements,
+)
 from dtrace_nb.lang.types import DType, IntType, StackType, StringType
 
 QUANTIZE_BUCKETS = 127
@@ -307,8 +314,6 @@ def _record_actions(clause: ast.Clause, rec: RecordLayout, res: Resources,
             continue
         bit = len(rec.actions)
         if bit >= MAX_ACTIONS:
-            from dtrace_nb.errors import DCompileError
-
             raise DCompileError(f"a clause may have at most {MAX_ACTIONS} actions", call.span)
         action = _record_action(call, add, ann)
         action.bit = bit

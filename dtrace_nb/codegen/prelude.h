@@ -79,6 +79,11 @@ static __always_inline u64 dt_kread_u64(const void *p)
 	return v;
 }
 
+/* Leave a clause for its fault handler (codegen/emit.py), noting what faulted, at which
+ * address and in which action; dt_flt* are the function's locals. */
+#define DT_FAULT(kind, addr, act, handler) \
+	do { dt_flt = (kind); dt_flt_addr = (u64)(addr); dt_flt_act = (act); goto handler; } while (0)
+
 /* Index of the highest set bit plus one (0 for 0), without loops. */
 static __always_inline u32 dt_fls64(u64 v)
 {

@@ -38,7 +38,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 2);
 /* @c = count() */
 struct dtnb_agg0_key {
 	s64 k0;
@@ -71,43 +70,42 @@ struct dtnb_rec1 {
 int dtnb_b0(struct bpf_perf_event_data *ctx) {
 	const u32 dt_pidx = 0;
 	u32 dt_zero = 0;
-		/* clause 1 (profile:::tick-1s) at line 4 */
-		 {
-			 {
-				struct dtnb_agg0_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				dt_kv.k0 = (s64)(((s32)bpf_get_smp_processor_id()));
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg0_val dt_init = {};
-					dtnb_agg0.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg0.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += 1;
-				}
-			}
-			 {
-				struct dtnb_agg1_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				dt_kv.k0 = (s64)(((s32)bpf_get_smp_processor_id()));
-				s64 dt_x = (s64)(1LL);
-				struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg1_val dt_init = {};
-					dtnb_agg1.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg1.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += dt_x;
-				}
-			}
-			dt_end_0: ;
+
+	/* clause 1 (profile:::tick-1s) at line 4 */
+	{
+		struct dtnb_agg0_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		dt_kv.k0 = (s64)(((s32)bpf_get_smp_processor_id()));
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg0_val dt_init = {};
+			dtnb_agg0.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg0.lookup(&dt_kv);
 		}
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += 1;
+		}
+	}
+	{
+		struct dtnb_agg1_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		dt_kv.k0 = (s64)(((s32)bpf_get_smp_processor_id()));
+		s64 dt_x = (s64)(1LL);
+		struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg1_val dt_init = {};
+			dtnb_agg1.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg1.lookup(&dt_kv);
+		}
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += dt_x;
+		}
+	}
+	dt_end_0: ;
 	return 0;
 }
 
@@ -115,30 +113,29 @@ int dtnb_b0(struct bpf_perf_event_data *ctx) {
 int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
 	const u32 dt_pidx = 1;
 	u32 dt_zero = 0;
-		/* clause 2 (END) at line 10 */
-		 {
-			struct dtnb_rec1 *dt_r1 = 0;
-			dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
-			if (!dt_r1) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_1;
-			}
-			dt_r1->epid = 2;
-			dt_r1->cpu = bpf_get_smp_processor_id();
-			dt_r1->pidx = dt_pidx;
-			dt_r1->spec = 0;
-			dt_r1->mask = 0;
-			dt_r1->mask |= 1ULL;
-			dt_r1->f0 = (s64)(2LL);
-			dt_r1->mask |= 2ULL;
-			dt_r1->mask |= 4ULL;
-			dt_r1->f1 = (s64)(3LL);
-			dt_r1->mask |= 8ULL;
-			dt_r1->mask |= 16ULL;
-			dtnb_rb.ringbuf_submit(dt_r1, 0);
-			dt_r1 = 0;
-			dt_end_1: ;
-		}
+
+	/* clause 2 (END) at line 10 */
+	struct dtnb_rec1 *dt_r1 = 0;
+	dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
+	if (!dt_r1) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_1;
+	}
+	dt_r1->epid = 2;
+	dt_r1->cpu = bpf_get_smp_processor_id();
+	dt_r1->pidx = dt_pidx;
+	dt_r1->spec = 0;
+	dt_r1->mask = 0;
+	dt_r1->mask |= 1ULL;
+	dt_r1->f0 = (s64)(2LL);
+	dt_r1->mask |= 2ULL;
+	dt_r1->mask |= 4ULL;
+	dt_r1->f1 = (s64)(3LL);
+	dt_r1->mask |= 8ULL;
+	dt_r1->mask |= 16ULL;
+	dtnb_rb.ringbuf_submit(dt_r1, 0);
+	dt_r1 = 0;
+	dt_end_1: ;
 	return 0;
 }
 

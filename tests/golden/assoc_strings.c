@@ -28,7 +28,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 struct dt_globals {
 	char v1_s[256];
 };
@@ -78,33 +77,84 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	char *dt_s = (char *)dtnb_scratch.lookup(&dt_zero);
 	if (!dt_s)
 		return 0;
-		/* clause 1 (BEGIN) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			(void)(({ s32 dt_v1 = (s32)(5LL); struct dtnb_assoc0_a_key *dt_k2 = (void *)(dt_s + 256); __builtin_memset(dt_k2, 0, sizeof(*dt_k2)); *(u64 *)&((dt_k2->k0)[0]) = 0x78ULL; dt_k2->k1 = (s64)(1LL); if (dt_v1) { struct dtnb_assoc0_a_val dt_nv3 = {}; dt_nv3.v = dt_v1; if (dtnb_assoc0_a.update(dt_k2, &dt_nv3)) dt_drop(DT_DROP_DYN); } else { dtnb_assoc0_a.delete(dt_k2); } dt_v1; }));
-			(void)(({ *(u64 *)&((dt_g->v1_s)[0]) = 0x6f6c6c6568ULL; (u64)dt_g->v1_s; }));
-			(void)(({ struct dtnb_assoc2_u_val *dt_sv5 = (void *)(dt_s + 1800); *(u64 *)&(((dt_s + 1032))[0]) = 0x646c726f7720ULL; dt_strjoin((dt_s + 520), dt_g->v1_s, (dt_s + 1032)); bpf_probe_read_kernel_str((void *)(dt_sv5->v), 256, (dt_s + 520)); struct dtnb_assoc2_u_key *dt_k4 = (void *)(dt_s + 1544); __builtin_memset(dt_k4, 0, sizeof(*dt_k4)); bpf_probe_read_kernel_str((void *)(dt_k4->k0), 256, dt_g->v1_s); if (dt_sv5->v[0]) { if (dtnb_assoc2_u.update(dt_k4, dt_sv5)) dt_drop(DT_DROP_DYN); } else { dtnb_assoc2_u.delete(dt_k4); } (u64)dt_sv5->v; }));
-			dt_r0->mask |= 1ULL;
-			dt_r0->f0 = (s64)(({ struct dtnb_assoc0_a_key *dt_k6 = (void *)(dt_s + 2056); __builtin_memset(dt_k6, 0, sizeof(*dt_k6)); *(u64 *)&((dt_k6->k0)[0]) = 0x78ULL; dt_k6->k1 = (s64)(1LL); struct dtnb_assoc0_a_val *dt_p7 = dtnb_assoc0_a.lookup(dt_k6); ((s32)(dt_p7 ? dt_p7->v : 0)); }));
-			struct dtnb_assoc2_u_key *dt_k8 = (void *)(dt_s + 2320); __builtin_memset(dt_k8, 0, sizeof(*dt_k8)); *(u64 *)&((dt_k8->k0)[0]) = 0x6f6c6c6568ULL; struct dtnb_assoc2_u_val *dt_p9 = dtnb_assoc2_u.lookup(dt_k8); char *dt_sp10 = dt_p9 ? dt_p9->v : dt_s; bpf_probe_read_kernel_str((void *)(dt_r0->f1), 256, dt_sp10);
-			dt_r0->f2 = (u64)(((u64)dt_strlen(({ struct dtnb_assoc2_u_key *dt_k11 = (void *)(dt_s + 2576); __builtin_memset(dt_k11, 0, sizeof(*dt_k11)); bpf_probe_read_kernel_str((void *)(dt_k11->k0), 256, dt_g->v1_s); struct dtnb_assoc2_u_val *dt_p12 = dtnb_assoc2_u.lookup(dt_k11); char *dt_sp13 = dt_p12 ? dt_p12->v : dt_s; dt_sp13; }))));
-			dt_r0->mask |= 2ULL;
-			dt_r0->f3 = (s64)(0LL);
-			dt_set_exiting();
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			dt_end_0: ;
+
+	/* clause 1 (BEGIN) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	(void)(({
+		s32 dt_v1 = (s32)(5LL);
+		struct dtnb_assoc0_a_key *dt_k2 = (void *)(dt_s + 256);
+		__builtin_memset(dt_k2, 0, sizeof(*dt_k2));
+		*(u64 *)&((dt_k2->k0)[0]) = 0x78ULL;
+		dt_k2->k1 = (s64)(1LL);
+		if (dt_v1) {
+			struct dtnb_assoc0_a_val dt_nv3 = {};
+			dt_nv3.v = dt_v1;
+			if (dtnb_assoc0_a.update(dt_k2, &dt_nv3))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_assoc0_a.delete(dt_k2);
 		}
+		dt_v1;
+	}));
+	(void)(({
+		*(u64 *)&((dt_g->v1_s)[0]) = 0x6f6c6c6568ULL;
+		(u64)dt_g->v1_s;
+	}));
+	(void)(({
+		struct dtnb_assoc2_u_val *dt_sv5 = (void *)(dt_s + 1800);
+		*(u64 *)&(((dt_s + 1032))[0]) = 0x646c726f7720ULL;
+		dt_strjoin((dt_s + 520), dt_g->v1_s, (dt_s + 1032));
+		bpf_probe_read_kernel_str((void *)(dt_sv5->v), 256, (dt_s + 520));
+		struct dtnb_assoc2_u_key *dt_k4 = (void *)(dt_s + 1544);
+		__builtin_memset(dt_k4, 0, sizeof(*dt_k4));
+		bpf_probe_read_kernel_str((void *)(dt_k4->k0), 256, dt_g->v1_s);
+		if (dt_sv5->v[0]) {
+			if (dtnb_assoc2_u.update(dt_k4, dt_sv5))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_assoc2_u.delete(dt_k4);
+		}
+		(u64)dt_sv5->v;
+	}));
+	dt_r0->mask |= 1ULL;
+	dt_r0->f0 = (s64)(({
+		struct dtnb_assoc0_a_key *dt_k6 = (void *)(dt_s + 2056);
+		__builtin_memset(dt_k6, 0, sizeof(*dt_k6));
+		*(u64 *)&((dt_k6->k0)[0]) = 0x78ULL;
+		dt_k6->k1 = (s64)(1LL);
+		struct dtnb_assoc0_a_val *dt_p7 = dtnb_assoc0_a.lookup(dt_k6);
+		((s32)(dt_p7 ? dt_p7->v : 0));
+	}));
+	struct dtnb_assoc2_u_key *dt_k8 = (void *)(dt_s + 2320);
+	__builtin_memset(dt_k8, 0, sizeof(*dt_k8));
+	*(u64 *)&((dt_k8->k0)[0]) = 0x6f6c6c6568ULL;
+	struct dtnb_assoc2_u_val *dt_p9 = dtnb_assoc2_u.lookup(dt_k8);
+	char *dt_sp10 = dt_p9 ? dt_p9->v : dt_s;
+	bpf_probe_read_kernel_str((void *)(dt_r0->f1), 256, dt_sp10);
+	dt_r0->f2 = (u64)(((u64)dt_strlen(({
+		struct dtnb_assoc2_u_key *dt_k11 = (void *)(dt_s + 2576);
+		__builtin_memset(dt_k11, 0, sizeof(*dt_k11));
+		bpf_probe_read_kernel_str((void *)(dt_k11->k0), 256, dt_g->v1_s);
+		struct dtnb_assoc2_u_val *dt_p12 = dtnb_assoc2_u.lookup(dt_k11);
+		char *dt_sp13 = dt_p12 ? dt_p12->v : dt_s;
+		dt_sp13;
+	}))));
+	dt_r0->mask |= 2ULL;
+	dt_r0->f3 = (s64)(0LL);
+	dt_set_exiting();
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	dt_end_0: ;
 	return 0;
 }
 

@@ -25,7 +25,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 BPF_RINGBUF_OUTPUT(dtnb_rb, 1024);
 struct dtnb_rec0 {
 	u32 epid;
@@ -47,31 +46,30 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	if (dt_exiting())
 		return 0;
 	u32 dt_zero = 0;
-		/* clause 1 (BEGIN) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			dt_r0->mask |= 1ULL;
-			dt_r0->f0 = (s64)(42LL);
-			*(u64 *)&((dt_r0->f1)[0]) = 0x6968ULL;
-			dt_r0->f2 = (s64)(7LL);
-			bpf_get_current_comm((void *)(dt_r0->f3), 16);
-			dt_r0->mask |= 2ULL;
-			dt_r0->f4 = (s64)(0LL);
-			dt_set_exiting();
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			dt_end_0: ;
-		}
+
+	/* clause 1 (BEGIN) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	dt_r0->mask |= 1ULL;
+	dt_r0->f0 = (s64)(42LL);
+	*(u64 *)&((dt_r0->f1)[0]) = 0x6968ULL;
+	dt_r0->f2 = (s64)(7LL);
+	bpf_get_current_comm((void *)(dt_r0->f3), 16);
+	dt_r0->mask |= 2ULL;
+	dt_r0->f4 = (s64)(0LL);
+	dt_set_exiting();
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	dt_end_0: ;
 	return 0;
 }
 

@@ -30,7 +30,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 struct dt_globals {
 	s64 v0_x;
 	s64 v1_y;
@@ -71,46 +70,73 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	u32 dt_flt = 0, dt_flt_act = 0;
 	u64 dt_flt_addr = 0;
-		/* clause 1 (BEGIN) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			(void)(({ s8 dt_v1 = (s8)(((s8)(300LL))); dt_g->v0_x = dt_v1; dt_v1; }));
-			(void)(({ s32 dt_v2 = (s32)(((((s32)(((s8)dt_g->v0_x)) > (s32)(0LL))) ? (s32)(1LL) : (s32)(2LL))); dt_g->v1_y = dt_v2; dt_v2; }));
-			(void)(({ u32 dt_v3 = (u32)(((u32)((u32)(((u32)(((s32)(-(s32)(7LL)))))) >> ((28LL) & 31)))); dt_g->v2_z = dt_v3; dt_v3; }));
-			(void)(({ s32 dt_v8 = (s32)(((s32)((s32)(({ s32 dt_n4 = (s32)(((s32)(-(s32)(7LL)))); s32 dt_q5 = (s32)(2LL); if (dt_q5 == 0) { dt_flt = 4; dt_flt_addr = (u64)(0); dt_flt_act = 4; goto dt_fault_0; } ((s32)dt_sdiv((s64)dt_n4, (s64)dt_q5)); })) + (s32)(({ s32 dt_n6 = (s32)(((s32)(-(s32)(7LL)))); s32 dt_q7 = (s32)(2LL); if (dt_q7 == 0) { dt_flt = 4; dt_flt_addr = (u64)(0); dt_flt_act = 4; goto dt_fault_0; } ((s32)dt_smod((s64)dt_n6, (s64)dt_q7)); }))))); dt_g->v3_w = dt_v8; dt_v8; }));
-			dt_r0->mask |= 1ULL;
-			dt_r0->f0 = (s64)(((s8)dt_g->v0_x));
-			dt_r0->f1 = (s64)(((s32)dt_g->v1_y));
-			dt_r0->f2 = (u64)(((u32)dt_g->v2_z));
-			dt_r0->f3 = (s64)(((s32)dt_g->v3_w));
-			dt_r0->f4 = (s64)((!!((!!(2LL) && !!(3LL))) || !!(0LL)));
-			dt_r0->f5 = (s64)((!!(1LL) != !!(1LL)));
-			dt_r0->mask |= 2ULL;
-			dt_r0->f6 = (u64)(4ULL);
-			dt_r0->f7 = (s64)(((s32)((s32)(((s32)(~(s32)(0LL)))) & (s32)(15LL))));
-			dt_r0->f8 = (u64)(((u32)__builtin_bswap32((u32)(287454020LL))));
-			dt_r0->mask |= 4ULL;
-			dt_r0->f9 = (s64)(0LL);
-			dt_set_exiting();
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			goto dt_end_0;
-			dt_fault_0:
-			if (dt_r0)
-				dtnb_rb.ringbuf_discard(dt_r0, 0);
-			dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
-			dt_end_0: ;
-		}
+
+	/* clause 1 (BEGIN) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	(void)(({
+		s8 dt_v1 = (s8)(((s8)(300LL)));
+		dt_g->v0_x = dt_v1;
+		dt_v1;
+	}));
+	(void)(({
+		s32 dt_v2 = (s32)(((((s32)(((s8)dt_g->v0_x)) > (s32)(0LL))) ? (s32)(1LL) : (s32)(2LL)));
+		dt_g->v1_y = dt_v2;
+		dt_v2;
+	}));
+	(void)(({
+		u32 dt_v3 = (u32)(((u32)((u32)(((u32)(((s32)(-(s32)(7LL)))))) >> ((28LL) & 31))));
+		dt_g->v2_z = dt_v3;
+		dt_v3;
+	}));
+	(void)(({
+		s32 dt_v8 = (s32)(((s32)((s32)(({
+			s32 dt_n4 = (s32)(((s32)(-(s32)(7LL))));
+			s32 dt_q5 = (s32)(2LL);
+			if (dt_q5 == 0)
+				DT_FAULT(4, 0, 4, dt_fault_0);
+			((s32)dt_sdiv((s64)dt_n4, (s64)dt_q5));
+		})) + (s32)(({
+			s32 dt_n6 = (s32)(((s32)(-(s32)(7LL))));
+			s32 dt_q7 = (s32)(2LL);
+			if (dt_q7 == 0)
+				DT_FAULT(4, 0, 4, dt_fault_0);
+			((s32)dt_smod((s64)dt_n6, (s64)dt_q7));
+		})))));
+		dt_g->v3_w = dt_v8;
+		dt_v8;
+	}));
+	dt_r0->mask |= 1ULL;
+	dt_r0->f0 = (s64)(((s8)dt_g->v0_x));
+	dt_r0->f1 = (s64)(((s32)dt_g->v1_y));
+	dt_r0->f2 = (u64)(((u32)dt_g->v2_z));
+	dt_r0->f3 = (s64)(((s32)dt_g->v3_w));
+	dt_r0->f4 = (s64)((!!((!!(2LL) && !!(3LL))) || !!(0LL)));
+	dt_r0->f5 = (s64)((!!(1LL) != !!(1LL)));
+	dt_r0->mask |= 2ULL;
+	dt_r0->f6 = (u64)(4ULL);
+	dt_r0->f7 = (s64)(((s32)((s32)(((s32)(~(s32)(0LL)))) & (s32)(15LL))));
+	dt_r0->f8 = (u64)(((u32)__builtin_bswap32((u32)(287454020LL))));
+	dt_r0->mask |= 4ULL;
+	dt_r0->f9 = (s64)(0LL);
+	dt_set_exiting();
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	goto dt_end_0;
+	dt_fault_0:
+	if (dt_r0)
+		dtnb_rb.ringbuf_discard(dt_r0, 0);
+	dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
+	dt_end_0: ;
 	return 0;
 }
 

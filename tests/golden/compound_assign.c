@@ -38,7 +38,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 struct dt_globals {
 	s64 v0_total;
 	s64 v1_x;
@@ -69,43 +68,98 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	struct dt_globals *dt_g = dtnb_globals.lookup(&dt_zero);
 	if (!dt_g)
 		return 0;
-		/* clause 1 (BEGIN) at line 3 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			(void)(({ s32 dt_v1 = (s32)(5LL); dt_g->v1_x = dt_v1; dt_v1; }));
-			(void)(({ s32 dt_v2 = (s32)(0LL); dt_g->v2_y = dt_v2; dt_v2; }));
-			(void)(({ s32 dt_v3 = (s32)(((s32)((s32)(((s32)dt_g->v1_x)) * (s32)(3LL)))); dt_g->v1_x = dt_v3; dt_v3; }));
-			(void)(({ s32 dt_v4 = (s32)(((s32)((s32)(((s32)dt_g->v1_x)) - (s32)(1LL)))); dt_g->v1_x = dt_v4; dt_v4; }));
-			(void)(({ s32 dt_v5 = (s32)(((s32)((s32)(((s32)dt_g->v1_x)) << ((2LL) & 31)))); dt_g->v1_x = dt_v5; dt_v5; }));
-			if (((s32)(((s32)dt_g->v1_x)) > (s32)(2LL))) {
-				(void)(({ s32 dt_o6 = ((s32)dt_g->v2_y); (void)({ s32 dt_v7 = (s32)(dt_o6 + 1); dt_g->v2_y = dt_v7; dt_v7; }); dt_o6; }));
-			}
-			else {
-				(void)(({ s32 dt_o8 = ((s32)dt_g->v2_y); (void)({ s32 dt_v9 = (s32)(dt_o8 - 1); dt_g->v2_y = dt_v9; dt_v9; }); dt_o8; }));
-			}
-			(void)(({ s32 dt_v10 = (s32)(((s32)((s32)(((s32)dt_g->v0_total)) + (s32)(((s32)dt_g->v1_x))))); dt_g->v0_total = dt_v10; dt_v10; }));
-			dt_r0->mask |= 1ULL;
-			dt_r0->f0 = (s64)(((s32)dt_g->v1_x));
-			dt_r0->f1 = (s64)(({ s32 dt_o11 = ((s32)dt_g->v2_y); (void)({ s32 dt_v12 = (s32)(dt_o11 + 1); dt_g->v2_y = dt_v12; dt_v12; }); ((s32)(dt_o11 + 1)); }));
-			dt_r0->f2 = (s64)(({ s32 dt_o13 = ((s32)dt_g->v2_y); (void)({ s32 dt_v14 = (s32)(dt_o13 - 1); dt_g->v2_y = dt_v14; dt_v14; }); dt_o13; }));
-			dt_r0->f3 = (s64)(((s32)dt_g->v0_total));
-			dt_r0->mask |= 2ULL;
-			dt_r0->f4 = (s64)(0LL);
-			dt_set_exiting();
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			dt_end_0: ;
-		}
+
+	/* clause 1 (BEGIN) at line 3 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	(void)(({
+		s32 dt_v1 = (s32)(5LL);
+		dt_g->v1_x = dt_v1;
+		dt_v1;
+	}));
+	(void)(({
+		s32 dt_v2 = (s32)(0LL);
+		dt_g->v2_y = dt_v2;
+		dt_v2;
+	}));
+	(void)(({
+		s32 dt_v3 = (s32)(((s32)((s32)(((s32)dt_g->v1_x)) * (s32)(3LL))));
+		dt_g->v1_x = dt_v3;
+		dt_v3;
+	}));
+	(void)(({
+		s32 dt_v4 = (s32)(((s32)((s32)(((s32)dt_g->v1_x)) - (s32)(1LL))));
+		dt_g->v1_x = dt_v4;
+		dt_v4;
+	}));
+	(void)(({
+		s32 dt_v5 = (s32)(((s32)((s32)(((s32)dt_g->v1_x)) << ((2LL) & 31))));
+		dt_g->v1_x = dt_v5;
+		dt_v5;
+	}));
+	if (((s32)(((s32)dt_g->v1_x)) > (s32)(2LL))) {
+		(void)(({
+			s32 dt_o6 = ((s32)dt_g->v2_y);
+			(void)({
+				s32 dt_v7 = (s32)(dt_o6 + 1);
+				dt_g->v2_y = dt_v7;
+				dt_v7;
+			});
+			dt_o6;
+		}));
+	}
+	else {
+		(void)(({
+			s32 dt_o8 = ((s32)dt_g->v2_y);
+			(void)({
+				s32 dt_v9 = (s32)(dt_o8 - 1);
+				dt_g->v2_y = dt_v9;
+				dt_v9;
+			});
+			dt_o8;
+		}));
+	}
+	(void)(({
+		s32 dt_v10 = (s32)(((s32)((s32)(((s32)dt_g->v0_total)) + (s32)(((s32)dt_g->v1_x)))));
+		dt_g->v0_total = dt_v10;
+		dt_v10;
+	}));
+	dt_r0->mask |= 1ULL;
+	dt_r0->f0 = (s64)(((s32)dt_g->v1_x));
+	dt_r0->f1 = (s64)(({
+		s32 dt_o11 = ((s32)dt_g->v2_y);
+		(void)({
+			s32 dt_v12 = (s32)(dt_o11 + 1);
+			dt_g->v2_y = dt_v12;
+			dt_v12;
+		});
+		((s32)(dt_o11 + 1));
+	}));
+	dt_r0->f2 = (s64)(({
+		s32 dt_o13 = ((s32)dt_g->v2_y);
+		(void)({
+			s32 dt_v14 = (s32)(dt_o13 - 1);
+			dt_g->v2_y = dt_v14;
+			dt_v14;
+		});
+		dt_o13;
+	}));
+	dt_r0->f3 = (s64)(((s32)dt_g->v0_total));
+	dt_r0->mask |= 2ULL;
+	dt_r0->f4 = (s64)(0LL);
+	dt_set_exiting();
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	dt_end_0: ;
 	return 0;
 }
 

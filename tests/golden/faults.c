@@ -32,7 +32,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 2);
 struct dt_globals {
 	s64 v0_x;
 	s64 v1_y;
@@ -74,35 +73,54 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	u64 dt_flt_addr = 0;
 	s64 dt_arg0 = (s64)(0);
 	s64 dt_arg1 = (s64)(0);
-		/* clause 1 (BEGIN) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			(void)(({ s64 dt_v3 = (s64)(({ s64 dt_n1 = (s64)(1LL); s64 dt_q2 = (s64)(dt_arg0); if (dt_q2 == 0) { dt_flt = 4; dt_flt_addr = (u64)(0); dt_flt_act = 1; goto dt_fault_0; } ((s64)dt_sdiv((s64)dt_n1, (s64)dt_q2)); })); dt_g->v0_x = dt_v3; dt_v3; }));
-			(void)(({ s32 dt_v6 = (s32)(({ u64 dt_a5 = (u64)(((u64)(dt_arg1))); s32 dt_d4 = 0; if (bpf_probe_read_kernel(&dt_d4, 4, (void *)dt_a5) < 0) { dt_flt = 1; dt_flt_addr = (u64)(dt_a5); dt_flt_act = 2; goto dt_fault_0; } dt_d4; })); dt_g->v1_y = dt_v6; dt_v6; }));
-			dt_r0->mask |= 1ULL;
-			dt_r0->f0 = (s64)(((s64)((s64)(((s64)dt_g->v0_x)) + (s64)(((s32)dt_g->v1_y)))));
-			dt_r0->mask |= 2ULL;
-			dt_r0->f1 = (s64)(0LL);
-			dt_set_exiting();
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			goto dt_end_0;
-			dt_fault_0:
-			if (dt_r0)
-				dtnb_rb.ringbuf_discard(dt_r0, 0);
-			dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
-			dt_end_0: ;
-		}
+
+	/* clause 1 (BEGIN) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	(void)(({
+		s64 dt_v3 = (s64)(({
+			s64 dt_n1 = (s64)(1LL);
+			s64 dt_q2 = (s64)(dt_arg0);
+			if (dt_q2 == 0)
+				DT_FAULT(4, 0, 1, dt_fault_0);
+			((s64)dt_sdiv((s64)dt_n1, (s64)dt_q2));
+		}));
+		dt_g->v0_x = dt_v3;
+		dt_v3;
+	}));
+	(void)(({
+		s32 dt_v6 = (s32)(({
+			u64 dt_a5 = (u64)(((u64)(dt_arg1)));
+			s32 dt_d4 = 0;
+			if (bpf_probe_read_kernel(&dt_d4, 4, (void *)dt_a5) < 0)
+				DT_FAULT(1, dt_a5, 2, dt_fault_0);
+			dt_d4;
+		}));
+		dt_g->v1_y = dt_v6;
+		dt_v6;
+	}));
+	dt_r0->mask |= 1ULL;
+	dt_r0->f0 = (s64)(((s64)((s64)(((s64)dt_g->v0_x)) + (s64)(((s32)dt_g->v1_y)))));
+	dt_r0->mask |= 2ULL;
+	dt_r0->f1 = (s64)(0LL);
+	dt_set_exiting();
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	goto dt_end_0;
+	dt_fault_0:
+	if (dt_r0)
+		dtnb_rb.ringbuf_discard(dt_r0, 0);
+	dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
+	dt_end_0: ;
 	return 0;
 }
 
@@ -112,26 +130,25 @@ int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
 	u32 dt_zero = 0;
 	s64 dt_arg4 = (s64)(ctx->args[4]);
 	s64 dt_arg5 = (s64)(ctx->args[5]);
-		/* clause 2 (ERROR) at line 9 */
-		 {
-			struct dtnb_rec1 *dt_r1 = 0;
-			dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
-			if (!dt_r1) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_1;
-			}
-			dt_r1->epid = 2;
-			dt_r1->cpu = bpf_get_smp_processor_id();
-			dt_r1->pidx = dt_pidx;
-			dt_r1->spec = 0;
-			dt_r1->mask = 0;
-			dt_r1->mask |= 1ULL;
-			dt_r1->f0 = (s64)(dt_arg4);
-			dt_r1->f1 = (s64)(dt_arg5);
-			dtnb_rb.ringbuf_submit(dt_r1, 0);
-			dt_r1 = 0;
-			dt_end_1: ;
-		}
+
+	/* clause 2 (ERROR) at line 9 */
+	struct dtnb_rec1 *dt_r1 = 0;
+	dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
+	if (!dt_r1) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_1;
+	}
+	dt_r1->epid = 2;
+	dt_r1->cpu = bpf_get_smp_processor_id();
+	dt_r1->pidx = dt_pidx;
+	dt_r1->spec = 0;
+	dt_r1->mask = 0;
+	dt_r1->mask |= 1ULL;
+	dt_r1->f0 = (s64)(dt_arg4);
+	dt_r1->f1 = (s64)(dt_arg5);
+	dtnb_rb.ringbuf_submit(dt_r1, 0);
+	dt_r1 = 0;
+	dt_end_1: ;
 	return 0;
 }
 

@@ -33,7 +33,6 @@ struct dt_probedesc {
 	char func[16];
 	char name[16];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 2);
 /* @bytes = sum() */
 struct dtnb_agg0_val {
 	s64 v;
@@ -64,20 +63,31 @@ int dtnb_b0(struct pt_regs *ctx) {
 	u32 dt_zero = 0;
 	s64 dt_arg0 = (s64)(ctx->di);
 	s64 dt_arg2 = (s64)(ctx->dx);
-		/* clause 1 (fbt:vmlinux:vfs_read:entry) at line 1 */
-		 {
-			 {
-				s64 dt_x = (s64)(dt_arg2);
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_zero);
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += dt_x;
-				}
-			}
-			(void)(({ u64 dt_v1 = (u64)(((u64)dt_arg0)); u64 dt_k2 = bpf_get_current_pid_tgid(); if (dt_v1) { struct dtnb_self0_f_val dt_nv3 = {}; dt_nv3.v = dt_v1; if (dtnb_self0_f.update(&dt_k2, &dt_nv3)) dt_drop(DT_DROP_DYN); } else { dtnb_self0_f.delete(&dt_k2); } dt_v1; }));
-			dt_end_0: ;
+
+	/* clause 1 (fbt:vmlinux:vfs_read:entry) at line 1 */
+	{
+		s64 dt_x = (s64)(dt_arg2);
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_zero);
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += dt_x;
 		}
+	}
+	(void)(({
+		u64 dt_v1 = (u64)(((u64)dt_arg0));
+		u64 dt_k2 = bpf_get_current_pid_tgid();
+		if (dt_v1) {
+			struct dtnb_self0_f_val dt_nv3 = {};
+			dt_nv3.v = dt_v1;
+			if (dtnb_self0_f.update(&dt_k2, &dt_nv3))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_self0_f.delete(&dt_k2);
+		}
+		dt_v1;
+	}));
+	dt_end_0: ;
 	return 0;
 }
 
@@ -86,28 +96,43 @@ int dtnb_b1(struct pt_regs *ctx) {
 	const u32 dt_pidx = 1;
 	u32 dt_zero = 0;
 	s64 dt_arg1 = (s64)(ctx->ax);
-		/* clause 2 (fbt:vmlinux:vfs_read:return) at line 7 */
-		 {
-			struct dtnb_rec1 *dt_r1 = 0;
-			if (!(({ u64 dt_k1 = bpf_get_current_pid_tgid(); struct dtnb_self0_f_val *dt_p2 = dtnb_self0_f.lookup(&dt_k1); ((u64)(dt_p2 ? dt_p2->v : 0)); })))
-				goto dt_end_1;
-			dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
-			if (!dt_r1) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_1;
-			}
-			dt_r1->epid = 2;
-			dt_r1->cpu = bpf_get_smp_processor_id();
-			dt_r1->pidx = dt_pidx;
-			dt_r1->spec = 0;
-			dt_r1->mask = 0;
-			dt_r1->mask |= 1ULL;
-			dt_r1->f0 = (s64)(dt_arg1);
-			(void)(({ u64 dt_v3 = (u64)(0LL); u64 dt_k4 = bpf_get_current_pid_tgid(); if (dt_v3) { struct dtnb_self0_f_val dt_nv5 = {}; dt_nv5.v = dt_v3; if (dtnb_self0_f.update(&dt_k4, &dt_nv5)) dt_drop(DT_DROP_DYN); } else { dtnb_self0_f.delete(&dt_k4); } dt_v3; }));
-			dtnb_rb.ringbuf_submit(dt_r1, 0);
-			dt_r1 = 0;
-			dt_end_1: ;
+
+	/* clause 2 (fbt:vmlinux:vfs_read:return) at line 7 */
+	struct dtnb_rec1 *dt_r1 = 0;
+	if (!(({
+		u64 dt_k1 = bpf_get_current_pid_tgid();
+		struct dtnb_self0_f_val *dt_p2 = dtnb_self0_f.lookup(&dt_k1);
+		((u64)(dt_p2 ? dt_p2->v : 0));
+	})))
+		goto dt_end_1;
+	dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
+	if (!dt_r1) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_1;
+	}
+	dt_r1->epid = 2;
+	dt_r1->cpu = bpf_get_smp_processor_id();
+	dt_r1->pidx = dt_pidx;
+	dt_r1->spec = 0;
+	dt_r1->mask = 0;
+	dt_r1->mask |= 1ULL;
+	dt_r1->f0 = (s64)(dt_arg1);
+	(void)(({
+		u64 dt_v3 = (u64)(0LL);
+		u64 dt_k4 = bpf_get_current_pid_tgid();
+		if (dt_v3) {
+			struct dtnb_self0_f_val dt_nv5 = {};
+			dt_nv5.v = dt_v3;
+			if (dtnb_self0_f.update(&dt_k4, &dt_nv5))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_self0_f.delete(&dt_k4);
 		}
+		dt_v3;
+	}));
+	dtnb_rb.ringbuf_submit(dt_r1, 0);
+	dt_r1 = 0;
+	dt_end_1: ;
 	return 0;
 }
 

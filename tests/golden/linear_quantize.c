@@ -31,7 +31,6 @@ struct dt_probedesc {
 	char func[16];
 	char name[16];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 /* @l = lquantize() */
 struct dtnb_agg0_val {
 	u64 b[32];
@@ -75,64 +74,75 @@ int dtnb_b0(struct bpf_perf_event_data *ctx) {
 	u32 dt_flt = 0, dt_flt_act = 0;
 	u64 dt_flt_addr = 0;
 	s64 dt_arg0 = (s64)(((ctx->regs.cs & 3) ? 0 : ctx->regs.ip));
-		/* clause 1 (profile:::profile-97) at line 1 */
-		 {
-			 {
-				s64 dt_x = (s64)(((s64)((s64)(dt_arg0) & (s64)(255LL))));
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_zero);
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->b[dt_lquantize_bucket(dt_x, 0LL, 16, 16LL) & 31] += 1;
-				}
-			}
-			 {
-				s64 dt_x = (s64)(({ u64 dt_n1 = (u64)(bpf_ktime_get_ns()); u64 dt_q2 = (u64)(100000LL); if (dt_q2 == 0) { dt_flt = 4; dt_flt_addr = (u64)(0); dt_flt_act = 2; goto dt_fault_0; } ((u64)((u64)dt_n1 % (u64)dt_q2)); }));
-				struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_zero);
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->b[dt_llquantize_bucket(dt_x, 10, 0, 5, 10) & 63] += 1;
-				}
-			}
-			 {
-				s64 dt_x = (s64)(((s32)bpf_get_smp_processor_id()));
-				struct dtnb_agg2_val *dt_v = dtnb_agg2.lookup(&dt_zero);
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					if (dt_v->n == 0 || dt_x < dt_v->v)
-						dt_v->v = dt_x;
-					dt_v->n += 1;
-				}
-			}
-			 {
-				s64 dt_x = (s64)(((s32)bpf_get_smp_processor_id()));
-				struct dtnb_agg3_val *dt_v = dtnb_agg3.lookup(&dt_zero);
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					if (dt_v->n == 0 || dt_x > dt_v->v)
-						dt_v->v = dt_x;
-					dt_v->n += 1;
-				}
-			}
-			 {
-				s64 dt_x = (s64)(({ u64 dt_n3 = (u64)(bpf_ktime_get_ns()); u64 dt_q4 = (u64)(1000LL); if (dt_q4 == 0) { dt_flt = 4; dt_flt_addr = (u64)(0); dt_flt_act = 5; goto dt_fault_0; } ((u64)((u64)dt_n3 % (u64)dt_q4)); }));
-				struct dtnb_agg4_val *dt_v = dtnb_agg4.lookup(&dt_zero);
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->n += 1;
-					dt_v->v += dt_x;
-					dt_add_square(dt_v->sq, dt_x);
-				}
-			}
-			goto dt_end_0;
-			dt_fault_0:
-			dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
-			dt_end_0: ;
+
+	/* clause 1 (profile:::profile-97) at line 1 */
+	{
+		s64 dt_x = (s64)(((s64)((s64)(dt_arg0) & (s64)(255LL))));
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_zero);
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->b[dt_lquantize_bucket(dt_x, 0LL, 16, 16LL) & 31] += 1;
 		}
+	}
+	{
+		s64 dt_x = (s64)(({
+			u64 dt_n1 = (u64)(bpf_ktime_get_ns());
+			u64 dt_q2 = (u64)(100000LL);
+			if (dt_q2 == 0)
+				DT_FAULT(4, 0, 2, dt_fault_0);
+			((u64)((u64)dt_n1 % (u64)dt_q2));
+		}));
+		struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_zero);
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->b[dt_llquantize_bucket(dt_x, 10, 0, 5, 10) & 63] += 1;
+		}
+	}
+	{
+		s64 dt_x = (s64)(((s32)bpf_get_smp_processor_id()));
+		struct dtnb_agg2_val *dt_v = dtnb_agg2.lookup(&dt_zero);
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			if (dt_v->n == 0 || dt_x < dt_v->v)
+				dt_v->v = dt_x;
+			dt_v->n += 1;
+		}
+	}
+	{
+		s64 dt_x = (s64)(((s32)bpf_get_smp_processor_id()));
+		struct dtnb_agg3_val *dt_v = dtnb_agg3.lookup(&dt_zero);
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			if (dt_v->n == 0 || dt_x > dt_v->v)
+				dt_v->v = dt_x;
+			dt_v->n += 1;
+		}
+	}
+	{
+		s64 dt_x = (s64)(({
+			u64 dt_n3 = (u64)(bpf_ktime_get_ns());
+			u64 dt_q4 = (u64)(1000LL);
+			if (dt_q4 == 0)
+				DT_FAULT(4, 0, 5, dt_fault_0);
+			((u64)((u64)dt_n3 % (u64)dt_q4));
+		}));
+		struct dtnb_agg4_val *dt_v = dtnb_agg4.lookup(&dt_zero);
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->n += 1;
+			dt_v->v += dt_x;
+			dt_add_square(dt_v->sq, dt_x);
+		}
+	}
+	goto dt_end_0;
+	dt_fault_0:
+	dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
+	dt_end_0: ;
 	return 0;
 }
 

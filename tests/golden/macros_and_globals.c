@@ -30,7 +30,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 struct dt_globals {
 	char v0_greeting[256];
 	s64 v1_n;
@@ -60,34 +59,40 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	struct dt_globals *dt_g = dtnb_globals.lookup(&dt_zero);
 	if (!dt_g)
 		return 0;
-		/* clause 1 (BEGIN) at line 3 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			(void)(({ *(u64 *)&((dt_g->v0_greeting)[0]) = 0x6f6c6c6568ULL; (u64)dt_g->v0_greeting; }));
-			(void)(({ s64 dt_v1 = (s64)(((s64)((s64)(41LL) + (s64)(1LL)))); dt_g->v1_n = dt_v1; dt_v1; }));
-			dt_r0->mask |= 1ULL;
-			bpf_probe_read_kernel_str((void *)(dt_r0->f0), 256, dt_g->v0_greeting);
-			dt_r0->f1 = (s64)(((s64)dt_g->v1_n));
-			dt_r0->f2 = (s64)(((s64)dt_state(DT_STATE_PID)));
-			dt_r0->f3 = (s64)(((s64)((bpf_ktime_get_ns() + dt_walltime_offset())) > (s64)(0LL)));
-			dt_r0->mask |= 2ULL;
-			dt_r0->mask |= 4ULL;
-			dt_r0->f4 = (s64)(0LL);
-			dt_set_exiting();
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			dt_end_0: ;
-		}
+
+	/* clause 1 (BEGIN) at line 3 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	(void)(({
+		*(u64 *)&((dt_g->v0_greeting)[0]) = 0x6f6c6c6568ULL;
+		(u64)dt_g->v0_greeting;
+	}));
+	(void)(({
+		s64 dt_v1 = (s64)(((s64)((s64)(41LL) + (s64)(1LL))));
+		dt_g->v1_n = dt_v1;
+		dt_v1;
+	}));
+	dt_r0->mask |= 1ULL;
+	bpf_probe_read_kernel_str((void *)(dt_r0->f0), 256, dt_g->v0_greeting);
+	dt_r0->f1 = (s64)(((s64)dt_g->v1_n));
+	dt_r0->f2 = (s64)(((s64)dt_state(DT_STATE_PID)));
+	dt_r0->f3 = (s64)(((s64)((bpf_ktime_get_ns() + dt_walltime_offset())) > (s64)(0LL)));
+	dt_r0->mask |= 2ULL;
+	dt_r0->mask |= 4ULL;
+	dt_r0->f4 = (s64)(0LL);
+	dt_set_exiting();
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	dt_end_0: ;
 	return 0;
 }
 

@@ -57,29 +57,28 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	struct dt_probedesc *dt_pd = dtnb_probes.lookup(&dt_pidx);
 	if (!dt_pd)
 		return 0;
-		/* clause 1 (syscall::read:entry, syscall::write:entry, syscall::close:entry) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			dt_r0->mask |= 1ULL;
-			__builtin_memcpy((void *)(dt_r0->f0), dt_pd->prov, 8);
-			__builtin_memcpy((void *)(dt_r0->f1), dt_pd->mod, 8);
-			__builtin_memcpy((void *)(dt_r0->f2), dt_pd->func, 8);
-			__builtin_memcpy((void *)(dt_r0->f3), dt_pd->name, 8);
-			dt_r0->f4 = (u64)(dt_pd->id);
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			dt_end_0: ;
-		}
+
+	/* clause 1 (syscall::read:entry, syscall::write:entry, syscall::close:entry) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	dt_r0->mask |= 1ULL;
+	__builtin_memcpy((void *)(dt_r0->f0), dt_pd->prov, 8);
+	__builtin_memcpy((void *)(dt_r0->f1), dt_pd->mod, 8);
+	__builtin_memcpy((void *)(dt_r0->f2), dt_pd->func, 8);
+	__builtin_memcpy((void *)(dt_r0->f3), dt_pd->name, 8);
+	dt_r0->f4 = (u64)(dt_pd->id);
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	dt_end_0: ;
 	return 0;
 }
 

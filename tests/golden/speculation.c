@@ -41,7 +41,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 2);
 /* self->spec */
 struct dtnb_self0_spec_key {
 	u64 tid;
@@ -96,37 +95,55 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	u32 dt_flt = 0, dt_flt_act = 0;
 	u64 dt_flt_addr = 0;
 	s64 dt_arg1 = (s64)(dt_kread_u64(&dt_regs->si));
-		/* clause 1 (syscall::openat:entry) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			(void)(({ s32 dt_v1 = (s32)(dt_speculation()); u64 dt_k2 = bpf_get_current_pid_tgid(); if (dt_v1) { struct dtnb_self0_spec_val dt_nv3 = {}; dt_nv3.v = dt_v1; if (dtnb_self0_spec.update(&dt_k2, &dt_nv3)) dt_drop(DT_DROP_DYN); } else { dtnb_self0_spec.delete(&dt_k2); } dt_v1; }));
-			dt_r0->spec = (u32)(({ u64 dt_k4 = bpf_get_current_pid_tgid(); struct dtnb_self0_spec_val *dt_p5 = dtnb_self0_spec.lookup(&dt_k4); ((s32)(dt_p5 ? dt_p5->v : 0)); }));
-			dt_r0->mask |= 1ULL;
-			u64 dt_a6 = (u64)(dt_arg1); if (bpf_probe_read_user_str((dt_s + 256), 256, (void *)dt_a6) < 0) { dt_flt = 1; dt_flt_addr = (u64)(dt_a6); dt_flt_act = 3; goto dt_fault_0; } bpf_probe_read_kernel_str((void *)(dt_r0->f0), 256, (dt_s + 256));
-			if (dt_r0->spec == 0) {
-				dtnb_rb.ringbuf_discard(dt_r0, 0);
-				dt_r0 = 0;
-				goto dt_end_0;
-			}
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			goto dt_end_0;
-			dt_fault_0:
-			if (dt_r0)
-				dtnb_rb.ringbuf_discard(dt_r0, 0);
-			dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
-			dt_end_0: ;
+
+	/* clause 1 (syscall::openat:entry) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	(void)(({
+		s32 dt_v1 = (s32)(dt_speculation());
+		u64 dt_k2 = bpf_get_current_pid_tgid();
+		if (dt_v1) {
+			struct dtnb_self0_spec_val dt_nv3 = {};
+			dt_nv3.v = dt_v1;
+			if (dtnb_self0_spec.update(&dt_k2, &dt_nv3))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_self0_spec.delete(&dt_k2);
 		}
+		dt_v1;
+	}));
+	dt_r0->spec = (u32)(({
+		u64 dt_k4 = bpf_get_current_pid_tgid();
+		struct dtnb_self0_spec_val *dt_p5 = dtnb_self0_spec.lookup(&dt_k4);
+		((s32)(dt_p5 ? dt_p5->v : 0));
+	}));
+	dt_r0->mask |= 1ULL;
+	u64 dt_a6 = (u64)(dt_arg1);
+	if (bpf_probe_read_user_str((dt_s + 256), 256, (void *)dt_a6) < 0)
+		DT_FAULT(1, dt_a6, 3, dt_fault_0);
+	bpf_probe_read_kernel_str((void *)(dt_r0->f0), 256, (dt_s + 256));
+	if (dt_r0->spec == 0) {
+		dtnb_rb.ringbuf_discard(dt_r0, 0);
+		dt_r0 = 0;
+		goto dt_end_0;
+	}
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	goto dt_end_0;
+	dt_fault_0:
+	if (dt_r0)
+		dtnb_rb.ringbuf_discard(dt_r0, 0);
+	dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
+	dt_end_0: ;
 	return 0;
 }
 
@@ -138,52 +155,90 @@ int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	const u32 dt_pidx = 1;
 	u32 dt_zero = 0;
-		/* clause 2 (syscall::openat:return) at line 8 */
-		 {
-			struct dtnb_rec1 *dt_r1 = 0;
-			if (!((!!(({ u64 dt_k1 = bpf_get_current_pid_tgid(); struct dtnb_self0_spec_val *dt_p2 = dtnb_self0_spec.lookup(&dt_k1); ((s32)(dt_p2 ? dt_p2->v : 0)); })) && !!(((s32)(((s32)(((dt_ret < 0 && dt_ret >= -4095) ? -dt_ret : 0)))) != (s32)(0LL))))))
-				goto dt_end_1;
-			dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
-			if (!dt_r1) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_1;
-			}
-			dt_r1->epid = 2;
-			dt_r1->cpu = bpf_get_smp_processor_id();
-			dt_r1->pidx = dt_pidx;
-			dt_r1->spec = 0;
-			dt_r1->mask = 0;
-			dt_r1->mask |= 1ULL;
-			dt_r1->f0 = (s64)(({ u64 dt_k3 = bpf_get_current_pid_tgid(); struct dtnb_self0_spec_val *dt_p4 = dtnb_self0_spec.lookup(&dt_k3); ((s32)(dt_p4 ? dt_p4->v : 0)); }));
-			dt_spec_release((u32)dt_r1->f0);
-			(void)(({ s32 dt_v5 = (s32)(0LL); u64 dt_k6 = bpf_get_current_pid_tgid(); if (dt_v5) { struct dtnb_self0_spec_val dt_nv7 = {}; dt_nv7.v = dt_v5; if (dtnb_self0_spec.update(&dt_k6, &dt_nv7)) dt_drop(DT_DROP_DYN); } else { dtnb_self0_spec.delete(&dt_k6); } dt_v5; }));
-			dtnb_rb.ringbuf_submit(dt_r1, 0);
-			dt_r1 = 0;
-			dt_end_1: ;
+
+	/* clause 2 (syscall::openat:return) at line 8 */
+	struct dtnb_rec1 *dt_r1 = 0;
+	if (!((!!(({
+		u64 dt_k1 = bpf_get_current_pid_tgid();
+		struct dtnb_self0_spec_val *dt_p2 = dtnb_self0_spec.lookup(&dt_k1);
+		((s32)(dt_p2 ? dt_p2->v : 0));
+	})) && !!(((s32)(((s32)(((dt_ret < 0 && dt_ret >= -4095) ? -dt_ret : 0)))) != (s32)(0LL))))))
+		goto dt_end_1;
+	dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
+	if (!dt_r1) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_1;
+	}
+	dt_r1->epid = 2;
+	dt_r1->cpu = bpf_get_smp_processor_id();
+	dt_r1->pidx = dt_pidx;
+	dt_r1->spec = 0;
+	dt_r1->mask = 0;
+	dt_r1->mask |= 1ULL;
+	dt_r1->f0 = (s64)(({
+		u64 dt_k3 = bpf_get_current_pid_tgid();
+		struct dtnb_self0_spec_val *dt_p4 = dtnb_self0_spec.lookup(&dt_k3);
+		((s32)(dt_p4 ? dt_p4->v : 0));
+	}));
+	dt_spec_release((u32)dt_r1->f0);
+	(void)(({
+		s32 dt_v5 = (s32)(0LL);
+		u64 dt_k6 = bpf_get_current_pid_tgid();
+		if (dt_v5) {
+			struct dtnb_self0_spec_val dt_nv7 = {};
+			dt_nv7.v = dt_v5;
+			if (dtnb_self0_spec.update(&dt_k6, &dt_nv7))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_self0_spec.delete(&dt_k6);
 		}
-		/* clause 3 (syscall::openat:return) at line 15 */
-		 {
-			struct dtnb_rec2 *dt_r2 = 0;
-			if (!(({ u64 dt_k8 = bpf_get_current_pid_tgid(); struct dtnb_self0_spec_val *dt_p9 = dtnb_self0_spec.lookup(&dt_k8); ((s32)(dt_p9 ? dt_p9->v : 0)); })))
-				goto dt_end_2;
-			dt_r2 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec2));
-			if (!dt_r2) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_2;
-			}
-			dt_r2->epid = 3;
-			dt_r2->cpu = bpf_get_smp_processor_id();
-			dt_r2->pidx = dt_pidx;
-			dt_r2->spec = 0;
-			dt_r2->mask = 0;
-			dt_r2->mask |= 1ULL;
-			dt_r2->f0 = (s64)(({ u64 dt_k10 = bpf_get_current_pid_tgid(); struct dtnb_self0_spec_val *dt_p11 = dtnb_self0_spec.lookup(&dt_k10); ((s32)(dt_p11 ? dt_p11->v : 0)); }));
-			dt_spec_release((u32)dt_r2->f0);
-			(void)(({ s32 dt_v12 = (s32)(0LL); u64 dt_k13 = bpf_get_current_pid_tgid(); if (dt_v12) { struct dtnb_self0_spec_val dt_nv14 = {}; dt_nv14.v = dt_v12; if (dtnb_self0_spec.update(&dt_k13, &dt_nv14)) dt_drop(DT_DROP_DYN); } else { dtnb_self0_spec.delete(&dt_k13); } dt_v12; }));
-			dtnb_rb.ringbuf_submit(dt_r2, 0);
-			dt_r2 = 0;
-			dt_end_2: ;
+		dt_v5;
+	}));
+	dtnb_rb.ringbuf_submit(dt_r1, 0);
+	dt_r1 = 0;
+	dt_end_1: ;
+
+	/* clause 3 (syscall::openat:return) at line 15 */
+	struct dtnb_rec2 *dt_r2 = 0;
+	if (!(({
+		u64 dt_k8 = bpf_get_current_pid_tgid();
+		struct dtnb_self0_spec_val *dt_p9 = dtnb_self0_spec.lookup(&dt_k8);
+		((s32)(dt_p9 ? dt_p9->v : 0));
+	})))
+		goto dt_end_2;
+	dt_r2 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec2));
+	if (!dt_r2) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_2;
+	}
+	dt_r2->epid = 3;
+	dt_r2->cpu = bpf_get_smp_processor_id();
+	dt_r2->pidx = dt_pidx;
+	dt_r2->spec = 0;
+	dt_r2->mask = 0;
+	dt_r2->mask |= 1ULL;
+	dt_r2->f0 = (s64)(({
+		u64 dt_k10 = bpf_get_current_pid_tgid();
+		struct dtnb_self0_spec_val *dt_p11 = dtnb_self0_spec.lookup(&dt_k10);
+		((s32)(dt_p11 ? dt_p11->v : 0));
+	}));
+	dt_spec_release((u32)dt_r2->f0);
+	(void)(({
+		s32 dt_v12 = (s32)(0LL);
+		u64 dt_k13 = bpf_get_current_pid_tgid();
+		if (dt_v12) {
+			struct dtnb_self0_spec_val dt_nv14 = {};
+			dt_nv14.v = dt_v12;
+			if (dtnb_self0_spec.update(&dt_k13, &dt_nv14))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_self0_spec.delete(&dt_k13);
 		}
+		dt_v12;
+	}));
+	dtnb_rb.ringbuf_submit(dt_r2, 0);
+	dt_r2 = 0;
+	dt_end_2: ;
 	return 0;
 }
 

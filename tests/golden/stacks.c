@@ -33,7 +33,6 @@ struct dt_probedesc {
 	char func[16];
 	char name[16];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 2);
 /* @k = count() */
 struct dtnb_agg0_key {
 	u64 k0;
@@ -69,42 +68,47 @@ struct dtnb_rec1 {
 int dtnb_b0(struct bpf_perf_event_data *ctx) {
 	const u32 dt_pidx = 0;
 	u32 dt_zero = 0;
-		/* clause 1 (profile:::profile-97) at line 1 */
-		 {
-			 {
-				struct dtnb_agg0_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				dt_kv.k0 = ({ int dt_sid = dtnb_stacks.get_stackid(ctx, 0); dt_sid < 0 ? 0xffffffffULL : (u64)dt_sid; });
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg0_val dt_init = {};
-					dtnb_agg0.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg0.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += 1;
-				}
-			}
-			 {
-				struct dtnb_agg1_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				dt_kv.k0 = ((bpf_get_current_pid_tgid() >> 32) << 32 | ({ int dt_sid = dtnb_stacks.get_stackid(ctx, BPF_F_USER_STACK); dt_sid < 0 ? 0xffffffffULL : (u64)dt_sid; }));
-				struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg1_val dt_init = {};
-					dtnb_agg1.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg1.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += 1;
-				}
-			}
-			dt_end_0: ;
+
+	/* clause 1 (profile:::profile-97) at line 1 */
+	{
+		struct dtnb_agg0_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		dt_kv.k0 = ({
+			int dt_sid = dtnb_stacks.get_stackid(ctx, 0);
+			dt_sid < 0 ? 0xffffffffULL : (u64)dt_sid;
+		});
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg0_val dt_init = {};
+			dtnb_agg0.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg0.lookup(&dt_kv);
 		}
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += 1;
+		}
+	}
+	{
+		struct dtnb_agg1_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		dt_kv.k0 = ((bpf_get_current_pid_tgid() >> 32) << 32 | ({
+			int dt_sid = dtnb_stacks.get_stackid(ctx, BPF_F_USER_STACK);
+			dt_sid < 0 ? 0xffffffffULL : (u64)dt_sid;
+		}));
+		struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg1_val dt_init = {};
+			dtnb_agg1.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg1.lookup(&dt_kv);
+		}
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += 1;
+		}
+	}
+	dt_end_0: ;
 	return 0;
 }
 
@@ -115,29 +119,28 @@ int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	const u32 dt_pidx = 1;
 	u32 dt_zero = 0;
-		/* clause 2 (syscall::write:entry) at line 7 */
-		 {
-			struct dtnb_rec1 *dt_r1 = 0;
-			dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
-			if (!dt_r1) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_1;
-			}
-			dt_r1->epid = 2;
-			dt_r1->cpu = bpf_get_smp_processor_id();
-			dt_r1->pidx = dt_pidx;
-			dt_r1->spec = 0;
-			dt_r1->mask = 0;
-			dt_r1->mask |= 1ULL;
-			dt_r1->f0 = (u64)(s64)dtnb_stacks.get_stackid(ctx, 0);
-			dt_r1->f1 = bpf_get_current_pid_tgid() >> 32;
-			dt_r1->mask |= 2ULL;
-			dt_r1->f2 = (u64)(s64)dtnb_stacks.get_stackid(ctx, BPF_F_USER_STACK);
-			dt_r1->f3 = bpf_get_current_pid_tgid() >> 32;
-			dtnb_rb.ringbuf_submit(dt_r1, 0);
-			dt_r1 = 0;
-			dt_end_1: ;
-		}
+
+	/* clause 2 (syscall::write:entry) at line 7 */
+	struct dtnb_rec1 *dt_r1 = 0;
+	dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
+	if (!dt_r1) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_1;
+	}
+	dt_r1->epid = 2;
+	dt_r1->cpu = bpf_get_smp_processor_id();
+	dt_r1->pidx = dt_pidx;
+	dt_r1->spec = 0;
+	dt_r1->mask = 0;
+	dt_r1->mask |= 1ULL;
+	dt_r1->f0 = (u64)(s64)dtnb_stacks.get_stackid(ctx, 0);
+	dt_r1->f1 = bpf_get_current_pid_tgid() >> 32;
+	dt_r1->mask |= 2ULL;
+	dt_r1->f2 = (u64)(s64)dtnb_stacks.get_stackid(ctx, BPF_F_USER_STACK);
+	dt_r1->f3 = bpf_get_current_pid_tgid() >> 32;
+	dtnb_rb.ringbuf_submit(dt_r1, 0);
+	dt_r1 = 0;
+	dt_end_1: ;
 	return 0;
 }
 

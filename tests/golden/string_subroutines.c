@@ -30,7 +30,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 struct dt_this {
 	char v0_p[256];
 };
@@ -75,45 +74,80 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	u32 dt_flt = 0, dt_flt_act = 0;
 	u64 dt_flt_addr = 0;
-		/* clause 1 (BEGIN) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			(void)(({ *(u64 *)&((dt_t->v0_p)[0]) = 0x62696c2f7273752fULL; *(u64 *)&((dt_t->v0_p)[8]) = 0x2f34365f3638782fULL; *(u64 *)&((dt_t->v0_p)[16]) = 0x2e6f732e6362696cULL; *(u64 *)&((dt_t->v0_p)[24]) = 0x36ULL; (u64)dt_t->v0_p; }));
-			dt_r0->mask |= 1ULL;
-			dt_basename((dt_s + 256), dt_t->v0_p); bpf_probe_read_kernel_str((void *)(dt_r0->f0), 256, (dt_s + 256));
-			dt_dirname((dt_s + 768), dt_t->v0_p); bpf_probe_read_kernel_str((void *)(dt_r0->f1), 256, (dt_s + 768));
-			dt_r0->f2 = (s64)(((s32)dt_index(dt_t->v0_p, ({ *(u64 *)&(((dt_s + 1280))[0]) = 0x62696cULL; (dt_s + 1280); }), (s64)(0))));
-			dt_r0->f3 = (s64)(((s32)dt_rindex(dt_t->v0_p, ({ *(u64 *)&(((dt_s + 1792))[0]) = 0x62696cULL; (dt_s + 1792); }), (s64)(-1))));
-			dt_r0->mask |= 2ULL;
-			dt_substr((dt_s + 2304), dt_t->v0_p, (s64)(5LL), (s64)(3LL), 1); bpf_probe_read_kernel_str((void *)(dt_r0->f4), 256, (dt_s + 2304));
-			dt_strfrom((dt_s + 2816), dt_t->v0_p, dt_strchr(dt_t->v0_p, (char)(47), 0)); bpf_probe_read_kernel_str((void *)(dt_r0->f5), 256, (dt_s + 2816));
-			*(u64 *)&(((dt_s + 3840))[0]) = 0x363878ULL; dt_strfrom((dt_s + 3328), dt_t->v0_p, dt_index(dt_t->v0_p, (dt_s + 3840), 0)); bpf_probe_read_kernel_str((void *)(dt_r0->f6), 256, (dt_s + 3328));
-			u64 dt_b1 = (u64)(16LL); if (dt_b1 < 2 || dt_b1 > 36) { dt_flt = 3; dt_flt_addr = (u64)(dt_b1); dt_flt_act = 3; goto dt_fault_0; } dt_lltostr((dt_s + 4864), (s64)(255LL), dt_b1); __builtin_memcpy((void *)((dt_s + 5376)), (dt_s + 4864), 24); dt_strcase((dt_s + 4352), (dt_s + 5376), 1); bpf_probe_read_kernel_str((void *)(dt_r0->f7), 256, (dt_s + 4352));
-			dt_r0->mask |= 4ULL;
-			dt_r0->f8 = (s64)(dt_strtoll(({ *(u64 *)&(((dt_s + 5888))[0]) = 0x37372dULL; (dt_s + 5888); }), (s64)(10)));
-			__builtin_memcpy((void *)(dt_r0->f9), ((({ const char *dt_c2 = dt_t->v0_p; (dt_c2[0] == 47 && dt_c2[1] == 117 && dt_c2[2] == 115 && dt_c2[3] == 114 && dt_c2[4] == 0); })) ? ({ *(u64 *)&(((dt_s + 6400))[0]) = 0x736579ULL; (dt_s + 6400); }) : ({ *(u64 *)&(((dt_s + 6408))[0]) = 0x6f6eULL; (dt_s + 6408); })), 4);
-			dt_r0->mask |= 8ULL;
-			dt_r0->f10 = (s64)(0LL);
-			dt_set_exiting();
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			goto dt_end_0;
-			dt_fault_0:
-			if (dt_r0)
-				dtnb_rb.ringbuf_discard(dt_r0, 0);
-			dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
-			dt_end_0: ;
-		}
+
+	/* clause 1 (BEGIN) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	(void)(({
+		*(u64 *)&((dt_t->v0_p)[0]) = 0x62696c2f7273752fULL;
+		*(u64 *)&((dt_t->v0_p)[8]) = 0x2f34365f3638782fULL;
+		*(u64 *)&((dt_t->v0_p)[16]) = 0x2e6f732e6362696cULL;
+		*(u64 *)&((dt_t->v0_p)[24]) = 0x36ULL;
+		(u64)dt_t->v0_p;
+	}));
+	dt_r0->mask |= 1ULL;
+	dt_basename((dt_s + 256), dt_t->v0_p);
+	bpf_probe_read_kernel_str((void *)(dt_r0->f0), 256, (dt_s + 256));
+	dt_dirname((dt_s + 768), dt_t->v0_p);
+	bpf_probe_read_kernel_str((void *)(dt_r0->f1), 256, (dt_s + 768));
+	dt_r0->f2 = (s64)(((s32)dt_index(dt_t->v0_p, ({
+		*(u64 *)&(((dt_s + 1280))[0]) = 0x62696cULL;
+		(dt_s + 1280);
+	}), (s64)(0))));
+	dt_r0->f3 = (s64)(((s32)dt_rindex(dt_t->v0_p, ({
+		*(u64 *)&(((dt_s + 1792))[0]) = 0x62696cULL;
+		(dt_s + 1792);
+	}), (s64)(-1))));
+	dt_r0->mask |= 2ULL;
+	dt_substr((dt_s + 2304), dt_t->v0_p, (s64)(5LL), (s64)(3LL), 1);
+	bpf_probe_read_kernel_str((void *)(dt_r0->f4), 256, (dt_s + 2304));
+	dt_strfrom((dt_s + 2816), dt_t->v0_p, dt_strchr(dt_t->v0_p, (char)(47), 0));
+	bpf_probe_read_kernel_str((void *)(dt_r0->f5), 256, (dt_s + 2816));
+	*(u64 *)&(((dt_s + 3840))[0]) = 0x363878ULL;
+	dt_strfrom((dt_s + 3328), dt_t->v0_p, dt_index(dt_t->v0_p, (dt_s + 3840), 0));
+	bpf_probe_read_kernel_str((void *)(dt_r0->f6), 256, (dt_s + 3328));
+	u64 dt_b1 = (u64)(16LL);
+	if (dt_b1 < 2 || dt_b1 > 36)
+		DT_FAULT(3, dt_b1, 3, dt_fault_0);
+	dt_lltostr((dt_s + 4864), (s64)(255LL), dt_b1);
+	__builtin_memcpy((void *)((dt_s + 5376)), (dt_s + 4864), 24);
+	dt_strcase((dt_s + 4352), (dt_s + 5376), 1);
+	bpf_probe_read_kernel_str((void *)(dt_r0->f7), 256, (dt_s + 4352));
+	dt_r0->mask |= 4ULL;
+	dt_r0->f8 = (s64)(dt_strtoll(({
+		*(u64 *)&(((dt_s + 5888))[0]) = 0x37372dULL;
+		(dt_s + 5888);
+	}), (s64)(10)));
+	__builtin_memcpy((void *)(dt_r0->f9), ((({
+		const char *dt_c2 = dt_t->v0_p;
+		(dt_c2[0] == 47 && dt_c2[1] == 117 && dt_c2[2] == 115 && dt_c2[3] == 114 && dt_c2[4] == 0);
+	})) ? ({
+		*(u64 *)&(((dt_s + 6400))[0]) = 0x736579ULL;
+		(dt_s + 6400);
+	}) : ({
+		*(u64 *)&(((dt_s + 6408))[0]) = 0x6f6eULL;
+		(dt_s + 6408);
+	})), 4);
+	dt_r0->mask |= 8ULL;
+	dt_r0->f10 = (s64)(0LL);
+	dt_set_exiting();
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	goto dt_end_0;
+	dt_fault_0:
+	if (dt_r0)
+		dtnb_rb.ringbuf_discard(dt_r0, 0);
+	dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
+	dt_end_0: ;
 	return 0;
 }
 

@@ -25,7 +25,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 /* @ = count() */
 struct dtnb_agg0_key {
 	char k0[16];
@@ -47,28 +46,30 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	char *dt_s = (char *)dtnb_scratch.lookup(&dt_zero);
 	if (!dt_s)
 		return 0;
-		/* clause 1 (sched:::on-cpu) at line 2 */
-		 {
-			 {
-				struct dtnb_agg0_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				u64 dt_a1 = (u64)(((ctx->args[2]) + 3016)); if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0) (dt_s + 256)[0] = 0; __builtin_memcpy((void *)(dt_kv.k0), (dt_s + 256), 16);
-				dt_kv.k1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((ctx->args[2]) + 2388))))));
-				dt_kv.k2 = (s64)(((s32)(((s32)dt_kread_u64((void *)((ctx->args[2]) + 2384))))));
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg0_val dt_init = {};
-					dtnb_agg0.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg0.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += 1;
-				}
-			}
-			dt_end_0: ;
+
+	/* clause 1 (sched:::on-cpu) at line 2 */
+	{
+		struct dtnb_agg0_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		u64 dt_a1 = (u64)(((ctx->args[2]) + 3016));
+		if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0)
+			(dt_s + 256)[0] = 0;
+		__builtin_memcpy((void *)(dt_kv.k0), (dt_s + 256), 16);
+		dt_kv.k1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((ctx->args[2]) + 2388))))));
+		dt_kv.k2 = (s64)(((s32)(((s32)dt_kread_u64((void *)((ctx->args[2]) + 2384))))));
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg0_val dt_init = {};
+			dtnb_agg0.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg0.lookup(&dt_kv);
 		}
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += 1;
+		}
+	}
+	dt_end_0: ;
 	return 0;
 }
 

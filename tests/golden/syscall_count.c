@@ -25,7 +25,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 /* @ = count() */
 struct dtnb_agg0_key {
 	char k0[16];
@@ -43,26 +42,25 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	const u32 dt_pidx = 0;
 	u32 dt_zero = 0;
-		/* clause 1 (syscall::read:entry) at line 1 */
-		 {
-			 {
-				struct dtnb_agg0_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				bpf_get_current_comm((void *)(dt_kv.k0), 16);
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg0_val dt_init = {};
-					dtnb_agg0.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg0.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += 1;
-				}
-			}
-			dt_end_0: ;
+
+	/* clause 1 (syscall::read:entry) at line 1 */
+	{
+		struct dtnb_agg0_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		bpf_get_current_comm((void *)(dt_kv.k0), 16);
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg0_val dt_init = {};
+			dtnb_agg0.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg0.lookup(&dt_kv);
 		}
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += 1;
+		}
+	}
+	dt_end_0: ;
 	return 0;
 }
 

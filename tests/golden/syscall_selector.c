@@ -65,43 +65,41 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	s64 dt_arg0 = (s64)(dt_kread_u64(&dt_regs->di));
 	s64 dt_arg2 = (s64)(dt_kread_u64(&dt_regs->dx));
-		/* clause 1 (syscall::read:entry, syscall::write:entry) at line 2 */
-		 {
-			if (!(((s64)(dt_arg0) == (s64)(1LL))))
-				goto dt_end_0;
-			 {
-				struct dtnb_agg0_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				__builtin_memcpy((void *)(dt_kv.k0), dt_pd->func, 8);
-				s64 dt_x = (s64)(dt_arg2);
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg0_val dt_init = {};
-					dtnb_agg0.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg0.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += dt_x;
-				}
-			}
-			dt_end_0: ;
+
+	/* clause 1 (syscall::read:entry, syscall::write:entry) at line 2 */
+	if (!(((s64)(dt_arg0) == (s64)(1LL))))
+		goto dt_end_0;
+	{
+		struct dtnb_agg0_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		__builtin_memcpy((void *)(dt_kv.k0), dt_pd->func, 8);
+		s64 dt_x = (s64)(dt_arg2);
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg0_val dt_init = {};
+			dtnb_agg0.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg0.lookup(&dt_kv);
 		}
-		/* clause 2 (syscall::write:entry) at line 9 */
-		 {
-			if (!(dt_mask & 2ULL))
-				goto dt_end_1;
-			 {
-				struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_zero);
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += 1;
-				}
-			}
-			dt_end_1: ;
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += dt_x;
 		}
+	}
+	dt_end_0: ;
+
+	/* clause 2 (syscall::write:entry) at line 9 */
+	if (!(dt_mask & 2ULL))
+		goto dt_end_1;
+	{
+		struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_zero);
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += 1;
+		}
+	}
+	dt_end_1: ;
 	return 0;
 }
 

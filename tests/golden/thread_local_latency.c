@@ -33,7 +33,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 2);
 /* @lat = quantize() */
 struct dtnb_agg0_val {
 	u64 b[128];
@@ -67,11 +66,22 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	const u32 dt_pidx = 0;
 	u32 dt_zero = 0;
-		/* clause 1 (syscall::read:entry) at line 1 */
-		 {
-			(void)(({ u64 dt_v1 = (u64)(bpf_ktime_get_ns()); u64 dt_k2 = bpf_get_current_pid_tgid(); if (dt_v1) { struct dtnb_self0_ts_val dt_nv3 = {}; dt_nv3.v = dt_v1; if (dtnb_self0_ts.update(&dt_k2, &dt_nv3)) dt_drop(DT_DROP_DYN); } else { dtnb_self0_ts.delete(&dt_k2); } dt_v1; }));
-			dt_end_0: ;
+
+	/* clause 1 (syscall::read:entry) at line 1 */
+	(void)(({
+		u64 dt_v1 = (u64)(bpf_ktime_get_ns());
+		u64 dt_k2 = bpf_get_current_pid_tgid();
+		if (dt_v1) {
+			struct dtnb_self0_ts_val dt_nv3 = {};
+			dt_nv3.v = dt_v1;
+			if (dtnb_self0_ts.update(&dt_k2, &dt_nv3))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_self0_ts.delete(&dt_k2);
 		}
+		dt_v1;
+	}));
+	dt_end_0: ;
 	return 0;
 }
 
@@ -83,40 +93,63 @@ int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	const u32 dt_pidx = 1;
 	u32 dt_zero = 0;
-		/* clause 2 (syscall::read:return) at line 6 */
-		 {
-			if (!(({ u64 dt_k1 = bpf_get_current_pid_tgid(); struct dtnb_self0_ts_val *dt_p2 = dtnb_self0_ts.lookup(&dt_k1); ((u64)(dt_p2 ? dt_p2->v : 0)); })))
-				goto dt_end_1;
-			 {
-				s64 dt_x = (s64)(((u64)((u64)(bpf_ktime_get_ns()) - (u64)(({ u64 dt_k3 = bpf_get_current_pid_tgid(); struct dtnb_self0_ts_val *dt_p4 = dtnb_self0_ts.lookup(&dt_k3); ((u64)(dt_p4 ? dt_p4->v : 0)); })))));
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_zero);
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->b[dt_quantize_bucket(dt_x) & 127] += 1;
-				}
-			}
-			 {
-				struct dtnb_agg1_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				bpf_get_current_comm((void *)(dt_kv.k0), 16);
-				s64 dt_x = (s64)(((u64)((u64)(bpf_ktime_get_ns()) - (u64)(({ u64 dt_k5 = bpf_get_current_pid_tgid(); struct dtnb_self0_ts_val *dt_p6 = dtnb_self0_ts.lookup(&dt_k5); ((u64)(dt_p6 ? dt_p6->v : 0)); })))));
-				struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg1_val dt_init = {};
-					dtnb_agg1.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg1.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->n += 1;
-					dt_v->v += dt_x;
-				}
-			}
-			(void)(({ u64 dt_v7 = (u64)(0LL); u64 dt_k8 = bpf_get_current_pid_tgid(); if (dt_v7) { struct dtnb_self0_ts_val dt_nv9 = {}; dt_nv9.v = dt_v7; if (dtnb_self0_ts.update(&dt_k8, &dt_nv9)) dt_drop(DT_DROP_DYN); } else { dtnb_self0_ts.delete(&dt_k8); } dt_v7; }));
-			dt_end_1: ;
+
+	/* clause 2 (syscall::read:return) at line 6 */
+	if (!(({
+		u64 dt_k1 = bpf_get_current_pid_tgid();
+		struct dtnb_self0_ts_val *dt_p2 = dtnb_self0_ts.lookup(&dt_k1);
+		((u64)(dt_p2 ? dt_p2->v : 0));
+	})))
+		goto dt_end_1;
+	{
+		s64 dt_x = (s64)(((u64)((u64)(bpf_ktime_get_ns()) - (u64)(({
+			u64 dt_k3 = bpf_get_current_pid_tgid();
+			struct dtnb_self0_ts_val *dt_p4 = dtnb_self0_ts.lookup(&dt_k3);
+			((u64)(dt_p4 ? dt_p4->v : 0));
+		})))));
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_zero);
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->b[dt_quantize_bucket(dt_x) & 127] += 1;
 		}
+	}
+	{
+		struct dtnb_agg1_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		bpf_get_current_comm((void *)(dt_kv.k0), 16);
+		s64 dt_x = (s64)(((u64)((u64)(bpf_ktime_get_ns()) - (u64)(({
+			u64 dt_k5 = bpf_get_current_pid_tgid();
+			struct dtnb_self0_ts_val *dt_p6 = dtnb_self0_ts.lookup(&dt_k5);
+			((u64)(dt_p6 ? dt_p6->v : 0));
+		})))));
+		struct dtnb_agg1_val *dt_v = dtnb_agg1.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg1_val dt_init = {};
+			dtnb_agg1.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg1.lookup(&dt_kv);
+		}
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->n += 1;
+			dt_v->v += dt_x;
+		}
+	}
+	(void)(({
+		u64 dt_v7 = (u64)(0LL);
+		u64 dt_k8 = bpf_get_current_pid_tgid();
+		if (dt_v7) {
+			struct dtnb_self0_ts_val dt_nv9 = {};
+			dt_nv9.v = dt_v7;
+			if (dtnb_self0_ts.update(&dt_k8, &dt_nv9))
+				dt_drop(DT_DROP_DYN);
+		} else {
+			dtnb_self0_ts.delete(&dt_k8);
+		}
+		dt_v7;
+	}));
+	dt_end_1: ;
 	return 0;
 }
 

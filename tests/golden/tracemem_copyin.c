@@ -27,7 +27,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 1);
 struct dt_scratch { char b[776]; };
 BPF_PERCPU_ARRAY(dtnb_scratch, struct dt_scratch, 1);
 BPF_RINGBUF_OUTPUT(dtnb_rb, 1024);
@@ -59,36 +58,53 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	u64 dt_flt_addr = 0;
 	s64 dt_arg0 = (s64)(dt_kread_u64(&dt_regs->di));
 	s64 dt_arg1 = (s64)(dt_kread_u64(&dt_regs->si));
-		/* clause 1 (syscall::write:entry) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			if (!(((s64)(dt_arg0) == (s64)(1LL))))
-				goto dt_end_0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			dt_r0->mask |= 1ULL;
-			if (bpf_probe_read_kernel(&dt_r0->f0, 32, (void *)(dt_arg1)) < 0)
-				{ dt_flt = 1; dt_flt_addr = (u64)(dt_arg1); dt_flt_act = 1; goto dt_fault_0; }
-			dt_r0->mask |= 2ULL;
-			u64 dt_a1 = (u64)(dt_arg1); if (bpf_probe_read_user_str((dt_s + 256), 256, (void *)dt_a1) < 0) { dt_flt = 1; dt_flt_addr = (u64)(dt_a1); dt_flt_act = 2; goto dt_fault_0; } s64 dt_l2 = (s64)(16LL); if (dt_l2 >= 0 && dt_l2 < 256) (dt_s + 256)[dt_l2 & 255] = 0; bpf_probe_read_kernel_str((void *)(dt_r0->f1), 256, (dt_s + 256));
-			dt_r0->f2 = (s64)(({ u64 dt_a6 = (u64)(((u64)(({ u64 dt_a3 = (u64)(dt_arg1); if (bpf_probe_read_user((dt_s + 768), 1, (void *)dt_a3) < 0) { dt_flt = 1; dt_flt_addr = (u64)(dt_a3); dt_flt_act = 2; goto dt_fault_0; } u64 dt_c4 = (u64)(dt_s + 768); dt_c4; })))); s8 dt_d5 = 0; if (bpf_probe_read_kernel(&dt_d5, 1, (void *)dt_a6) < 0) { dt_flt = 1; dt_flt_addr = (u64)(dt_a6); dt_flt_act = 2; goto dt_fault_0; } dt_d5; }));
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			goto dt_end_0;
-			dt_fault_0:
-			if (dt_r0)
-				dtnb_rb.ringbuf_discard(dt_r0, 0);
-			dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
-			dt_end_0: ;
-		}
+
+	/* clause 1 (syscall::write:entry) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	if (!(((s64)(dt_arg0) == (s64)(1LL))))
+		goto dt_end_0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	dt_r0->mask |= 1ULL;
+	if (bpf_probe_read_kernel(&dt_r0->f0, 32, (void *)(dt_arg1)) < 0)
+		DT_FAULT(1, dt_arg1, 1, dt_fault_0);
+	dt_r0->mask |= 2ULL;
+	u64 dt_a1 = (u64)(dt_arg1);
+	if (bpf_probe_read_user_str((dt_s + 256), 256, (void *)dt_a1) < 0)
+		DT_FAULT(1, dt_a1, 2, dt_fault_0);
+	s64 dt_l2 = (s64)(16LL);
+	if (dt_l2 >= 0 && dt_l2 < 256)
+		(dt_s + 256)[dt_l2 & 255] = 0;
+	bpf_probe_read_kernel_str((void *)(dt_r0->f1), 256, (dt_s + 256));
+	dt_r0->f2 = (s64)(({
+		u64 dt_a6 = (u64)(((u64)(({
+			u64 dt_a3 = (u64)(dt_arg1);
+			if (bpf_probe_read_user((dt_s + 768), 1, (void *)dt_a3) < 0)
+				DT_FAULT(1, dt_a3, 2, dt_fault_0);
+			u64 dt_c4 = (u64)(dt_s + 768);
+			dt_c4;
+		}))));
+		s8 dt_d5 = 0;
+		if (bpf_probe_read_kernel(&dt_d5, 1, (void *)dt_a6) < 0)
+			DT_FAULT(1, dt_a6, 2, dt_fault_0);
+		dt_d5;
+	}));
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	goto dt_end_0;
+	dt_fault_0:
+	if (dt_r0)
+		dtnb_rb.ringbuf_discard(dt_r0, 0);
+	dt_error(1, dt_pidx, dt_flt, dt_flt_addr, dt_flt_act);
+	dt_end_0: ;
 	return 0;
 }
 

@@ -47,7 +47,6 @@ struct dt_probedesc {
 	char func[24];
 	char name[24];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 2);
 struct dt_scratch { char b[1280]; };
 BPF_PERCPU_ARRAY(dtnb_scratch, struct dt_scratch, 1);
 BPF_RINGBUF_OUTPUT(dtnb_rb, 1024);
@@ -83,29 +82,34 @@ int dtnb_b0(struct dt_tp_sched__sched_switch *ctx) {
 	s64 dt_arg1 = (s64)(((u64)(s64)(s32)ctx->f_prev_pid));
 	s64 dt_arg4 = (s64)(((u64)ctx->f_next_comm));
 	s64 dt_arg5 = (s64)(((u64)(s64)(s32)ctx->f_next_pid));
-		/* clause 1 (sdt:sched::sched_switch) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			if (!(((s32)(((s32)dt_arg1)) != (s32)(((s32)dt_arg5)))))
-				goto dt_end_0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			dt_r0->mask |= 1ULL;
-			u64 dt_a1 = (u64)(dt_arg0); if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0) (dt_s + 256)[0] = 0; __builtin_memcpy((void *)(dt_r0->f0), (dt_s + 256), 16);
-			u64 dt_a2 = (u64)(dt_arg4); if (bpf_probe_read_kernel_str((dt_s + 768), 16, (void *)dt_a2) < 0) (dt_s + 768)[0] = 0; __builtin_memcpy((void *)(dt_r0->f1), (dt_s + 768), 16);
-			dt_r0->f2 = (s64)(dt_arg5);
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			dt_end_0: ;
-		}
+
+	/* clause 1 (sdt:sched::sched_switch) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	if (!(((s32)(((s32)dt_arg1)) != (s32)(((s32)dt_arg5)))))
+		goto dt_end_0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	dt_r0->mask |= 1ULL;
+	u64 dt_a1 = (u64)(dt_arg0);
+	if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0)
+		(dt_s + 256)[0] = 0;
+	__builtin_memcpy((void *)(dt_r0->f0), (dt_s + 256), 16);
+	u64 dt_a2 = (u64)(dt_arg4);
+	if (bpf_probe_read_kernel_str((dt_s + 768), 16, (void *)dt_a2) < 0)
+		(dt_s + 768)[0] = 0;
+	__builtin_memcpy((void *)(dt_r0->f1), (dt_s + 768), 16);
+	dt_r0->f2 = (s64)(dt_arg5);
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	dt_end_0: ;
 	return 0;
 }
 
@@ -118,27 +122,29 @@ int dtnb_b1(struct dt_tp_sched__sched_process_exec *ctx) {
 		return 0;
 	s64 dt_arg0 = (s64)(((u64)ctx + (ctx->f_filename & 0xffff)));
 	s64 dt_arg1 = (s64)(((u64)(s64)(s32)ctx->f_pid));
-		/* clause 2 (sdt:sched::sched_process_exec) at line 7 */
-		 {
-			struct dtnb_rec1 *dt_r1 = 0;
-			dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
-			if (!dt_r1) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_1;
-			}
-			dt_r1->epid = 2;
-			dt_r1->cpu = bpf_get_smp_processor_id();
-			dt_r1->pidx = dt_pidx;
-			dt_r1->spec = 0;
-			dt_r1->mask = 0;
-			dt_r1->mask |= 1ULL;
-			u64 dt_a1 = (u64)(dt_arg0); if (bpf_probe_read_kernel_str((dt_s + 256), 256, (void *)dt_a1) < 0) (dt_s + 256)[0] = 0; bpf_probe_read_kernel_str((void *)(dt_r1->f0), 256, (dt_s + 256));
-			dt_r1->mask |= 2ULL;
-			dt_r1->f1 = (s64)(((s32)dt_arg1));
-			dtnb_rb.ringbuf_submit(dt_r1, 0);
-			dt_r1 = 0;
-			dt_end_1: ;
-		}
+
+	/* clause 2 (sdt:sched::sched_process_exec) at line 7 */
+	struct dtnb_rec1 *dt_r1 = 0;
+	dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
+	if (!dt_r1) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_1;
+	}
+	dt_r1->epid = 2;
+	dt_r1->cpu = bpf_get_smp_processor_id();
+	dt_r1->pidx = dt_pidx;
+	dt_r1->spec = 0;
+	dt_r1->mask = 0;
+	dt_r1->mask |= 1ULL;
+	u64 dt_a1 = (u64)(dt_arg0);
+	if (bpf_probe_read_kernel_str((dt_s + 256), 256, (void *)dt_a1) < 0)
+		(dt_s + 256)[0] = 0;
+	bpf_probe_read_kernel_str((void *)(dt_r1->f0), 256, (dt_s + 256));
+	dt_r1->mask |= 2ULL;
+	dt_r1->f1 = (s64)(((s32)dt_arg1));
+	dtnb_rb.ringbuf_submit(dt_r1, 0);
+	dt_r1 = 0;
+	dt_end_1: ;
 	return 0;
 }
 

@@ -30,7 +30,6 @@ struct dt_probedesc {
 	char func[8];
 	char name[8];
 };
-BPF_ARRAY(dtnb_probes, struct dt_probedesc, 2);
 /* @ = count() */
 struct dtnb_agg0_key {
 	char k0[16];
@@ -64,28 +63,30 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	if (!dt_s)
 		return 0;
 	s64 dt_arg0 = (s64)(ctx->args[1]);
-		/* clause 1 (proc:::create) at line 1 */
-		 {
-			struct dtnb_rec0 *dt_r0 = 0;
-			dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
-			if (!dt_r0) {
-				dt_drop(DT_DROP_REC);
-				goto dt_end_0;
-			}
-			dt_r0->epid = 1;
-			dt_r0->cpu = bpf_get_smp_processor_id();
-			dt_r0->pidx = dt_pidx;
-			dt_r0->spec = 0;
-			dt_r0->mask = 0;
-			dt_r0->mask |= 1ULL;
-			dt_r0->f0 = (s64)(((s32)(((s32)dt_kread_u64((void *)((((u64)dt_arg0)) + 2388))))));
-			dt_r0->f1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((dt_kread_u64((void *)((((u64)dt_arg0)) + 2400))) + 2388))))));
-			dt_r0->f2 = (u64)(((u32)(((u32)dt_kread_u64((void *)(dt_kread_u64((void *)((((u64)dt_arg0)) + 2992)) + 8))))));
-			u64 dt_a1 = (u64)(((((u64)dt_arg0)) + 3016)); if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0) (dt_s + 256)[0] = 0; __builtin_memcpy((void *)(dt_r0->f3), (dt_s + 256), 16);
-			dtnb_rb.ringbuf_submit(dt_r0, 0);
-			dt_r0 = 0;
-			dt_end_0: ;
-		}
+
+	/* clause 1 (proc:::create) at line 1 */
+	struct dtnb_rec0 *dt_r0 = 0;
+	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
+	if (!dt_r0) {
+		dt_drop(DT_DROP_REC);
+		goto dt_end_0;
+	}
+	dt_r0->epid = 1;
+	dt_r0->cpu = bpf_get_smp_processor_id();
+	dt_r0->pidx = dt_pidx;
+	dt_r0->spec = 0;
+	dt_r0->mask = 0;
+	dt_r0->mask |= 1ULL;
+	dt_r0->f0 = (s64)(((s32)(((s32)dt_kread_u64((void *)((((u64)dt_arg0)) + 2388))))));
+	dt_r0->f1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((dt_kread_u64((void *)((((u64)dt_arg0)) + 2400))) + 2388))))));
+	dt_r0->f2 = (u64)(((u32)(((u32)dt_kread_u64((void *)(dt_kread_u64((void *)((((u64)dt_arg0)) + 2992)) + 8))))));
+	u64 dt_a1 = (u64)(((((u64)dt_arg0)) + 3016));
+	if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0)
+		(dt_s + 256)[0] = 0;
+	__builtin_memcpy((void *)(dt_r0->f3), (dt_s + 256), 16);
+	dtnb_rb.ringbuf_submit(dt_r0, 0);
+	dt_r0 = 0;
+	dt_end_0: ;
 	return 0;
 }
 
@@ -98,27 +99,29 @@ int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	s64 dt_arg0 = (s64)(ctx->args[2]);
 	s64 dt_arg1 = (s64)(ctx->args[2]);
-		/* clause 2 (sched:::off-cpu) at line 7 */
-		 {
-			 {
-				struct dtnb_agg0_key dt_kv;
-				__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
-				u64 dt_a1 = (u64)(((((u64)dt_arg1)) + 3016)); if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0) (dt_s + 256)[0] = 0; __builtin_memcpy((void *)(dt_kv.k0), (dt_s + 256), 16);
-				dt_kv.k1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((((u64)dt_arg0)) + 2384))))));
-				struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
-				if (!dt_v) {
-					struct dtnb_agg0_val dt_init = {};
-					dtnb_agg0.insert(&dt_kv, &dt_init);
-					dt_v = dtnb_agg0.lookup(&dt_kv);
-				}
-				if (!dt_v) {
-					dt_drop(DT_DROP_AGG);
-				} else {
-					dt_v->v += 1;
-				}
-			}
-			dt_end_1: ;
+
+	/* clause 2 (sched:::off-cpu) at line 7 */
+	{
+		struct dtnb_agg0_key dt_kv;
+		__builtin_memset(&dt_kv, 0, sizeof(dt_kv));
+		u64 dt_a1 = (u64)(((((u64)dt_arg1)) + 3016));
+		if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0)
+			(dt_s + 256)[0] = 0;
+		__builtin_memcpy((void *)(dt_kv.k0), (dt_s + 256), 16);
+		dt_kv.k1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((((u64)dt_arg0)) + 2384))))));
+		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
+		if (!dt_v) {
+			struct dtnb_agg0_val dt_init = {};
+			dtnb_agg0.insert(&dt_kv, &dt_init);
+			dt_v = dtnb_agg0.lookup(&dt_kv);
 		}
+		if (!dt_v) {
+			dt_drop(DT_DROP_AGG);
+		} else {
+			dt_v->v += 1;
+		}
+	}
+	dt_end_1: ;
 	return 0;
 }
 
