@@ -26,14 +26,15 @@ ENTRY_POINT_GROUP = "dtrace_nb.providers"
 class MemberInfo:
     """One member of a translated argument (DTrace's translators: `args[0]->pr_pid`).
 
-    `c_expr` is C computing the member, where `{arg}` stands for the raw argument value
-    (a u64). For `dtrace_type == "string"`, `c_expr` is instead the kernel address of a
-    NUL-terminated string of at most `string_size` bytes (the compiler copies it out).
+    `read(arg)` is the C computing the member from `arg`, the C expression of the raw
+    argument value (a u64). For `dtrace_type == "string"`, it is instead the kernel address
+    of a NUL-terminated string of at most `string_size` bytes (the compiler copies it out).
+    Providers build members with dtrace_nb.codegen.provider_api.member().
     """
 
     name: str
     dtrace_type: str
-    c_expr: str
+    read: Callable[[str], str]
     string_size: int = 0
 
 
@@ -223,6 +224,7 @@ class Binding:
     `builtins` gives C expressions for context-dependent builtins (e.g. 'errno'), and may
     override the usual ones where the probe's subject is not the current thread (sched's
     on-cpu: 'pid', 'tid' as integers; 'execname' as the kernel address of a comm buffer).
+    Providers write this C with dtrace_nb.codegen.provider_api (providers/README.md).
     """
 
     attach: Attach

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import (ArgInfo, Attach, BindContext, Binding, Probe, ProbePattern,
                               ProbeSite, RawTracepointAttach, TracepointAttach, glob_match)
 from providers._tracepoint import TracepointArgs, record
-
-RAW_CTX = "struct bpf_raw_tracepoint_args *ctx"
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class Hook:
     ctx_decl: str
     arg_exprs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    # C statements that `return 0;` when this firing is not the probe's event
+    # prologue statements: filters (api.skip_if) when this firing is not the probe's event
     prologue: tuple[str, ...] = ()
     declarations: tuple[str, ...] = ()
     builtins: dict[str, str] = field(default_factory=dict)
@@ -39,12 +38,12 @@ def tracepoint_hook(category: str, event: str,
     format file by default)."""
     rec = record(category, event)
     extra = kw.pop("declarations", ())
-    return Hook(TracepointAttach(category, event), f"struct {rec.struct_name} *ctx",
+    return Hook(TracepointAttach(category, event), api.tracepoint_ctx(rec.struct_name),
                 declarations=(rec.declaration, *extra), **kw)
 
 
 def raw_hook(name: str, **kw) -> Hook:
-    return Hook(RawTracepointAttach(name), RAW_CTX, **kw)
+    return Hook(RawTracepointAttach(name), api.RAW_TRACEPOINT_CTX, **kw)
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,3 @@ def _safe_args(sp: StableProbe) -> tuple[ArgInfo, ...]:
         return sp.args()
     except DEnvironmentError:  # binding raises the same error, with the fix
         return ()
-
-
-# C snippets about the current thread
-CURRENT_TGID = "(bpf_get_current_pid_tgid() >> 32)"
-CURRENT_TID = "((u32)bpf_get_current_pid_tgid())"

@@ -3,7 +3,7 @@
 Shared by the stable providers (proc, sched) whose probes hand a task to the script:
 `args[0]->pr_pid` reads the task the kernel passed, not the current one. Member offsets
 come from the running kernel's BTF (dtrace_nb.runtime.btf), never from headers, and every
-read goes through bpf_probe_read_kernel, so a bad pointer reads as 0 instead of failing.
+read is the provider API's safe struct read, so a bad pointer reads as 0 instead of failing.
 
 Kernel structures read: task_struct.{pid, tgid, comm, real_parent, cred, prio, exit_code},
 cred.{uid, gid, euid, egid} (kuid_t/kgid_t: a u32 `val` at offset 0).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import ArgInfo, MemberInfo
 from dtrace_nb.runtime import btf
@@ -49,48 +50,46 @@ class TaskTranslators:
 
     def read32(self, task: str, member: str, signed: bool = True) -> str:
         """C: a 32-bit member of the task at C expression `task`."""
-        cast = "s32" if signed else "u32"
-        return f"(({cast})dt_kread_u64((void *)(({task}) + {self.offs[member]})))"
+        return api.struct_member(task, self.offs[member], "s32" if signed else "u32")
 
     def read_ptr(self, task: str, member: str) -> str:
-        return f"dt_kread_u64((void *)(({task}) + {self.offs[member]}))"
+        return api.struct_member(task, self.offs[member])
 
     def cred32(self, task: str, member: str) -> str:
-        return (f"((u32)dt_kread_u64((void *)({self.read_ptr(task, 'cred')} + "
-                f"{self.offs['cred.' + member]})))")
+        return api.struct_member(self.read_ptr(task, "cred"), self.offs["cred." + member],
+                                 "u32")
 
     def comm_address(self, task: str) -> str:
-        return f"(({task}) + {self.offs['comm']})"
+        return api.member_address(task, self.offs["comm"])
 
     def psinfo_members(self) -> tuple[MemberInfo, ...]:
-        """psinfo_t (DTrace's process information) of the task whose address is {arg}."""
-        t = "{arg}"
+        """psinfo_t (DTrace's process information) of the task at the argument."""
         return (
-            MemberInfo("pr_pid", "pid_t", self.read32(t, "tgid")),
-            MemberInfo("pr_ppid", "pid_t", self.read32(self.read_ptr(t, "real_parent"), "tgid")),
-            MemberInfo("pr_uid", "uid_t", self.cred32(t, "uid")),
-            MemberInfo("pr_gid", "gid_t", self.cred32(t, "gid")),
-            MemberInfo("pr_euid", "uid_t", self.cred32(t, "euid")),
-            MemberInfo("pr_egid", "gid_t", self.cred32(t, "egid")),
-            MemberInfo("pr_fname", "string", self.comm_address(t), string_size=16),
+            api.member("pr_pid", "pid_t", lambda t: self.read32(t, "tgid")),
+            api.member("pr_ppid", "pid_t",
+                       lambda t: self.read32(self.read_ptr(t, "real_parent"), "tgid")),
+            api.member("pr_uid", "uid_t", lambda t: self.cred32(t, "uid")),
+            api.member("pr_gid", "gid_t", lambda t: self.cred32(t, "gid")),
+            api.member("pr_euid", "uid_t", lambda t: self.cred32(t, "euid")),
+            api.member("pr_egid", "gid_t", lambda t: self.cred32(t, "egid")),
+            api.member("pr_fname", "string", self.comm_address, string_size=16),
         )
 
     def lwpsinfo_members(self) -> tuple[MemberInfo, ...]:
-        """lwpsinfo_t (DTrace's thread information) of the task whose address is {arg}."""
-        t = "{arg}"
+        """lwpsinfo_t (DTrace's thread information) of the task at the argument."""
         return (
-            MemberInfo("pr_lwpid", "id_t", self.read32(t, "pid")),
-            MemberInfo("pr_pri", "int", self.read32(t, "prio")),
-            MemberInfo("pr_name", "string", self.comm_address(t), string_size=16),
+            api.member("pr_lwpid", "id_t", lambda t: self.read32(t, "pid")),
+            api.member("pr_pri", "int", lambda t: self.read32(t, "prio")),
+            api.member("pr_name", "string", self.comm_address, string_size=16),
         )
 
     def psinfo_arg(self, name: str = "") -> ArgInfo:
-        return ArgInfo("struct task_struct *", "psinfo_t *", name,
-                       members=self.psinfo_members())
+        return api.translated_arg("struct task_struct *", "psinfo_t *", self.psinfo_members(),
+                                  name)
 
     def lwpsinfo_arg(self, name: str = "") -> ArgInfo:
-        return ArgInfo("struct task_struct *", "lwpsinfo_t *", name,
-                       members=self.lwpsinfo_members())
+        return api.translated_arg("struct task_struct *", "lwpsinfo_t *",
+                                  self.lwpsinfo_members(), name)
 
     def subject_builtins(self, task: str) -> dict[str, str]:
         """pid, tid and execname of the task at `task` rather than the current thread's

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import ArgInfo
 from dtrace_nb.errors import DEnvironmentError
 from providers._tracefs import FormatField, event_format
@@ -92,14 +93,14 @@ def tracepoint_args(category: str, event: str, fields: tuple[FormatField, ...]) 
         where = f"field {f.name} ({f.ctype}{'[%d]' % f.array if f.array else ''}) at offset {f.offset}"
         if f.ctype.startswith("__data_loc"):
             # a u32: the data's offset from the record's start (low 16 bits) and length
-            exprs.append(f"((u64)ctx + (ctx->{member} & 0xffff))")
+            exprs.append(api.tracepoint_data_loc(member))
             notes.append(f"address of the variable-length {where} (__data_loc)")
             if _is_string(f):
                 args.append(ArgInfo(f.ctype, "string", f.name))
             else:
                 args.append(ArgInfo(f.ctype, "uintptr_t", f.name))
         elif not _aligned(f):
-            exprs.append(f"((u64)ctx->{member})")
+            exprs.append(api.tracepoint_field_address(member))
             notes.append(f"address of {where}")
             if _is_string(f):
                 args.append(ArgInfo(f"{f.ctype}[{f.array}]", "string", f.name,
@@ -108,9 +109,8 @@ def tracepoint_args(category: str, event: str, fields: tuple[FormatField, ...]) 
                 args.append(ArgInfo(f"{f.ctype}[{f.array or f.size}]", "uintptr_t", f.name))
         else:
             size, signed = _declared(f)
-            narrow = f"({'s' if signed else 'u'}{_INT[size]})ctx->{member}"
-            cast = f"(u64)(s64){narrow}" if signed else f"(u64){narrow}"
-            exprs.append(f"({cast})")
+            ctype = f"{'s' if signed else 'u'}{_INT[size]}"
+            exprs.append(f"({api.widen(api.tracepoint_field(member), ctype)})")
             notes.append(f"{where}, read from the tracepoint record")
             args.append(ArgInfo(f.ctype, d_type(f), f.name))
     lines.append("};")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
                               TriggerAttach, glob_match)
 
@@ -34,9 +35,9 @@ class DTraceProvider:
 
     def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
         return [Binding(attach=TriggerAttach(p.name),
-                        ctx_decl="struct bpf_raw_tracepoint_args *ctx",
+                        ctx_decl=api.RAW_TRACEPOINT_CTX,
                         probes=(p,),
-                        arg_exprs=tuple(f"ctx->args[{i}]" for i in range(len(p.args))),
+                        arg_exprs=tuple(api.raw_tracepoint_arg(i) for i in range(len(p.args))),
                         arg_notes=tuple(f"argument {i} passed by dtrace-nb"
                                         for i in range(len(p.args))),
                         runs_after_exit=p.name in ("END", "ERROR"))

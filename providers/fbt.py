@@ -25,6 +25,7 @@ import platform
 from functools import lru_cache
 from typing import Iterable
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, FentryAttach, KprobeAttach,
                               LazyArgs, Probe,
@@ -148,23 +149,23 @@ class FbtProvider:
     def _kprobe(p: Probe) -> Binding:
         ret = p.name == "return"
         exprs, notes = pt_regs_args(ret, "kretprobe" if ret else "kprobe")
-        return Binding(attach=KprobeAttach(p.function, ret=ret), ctx_decl="struct pt_regs *ctx",
+        return Binding(attach=KprobeAttach(p.function, ret=ret), ctx_decl=api.PT_REGS_CTX,
                        probes=(p,), arg_exprs=exprs, arg_notes=notes,
-                       includes=("uapi/linux/ptrace.h",))
+                       includes=api.PT_REGS_INCLUDES)
 
     @staticmethod
     def _fentry(p: Probe) -> Binding:
         ret = p.name == "return"
         nparams = len(btf.function_params(p.function) or ())
         if ret:
-            exprs: tuple[str, ...] = ("0", f"ctx[{nparams}]")
+            exprs: tuple[str, ...] = ("0", api.trampoline_arg(nparams))
             notes: tuple[str, ...] = ("0: fexit does not know the return offset",
                                       f"the return value (ctx[{nparams}], after the "
                                       f"{nparams} arguments)")
         else:
             n = min(nparams, len(ARG_REGS))
-            exprs = tuple(f"ctx[{i}]" for i in range(n))
+            exprs = tuple(api.trampoline_arg(i) for i in range(n))
             notes = tuple(f"argument {i} of {p.function} (ctx[{i}], BTF-typed)" for i in range(n))
         return Binding(attach=FentryAttach(p.function, ret=ret),
-                       ctx_decl="unsigned long long *ctx", probes=(p,), arg_exprs=exprs,
+                       ctx_decl=api.TRAMPOLINE_CTX, probes=(p,), arg_exprs=exprs,
                        arg_notes=notes)

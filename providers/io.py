@@ -17,7 +17,8 @@ Kernel structures read: only the tracepoint records (their format files).
 
 from __future__ import annotations
 
-from dtrace_nb.probes import ArgInfo, MemberInfo
+from dtrace_nb.codegen import provider_api as api
+from dtrace_nb.probes import ArgInfo
 from providers._stable import StableProbe, StableProvider, tracepoint_hook
 from providers._tracefs import event_format
 from providers._tracepoint import record
@@ -27,7 +28,8 @@ SECTOR = 512
 _EVENTS = {"start": "block_rq_issue", "done": "block_rq_complete"}
 
 # rwbs ("W", "WS", "R", "RA", "FWS"...) to DTrace's b_flags: scan its first 8 bytes.
-FLAGS_HELPER = f"""static __always_inline u32 dt_io_flags(u64 rwbs)
+FLAGS = api.local("io_flags")
+FLAGS_HELPER = f"""static __always_inline u32 {FLAGS}(u64 rwbs)
 {{
 	u32 flags = 0;
 #pragma unroll
@@ -47,37 +49,42 @@ def _field_offset(event: str, name: str) -> int:
     return -1
 
 
+def _field_reader(event: str, name: str, ctype: str):
+    """A function of the record's address reading field `name` ("0" where the kernel's
+    record has no such field)."""
+    off = _field_offset(event, name)
+    return (lambda rec: api.struct_member(rec, off, ctype)) if off >= 0 else (lambda rec: "0")
+
+
 def _bufinfo(event: str) -> ArgInfo:
-    # {arg} is the record's address: members read it with bpf_probe_read_kernel
-    def at(name: str, size: int, signed: bool = False) -> str:
-        off = _field_offset(event, name)
-        if off < 0:
-            return "0"
-        cast = {4: "u32", 8: "u64"}[size] if not signed else {4: "s32", 8: "s64"}[size]
-        return f"(({cast})dt_kread_u64((void *)({{arg}} + {off})))"
-    count = (at("bytes", 4) if _field_offset(event, "bytes") >= 0
-             else f"({at('nr_sector', 4)} * {SECTOR})")
-    members = (
-        MemberInfo("b_flags", "int", f"dt_io_flags({at('rwbs', 8)})"),
-        MemberInfo("b_bcount", "size_t", count),
-        MemberInfo("b_blkno", "uint64_t", at("sector", 8)),
-        MemberInfo("b_lblkno", "uint64_t", at("sector", 8)),
-        MemberInfo("b_error", "int", at("error", 4, signed=True)),
-    )
-    return ArgInfo("struct request *", "bufinfo_t *", "", members=members)
+    # the argument is the record's address: members read its fields safely
+    rwbs, sector = _field_reader(event, "rwbs", "u64"), _field_reader(event, "sector", "u64")
+    error = _field_reader(event, "error", "s32")
+    if _field_offset(event, "bytes") >= 0:
+        count = _field_reader(event, "bytes", "u32")
+    else:
+        nr_sector = _field_reader(event, "nr_sector", "u32")
+        count = lambda rec: f"({nr_sector(rec)} * {SECTOR})"  # noqa: E731
+    return api.translated_arg("struct request *", "bufinfo_t *", (
+        api.member("b_flags", "int", lambda rec: f"{FLAGS}({rwbs(rec)})"),
+        api.member("b_bcount", "size_t", count),
+        api.member("b_blkno", "uint64_t", sector),
+        api.member("b_lblkno", "uint64_t", sector),
+        api.member("b_error", "int", error),
+    ))
 
 
 def _devinfo(event: str) -> ArgInfo:
-    off = _field_offset(event, "dev")
-    dev = f"((u32)dt_kread_u64((void *)({{arg}} + {off})))" if off >= 0 else "0"
-    return ArgInfo("dev_t", "devinfo_t *", "", members=(
-        MemberInfo("dev_major", "int", f"({dev} >> 20)"),
-        MemberInfo("dev_minor", "int", f"({dev} & 0xfffff)")))
+    dev = _field_reader(event, "dev", "u32")
+    return api.translated_arg("dev_t", "devinfo_t *", (
+        api.member("dev_major", "int", lambda rec: f"({dev(rec)} >> 20)"),
+        api.member("dev_minor", "int", lambda rec: f"({dev(rec)} & 0xfffff)")))
 
 
 def _hooks(event: str):
     record("block", event)
-    return [tracepoint_hook("block", event, arg_exprs=("(u64)ctx", "(u64)ctx"),
+    rec = api.tracepoint_record()
+    return [tracepoint_hook("block", event, arg_exprs=(rec, rec),
                             notes=(f"the {event} record (bufinfo_t translated from its fields)",
                                    f"the {event} record (devinfo_t from its dev field)"),
                             declarations=(FLAGS_HELPER,))]

@@ -25,6 +25,7 @@ import platform
 import re
 from typing import Iterable, Optional
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
                               UprobeAttach, glob_match, is_glob)
@@ -117,8 +118,8 @@ class PidProvider:
             offset = _elf.load(path).file_offset(vaddr)
             exprs, notes = pt_regs_args(ret, "uretprobe" if ret else "uprobe")
             out.append(Binding(attach=UprobeAttach(path, offset, pid, ret, symbol=label),
-                               ctx_decl="struct pt_regs *ctx", probes=(p,), arg_exprs=exprs,
-                               arg_notes=notes, includes=("uapi/linux/ptrace.h",)))
+                               ctx_decl=api.PT_REGS_CTX, probes=(p,), arg_exprs=exprs,
+                               arg_notes=notes, includes=api.PT_REGS_INCLUDES))
         return out
 
 

@@ -22,11 +22,11 @@ stop) do not reach signal_deliver.
 
 from __future__ import annotations
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import ArgInfo
 from dtrace_nb.runtime import btf
 from providers import _task
-from providers._stable import (CURRENT_TGID, CURRENT_TID, StableProbe, StableProvider,
-                               raw_hook, tracepoint_hook)
+from providers._stable import StableProbe, StableProvider, raw_hook, tracepoint_hook
 from providers._tracepoint import field_expr
 
 # x86-64 syscall numbers of the calls that create tasks (the child returns 0 from them)
@@ -45,7 +45,7 @@ def _exec_failure_hooks():
     out = []
     for ev in ("sys_exit_execve", "sys_exit_execveat"):
         ret = field_expr("syscalls", ev, "ret")
-        out.append(tracepoint_hook("syscalls", ev, prologue=(f"if ((s64){ret} >= 0) return 0;",),
+        out.append(tracepoint_hook("syscalls", ev, prologue=(api.skip_if(f"(s64){ret} >= 0"),),
                                    arg_exprs=(f"(u64)(-(s64){ret})",),
                                    notes=("minus the return value of exec (the errno)",)))
     return out
@@ -54,10 +54,10 @@ def _exec_failure_hooks():
 def _fork_hooks(thread: bool):
     _task.check_raw_tracepoint("sched_process_fork",
                                ("struct task_struct *", "struct task_struct *"))
-    child = "ctx->args[1]"
+    child = api.raw_tracepoint_arg(1)
     test = "==" if thread else "!="
-    filt = (f"if ({_task.running().read32(child, 'tgid')} {test} {_task.running().read32(child, 'pid')}) "
-            "return 0;")
+    task = _task.running()
+    filt = api.skip_if(f"{task.read32(child, 'tgid')} {test} {task.read32(child, 'pid')}")
     if thread:
         return [raw_hook("sched_process_fork", prologue=(filt,), arg_exprs=(child, child),
                          notes=("the new thread (sched_process_fork's child task)",) * 2)]
@@ -66,24 +66,24 @@ def _fork_hooks(thread: bool):
 
 
 def _start_hooks(thread: bool):
-    regs = "struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];"
-    nr = "dt_kread_u64(&dt_regs->orig_ax)"
-    calls = " && ".join(f"dt_nr != {n}" for n in CLONE_CALLS)
+    nr = api.local("nr")
+    calls = " && ".join(f"{nr} != {n}" for n in CLONE_CALLS)
     test = "==" if thread else "!="
     return [raw_hook("sys_exit", prologue=(
-        regs, f"u64 dt_nr = {nr};", f"if (({calls}) || ctx->args[1] != 0) return 0;",
-        f"if ({CURRENT_TGID} {test} {CURRENT_TID}) return 0;"),
-        includes=("uapi/linux/ptrace.h",))]
+        api.saved_user_regs(), api.declare("u64", "nr", api.saved_register("orig_ax")),
+        api.skip_if(f"({calls}) || {api.raw_tracepoint_arg(1)} != 0"),
+        api.skip_if(f"{api.CURRENT_TGID} {test} {api.CURRENT_TID}")),
+        includes=api.PT_REGS_INCLUDES)]
 
 
 def _exit_hooks(process: bool):
     group_dead = field_expr("sched", "sched_process_exit", "group_dead")
-    filt = f"if ({'!' if process else ''}{group_dead}) return 0;"
+    filt = api.skip_if(f"{'!' if process else ''}{group_dead}")
     if not process:
         return [tracepoint_hook("sched", "sched_process_exit", prologue=(filt,))]
-    code = _task.running().read32("bpf_get_current_task()", "exit_code")
-    reason = (f"({{ s32 dt_code = {code}; (u64)((dt_code & 0x7f) == 0 ? {CLD_EXITED} : "
-              f"(dt_code & 0x80) ? {CLD_DUMPED} : {CLD_KILLED}); }})")
+    code, c = _task.running().read32(api.CURRENT_TASK, "exit_code"), api.local("code")
+    reason = api.let("s32", "code", code, f"(u64)(({c} & 0x7f) == 0 ? {CLD_EXITED} : "
+                                          f"({c} & 0x80) ? {CLD_DUMPED} : {CLD_KILLED})")
     return [tracepoint_hook("sched", "sched_process_exit", prologue=(filt,),
                             arg_exprs=(reason,),
                             notes=("from task_struct.exit_code of the exiting task",))]
@@ -92,8 +92,9 @@ def _exit_hooks(process: bool):
 def _signal_send_hooks():
     _task.check_raw_tracepoint("signal_generate",
                                ("int", "struct kernel_siginfo *", "struct task_struct *"))
-    return [raw_hook("signal_generate", arg_exprs=("ctx->args[2]", "ctx->args[2]",
-                                                   "(u64)(s64)(s32)ctx->args[0]"),
+    task = api.raw_tracepoint_arg(2)
+    return [raw_hook("signal_generate", arg_exprs=(task, task,
+                                                   api.widen(api.raw_tracepoint_arg(0), "s32")),
                      notes=("the receiving task (signal_generate's task)",) * 2
                      + ("the signal number",))]
 
@@ -104,8 +105,8 @@ def _signal_handle_hooks():
     sa = btf.member_offset("k_sigaction", "sa") or 0
     handler = (btf.member_offset("sigaction", "sa_handler") or 0) + sa
     return [raw_hook("signal_deliver", arg_exprs=(
-        "(u64)(s64)(s32)ctx->args[0]", "ctx->args[1]",
-        f"dt_kread_u64((void *)(ctx->args[2] + {handler}))"),
+        api.widen(api.raw_tracepoint_arg(0), "s32"), api.raw_tracepoint_arg(1),
+        api.struct_member(api.raw_tracepoint_arg(2), handler)),
         notes=("the signal number", "the kernel_siginfo address",
                "k_sigaction.sa.sa_handler"))]
 

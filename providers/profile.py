@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, PerfEventAttach, Probe,
                               ProbePattern, ProbeSite, glob_match, is_glob)
@@ -65,18 +66,19 @@ class ProfileProvider:
 
     def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
         out = []
-        user = "(ctx->regs.cs & 3)"
+        user = f"({api.perf_event_register('cs')} & 3)"
+        ip = api.perf_event_register("ip")
         for p in probes:
             kind, period, freq = parse_rate(p.name)
             out.append(Binding(
                 attach=PerfEventAttach(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK,
                                        sample_period=period, sample_freq=freq,
                                        cpu=-1 if kind == "profile" else 0),
-                ctx_decl="struct bpf_perf_event_data *ctx",
+                ctx_decl=api.PERF_EVENT_CTX,
                 probes=(p,),
-                arg_exprs=(f"({user} ? 0 : ctx->regs.ip)", f"({user} ? ctx->regs.ip : 0)"),
+                arg_exprs=(f"({user} ? 0 : {ip})", f"({user} ? {ip} : 0)"),
                 arg_notes=("interrupted kernel PC (0 in user mode)",
                            "interrupted user PC (0 in kernel mode)"),
-                includes=("uapi/linux/bpf_perf_event.h",),
+                includes=api.PERF_EVENT_INCLUDES,
             ))
         return out

@@ -18,11 +18,13 @@ pointers (sched_switch: preempt, prev, next, prev_state).
 
 from __future__ import annotations
 
+from dtrace_nb.codegen import provider_api as api
 from providers import _task
 from providers._stable import StableProbe, StableProvider, raw_hook
 
 _SWITCH = ("bool", "struct task_struct *", "struct task_struct *", "unsigned int")
-PREV, NEXT, PREV_STATE = "ctx->args[1]", "ctx->args[2]", "((u32)ctx->args[3])"
+PREV, NEXT = api.raw_tracepoint_arg(1), api.raw_tracepoint_arg(2)
+PREV_STATE = f"((u32){api.raw_tracepoint_arg(3)})"
 TASK_RUNNING = 0
 
 
@@ -43,7 +45,7 @@ def _wakeups(events):
     out = []
     for ev in events:
         _task.check_raw_tracepoint(ev, ("struct task_struct *",))
-        out.append(raw_hook(ev, **_task_args("ctx->args[0]", f"woken ({ev})")))
+        out.append(raw_hook(ev, **_task_args(api.raw_tracepoint_arg(0), f"woken ({ev})")))
     return out
 
 
@@ -57,11 +59,11 @@ class SchedProvider(StableProvider):
         StableProbe("on-cpu", lambda: (), _on_cpu),
         StableProbe("off-cpu", _ARGS2, lambda: [_switch(**_task_args(NEXT, "incoming"))]),
         StableProbe("sleep", lambda: (), lambda: [_switch(
-            prologue=(f"if ({PREV_STATE} == {TASK_RUNNING}) return 0;",))]),
+            prologue=(api.skip_if(f"{PREV_STATE} == {TASK_RUNNING}"),))]),
         StableProbe("preempt", lambda: (), lambda: [_switch(
-            prologue=(f"if ({PREV_STATE} != {TASK_RUNNING}) return 0;",))]),
+            prologue=(api.skip_if(f"{PREV_STATE} != {TASK_RUNNING}"),))]),
         StableProbe("dequeue", _ARGS2, lambda: [_switch(
-            prologue=(f"if ({PREV_STATE} == {TASK_RUNNING}) return 0;",),
+            prologue=(api.skip_if(f"{PREV_STATE} == {TASK_RUNNING}"),),
             **_task_args(PREV, "sleeping"))]),
         StableProbe("enqueue", _ARGS2, lambda: _wakeups(("sched_wakeup", "sched_wakeup_new"))),
         StableProbe("wakeup", _ARGS2, lambda: _wakeups(("sched_wakeup",))),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import (BindContext, Binding, LazyArgs, Probe, ProbePattern, ProbeSite,
                               TracepointAttach, glob_match, is_glob)
 from providers._tracefs import events, tracefs_root
@@ -66,7 +67,7 @@ class SdtProvider:
             rec = record_args(cat, ev)
             out.append(Binding(
                 attach=TracepointAttach(cat, ev),
-                ctx_decl=f"struct {rec.struct_name} *ctx",
+                ctx_decl=api.tracepoint_ctx(rec.struct_name),
                 probes=(p,),
                 arg_exprs=rec.exprs,
                 arg_notes=rec.notes,

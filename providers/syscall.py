@@ -18,6 +18,7 @@ import platform
 import re
 from typing import Iterable
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
                               RawTracepointAttach, Selector, glob_match, is_glob)
@@ -104,32 +105,33 @@ class SyscallProvider:
         entries = tuple(p for p in probes if p.name == "entry")
         returns = tuple(p for p in probes if p.name == "return")
         out = []
-        regs = "struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];"
         if entries:
             out.append(Binding(
                 attach=RawTracepointAttach("sys_enter"),
-                ctx_decl="struct bpf_raw_tracepoint_args *ctx",
+                ctx_decl=api.RAW_TRACEPOINT_CTX,
                 probes=entries,
-                prologue=(regs,),
-                selector=Selector("ctx->args[1]", {p.id: p.data for p in entries}),
-                arg_exprs=tuple(f"dt_kread_u64(&dt_regs->{r})" for r in ARG_REGS),
+                prologue=(api.saved_user_regs(),),
+                selector=Selector(api.raw_tracepoint_arg(1), {p.id: p.data for p in entries}),
+                arg_exprs=tuple(api.saved_register(r) for r in ARG_REGS),
                 arg_notes=tuple(f"register {r} of the saved user pt_regs (ctx->args[0])"
                                 for r in ARG_REGS),
-                includes=("uapi/linux/ptrace.h",),
+                includes=api.PT_REGS_INCLUDES,
             ))
         if returns:
-            failed = f"(dt_ret < 0 && dt_ret >= -{MAX_ERRNO})"
-            value = f"(u64)({failed} ? -1 : dt_ret)"
+            ret = api.local("ret")
+            failed = f"({ret} < 0 && {ret} >= -{MAX_ERRNO})"
+            value = f"(u64)({failed} ? -1 : {ret})"
             out.append(Binding(
                 attach=RawTracepointAttach("sys_exit"),
-                ctx_decl="struct bpf_raw_tracepoint_args *ctx",
+                ctx_decl=api.RAW_TRACEPOINT_CTX,
                 probes=returns,
-                prologue=(regs, "s64 dt_ret = (s64)ctx->args[1];"),
-                selector=Selector("dt_kread_u64(&dt_regs->orig_ax)",
+                prologue=(api.saved_user_regs(),
+                          api.declare("s64", "ret", f"(s64){api.raw_tracepoint_arg(1)}")),
+                selector=Selector(api.saved_register("orig_ax"),
                                   {p.id: p.data for p in returns}),
                 arg_exprs=(value, value),
                 arg_notes=("the return value (ctx->args[1]); -1 when the call failed",) * 2,
-                builtins={"errno": f"({failed} ? -dt_ret : 0)"},
-                includes=("uapi/linux/ptrace.h",),
+                builtins={"errno": f"({failed} ? -{ret} : 0)"},
+                includes=api.PT_REGS_INCLUDES,
             ))
         return out

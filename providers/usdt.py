@@ -25,6 +25,7 @@ import platform
 import re
 from typing import Iterable
 
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
                               UprobeAttach, glob_match)
@@ -54,19 +55,17 @@ def operand_c(spec: str) -> tuple[str, str]:
     if nbytes not in (1, 2, 4, 8):
         raise DProbeError(f"USDT argument '{spec}': unsupported size {size}")
     ctype = f"{'s' if signed else 'u'}{nbytes * 8}"
-    widen = "(u64)(s64)" if signed else "(u64)"
     if op.startswith("$"):
-        return f"{widen}({ctype})({int(op[1:], 0)}LL)", f"the constant {op[1:]}"
+        return api.widen(f"{int(op[1:], 0)}LL", ctype), f"the constant {op[1:]}"
     if op.startswith("%"):
         reg = _REGS.get(op[1:])
         if reg is None:
             raise DProbeError(f"USDT argument '{spec}': unknown register {op}")
-        return f"{widen}({ctype})ctx->{reg}", f"register {op} ({nbytes} bytes)"
+        return api.widen(api.register(reg), ctype), f"register {op} ({nbytes} bytes)"
     mm = _MEM.match(op)
     if mm and _REGS.get(mm.group("reg")):
         reg, off = _REGS[mm.group("reg")], int(mm.group("off") or 0)
-        return (f"({{ {ctype} dt_v = 0; bpf_probe_read_user(&dt_v, {nbytes}, "
-                f"(void *)(ctx->{reg} + ({off}))); {widen}dt_v; }})",
+        return (api.widen(api.user_read(f"{api.register(reg)} + ({off})", ctype), ctype),
                 f"{nbytes} bytes of user memory at %{mm.group('reg')}{off:+d}")
     raise DProbeError(f"USDT argument '{spec}': operand form '{op}' is not supported",
                       hint="supported: registers, constants, offset(%register)")
@@ -147,9 +146,9 @@ class UsdtProvider:
                                         ref_ctr_offset=(elf.file_offset(note.semaphore)
                                                         if note.semaphore else 0),
                                         symbol=f"{note.provider}:{note.name}"),
-                    ctx_decl="struct pt_regs *ctx", probes=(p,),
+                    ctx_decl=api.PT_REGS_CTX, probes=(p,),
                     arg_exprs=tuple(c for c, _ in fetched),
                     arg_notes=tuple(f"{how} (note operand {a})"
                                     for (_, how), a in zip(fetched, note.args)),
-                    includes=("uapi/linux/ptrace.h",)))
+                    includes=api.PT_REGS_INCLUDES))
         return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from dtrace_nb.codegen import BpfProgram, generate
+from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.lang.check import CheckedProgram, MacroEnv, bind_probes, check
 from dtrace_nb.lang.options import Options
@@ -95,7 +96,7 @@ class FakeSdtProvider:
         for p in probes:
             rec = fake_record(*p.data)
             out.append(Binding(attach=TracepointAttach(*p.data),
-                               ctx_decl=f"struct {rec.struct_name} *ctx", probes=(p,),
+                               ctx_decl=api.tracepoint_ctx(rec.struct_name), probes=(p,),
                                arg_exprs=rec.exprs, arg_notes=rec.notes,
                                declarations=(rec.declaration,)))
         return out
@@ -118,7 +119,7 @@ class FakeProcProvider(StableProvider):
                                              record=fake_record)]),
         StableProbe("create", lambda: (TASK.psinfo_arg(),),
                     lambda: [raw_hook("sched_process_fork",
-                                      arg_exprs=("ctx->args[1]",),
+                                      arg_exprs=(api.raw_tracepoint_arg(1),),
                                       notes=("the new process",))]),
     )
 
@@ -129,10 +130,10 @@ class FakeSchedProvider(StableProvider):
     probes = (
         StableProbe("on-cpu", lambda: (),
                     lambda: [raw_hook("sched_switch", builtins=TASK.subject_builtins(
-                        "ctx->args[2]"))]),
+                        api.raw_tracepoint_arg(2)))]),
         StableProbe("off-cpu", lambda: (TASK.lwpsinfo_arg(), TASK.psinfo_arg()),
                     lambda: [raw_hook("sched_switch",
-                                      arg_exprs=("ctx->args[2]", "ctx->args[2]"),
+                                      arg_exprs=(api.raw_tracepoint_arg(2),) * 2,
                                       notes=("the incoming task",) * 2)]),
     )
 
@@ -189,8 +190,8 @@ class FakeFbtProvider:
             ret = p.name == "return"
             exprs, notes = pt_regs_args(ret, "kretprobe" if ret else "kprobe")
             out.append(Binding(attach=KprobeAttach(p.function, ret=ret),
-                               ctx_decl="struct pt_regs *ctx", probes=(p,), arg_exprs=exprs,
-                               arg_notes=notes, includes=("uapi/linux/ptrace.h",)))
+                               ctx_decl=api.PT_REGS_CTX, probes=(p,), arg_exprs=exprs,
+                               arg_notes=notes, includes=api.PT_REGS_INCLUDES))
         return out
 
 

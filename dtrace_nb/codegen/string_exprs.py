@@ -100,7 +100,7 @@ class StringExprs:
             raise DCompileError("translated members can only be read from args[N]",
                                 e.base.span)
         self.fs.args_used.add(ref.n)
-        return self.fs.ann.member(e).c_expr.replace("{arg}", f"((u64)dt_arg{ref.n})")
+        return self.fs.ann.member(e).read(f"((u64)dt_arg{ref.n})")
 
     def _str_stringof(self, e: ast.StringOf) -> StrVal:
         if self.ty(e.operand).is_string:

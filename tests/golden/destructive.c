@@ -44,7 +44,7 @@ struct dtnb_rec0 {
 
 /* raw tracepoint sys_enter: syscall::getppid:entry */
 int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
 	if ((u64)(ctx->args[1]) != 110ULL)
 		return 0;
 	const u32 dt_pidx = 0;

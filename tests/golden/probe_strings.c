@@ -46,7 +46,7 @@ BPF_ARRAY(dtnb_sel_dtnb_b0, struct dt_sel, 4);
 
 /* raw tracepoint sys_enter: syscall::read:entry, syscall::write:entry, syscall::close:entry */
 int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
 	u32 dt_key = (u32)(ctx->args[1]);
 	struct dt_sel *dt_sel = dtnb_sel_dtnb_b0.lookup(&dt_key);
 	if (!dt_sel || !dt_sel->mask)

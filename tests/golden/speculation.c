@@ -84,7 +84,7 @@ struct dtnb_rec2 {
 
 /* raw tracepoint sys_enter: syscall::openat:entry */
 int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
 	if ((u64)(ctx->args[1]) != 257ULL)
 		return 0;
 	const u32 dt_pidx = 0;
@@ -94,7 +94,7 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	u32 dt_flt = 0, dt_flt_act = 0;
 	u64 dt_flt_addr = 0;
-	s64 dt_arg1 = (s64)(dt_kread_u64(&dt_regs->si));
+	s64 dt_arg1 = (s64)(dt_kread_u64((void *)(&dtp_regs->si)));
 
 	/* clause 1 (syscall::openat:entry) at line 1 */
 	struct dtnb_rec0 *dt_r0 = 0;
@@ -149,9 +149,9 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 
 /* raw tracepoint sys_exit: syscall::openat:return */
 int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
-	s64 dt_ret = (s64)ctx->args[1];
-	if ((u64)(dt_kread_u64(&dt_regs->orig_ax)) != 257ULL)
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
+	s64 dtp_ret = (s64)ctx->args[1];
+	if ((u64)(dt_kread_u64((void *)(&dtp_regs->orig_ax))) != 257ULL)
 		return 0;
 	const u32 dt_pidx = 1;
 	u32 dt_zero = 0;
@@ -162,7 +162,7 @@ int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
 		u64 dt_k1 = bpf_get_current_pid_tgid();
 		struct dtnb_self0_spec_val *dt_p2 = dtnb_self0_spec.lookup(&dt_k1);
 		((s32)(dt_p2 ? dt_p2->v : 0));
-	})) && !!(((s32)(((s32)(((dt_ret < 0 && dt_ret >= -4095) ? -dt_ret : 0)))) != (s32)(0LL))))))
+	})) && !!(((s32)(((s32)(((dtp_ret < 0 && dtp_ret >= -4095) ? -dtp_ret : 0)))) != (s32)(0LL))))))
 		goto dt_end_1;
 	dt_r1 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec1));
 	if (!dt_r1) {

@@ -114,7 +114,7 @@ int dtnb_b0(struct bpf_perf_event_data *ctx) {
 
 /* raw tracepoint sys_enter: syscall::write:entry */
 int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
 	if ((u64)(ctx->args[1]) != 1ULL)
 		return 0;
 	const u32 dt_pidx = 1;

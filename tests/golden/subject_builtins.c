@@ -55,8 +55,8 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 		if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0)
 			(dt_s + 256)[0] = 0;
 		__builtin_memcpy((void *)(dt_kv.k0), (dt_s + 256), 16);
-		dt_kv.k1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((ctx->args[2]) + 2388))))));
-		dt_kv.k2 = (s64)(((s32)(((s32)dt_kread_u64((void *)((ctx->args[2]) + 2384))))));
+		dt_kv.k1 = (s64)(((s32)(((s32)dt_kread_u64((void *)(((ctx->args[2]) + 2388)))))));
+		dt_kv.k2 = (s64)(((s32)(((s32)dt_kread_u64((void *)(((ctx->args[2]) + 2384)))))));
 		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
 		if (!dt_v) {
 			struct dtnb_agg0_val dt_init = {};

@@ -37,7 +37,7 @@ BPF_PERCPU_HASH(dtnb_agg0, struct dtnb_agg0_key, struct dtnb_agg0_val, 10240);
 
 /* raw tracepoint sys_enter: syscall::read:entry */
 int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
 	if ((u64)(ctx->args[1]) != 0ULL)
 		return 0;
 	const u32 dt_pidx = 0;

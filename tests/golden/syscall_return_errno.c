@@ -40,17 +40,17 @@ struct dtnb_rec0 {
 
 /* raw tracepoint sys_exit: syscall::openat:return */
 int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
-	s64 dt_ret = (s64)ctx->args[1];
-	if ((u64)(dt_kread_u64(&dt_regs->orig_ax)) != 257ULL)
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
+	s64 dtp_ret = (s64)ctx->args[1];
+	if ((u64)(dt_kread_u64((void *)(&dtp_regs->orig_ax))) != 257ULL)
 		return 0;
 	const u32 dt_pidx = 0;
 	u32 dt_zero = 0;
-	s64 dt_arg0 = (s64)((u64)((dt_ret < 0 && dt_ret >= -4095) ? -1 : dt_ret));
+	s64 dt_arg0 = (s64)((u64)((dtp_ret < 0 && dtp_ret >= -4095) ? -1 : dtp_ret));
 
 	/* clause 1 (syscall::openat:return) at line 1 */
 	struct dtnb_rec0 *dt_r0 = 0;
-	if (!(((s32)(((s32)(((dt_ret < 0 && dt_ret >= -4095) ? -dt_ret : 0)))) != (s32)(0LL))))
+	if (!(((s32)(((s32)(((dtp_ret < 0 && dtp_ret >= -4095) ? -dtp_ret : 0)))) != (s32)(0LL))))
 		goto dt_end_0;
 	dt_r0 = dtnb_rb.ringbuf_reserve(sizeof(struct dtnb_rec0));
 	if (!dt_r0) {
@@ -64,7 +64,7 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	dt_r0->mask = 0;
 	dt_r0->mask |= 1ULL;
 	dt_r0->f0 = (s64)(dt_arg0);
-	dt_r0->f1 = (s64)(((s32)(((dt_ret < 0 && dt_ret >= -4095) ? -dt_ret : 0))));
+	dt_r0->f1 = (s64)(((s32)(((dtp_ret < 0 && dtp_ret >= -4095) ? -dtp_ret : 0))));
 	dtnb_rb.ringbuf_submit(dt_r0, 0);
 	dt_r0 = 0;
 	dt_end_0: ;

@@ -52,7 +52,7 @@ BPF_ARRAY(dtnb_sel_dtnb_b0, struct dt_sel, 2);
 
 /* raw tracepoint sys_enter: syscall::read:entry, syscall::write:entry */
 int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
 	u32 dt_key = (u32)(ctx->args[1]);
 	struct dt_sel *dt_sel = dtnb_sel_dtnb_b0.lookup(&dt_key);
 	if (!dt_sel || !dt_sel->mask)
@@ -63,8 +63,8 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	struct dt_probedesc *dt_pd = dtnb_probes.lookup(&dt_pidx);
 	if (!dt_pd)
 		return 0;
-	s64 dt_arg0 = (s64)(dt_kread_u64(&dt_regs->di));
-	s64 dt_arg2 = (s64)(dt_kread_u64(&dt_regs->dx));
+	s64 dt_arg0 = (s64)(dt_kread_u64((void *)(&dtp_regs->di)));
+	s64 dt_arg2 = (s64)(dt_kread_u64((void *)(&dtp_regs->dx)));
 
 	/* clause 1 (syscall::read:entry, syscall::write:entry) at line 2 */
 	if (!(((s64)(dt_arg0) == (s64)(1LL))))

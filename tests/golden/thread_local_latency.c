@@ -61,7 +61,7 @@ BPF_HASH(dtnb_self0_ts, struct dtnb_self0_ts_key, struct dtnb_self0_ts_val, 1310
 
 /* raw tracepoint sys_enter: syscall::read:entry */
 int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
 	if ((u64)(ctx->args[1]) != 0ULL)
 		return 0;
 	const u32 dt_pidx = 0;
@@ -87,9 +87,9 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 
 /* raw tracepoint sys_exit: syscall::read:return */
 int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
-	s64 dt_ret = (s64)ctx->args[1];
-	if ((u64)(dt_kread_u64(&dt_regs->orig_ax)) != 0ULL)
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
+	s64 dtp_ret = (s64)ctx->args[1];
+	if ((u64)(dt_kread_u64((void *)(&dtp_regs->orig_ax))) != 0ULL)
 		return 0;
 	const u32 dt_pidx = 1;
 	u32 dt_zero = 0;

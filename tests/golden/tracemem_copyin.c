@@ -46,7 +46,7 @@ struct dtnb_rec0 {
 
 /* raw tracepoint sys_enter: syscall::write:entry */
 int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
-	struct pt_regs *dt_regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];
 	if ((u64)(ctx->args[1]) != 1ULL)
 		return 0;
 	const u32 dt_pidx = 0;
@@ -56,8 +56,8 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 		return 0;
 	u32 dt_flt = 0, dt_flt_act = 0;
 	u64 dt_flt_addr = 0;
-	s64 dt_arg0 = (s64)(dt_kread_u64(&dt_regs->di));
-	s64 dt_arg1 = (s64)(dt_kread_u64(&dt_regs->si));
+	s64 dt_arg0 = (s64)(dt_kread_u64((void *)(&dtp_regs->di)));
+	s64 dt_arg1 = (s64)(dt_kread_u64((void *)(&dtp_regs->si)));
 
 	/* clause 1 (syscall::write:entry) at line 1 */
 	struct dtnb_rec0 *dt_r0 = 0;

@@ -79,9 +79,9 @@ int dtnb_b0(struct dt_tp_sched__sched_switch *ctx) {
 	if (!dt_s)
 		return 0;
 	s64 dt_arg0 = (s64)(((u64)ctx->f_prev_comm));
-	s64 dt_arg1 = (s64)(((u64)(s64)(s32)ctx->f_prev_pid));
+	s64 dt_arg1 = (s64)(((u64)(s64)(s32)(ctx->f_prev_pid)));
 	s64 dt_arg4 = (s64)(((u64)ctx->f_next_comm));
-	s64 dt_arg5 = (s64)(((u64)(s64)(s32)ctx->f_next_pid));
+	s64 dt_arg5 = (s64)(((u64)(s64)(s32)(ctx->f_next_pid)));
 
 	/* clause 1 (sdt:sched::sched_switch) at line 1 */
 	struct dtnb_rec0 *dt_r0 = 0;
@@ -121,7 +121,7 @@ int dtnb_b1(struct dt_tp_sched__sched_process_exec *ctx) {
 	if (!dt_s)
 		return 0;
 	s64 dt_arg0 = (s64)(((u64)ctx + (ctx->f_filename & 0xffff)));
-	s64 dt_arg1 = (s64)(((u64)(s64)(s32)ctx->f_pid));
+	s64 dt_arg1 = (s64)(((u64)(s64)(s32)(ctx->f_pid)));
 
 	/* clause 2 (sdt:sched::sched_process_exec) at line 7 */
 	struct dtnb_rec1 *dt_r1 = 0;

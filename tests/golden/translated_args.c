@@ -77,9 +77,9 @@ int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {
 	dt_r0->spec = 0;
 	dt_r0->mask = 0;
 	dt_r0->mask |= 1ULL;
-	dt_r0->f0 = (s64)(((s32)(((s32)dt_kread_u64((void *)((((u64)dt_arg0)) + 2388))))));
-	dt_r0->f1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((dt_kread_u64((void *)((((u64)dt_arg0)) + 2400))) + 2388))))));
-	dt_r0->f2 = (u64)(((u32)(((u32)dt_kread_u64((void *)(dt_kread_u64((void *)((((u64)dt_arg0)) + 2992)) + 8))))));
+	dt_r0->f0 = (s64)(((s32)(((s32)dt_kread_u64((void *)(((((u64)dt_arg0)) + 2388)))))));
+	dt_r0->f1 = (s64)(((s32)(((s32)dt_kread_u64((void *)(((dt_kread_u64((void *)(((((u64)dt_arg0)) + 2400)))) + 2388)))))));
+	dt_r0->f2 = (u64)(((u32)(((u32)dt_kread_u64((void *)(((dt_kread_u64((void *)(((((u64)dt_arg0)) + 2992)))) + 8)))))));
 	u64 dt_a1 = (u64)(((((u64)dt_arg0)) + 3016));
 	if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0)
 		(dt_s + 256)[0] = 0;
@@ -108,7 +108,7 @@ int dtnb_b1(struct bpf_raw_tracepoint_args *ctx) {
 		if (bpf_probe_read_kernel_str((dt_s + 256), 16, (void *)dt_a1) < 0)
 			(dt_s + 256)[0] = 0;
 		__builtin_memcpy((void *)(dt_kv.k0), (dt_s + 256), 16);
-		dt_kv.k1 = (s64)(((s32)(((s32)dt_kread_u64((void *)((((u64)dt_arg0)) + 2384))))));
+		dt_kv.k1 = (s64)(((s32)(((s32)dt_kread_u64((void *)(((((u64)dt_arg0)) + 2384)))))));
 		struct dtnb_agg0_val *dt_v = dtnb_agg0.lookup(&dt_kv);
 		if (!dt_v) {
 			struct dtnb_agg0_val dt_init = {};

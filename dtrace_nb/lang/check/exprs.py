@@ -20,7 +20,7 @@ from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
                                   StringType, TranslatedType, native_type, promote,
                                   unary_promote)
-from dtrace_nb.probes import ArgInfo
+from dtrace_nb.probes import ArgInfo, MemberInfo
 
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 _NO_VALUE_HINT = "print it with printa() or read it from the result"
@@ -219,7 +219,9 @@ class ExprChecker(VariableRules):
             for m in a.members:
                 mt = (StringType(m.string_size or self.st.strsize) if m.dtrace_type == "string"
                       else native_type(m.dtrace_type))
-                members.append(MemberType(m.name, mt, m.c_expr))
+                # the member's C for a symbolic argument identifies the translation: the
+                # probes of one clause must read it alike (codegen calls m.read itself)
+                members.append(MemberType(m.name, mt, m.read("{arg}")))
             return TranslatedType(a.dtrace_type, tuple(members))
         return native_type(a.dtrace_type)
 
@@ -232,12 +234,23 @@ class ExprChecker(VariableRules):
             if m is None:
                 raise DCompileError(f"{t} has no member '{e.name}'", e.span,
                                     hint="members: " + ", ".join(x.name for x in t.members))
-            self.ann.members[e] = m
+            self.ann.members[e] = self._member_read(e)
             return m.dtype
         raise DCompileError(f"'{'->' if e.arrow else '.'}{e.name}' needs a struct; "
                             f"{describe(e.base)} is {t}", e.span,
                             hint="kernel struct types are not available; providers give "
                                  "translated args[] (e.g. args[0]->pr_pid)")
+
+    def _member_read(self, e: ast.Member) -> MemberInfo:
+        """How `args[N]->name` is read: the provider's member (alike on every probe of the
+        clause, as their types are equal)."""
+        ref = self.ann.arg(e.base)
+        if ref is None:
+            raise DCompileError("translated members can only be read from args[N]",
+                                e.base.span)
+        assert self.clause is not None
+        info = next(p.args[ref.n] for p in self.clause.probes if ref.n < len(p.args))
+        return next(m for m in info.members if m.name == e.name)
 
     # -- subroutine calls -------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from typing import Optional, Union
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, RECORDING_ACTIONS
 from dtrace_nb.lang.options import Options
-from dtrace_nb.lang.types import DType, MemberType
-from dtrace_nb.probes import Probe
+from dtrace_nb.lang.types import DType
+from dtrace_nb.probes import MemberInfo, Probe
 
 
 @dataclass
@@ -61,14 +61,14 @@ class ArgRef:
 class Annotations:
     """What the checker learned about nodes of the tree, keyed by node identity (nodes
     compare and hash by identity): every expression's type, the variable a reference or
-    assignment target names, the argument `args[N]` reads, the translated member `->m`
-    reads, a macro variable's value and a sizeof's size."""
+    assignment target names, the argument `args[N]` reads, the provider's translated member
+    `args[N]->m` reads, a macro variable's value and a sizeof's size."""
 
     def __init__(self) -> None:
         self.types: dict[ast.Node, DType] = {}
         self.vars: dict[ast.Node, Variable] = {}
         self.args: dict[ast.Node, ArgRef] = {}
-        self.members: dict[ast.Node, MemberType] = {}
+        self.members: dict[ast.Node, MemberInfo] = {}
         self.macros: dict[ast.Node, Union[int, str]] = {}
         self.sizes: dict[ast.Node, int] = {}
 
@@ -84,7 +84,7 @@ class Annotations:
     def arg(self, e: ast.Node) -> Optional[ArgRef]:
         return self.args.get(e)
 
-    def member(self, e: ast.Node) -> MemberType:
+    def member(self, e: ast.Node) -> MemberInfo:
         return self.members[e]
 
     def macro(self, e: ast.Node) -> Union[int, str, None]:

@@ -1,0 +1,100 @@
+"""The providers' code-generation API (dtrace_nb/codegen/provider_api.py), without a
+kernel: the example provider of providers/README.md compiles as written, translated
+members are functions of the argument, and the probes of one clause must translate a
+member alike (as when members were C templates)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dtrace_nb.codegen import provider_api as api
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.probes import (BindContext, Binding, ProbeCatalog, ProbeSite, RawTracepointAttach,
+                              glob_match)
+from tests.fakeprobes import compile_c, fake_providers
+
+README = Path(__file__).resolve().parents[2] / "providers" / "README.md"
+
+
+def readme_provider():
+    """The provider class of the README's example, run as the README shows it."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "providers/README.md has no python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)
+    return namespace["DemoProvider"]()
+
+
+def test_the_readme_provider_compiles_through_the_api():
+    catalog = ProbeCatalog(fake_providers() + [readme_provider()])
+    _checked, program = compile_c("demo:::getppid { trace(arg0); }", catalog=catalog)
+    c = program.c_source
+    assert "int dtnb_b0(struct bpf_raw_tracepoint_args *ctx) {" in c
+    assert "struct pt_regs *dtp_regs = (struct pt_regs *)ctx->args[0];" in c
+    assert "u32 dt_key" not in c  # one probe: a compare, no selector map
+    assert "if ((u64)(ctx->args[1]) != 110ULL)" in c
+    assert "s64 dt_arg0 = (s64)(dt_kread_u64((void *)(&dtp_regs->di)));" in c
+    assert "#include <uapi/linux/ptrace.h>" in c
+
+
+def test_reads_and_values():
+    assert api.struct_member("t", 24, "s32") == "((s32)dt_kread_u64((void *)(((t) + 24))))"
+    assert api.struct_member("t", 8) == "dt_kread_u64((void *)(((t) + 8)))"
+    assert api.member_address("t", 16) == "((t) + 16)"
+    assert api.widen("x", "s32") == "(u64)(s64)(s32)(x)"
+    assert api.widen("x", "u16") == "(u64)(u16)(x)"
+    assert api.declare("s64", "ret", "0") == "s64 dtp_ret = 0;"
+    assert api.declare("struct pt_regs *", "regs", "p") == "struct pt_regs *dtp_regs = p;"
+    assert api.skip_if("a > 1") == "if (a > 1)\n\treturn 0;"
+    assert api.skip_unless("a") == "if (!(a))\n\treturn 0;"
+    assert api.let("s32", "c", "v", "(dtp_c & 1)") == "({\n\ts32 dtp_c = v;\n\t(dtp_c & 1);\n})"
+
+
+class TwoTasks:
+    """Two probes handing a task, whose `pr_x` members are read at `offsets`."""
+
+    name = "two"
+    order = 95
+
+    def __init__(self, offsets: tuple[int, int]):
+        self.offsets = offsets
+
+    def provides(self, provider_field):
+        return glob_match(provider_field, self.name)
+
+    def sites(self, pattern, ctx):
+        out = []
+        for name, off in zip(("a", "b"), self.offsets):
+            if glob_match(pattern.name, name):
+                arg = api.translated_arg("struct task_struct *", "xinfo_t *", (
+                    api.member("pr_x", "int",
+                               lambda task, off=off: api.struct_member(task, off, "s32")),))
+                out.append(ProbeSite("", "", name, (arg,)))
+        return out
+
+    def bind(self, probes, ctx: BindContext):
+        return [Binding(attach=RawTracepointAttach(f"ev_{p.name}"),
+                        ctx_decl=api.RAW_TRACEPOINT_CTX, probes=(p,),
+                        arg_exprs=(api.raw_tracepoint_arg(0),)) for p in probes]
+
+
+def test_a_member_is_read_by_the_providers_function_of_the_argument():
+    catalog = ProbeCatalog(fake_providers() + [TwoTasks((40, 40))])
+    _checked, program = compile_c("two:::a, two:::b { trace(args[0]->pr_x); }",
+                                  catalog=catalog)
+    reads = re.findall(r"= \(s64\)\((.*)\);", program.c_source)
+    # both functions read the member at offset 40 of their own argument
+    assert [r for r in reads if "+ 40" in r] == [
+        "((s32)(((s32)dt_kread_u64((void *)(((((u64)dt_arg0)) + 40))))))"] * 2
+
+
+def test_probes_of_one_clause_must_translate_a_member_alike():
+    catalog = ProbeCatalog(fake_providers() + [TwoTasks((40, 48))])
+    with pytest.raises(DCompileError, match="args\\[0\\] has different types"):
+        compile_c("two:::a, two:::b { trace(args[0]->pr_x); }", catalog=catalog)
+    # each alone is fine
+    compile_c("two:::a { trace(args[0]->pr_x); } two:::b { trace(args[0]->pr_x); }",
+              catalog=catalog)
