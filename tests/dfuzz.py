@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from dtrace_nb.errors import DError
 from dtrace_nb.probes import ProbeCatalog
 from dtrace_nb.runtime.session import SessionConfig, compile_program
+from tests.fakeprobes import fake_catalog
 
 # -- the property ---------------------------------------------------------------------
 
@@ -29,9 +30,10 @@ _CATALOG: Optional[ProbeCatalog] = None
 
 
 def catalog() -> ProbeCatalog:
+    """The fixed fake catalog (tests/fakeprobes.py): fuzzing reads nothing of the host."""
     global _CATALOG
     if _CATALOG is None:
-        _CATALOG = ProbeCatalog()
+        _CATALOG = fake_catalog()
     return _CATALOG
 
 

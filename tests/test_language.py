@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.kernel  # every program runs through dtrace-nb on the real kernel
+
 CLI = [sys.executable, "-m", "dtrace_nb.cli"]
 
 

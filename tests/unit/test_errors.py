@@ -10,6 +10,7 @@ import pytest
 
 from dtrace_nb.errors import DError
 from dtrace_nb.runtime.session import SessionConfig, compile_program
+from tests.fakeprobes import fake_catalog
 from tests.unit.located import assert_located
 
 CASES = [
@@ -57,7 +58,7 @@ CASES = [
 @pytest.mark.parametrize("source, where, message", CASES, ids=[c[2][:30] for c in CASES])
 def test_bad_input(source, where, message):
     with pytest.raises(DError) as info:
-        compile_program(SessionConfig(source))
+        compile_program(SessionConfig(source), fake_catalog())
     assert_located(info.value, source, where, message)
 
 

@@ -2,7 +2,8 @@
 that names line:col (tests/dfuzz.py has the generators and the property).
 
 The short runs are part of `make test`; the `long` ones (over 100k inputs together) run
-with `make test-long`. Both need the probe catalog (tracefs), not privileges to load BPF.
+with `make test-long`. Both compile against the fixed fake catalog (tests/fakeprobes.py):
+nothing of the host is read and nothing is loaded.
 """
 
 from __future__ import annotations
