@@ -86,11 +86,6 @@ def load_tracing_probe(btf_id: int) -> int:
     return 0
 
 
-def entry_args(function: str) -> tuple[ArgInfo, ...]:
-    params = btf.function_params(function) or ()
-    return tuple(ArgInfo(t, t, n) for t, n in params[:len(ARG_REGS)])
-
-
 class FbtProvider:
     name = "fbt"
     order = 70
@@ -101,6 +96,15 @@ class FbtProvider:
         # code on kernels that have neither)
         self.mechanism = mechanism
 
+    # where functions and prototypes come from: the kernel's BTF (the tests' fake catalog
+    # gives fixed ones)
+    functions = staticmethod(btf.kernel_functions)
+    params = staticmethod(btf.function_params)
+
+    def entry_args(self, function: str) -> tuple[ArgInfo, ...]:
+        params = self.params(function) or ()
+        return tuple(ArgInfo(t, t, n) for t, n in params[:len(ARG_REGS)])
+
     def provides(self, provider_field: str) -> bool:
         return glob_match(provider_field, self.name)
 
@@ -108,7 +112,7 @@ class FbtProvider:
         if not glob_match(pattern.module, "vmlinux") or not (
                 glob_match(pattern.name, "entry") or glob_match(pattern.name, "return")):
             return []  # e.g. a bare `BEGIN`: no need to walk 56k functions
-        funcs = btf.kernel_functions()
+        funcs = self.functions()
         if is_glob(pattern.function):
             names = [f for f in funcs if glob_match(pattern.function, f)]
         else:
@@ -117,7 +121,7 @@ class FbtProvider:
         for fn in sorted(names):
             for probe_name in ("entry", "return"):
                 if glob_match(pattern.name, probe_name):
-                    args = (LazyArgs(lambda fn=fn: entry_args(fn)) if probe_name == "entry"
+                    args = (LazyArgs(lambda fn=fn: self.entry_args(fn)) if probe_name == "entry"
                             else _RETURN_ARGS)
                     out.append(ProbeSite("vmlinux", fn, probe_name, args, data=fn))
         return out
@@ -153,10 +157,9 @@ class FbtProvider:
                        probes=(p,), arg_exprs=exprs, arg_notes=notes,
                        includes=api.PT_REGS_INCLUDES)
 
-    @staticmethod
-    def _fentry(p: Probe) -> Binding:
+    def _fentry(self, p: Probe) -> Binding:
         ret = p.name == "return"
-        nparams = len(btf.function_params(p.function) or ())
+        nparams = len(self.params(p.function) or ())
         if ret:
             exprs: tuple[str, ...] = ("0", api.trampoline_arg(nparams))
             notes: tuple[str, ...] = ("0: fexit does not know the return offset",

@@ -39,6 +39,11 @@ class SdtProvider:
     name = "sdt"
     order = 30
 
+    # where the tracepoints come from: tracefs (the tests' fake catalog gives fixed ones)
+    groups = staticmethod(groups)
+    events = staticmethod(events)
+    record = staticmethod(record_args)
+
     def provides(self, provider_field: str) -> bool:
         return glob_match(provider_field, self.name)
 
@@ -46,17 +51,17 @@ class SdtProvider:
         if not glob_match(pattern.function, ""):
             return []
         if is_glob(pattern.module):
-            cats = [g for g in groups() if glob_match(pattern.module, g)]
+            cats = [g for g in self.groups() if glob_match(pattern.module, g)]
         else:
             cats = [pattern.module]
         out = []
         for cat in cats:
-            names = events(cat)
+            names = self.events(cat)
             if not is_glob(pattern.name):
                 names = [pattern.name] if pattern.name in names else []
             for ev in names:
                 if glob_match(pattern.name, ev):
-                    args = LazyArgs(lambda c=cat, e=ev: record_args(c, e).args)
+                    args = LazyArgs(lambda c=cat, e=ev: self.record(c, e).args)
                     out.append(ProbeSite(cat, "", ev, args, data=(cat, ev)))
         return out
 
@@ -64,7 +69,7 @@ class SdtProvider:
         out = []
         for p in probes:
             cat, ev = p.data
-            rec = record_args(cat, ev)
+            rec = self.record(cat, ev)
             out.append(Binding(
                 attach=TracepointAttach(cat, ev),
                 ctx_decl=api.tracepoint_ctx(rec.struct_name),

@@ -20,16 +20,16 @@ from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.lang.check import CheckedProgram, MacroEnv, bind_probes, check
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.parser import parse
-from dtrace_nb.probes import (ArgInfo, BindContext, Binding, KprobeAttach, Probe,
-                              ProbeCatalog, ProbePattern, ProbeSite, TracepointAttach,
-                              glob_match, is_glob)
-from providers._regs import pt_regs_args
+from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe,
+                              ProbeCatalog, ProbePattern, ProbeSite, glob_match)
 from providers._stable import StableProbe, StableProvider, raw_hook, tracepoint_hook
 from providers._task import task_translators
 from providers._tracefs import FormatField
 from providers._tracepoint import TracepointArgs, tracepoint_args
 from providers.dtrace import DTraceProvider
+from providers.fbt import FbtProvider
 from providers.profile import ProfileProvider
+from providers.sdt import SdtProvider
 from providers.syscall import SyscallProvider
 
 # -- syscall: a few numbers and prototypes -----------------------------------------------
@@ -77,29 +77,18 @@ def fake_record(category: str, event: str) -> TracepointArgs:
     return tracepoint_args(category, event, FORMATS[(category, event)])
 
 
-class FakeSdtProvider:
-    name = "sdt"
-    order = 30
+class FakeSdtProvider(SdtProvider):
+    """The sdt provider over FORMATS instead of tracefs."""
 
-    def provides(self, provider_field: str) -> bool:
-        return glob_match(provider_field, self.name)
+    @staticmethod
+    def groups() -> list[str]:
+        return sorted({cat for cat, _ in FORMATS})
 
-    def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
-        if not glob_match(pattern.function, ""):
-            return []
-        return [ProbeSite(cat, "", ev, fake_record(cat, ev).args, data=(cat, ev))
-                for cat, ev in sorted(FORMATS)
-                if glob_match(pattern.module, cat) and glob_match(pattern.name, ev)]
+    @staticmethod
+    def events(category: str) -> list[str]:
+        return sorted(ev for cat, ev in FORMATS if cat == category)
 
-    def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
-        out = []
-        for p in probes:
-            rec = fake_record(*p.data)
-            out.append(Binding(attach=TracepointAttach(*p.data),
-                               ctx_decl=api.tracepoint_ctx(rec.struct_name), probes=(p,),
-                               arg_exprs=rec.exprs, arg_notes=rec.notes,
-                               declarations=(rec.declaration,)))
-        return out
+    record = staticmethod(fake_record)
 
 
 # -- proc and sched: translators with fixed task_struct offsets ----------------------------
@@ -160,39 +149,20 @@ KERNEL_FUNCTIONS = {
     "security_file_open": (("struct file *", "file"),),
     "ip_rcv": (("struct sk_buff *", "skb"), ("struct net_device *", "dev")),
 }
-_RETURN_ARGS = (ArgInfo("uint64_t", "uint64_t", "offset"), ArgInfo("uint64_t", "int64_t", "rval"))
 
+class FakeFbtProvider(FbtProvider):
+    """The fbt provider over KERNEL_FUNCTIONS instead of BTF, on kprobes."""
 
-class FakeFbtProvider:
-    name = "fbt"
-    order = 70
+    def __init__(self) -> None:
+        super().__init__("kprobe")
 
-    def provides(self, provider_field: str) -> bool:
-        return glob_match(provider_field, self.name)
+    @staticmethod
+    def functions() -> list[str]:
+        return sorted(KERNEL_FUNCTIONS)
 
-    def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
-        if not glob_match(pattern.module, "vmlinux"):
-            return []
-        out = []
-        for fn, params in sorted(KERNEL_FUNCTIONS.items()):
-            if not glob_match(pattern.function, fn):
-                continue
-            for name in ("entry", "return"):
-                if glob_match(pattern.name, name):
-                    args = (tuple(ArgInfo(t, t, n) for t, n in params) if name == "entry"
-                            else _RETURN_ARGS)
-                    out.append(ProbeSite("vmlinux", fn, name, args, data=fn))
-        return out
-
-    def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
-        out = []
-        for p in probes:
-            ret = p.name == "return"
-            exprs, notes = pt_regs_args(ret, "kretprobe" if ret else "kprobe")
-            out.append(Binding(attach=KprobeAttach(p.function, ret=ret),
-                               ctx_decl=api.PT_REGS_CTX, probes=(p,), arg_exprs=exprs,
-                               arg_notes=notes, includes=api.PT_REGS_INCLUDES))
-        return out
+    @staticmethod
+    def params(function: str):
+        return KERNEL_FUNCTIONS.get(function)
 
 
 # -- a provider that lists probes but cannot bind them (a kernel lacking a mechanism) -----
@@ -205,14 +175,8 @@ class RefusingProvider:
         return glob_match(provider_field, self.name)
 
     def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
-        names = ("entry", "return")
-        if is_glob(pattern.name):
-            names = tuple(n for n in names if glob_match(pattern.name, n))
-        elif pattern.name not in names:
-            return []
-        if not (glob_match(pattern.module, "") and glob_match(pattern.function, "thing")):
-            return []
-        return [ProbeSite("", "thing", n) for n in names]
+        return [ProbeSite("", "thing", n) for n in ("entry", "return")
+                if pattern.matches(Probe(0, self.name, "", "thing", n))]
 
     def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
         raise DEnvironmentError("the nobind provider cannot attach on this kernel",

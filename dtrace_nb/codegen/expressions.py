@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FLT_BADADDR, FLT_DIVZERO, FunctionState
-from dtrace_nb.codegen.string_exprs import StringExprs, StrVal
+from dtrace_nb.codegen.string_exprs import StringExprs, StrVal, dispatch
 from dtrace_nb.codegen.variables import VariableExprs
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
@@ -54,10 +54,7 @@ class ExprEmitter(VariableExprs, StringExprs):
     # -- integers ----------------------------------------------------------------------
 
     def int_expr(self, e: ast.Expr) -> str:
-        rule = _INT_RULES.get(type(e))
-        if rule is None:
-            raise DCompileError(f"cannot generate code for {type(e).__name__}", e.span)
-        return getattr(self, rule)(e)
+        return dispatch(self, _INT_RULES, e)
 
     def expr_stmt(self, e: ast.Expr) -> str:
         """An expression evaluated for its effect."""

@@ -18,6 +18,14 @@ from dtrace_nb.lang.types import DType
 _PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
 
 
+def dispatch(emitter, table: dict[type, str], e: ast.Expr, what: str = ""):
+    """Emit `e` with the emitter's method that `table` names for its node class."""
+    rule = table.get(type(e))
+    if rule is None:
+        raise DCompileError(f"cannot generate code for {what}{type(e).__name__}", e.span)
+    return getattr(emitter, rule)(e)
+
+
 @dataclass
 class StrVal:
     """A string expression: a compile-time literal, or a buffer `ptr` of `size` bytes."""
@@ -52,10 +60,7 @@ class StringExprs:
     # -- values ---------------------------------------------------------------------------
 
     def str_val(self, e: ast.Expr) -> StrVal:
-        rule = _STRING_RULES.get(type(e))
-        if rule is None:
-            raise DCompileError(f"cannot generate code for a string {type(e).__name__}", e.span)
-        return getattr(self, rule)(e)
+        return dispatch(self, _STRING_RULES, e, "a string ")
 
     def _str_lit(self, e: ast.StrLit) -> StrVal:
         return StrVal(self.ty(e).size, lit=e.value.encode())

@@ -1,5 +1,5 @@
 """Golden files of generated C: each D program in tests/golden/NAME.d compiles, against
-the fixed fake catalog (tests/fakeprobes.py), to exactly tests/golden/NAME.c.
+the fixed fake catalog (tests/fakeprobes.py), to exactly tests/golden/NAME.c.golden.
 
 The fixed helper headers (prelude.h, strings.h, ...) are shown by name, not copied into
 every file. When code generation changes on purpose, regenerate and review the diff:
@@ -43,7 +43,7 @@ def test_there_are_golden_programs():
 @pytest.mark.parametrize("path", PROGRAMS, ids=[p.stem for p in PROGRAMS])
 def test_generated_c_is_the_golden_file(path):
     text = golden_text(path.read_text())
-    expected = path.with_suffix(".c")
+    expected = path.with_suffix(".c.golden")
     if os.environ.get("UPDATE_GOLDEN") == "1":
         expected.write_text(text)
         return

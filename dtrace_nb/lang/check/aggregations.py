@@ -11,7 +11,8 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import AGG_FUNCS
 from dtrace_nb.lang.check.results import AggInfo
-from dtrace_nb.lang.check.state import INT64_MAX, INT64_MIN, agg_target, key_name
+from dtrace_nb.lang.check.state import (INT64_MAX, INT64_MIN, agg_target, check_keys,
+                                        key_name)
 from dtrace_nb.lang.check.walk import Walk
 from dtrace_nb.lang.types import INT64, DType, StackType
 
@@ -65,13 +66,9 @@ def _same_shape(info: AggInfo, call: ast.Call, params: tuple[int, ...],
     if info.params != params:
         raise DCompileError(f"{label} is used with {call.name}() parameters {params} here "
                             f"but {info.params} at {info.span}", call.span)
-    if len(info.key_types) != len(key_types):
-        raise DCompileError(f"{label} has {len(info.key_types)} key(s) at {info.span} but "
-                            f"{len(key_types)} here", target.span)
+    check_keys(label, info.span, info.key_types, key_types, target.span,
+               [k.span for k in keys], " but")
     for i, (old, new) in enumerate(zip(info.key_types, key_types)):
-        if old.is_int != new.is_int:
-            raise DCompileError(f"key {i + 1} of {label} is {old} at {info.span} but {new} "
-                                "here", keys[i].span)
         if new.size > old.size:
             info.key_types[i] = new
 

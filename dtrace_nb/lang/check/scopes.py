@@ -12,7 +12,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVAILABLE_BUILTINS
 from dtrace_nb.lang.check.results import Annotations, Variable
-from dtrace_nb.lang.check.state import CheckState, describe
+from dtrace_nb.lang.check.state import CheckState, check_keys, describe
 from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
 
 _RESERVED = ("execname", "args")
@@ -100,13 +100,8 @@ class VariableRules:
     @staticmethod
     def _match_keys(var: Variable, key_types: list[DType], e: ast.Index) -> None:
         assert var.key_types is not None
-        if len(var.key_types) != len(key_types):
-            raise DCompileError(f"{var.name}[] has {len(var.key_types)} key(s) at {var.span}, "
-                                f"{len(key_types)} here", e.span)
-        for i, (old, new) in enumerate(zip(var.key_types, key_types)):
-            if old.is_int != new.is_int:
-                raise DCompileError(f"key {i + 1} of {var.name}[] is {old} at {var.span}, "
-                                    f"{new} here", e.indexes[i].span)
+        check_keys(f"{var.name}[]", var.span, var.key_types, key_types, e.span,
+                   [k.span for k in e.indexes], ",")
 
     # -- assignment ---------------------------------------------------------------------
 

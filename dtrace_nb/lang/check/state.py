@@ -85,6 +85,19 @@ def const_value(e: ast.Expr, ann: Annotations) -> Optional[int]:
     return None
 
 
+def check_keys(label: str, first: ast.Span, old: list[DType], new: list[DType],
+               span: ast.Span, key_spans: list[ast.Span], but: str) -> None:
+    """Keys `new` (here) agree in number and kind (integer or string) with `old` (first
+    seen at `first`); `but` joins the two in messages."""
+    if len(old) != len(new):
+        raise DCompileError(f"{label} has {len(old)} key(s) at {first}{but} {len(new)} here",
+                            span)
+    for i, (o, n) in enumerate(zip(old, new)):
+        if o.is_int != n.is_int:
+            raise DCompileError(f"key {i + 1} of {label} is {o} at {first}{but} {n} here",
+                                key_spans[i])
+
+
 def describe(e: ast.Expr) -> str:
     """An expression as D text, for messages."""
     try:
