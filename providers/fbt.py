@@ -4,7 +4,8 @@ Listing: every function the kernel's BTF describes (/sys/kernel/btf/vmlinux), wi
 arguments from its prototype (args[N] typed as BTF says; pointers read as integers
 remembering their type). Module is always `vmlinux` (module BTF is not read).
 
-Mechanism, chosen from what the running kernel offers, in this order:
+Mechanism, chosen from what the running kernel offers (runtime/kernel/features.py), in
+this order:
 - fentry / fexit (BPF trampolines), where the kernel accepts a tracing program (checked
   once by loading a two-instruction fentry program on vfs_read): arguments are the
   function's own (ctx[0..n-1], typed from BTF), the return value ctx[n] on return;
@@ -13,8 +14,9 @@ Mechanism, chosen from what the running kernel offers, in this order:
   value (rax) as arg1 of return;
 - otherwise binding fails with a message naming what the kernel lacks.
 On return probes arg0 is the return offset in DTrace; neither mechanism knows it: 0.
-This VM refuses fentry programs (BPF_PROG_LOAD: EPERM) and has no kprobes: fbt explains
-that; the generated code of both mechanisms is compiled in the tests.
+Attaching is the runtime's (runtime/attach/: fentry.py, kprobe.py). This VM refuses fentry
+programs (BPF_PROG_LOAD: EPERM) and has no kprobes: fbt explains that; the tests compile
+and load the code of both mechanisms here, and count a kprobe's calls where kprobes exist.
 """
 
 from __future__ import annotations

@@ -97,16 +97,6 @@ def fentry() -> Feature:
     return Feature(True, f"BPF trampolines (an fentry program on {FENTRY_PROBE_FUNCTION} loads)")
 
 
-@lru_cache(maxsize=None)
-def program_type(prog_type: int) -> Feature:
-    """Whether the kernel loads the smallest program of a type (no attach target)."""
-    fd, _ = bpf.prog_load(prog_type, "dtnb_probe", bpf.RETURN_ZERO)
-    if fd < 0:
-        return Feature(False, f"BPF_PROG_LOAD of program type {prog_type}: {os.strerror(-fd)}")
-    close(fd)
-    return Feature(True, f"program type {prog_type} loads")
-
-
 def ring_buffer() -> Feature:
     """BPF_MAP_TYPE_RINGBUF: made and freed where privileges allow, else by version."""
     try:
