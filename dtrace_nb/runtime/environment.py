@@ -257,16 +257,22 @@ def check_kernel() -> Check:
                  "bpf_probe_read_*_str)", fatal=False)
 
 
+def _feature(name: str, f: features.Feature, fix: str, missing: str = "") -> Check:
+    """A non-fatal check of what the feature layer found; `missing` words the absence
+    for the user instead of the feature's own detail."""
+    if f.available:
+        return Check(name, True, f.detail, fatal=False)
+    return Check(name, False, missing or f.detail, fix, fatal=False)
+
+
 def check_btf() -> Check:
-    f = features.btf_vmlinux()
-    return Check("BTF", f.available, f.detail, "" if f.available else
-                 "typed kernel arguments need a kernel with CONFIG_DEBUG_INFO_BTF", fatal=False)
+    return _feature("BTF", features.btf_vmlinux(),
+                    "typed kernel arguments need a kernel with CONFIG_DEBUG_INFO_BTF")
 
 
 def check_raw_tracepoints() -> Check:
-    f = features.raw_tracepoints()
-    return Check("raw tracepoints", f.available, f.detail, "" if f.available else
-                 "the syscall provider needs Linux 4.17 or newer", fatal=False)
+    return _feature("raw tracepoints", features.raw_tracepoints(),
+                    "the syscall provider needs Linux 4.17 or newer")
 
 
 def check_perf_events() -> Check:
@@ -274,41 +280,35 @@ def check_perf_events() -> Check:
     if f.available:
         return Check("perf events", True, f.detail + " (tracepoints, profile/tick)", fatal=False)
     if not os.path.exists("/proc/sys/kernel/perf_event_paranoid"):
-        return Check("perf events", False, f.detail, "the profile provider needs "
-                     "CONFIG_PERF_EVENTS", fatal=False)
-    return Check("perf events", False, f.detail + ": tracepoint and profile probes cannot "
-                 "attach (raw-tracepoint ones still can)", "perf_event_open is blocked (a "
-                 "seccomp profile? run the container with --privileged or a profile allowing "
-                 "it)", fatal=False)
+        return _feature("perf events", f, "the profile provider needs CONFIG_PERF_EVENTS")
+    return _feature("perf events", f, "perf_event_open is blocked (a seccomp profile? run the "
+                    "container with --privileged or a profile allowing it)",
+                    f.detail + ": tracepoint and profile probes cannot attach "
+                    "(raw-tracepoint ones still can)")
 
 
 def check_uprobes() -> Check:
-    f = features.uprobes()
-    return Check("uprobes", f.available, f.detail if f.available else
-                 "kernel built without uprobes", "" if f.available else
-                 "the pid and usdt providers need CONFIG_UPROBE_EVENTS", fatal=False)
+    return _feature("uprobes", features.uprobes(),
+                    "the pid and usdt providers need CONFIG_UPROBE_EVENTS",
+                    "kernel built without uprobes")
 
 
 def check_kprobes() -> Check:
-    f = features.kprobes()
-    return Check("kprobes", f.available, f.detail if f.available else
-                 "kernel built without kprobes: the fbt provider cannot attach them; "
-                 "syscall/sdt/profile/pid/usdt still work",
-                 "" if f.available else "fbt needs a kernel with CONFIG_KPROBE_EVENTS "
-                 "(or fentry)", fatal=False)
+    return _feature("kprobes", features.kprobes(),
+                    "fbt needs a kernel with CONFIG_KPROBE_EVENTS (or fentry)",
+                    "kernel built without kprobes: the fbt provider cannot attach them; "
+                    "syscall/sdt/profile/pid/usdt still work")
 
 
 def check_fentry() -> Check:
-    f = features.fentry()
-    return Check("fentry", f.available, f.detail, "" if f.available else
-                 "fbt uses kprobes instead where the kernel has them; trampolines need "
-                 "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and BTF", fatal=False)
+    return _feature("fentry", features.fentry(),
+                    "fbt uses kprobes instead where the kernel has them; trampolines need "
+                    "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and BTF")
 
 
 def check_ringbuf() -> Check:
-    f = features.ring_buffer()
-    return Check("ring buffer", f.available, f.detail, "" if f.available else
-                 "printf()/trace() records need Linux 5.8 or newer", fatal=False)
+    return _feature("ring buffer", features.ring_buffer(),
+                    "printf()/trace() records need Linux 5.8 or newer")
 
 
 def check_perf_event_paranoid() -> Check:

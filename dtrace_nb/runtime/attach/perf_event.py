@@ -11,6 +11,8 @@ from dtrace_nb.runtime.kernel.cpus import online_cpus
 
 
 class PerfEventProbe(AttachedProbe):
+    """One perf event per CPU (or on the one CPU asked for), all running the program."""
+
     attaches = PerfEventAttach
     attach_spec: PerfEventAttach
     prog_type = bpf.BPF_PROG_TYPE_PERF_EVENT

@@ -1,6 +1,4 @@
-"""Kernel tracepoints: through a perf event on the tracepoint's id (the program gets the
-tracepoint's record), or as a raw tracepoint (the program gets the tracepoint's own
-arguments; a BPF link made by bpf(2))."""
+"""Kernel tracepoints, attached through a perf event or as raw tracepoints."""
 
 from __future__ import annotations
 
@@ -13,6 +11,9 @@ _TRACEFS_HINT = "is tracefs mounted? (mount -t tracefs nodev /sys/kernel/tracing
 
 
 class TracepointProbe(AttachedProbe):
+    """A perf event opened on the tracepoint's id in tracefs: the program gets the
+    tracepoint's record (the fields its format file lists)."""
+
     attaches = TracepointAttach
     attach_spec: TracepointAttach
     prog_type = bpf.BPF_PROG_TYPE_TRACEPOINT
@@ -36,6 +37,9 @@ class TracepointProbe(AttachedProbe):
 
 
 class RawTracepointProbe(AttachedProbe):
+    """A BPF link (BPF_RAW_TRACEPOINT_OPEN): the program gets the tracepoint's own
+    arguments, before any record is built; no tracefs involved."""
+
     attaches = RawTracepointAttach
     attach_spec: RawTracepointAttach
     prog_type = bpf.BPF_PROG_TYPE_RAW_TRACEPOINT

@@ -49,57 +49,50 @@ OBJ_NAME_LEN = 16
 RETURN_ZERO = bytes((0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0))
 
 
+U32, U64, NAME = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_char * OBJ_NAME_LEN
+
+
+def _layout(*runs: tuple[type, str]) -> list[tuple[str, type]]:
+    """ctypes fields from runs of (type, "member member ..."), in the kernel's order
+    (union bpf_attr in include/uapi/linux/bpf.h); pointers are u64 addresses."""
+    return [(name, ctype) for ctype, names in runs for name in names.split()]
+
+
 class _MapCreateAttr(ctypes.Structure):
-    _fields_ = [("map_type", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
-                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32),
-                ("map_flags", ctypes.c_uint32), ("inner_map_fd", ctypes.c_uint32),
-                ("numa_node", ctypes.c_uint32), ("map_name", ctypes.c_char * OBJ_NAME_LEN),
-                ("map_ifindex", ctypes.c_uint32), ("btf_fd", ctypes.c_uint32),
-                ("btf_key_type_id", ctypes.c_uint32), ("btf_value_type_id", ctypes.c_uint32),
-                ("btf_vmlinux_value_type_id", ctypes.c_uint32), ("map_extra", ctypes.c_uint64)]
+    _fields_ = _layout(
+        (U32, "map_type key_size value_size max_entries map_flags inner_map_fd numa_node"),
+        (NAME, "map_name"),
+        (U32, "map_ifindex btf_fd btf_key_type_id btf_value_type_id btf_vmlinux_value_type_id"),
+        (U64, "map_extra"))
 
 
 class _ProgLoadAttr(ctypes.Structure):
-    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
-                ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
-                ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
-                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
-                ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * OBJ_NAME_LEN),
-                ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
-                ("prog_btf_fd", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32),
-                ("func_info", ctypes.c_uint64), ("func_info_cnt", ctypes.c_uint32),
-                ("line_info_rec_size", ctypes.c_uint32), ("line_info", ctypes.c_uint64),
-                ("line_info_cnt", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
-                ("attach_prog_fd", ctypes.c_uint32)]
+    _fields_ = _layout(
+        (U32, "prog_type insn_cnt"), (U64, "insns license"), (U32, "log_level log_size"),
+        (U64, "log_buf"), (U32, "kern_version prog_flags"), (NAME, "prog_name"),
+        (U32, "prog_ifindex expected_attach_type prog_btf_fd func_info_rec_size"),
+        (U64, "func_info"), (U32, "func_info_cnt line_info_rec_size"), (U64, "line_info"),
+        (U32, "line_info_cnt attach_btf_id attach_prog_fd"))
 
 
 class _ElemAttr(ctypes.Structure):
-    _fields_ = [("map_fd", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
-                ("key", ctypes.c_uint64), ("value", ctypes.c_uint64),
-                ("flags", ctypes.c_uint64)]
+    _fields_ = _layout((U32, "map_fd _pad"), (U64, "key value flags"))
 
 
 class _BatchAttr(ctypes.Structure):
-    _fields_ = [("in_batch", ctypes.c_uint64), ("out_batch", ctypes.c_uint64),
-                ("keys", ctypes.c_uint64), ("values", ctypes.c_uint64),
-                ("count", ctypes.c_uint32), ("map_fd", ctypes.c_uint32),
-                ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
+    _fields_ = _layout((U64, "in_batch out_batch keys values"), (U32, "count map_fd"),
+                       (U64, "elem_flags flags"))
 
 
 class _TestRunAttr(ctypes.Structure):
-    _fields_ = [("prog_fd", ctypes.c_uint32), ("retval", ctypes.c_uint32),
-                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
-                ("data_in", ctypes.c_uint64), ("data_out", ctypes.c_uint64),
-                ("repeat", ctypes.c_uint32), ("duration", ctypes.c_uint32),
-                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
-                ("ctx_in", ctypes.c_uint64), ("ctx_out", ctypes.c_uint64),
-                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32),
-                ("batch_size", ctypes.c_uint32), ("_pad", ctypes.c_uint32)]
+    _fields_ = _layout(
+        (U32, "prog_fd retval data_size_in data_size_out"), (U64, "data_in data_out"),
+        (U32, "repeat duration ctx_size_in ctx_size_out"), (U64, "ctx_in ctx_out"),
+        (U32, "flags cpu batch_size _pad"))
 
 
 class _RawTracepointAttr(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_uint64), ("prog_fd", ctypes.c_uint32),
-                ("_pad", ctypes.c_uint32), ("cookie", ctypes.c_uint64)]
+    _fields_ = _layout((U64, "name"), (U32, "prog_fd _pad"), (U64, "cookie"))
 
 
 def bpf(cmd: int, attr: ctypes.Structure) -> int:
