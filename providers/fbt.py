@@ -4,7 +4,8 @@ Listing: every function the kernel's BTF describes (/sys/kernel/btf/vmlinux), wi
 arguments from its prototype (args[N] typed as BTF says; pointers read as integers
 remembering their type). Module is always `vmlinux` (module BTF is not read).
 
-Mechanism, chosen from what the running kernel offers, in this order:
+Mechanism, chosen from what the running kernel offers (runtime/kernel/features.py), in
+this order:
 - fentry / fexit (BPF trampolines), where the kernel accepts a tracing program (checked
   once by loading a two-instruction fentry program on vfs_read): arguments are the
   function's own (ctx[0..n-1], typed from BTF), the return value ctx[n] on return;
@@ -13,16 +14,14 @@ Mechanism, chosen from what the running kernel offers, in this order:
   value (rax) as arg1 of return;
 - otherwise binding fails with a message naming what the kernel lacks.
 On return probes arg0 is the return offset in DTrace; neither mechanism knows it: 0.
-This VM refuses fentry programs (BPF_PROG_LOAD: EPERM) and has no kprobes: fbt explains
-that; the generated code of both mechanisms is compiled in the tests.
+Attaching is the runtime's (runtime/attach/: fentry.py, kprobe.py). This VM refuses fentry
+programs (BPF_PROG_LOAD: EPERM) and has no kprobes: fbt explains that; the tests compile
+and load the code of both mechanisms here, and count a kprobe's calls where kprobes exist.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import platform
-from functools import lru_cache
 from typing import Iterable
 
 from dtrace_nb.codegen import provider_api as api
@@ -31,59 +30,10 @@ from dtrace_nb.probes import (ArgInfo, BindContext, Binding, FentryAttach, Kprob
                               LazyArgs, Probe,
                               ProbePattern, ProbeSite, glob_match, is_glob)
 from dtrace_nb.runtime import btf
+from dtrace_nb.runtime.kernel import features
 from providers._regs import ARG_REGS, pt_regs_args
 
-SYS_BPF, BPF_PROG_LOAD = 321, 5  # x86-64
-BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY = 26, 24
-KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
-KPROBE_EVENTS = ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events")
 _RETURN_ARGS = (ArgInfo("uint64_t", "uint64_t", "offset"), ArgInfo("uint64_t", "int64_t", "rval"))
-
-
-def kprobes_available() -> bool:
-    return os.path.isdir(KPROBE_PMU) or any(os.path.exists(p) for p in KPROBE_EVENTS)
-
-
-@lru_cache(maxsize=1)
-def fentry_problem() -> str:
-    """'' when the kernel loads fentry programs, else why not (from BPF_PROG_LOAD)."""
-    tid = btf.function_btf_id("vfs_read")
-    if tid is None:
-        return "no BTF for vmlinux functions"
-    err = load_tracing_probe(tid)
-    return "" if err == 0 else f"BPF_PROG_LOAD of an fentry program: {os.strerror(err)}"
-
-
-class _ProgLoadAttr(ctypes.Structure):
-    # the head of union bpf_attr for BPF_PROG_LOAD, up to attach_btf_id
-    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
-                ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
-                ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
-                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
-                ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16),
-                ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
-                ("prog_btf_fd", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32),
-                ("func_info", ctypes.c_uint64), ("func_info_cnt", ctypes.c_uint32),
-                ("line_info_rec_size", ctypes.c_uint32), ("line_info", ctypes.c_uint64),
-                ("line_info_cnt", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
-                ("attach_prog_fd", ctypes.c_uint32), ("_rest", ctypes.c_uint8 * 64)]
-
-
-def load_tracing_probe(btf_id: int) -> int:
-    """Load `r0 = 0; exit` as an fentry program on BTF function `btf_id`: 0 if the kernel
-    accepts it (the fd is closed at once), else the errno."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    insns = (ctypes.c_uint64 * 2)(0xB7, 0x95)  # mov r0, 0; exit
-    lic = ctypes.create_string_buffer(b"GPL")
-    attr = _ProgLoadAttr(prog_type=BPF_PROG_TYPE_TRACING, insn_cnt=2,
-                         insns=ctypes.addressof(insns), license=ctypes.addressof(lic),
-                         expected_attach_type=BPF_TRACE_FENTRY, attach_btf_id=btf_id)
-    fd = libc.syscall(SYS_BPF, BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
-    if fd < 0:
-        return ctypes.get_errno() or 1
-    os.close(fd)
-    return 0
 
 
 class FbtProvider:
@@ -127,17 +77,18 @@ class FbtProvider:
         return out
 
     def choose_mechanism(self) -> str:
+        """fentry where the kernel loads trampolines, else kprobes (the feature layer says
+        which the kernel offers)."""
         if self.mechanism:
             return self.mechanism
-        problem = fentry_problem()
-        if not problem:
+        fentry, kprobes = features.fentry(), features.kprobes()
+        if fentry.available:
             return "fentry"
-        if kprobes_available():
+        if kprobes.available:
             return "kprobe"
         raise DEnvironmentError(
-            "the fbt provider cannot attach on this kernel: it has no kprobes (no kprobe PMU "
-            f"at {KPROBE_PMU} and no kprobe_events in tracefs), and it refuses fentry "
-            f"programs ({problem})",
+            f"the fbt provider cannot attach on this kernel: it has no kprobes "
+            f"({kprobes.detail}), and it refuses fentry programs ({fentry.detail})",
             hint="use a kernel with BPF trampolines for fentry (x86-64 with BTF and "
                  "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS) or with CONFIG_KPROBE_EVENTS=y; "
                  "tracepoints (sdt), syscall, profile, pid and usdt probes work without them")

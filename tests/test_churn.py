@@ -122,7 +122,7 @@ def one_session(kind: str, rnd: random.Random, catalog) -> str:
         except KeyboardInterrupt:
             # Ctrl-C before run() took charge or after it returned: nothing may be left
             outcome = "escaped"
-        if session.running or session._bpf is not None:
+        if session.running or session._loaded is not None:
             session.stop()  # a Ctrl-C outside run() leaves stopping to the caller
         return outcome
     if how == "stop-early":

@@ -124,7 +124,7 @@ def test_background_sessions_refresh_and_stop(ip):
     assert not a.running and not b.running
     assert int(ra["a"]["count"][0]) >= 20 and int(rb["b"]["count"][0]) >= 10
     assert ip.user_ns["bga"] is ra and ip.user_ns["bga_bg"] is a
-    assert a.session._bpf is None and b.session._bpf is None  # everything freed
+    assert a.session._loaded is None and b.session._loaded is None  # everything freed
 
 
 def test_help_shows_examples(ip):

@@ -302,9 +302,9 @@ def test_fbt_lists_kernel_functions_with_btf_types(tmp_path):
 
 
 def test_fbt_refuses_clearly_where_the_kernel_has_no_kprobes(tmp_path):
-    from providers.fbt import kprobes_available
+    from dtrace_nb.runtime.kernel import features
 
-    if kprobes_available():
+    if features.kprobes().available or features.fentry().available:
         pytest.skip("this kernel has kprobes: the attach itself is tested instead")
     done = run_d(tmp_path, "fbt::vfs_read:entry { @[execname] = count(); }")
     assert done.returncode != 0
@@ -317,8 +317,9 @@ def test_fbt_generated_code_compiles_and_loads():
     it; attaching then fails with the kernel's reason on this kernel."""
     from dtrace_nb.errors import DEnvironmentError
     from dtrace_nb.probes import ProbeCatalog, load_providers
+    from dtrace_nb.runtime.kernel import features
     from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
-    from providers.fbt import FbtProvider, kprobes_available
+    from providers.fbt import FbtProvider
 
     provs = [p for p in load_providers() if p.name != "fbt"] + [FbtProvider("kprobe")]
     src = ("fbt::vfs_read:entry { @[execname] = sum(arg2); }\n"
@@ -328,12 +329,14 @@ def test_fbt_generated_code_compiles_and_loads():
     assert "ctx->ax" in program.c_source
     session = Session(SessionConfig(src), catalog=ProbeCatalog(provs))
     result = session.run(duration=0.2)
-    if kprobes_available():
+    if features.kprobes().available:
         assert result.error is None
         return
     assert isinstance(result.error, DEnvironmentError)
-    assert "this kernel cannot attach kprobes" in result.error.message
-    assert session.running is False and session._bpf is None
+    assert result.error.message == ("cannot attach kprobe vfs_read: not possible on this "
+                                    f"kernel: {features.kprobes().detail}")
+    assert "CONFIG_KPROBE_EVENTS" in result.error.hint
+    assert session.running is False and session._loaded is None
 
 
 # -- listings and third-party providers ------------------------------------------------------
@@ -382,7 +385,8 @@ def test_fbt_fentry_code_compiles_and_the_kernel_refusal_is_explained():
     loaded."""
     from dtrace_nb.probes import ProbeCatalog, load_providers
     from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
-    from providers.fbt import FbtProvider, fentry_problem
+    from dtrace_nb.runtime.kernel import features
+    from providers.fbt import FbtProvider
 
     provs = [p for p in load_providers() if p.name != "fbt"] + [FbtProvider("fentry")]
     src = ("fbt::vfs_read:entry { @[execname] = sum(arg2); }\n"
@@ -390,18 +394,18 @@ def test_fbt_fentry_code_compiles_and_the_kernel_refusal_is_explained():
     _checked, program = compile_program(SessionConfig(src), ProbeCatalog(provs))
     c = program.c_source
     assert c.count("(unsigned long long *ctx) {") == 2 and "ctx[2]" in c and "ctx[4]" in c
-    from dtrace_nb.runtime.attach import BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, load_attributes
+    from dtrace_nb.runtime.attach import load_attributes
     from dtrace_nb.runtime.btf import function_btf_id
-    from dtrace_nb.runtime.environment import import_bcc
-    kinds = [load_attributes(import_bcc(), fn.binding.attach) for fn in program.functions]
+    from dtrace_nb.runtime.kernel.bpf import BPF_TRACE_FENTRY, BPF_TRACE_FEXIT
+    kinds = [load_attributes(fn.binding.attach) for fn in program.functions]
     vfs_read = function_btf_id("vfs_read")
-    assert sorted(k[1:] for k in kinds) == [(BPF_TRACE_FENTRY, vfs_read),
-                                            (BPF_TRACE_FEXIT, vfs_read)]
+    assert sorted((k.expected_attach_type, k.attach_btf_id) for k in kinds) == [
+        (BPF_TRACE_FENTRY, vfs_read), (BPF_TRACE_FEXIT, vfs_read)]
     session = Session(SessionConfig(src), catalog=ProbeCatalog(provs))
     result = session.run(duration=0.2)
-    if not fentry_problem():
+    if features.fentry().available:
         assert result.error is None
         return
     assert "the kernel refused to load the program for clause 1" in result.error.message
     assert "Operation not permitted" in result.error.message
-    assert session._bpf is None
+    assert session._loaded is None

@@ -547,7 +547,7 @@ class Soak:
         background = "get_ipython().magics_manager.registry['DTraceMagics'].background"
         cell = self.run("bg-stop", code, user_expressions={
             "r": f"({var}.stop_reason, {var}.interrupted, {var}.error is None, "
-                 f"int({var}['ticks']['count'][0]), {var}_bg.session._bpf is None, "
+                 f"int({var}['ticks']['count'][0]), {var}_bg.session._loaded is None, "
                  f"{var}_bg.running, {var}_bg.error is None, {var}_bg in {background})"})
         assert cell.status == "ok" and not cell.errors, str(cell)
         assert "Traceback" not in cell.everything(), str(cell)

@@ -56,8 +56,9 @@ def child() -> dict:
         t3 = time.perf_counter()
         obj = create_maps(bcc, compiled)
         for fn in prog.functions:
-            kind, expected, btf_id = load_attributes(bcc, fn.binding.attach)
-            load_function(obj, fn.name, kind, prog.c_source, expected, btf_id)
+            a = load_attributes(fn.binding.attach)
+            load_function(obj, fn.name, a.prog_type, prog.c_source, a.expected_attach_type,
+                          a.attach_btf_id)
         t4 = time.perf_counter()
         obj.cleanup()
         runs.append({"parse": t1 - t0, "check+codegen": front,

@@ -39,6 +39,7 @@ from typing import Callable, Optional, Sequence, Union
 
 # Conversion is imported from here by display/printa.py
 from dtrace_nb.lang.printf_format import Conversion, Piece, parse_format  # noqa: F401
+from dtrace_nb.runtime.symbols import kernel_symbol
 
 
 # ----------------------------------------------------------------------------- C rules
@@ -131,22 +132,6 @@ def format_walltime(ns: int) -> str:
                                          t.tm_hour, t.tm_min, t.tm_sec)
 
 
-def _bcc_ksym(addr: int) -> Optional[str]:
-    """A kernel address as module`symbol+0xoff through bcc's kallsyms (stacks.py), or
-    None when bcc or the symbol is not available."""
-    try:
-        import bcc  # type: ignore[import-not-found]
-
-        from dtrace_nb.display.stacks import kernel_frame
-
-        name = kernel_frame(bcc, addr)
-    except Exception:
-        return None
-    if name.startswith("0x"):
-        return None
-    return name[:-4] if name.endswith("+0x0") else name  # DTrace omits a zero offset
-
-
 def symbol_text(addr: int, lookup: Optional[Callable[[int], Optional[str]]]) -> str:
     """dtrace_addr2str: the symbol text for an address, else 0x-prefixed hex."""
     name = lookup(addr) if lookup is not None else None
@@ -160,7 +145,7 @@ SymbolLookup = Callable[[int], Optional[str]]
 
 def format_printf(fmt: Union[str, Sequence[Piece]], args: Sequence,
                   arg_types: Optional[Sequence[tuple[int, bool]]] = None, *,
-                  ksym: Optional[SymbolLookup] = _bcc_ksym,
+                  ksym: Optional[SymbolLookup] = kernel_symbol,
                   usym: Optional[SymbolLookup] = None) -> str:
     """Format `args` (ints and strs) as D's printf would; arg_types gives (size, signed)
     of each argument as the program typed it (default: 8-byte signed). `ksym` and `usym`

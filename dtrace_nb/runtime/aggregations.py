@@ -8,8 +8,7 @@ layout the C was generated from, and merges the CPUs as DTrace does, all vectori
 from __future__ import annotations
 
 import ctypes
-import errno as _errno
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -17,7 +16,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from dtrace_nb.codegen.layout import AggLayout, Field
-from dtrace_nb.runtime.bpfsys import possible_cpus
+from dtrace_nb.runtime.kernel.cpus import possible_cpus
+from dtrace_nb.runtime.maps import Map
 from dtrace_nb.display.text import sort_order
 from dtrace_nb.lang.types import StackType
 
@@ -155,54 +155,36 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
+StackText = Callable[[str, int, int, list], str]  # (kind, stack id, pid, args) -> text
+
+
 class AggregationReader:
-    def __init__(self, bcc, bpf, aggs: dict[str, AggLayout], sort_options: dict | None = None):
+    """Reads a program's aggregation maps (one per-CPU map each, runtime/maps.py) into
+    merged, sorted snapshots, and clears or truncates them for clear() and trunc().
+    `stack_text` names a stack key's frames (the session's symboliser)."""
+
+    def __init__(self, maps: Mapping[str, Map], aggs: dict[str, AggLayout],
+                 sort_options: dict | None = None, stack_text: Optional[StackText] = None):
         self.sort_options = sort_options or {}
-        self.bcc, self.bpf = bcc, bpf  # stack keys are symbolised from the stack map
-        self.lib = bcc.libbcc.lib
+        self.stack_text = stack_text
         self.ncpu = possible_cpus()
         self.aggs = aggs
-        self.fds = {name: bpf[a.map_name.encode()].get_fd() for name, a in aggs.items()}
+        self.maps = {name: maps[a.map_name] for name, a in aggs.items()}
         self.normal: dict[str, int] = {}
 
-    def read_raw(self, agg: AggLayout, fd: int) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, values[n, ncpu]) of one per-CPU map."""
+    def read_raw(self, agg: AggLayout, m) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, values[n, ncpu]) of one aggregation's map."""
         vdt = value_dtype(agg)
         if agg.keyless:
-            vals = np.zeros((1, self.ncpu), dtype=vdt)
-            key = ctypes.c_uint32(0)
-            if self.lib.bpf_lookup_elem(fd, ctypes.byref(key), vals.ctypes.data) != 0:
-                return np.zeros(0, dtype="u4"), vals[:0]
-            return np.zeros(1, dtype="u4"), vals
-        kdt = key_dtype(agg.key_fields)
-        cap = agg.max_entries
-        keys = np.empty(cap, dtype=kdt)  # only the first `total` rows are read back
-        vals = np.empty((cap, self.ncpu), dtype=vdt)
-        total = 0
-        batch = ctypes.c_uint32(0)
-        count = ctypes.c_uint32(0)
-        first = True
-        while total < cap:
-            count.value = cap - total
-            res = self.lib.bpf_lookup_batch(
-                fd, None if first else ctypes.byref(batch), ctypes.byref(batch),
-                ctypes.c_void_p(keys.ctypes.data + total * kdt.itemsize),
-                ctypes.c_void_p(vals.ctypes.data + total * self.ncpu * vdt.itemsize),
-                ctypes.byref(count))
-            err = ctypes.get_errno()
-            first = False
-            total += count.value
-            if res != 0:
-                if err not in (_errno.ENOENT, 0):
-                    raise OSError(err, f"reading aggregation map: {_errno.errorcode.get(err, err)}")
-                break
-            if count.value == 0:
-                break
-        return keys[:total], vals[:total]
+            vals = m.read(ctypes.c_uint32(0), vdt)
+            if vals is None:
+                return np.zeros(0, dtype="u4"), np.zeros((0, self.ncpu), dtype=vdt)
+            return np.zeros(1, dtype="u4"), vals[None, :]
+        return m.read_all(key_dtype(agg.key_fields), vdt)
 
     def snapshot(self, name: str) -> AggSnapshot:
         agg = self.aggs[name]
-        keys, vals = self.read_raw(agg, self.fds[name])
+        keys, vals = self.read_raw(agg, self.maps[name])
         merged = merge(agg.info.func, vals)
         if agg.keyless:
             cols: list = []
@@ -242,27 +224,25 @@ class AggregationReader:
 
     def stack_texts(self, t: StackType, values: list[int]) -> list[str]:
         """Stack-key values (stack id, and pid for ustack) as DTrace prints stacks."""
-        from dtrace_nb.display.stacks import format_stack
-
+        if self.stack_text is None:
+            return [""] * len(values)
         out, cache = [], {}
         for v in values:
             if v not in cache:
                 sid, pid = v & 0xFFFFFFFF, v >> 32
                 sid = 2**64 - 1 if sid == 0xFFFFFFFF else sid  # could not be taken
-                cache[v] = format_stack(self.bcc, self.bpf, t.kind, sid, pid,
-                                        [t.limit] if t.limit else [])
+                cache[v] = self.stack_text(t.kind, sid, pid, [t.limit] if t.limit else [])
             out.append(cache[v])
         return out
 
     def clear(self, name: str) -> None:
         """clear(): every value back to zero, keys kept (as DTrace does)."""
         agg = self.aggs[name]
-        keys, vals = self.read_raw(agg, self.fds[name])
+        keys, vals = self.read_raw(agg, self.maps[name])
         zero = np.zeros((self.ncpu,), dtype=value_dtype(agg))
+        m = self.maps[name]
         for i in range(len(keys)):
-            key = keys[i:i + 1] if not agg.keyless else np.zeros(1, dtype="u4")
-            self.lib.bpf_update_elem(self.fds[name], ctypes.c_void_p(key.ctypes.data),
-                                     ctypes.c_void_p(zero.ctypes.data), 0)
+            m.write(keys[i:i + 1] if not agg.keyless else np.zeros(1, dtype="u4"), zero)
 
     def trunc(self, name: str, keep: Optional[int]) -> None:
         """trunc(@a[, n]): remove every key but the n with the highest values (n < 0: the
@@ -272,15 +252,16 @@ class AggregationReader:
             if not keep:
                 self.clear(name)
             return
-        keys, vals = self.read_raw(agg, self.fds[name])
+        keys, vals = self.read_raw(agg, self.maps[name])
         doomed = list(range(len(keys)))
         if keep:
             values = _values_list(agg.info.func, merge(agg.info.func, vals))
             order = sort_order(agg.info.func, [()] * len(values), values, params=agg.info.params)
             kept = order[-keep:] if keep > 0 else order[:-keep]
             doomed = [i for i in doomed if i not in set(kept)]
+        m = self.maps[name]
         for i in doomed:
-            self.lib.bpf_delete_elem(self.fds[name], ctypes.c_void_p(keys[i:i + 1].ctypes.data))
+            m.delete(keys[i:i + 1])
 
 
 # Functions whose merged value is one integer per key: sorted and framed with numpy.

@@ -6,7 +6,7 @@ fatal error ("LLVM ERROR: ..."): in a notebook that would be the kernel, with ev
 in it. So the compile runs in a forked child, which hands back what it produced (each
 function's instructions with their map references, and each map's declaration) through a
 pipe and exits; if it dies, the caller gets an error and lives. The child's maps vanish
-with it: this process creates its own (runtime/bpfsys.py) and patches the map references.
+with it: this process creates its own (runtime/maps.py) and patches the map references.
 
 What the child produces depends only on the C text, the flags and the toolchain, so it is
 cached: in memory for the process, and in a private directory on disk (0700, owned by the
@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from dtrace_nb.cachedir import private_cache_dir
-from dtrace_nb.runtime.bpfsys import MapSpec
+from dtrace_nb.runtime.kernel import libbcc
+from dtrace_nb.runtime.maps import MapSpec
 
 FORMAT = 1  # bump when the cached object's shape changes
 _MEMORY_ENTRIES = 64
@@ -165,7 +166,7 @@ def _bpf_class(bcc):
     """bcc.BPF without its constructor's auto-attach: bcc attaches functions named
     kfunc__*, kprobe__*, tracepoint__*... as soon as it compiles them, outside our
     bookkeeping (and a failure there would leave the module's maps behind). dtrace-nb
-    attaches every function itself (runtime/attach.py)."""
+    attaches every function itself (runtime/attach/)."""
     cls = _BPF_CLASSES.get(id(bcc))
     if cls is None:
         class BPF(bcc.BPF):
@@ -176,32 +177,13 @@ def _bpf_class(bcc):
     return cls
 
 
-def _table_functions(lib):
-    """libbcc's table enumeration, which bcc's Python binding does not declare."""
-    c = ctypes
-    lib.bpf_num_tables.restype = c.c_size_t
-    lib.bpf_num_tables.argtypes = [c.c_void_p]
-    lib.bpf_table_name.restype = c.c_char_p
-    lib.bpf_table_name.argtypes = [c.c_void_p, c.c_size_t]
-    for f in (lib.bpf_table_key_size_id, lib.bpf_table_leaf_size_id):
-        f.restype = c.c_size_t
-        f.argtypes = [c.c_void_p, c.c_size_t]
-    for f in (lib.bpf_table_fd_id,):
-        f.restype = c.c_int
-        f.argtypes = [c.c_void_p, c.c_size_t]
-    for f in (lib.bpf_table_key_desc_id, lib.bpf_table_leaf_desc_id):
-        f.restype = c.c_char_p
-        f.argtypes = [c.c_void_p, c.c_size_t]
-    return lib
-
-
 def _compile_here(bcc, c_source, cflags, functions) -> str:
     """In the child: compile with bcc, describe the result as JSON (or the error)."""
     try:
         bpf = _bpf_class(bcc)(text=c_source.encode(), cflags=cflags)
     except Exception as exc:  # bcc raises bare Exception for compile failures
         return json.dumps({"error": str(exc)})
-    lib = _table_functions(bcc.libbcc.lib)
+    lib = libbcc.declared(bcc)
     mod = bpf.module
     maps, fds = [], {}
     for i in range(lib.bpf_num_tables(mod)):

@@ -15,17 +15,18 @@ table, exits 0 when ready to trace and 1 otherwise.
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import importlib
 import os
-import platform
 import sys
 import threading
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from dtrace_nb.errors import DEnvironmentError
+from dtrace_nb.runtime.kernel import features
+from dtrace_nb.runtime.kernel.features import kernel_release, kernel_version
+from dtrace_nb.runtime.kernel.files import read_text
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
@@ -160,14 +161,6 @@ def check_bcc() -> Check:
 # -- privileges ----------------------------------------------------------------------------
 
 
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
 def _status_field(status_text: str, field: str) -> Optional[list[str]]:
     for line in status_text.splitlines():
         if line.startswith(field + ":"):
@@ -180,7 +173,7 @@ def check_privileges(status_text: Optional[str] = None) -> Check:
     effective capability set. The kernel checks capabilities, not the uid: root normally
     holds them all, but root in a container started without them cannot trace."""
     if status_text is None:
-        status_text = _read("/proc/self/status") or ""
+        status_text = read_text("/proc/self/status") or ""
     uid = _status_field(status_text, "Uid")
     euid = int(uid[1]) if uid and len(uid) > 1 else os.geteuid()
     cap = _status_field(status_text, "CapEff")
@@ -207,24 +200,11 @@ def check_privileges(status_text: Optional[str] = None) -> Check:
 # -- kernel --------------------------------------------------------------------------------
 
 
-def kernel_release() -> str:
-    return platform.release()
-
-
-def kernel_version(release: Optional[str] = None) -> tuple[int, int]:
-    """(major, minor) of a release string such as '6.18.44-fc-v595'; (0, 0) if unreadable."""
-    parts = (release or kernel_release()).split("-")[0].split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return 0, 0
-
-
 def _headers_release(build: str) -> Optional[str]:
-    text = _read(os.path.join(build, "include", "generated", "utsrelease.h"))
+    text = read_text(os.path.join(build, "include", "generated", "utsrelease.h"))
     if text and '"' in text:
         return text.split('"')[1]
-    return _read(os.path.join(build, "include", "config", "kernel.release"))
+    return read_text(os.path.join(build, "include", "config", "kernel.release"))
 
 
 def check_headers() -> Check:
@@ -248,13 +228,6 @@ def check_headers() -> Check:
 def tracefs_dir() -> str:
     """The directory bcc uses: debugfs's tracing/ if it exists, else /sys/kernel/tracing."""
     return DEBUGFS_TRACING if os.path.exists(DEBUGFS_TRACING) else TRACEFS
-
-
-def _tracing_file(name: str) -> Optional[str]:
-    for d in (TRACEFS, DEBUGFS_TRACING):
-        if os.path.exists(os.path.join(d, name)):
-            return os.path.join(d, name)
-    return None
 
 
 def check_tracefs() -> Check:
@@ -284,104 +257,62 @@ def check_kernel() -> Check:
                  "bpf_probe_read_*_str)", fatal=False)
 
 
+def _feature(name: str, f: features.Feature, fix: str, missing: str = "") -> Check:
+    """A non-fatal check of what the feature layer found; `missing` words the absence
+    for the user instead of the feature's own detail."""
+    if f.available:
+        return Check(name, True, f.detail, fatal=False)
+    return Check(name, False, missing or f.detail, fix, fatal=False)
+
+
 def check_btf() -> Check:
-    ok = os.path.exists("/sys/kernel/btf/vmlinux")
-    return Check("BTF", ok, "/sys/kernel/btf/vmlinux present" if ok else "no kernel BTF",
-                 "" if ok else "typed kernel arguments need a kernel with CONFIG_DEBUG_INFO_BTF",
-                 fatal=False)
-
-
-def _since(name: str, minimum: tuple[int, int], have: str, missing: str, fix: str) -> Check:
-    """A mechanism the kernel has from version `minimum` on (unknown versions pass)."""
-    ver = kernel_version()
-    ok = ver >= minimum or ver == (0, 0)
-    need = f"{minimum[0]}.{minimum[1]}"
-    return Check(name, ok, f"{have} (kernel {ver[0]}.{ver[1]} >= {need})" if ok else
-                 f"kernel {ver[0]}.{ver[1]} {missing} (needs {need})", "" if ok else fix,
-                 fatal=False)
+    return _feature("BTF", features.btf_vmlinux(),
+                    "typed kernel arguments need a kernel with CONFIG_DEBUG_INFO_BTF")
 
 
 def check_raw_tracepoints() -> Check:
-    return _since("raw tracepoints", (4, 17), "BPF_PROG_TYPE_RAW_TRACEPOINT",
-                  "has no raw tracepoints", "the syscall provider needs Linux 4.17 or newer")
-
-
-_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
-                    "s390x": 331, "i686": 336, "armv7l": 364}
-
-
-def _try_perf_event_open() -> Optional[str]:
-    """Open and close a disabled software cpu-clock event on this thread: None on success,
-    the error text otherwise, 'unknown' where the syscall number is not known."""
-    nr = _PERF_EVENT_OPEN.get(platform.machine())
-    if nr is None:
-        return "unknown"
-
-    class Attr(ctypes.Structure):  # struct perf_event_attr, PERF_ATTR_SIZE_VER0 (64 bytes)
-        _fields_ = [("type", ctypes.c_uint32), ("size", ctypes.c_uint32),
-                    ("config", ctypes.c_uint64), ("sample_period", ctypes.c_uint64),
-                    ("sample_type", ctypes.c_uint64), ("read_format", ctypes.c_uint64),
-                    ("flags", ctypes.c_uint64), ("wakeup_events", ctypes.c_uint32),
-                    ("bp_type", ctypes.c_uint32), ("config1", ctypes.c_uint64)]
-
-    attr = Attr(type=1, size=ctypes.sizeof(Attr), config=0,  # SOFTWARE, SW_CPU_CLOCK
-                flags=1 | 1 << 5 | 1 << 6)  # disabled, exclude_kernel, exclude_hv
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    fd = libc.syscall(ctypes.c_long(nr), ctypes.byref(attr), ctypes.c_int(0), ctypes.c_int(-1),
-                      ctypes.c_int(-1), ctypes.c_ulong(8))  # pid 0 (self), any cpu, CLOEXEC
-    if fd < 0:
-        err = ctypes.get_errno()
-        return f"perf_event_open failed: {os.strerror(err)}"
-    os.close(fd)
-    return None
+    return _feature("raw tracepoints", features.raw_tracepoints(),
+                    "the syscall provider needs Linux 4.17 or newer")
 
 
 def check_perf_events() -> Check:
+    f = features.perf_events()
+    if f.available:
+        return Check("perf events", True, f.detail + " (tracepoints, profile/tick)", fatal=False)
     if not os.path.exists("/proc/sys/kernel/perf_event_paranoid"):
-        return Check("perf events", False, "kernel built without perf events",
-                     "the profile provider needs CONFIG_PERF_EVENTS", fatal=False)
-    problem = _try_perf_event_open()
-    if problem is None:
-        return Check("perf events", True, "perf_event_open works (tracepoints, profile/tick)",
-                     fatal=False)
-    if problem == "unknown":
-        return Check("perf events", True, "CONFIG_PERF_EVENTS present (not test-opened on "
-                     f"{platform.machine()})", fatal=False)
-    return Check("perf events", False, problem + ": tracepoint and profile probes cannot "
-                 "attach (raw-tracepoint ones still can)", "perf_event_open is blocked (a "
-                 "seccomp profile? run the container with --privileged or a profile allowing "
-                 "it)", fatal=False)
+        return _feature("perf events", f, "the profile provider needs CONFIG_PERF_EVENTS")
+    return _feature("perf events", f, "perf_event_open is blocked (a seccomp profile? run the "
+                    "container with --privileged or a profile allowing it)",
+                    f.detail + ": tracepoint and profile probes cannot attach "
+                    "(raw-tracepoint ones still can)")
 
 
 def check_uprobes() -> Check:
-    pmu = os.path.exists("/sys/bus/event_source/devices/uprobe")
-    events = _tracing_file("uprobe_events")
-    ok = pmu or events is not None
-    how = ", ".join(x for x in ("uprobe PMU" if pmu else "", events or "") if x)
-    return Check("uprobes", ok, how if ok else "kernel built without uprobes",
-                 "" if ok else "the pid and usdt providers need CONFIG_UPROBE_EVENTS",
-                 fatal=False)
+    return _feature("uprobes", features.uprobes(),
+                    "the pid and usdt providers need CONFIG_UPROBE_EVENTS",
+                    "kernel built without uprobes")
 
 
 def check_kprobes() -> Check:
-    pmu = os.path.exists("/sys/bus/event_source/devices/kprobe")
-    events = _tracing_file("kprobe_events")
-    ok = pmu or events is not None
-    how = ", ".join(x for x in ("kprobe PMU" if pmu else "", events or "") if x)
-    return Check("kprobes", ok, how if ok else
-                 "kernel built without kprobes: the fbt provider cannot attach; "
-                 "syscall/sdt/profile/pid/usdt still work",
-                 "" if ok else "fbt needs a kernel with CONFIG_KPROBE_EVENTS", fatal=False)
+    return _feature("kprobes", features.kprobes(),
+                    "fbt needs a kernel with CONFIG_KPROBE_EVENTS (or fentry)",
+                    "kernel built without kprobes: the fbt provider cannot attach them; "
+                    "syscall/sdt/profile/pid/usdt still work")
+
+
+def check_fentry() -> Check:
+    return _feature("fentry", features.fentry(),
+                    "fbt uses kprobes instead where the kernel has them; trampolines need "
+                    "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and BTF")
 
 
 def check_ringbuf() -> Check:
-    return _since("ring buffer", (5, 8), "BPF_MAP_TYPE_RINGBUF", "has no BPF ring buffer",
-                  "printf()/trace() records need Linux 5.8 or newer")
+    return _feature("ring buffer", features.ring_buffer(),
+                    "printf()/trace() records need Linux 5.8 or newer")
 
 
 def check_perf_event_paranoid() -> Check:
-    value = _read("/proc/sys/kernel/perf_event_paranoid")
+    value = read_text("/proc/sys/kernel/perf_event_paranoid")
     note = {"-1": "no restrictions", "0": "", "1": "", "2": "user-only for unprivileged users",
             "3": "perf events disabled for unprivileged users",
             "4": "perf events disabled for unprivileged users"}.get(value or "", "")
@@ -392,7 +323,7 @@ def check_perf_event_paranoid() -> Check:
 
 
 def check_unprivileged_bpf() -> Check:
-    value = _read("/proc/sys/kernel/unprivileged_bpf_disabled")
+    value = read_text("/proc/sys/kernel/unprivileged_bpf_disabled")
     meaning = {"0": "unprivileged bpf() allowed", "1": "unprivileged bpf() disabled (permanently)",
                "2": "unprivileged bpf() disabled"}.get(value or "", "")
     detail = f"kernel.unprivileged_bpf_disabled = {value if value is not None else 'unknown'}"
@@ -434,7 +365,7 @@ def doctor() -> list[Check]:
     """Every check, fatal ones first, in the order a user would fix them."""
     return [check_privileges(), check_bcc(), check_headers(), check_tracefs(), check_kernel(),
             check_btf(), check_raw_tracepoints(), check_perf_events(), check_uprobes(),
-            check_kprobes(), check_ringbuf(), check_perf_event_paranoid(),
+            check_kprobes(), check_fentry(), check_ringbuf(), check_perf_event_paranoid(),
             check_unprivileged_bpf(), check_memlock()]
 
 

@@ -15,8 +15,10 @@ import numpy as np
 
 from dtrace_nb.errors import DLoadError
 from dtrace_nb.lang.ast import Span
-from dtrace_nb.runtime.bpfsys import MapHandle, map_create, prog_load
 from dtrace_nb.runtime.compiler import CompiledObject, CompileFailure, compile_object
+from dtrace_nb.runtime.kernel.bpf import prog_load
+from dtrace_nb.runtime.kernel.libc import close
+from dtrace_nb.runtime.maps import Map, create_map
 
 
 def _clause_of_line(c_source: str, line: int) -> Optional[str]:
@@ -37,26 +39,24 @@ def _clause_span(desc: Optional[str]) -> Optional[Span]:
 
 
 class LoadedObject:
-    """A compiled program in this process: its maps created, its functions loaded on
-    request (`load_function`), everything closed by `cleanup()`. Indexing by map name gives
-    a MapHandle."""
+    """A compiled program in this process: its maps created (runtime/maps.py, one typed
+    class per kind), its functions loaded on request (`load_function`), everything closed
+    by `cleanup()`. Indexing by map name gives the map."""
 
     def __init__(self, bcc, compiled: CompiledObject):
         self.compiled = compiled
-        self.maps: dict[str, MapHandle] = {}
+        self.maps: dict[str, Map] = {}
         self.prog_fds: list[int] = []
         try:
             for spec in compiled.maps:
-                fd = map_create(spec.map_type, spec.name, spec.key_size, spec.value_size,
-                                spec.max_entries, spec.flags)
-                self.maps[spec.name] = MapHandle(spec, fd, _ctype(bcc, spec.key_desc),
-                                                 _ctype(bcc, spec.leaf_desc))
+                self.maps[spec.name] = create_map(spec, _ctype(bcc, spec.key_desc),
+                                                  _ctype(bcc, spec.leaf_desc))
         except BaseException:
             self.cleanup()
             raise
 
-    def __getitem__(self, name) -> MapHandle:
-        return self.maps[name.decode() if isinstance(name, bytes) else name]
+    def __getitem__(self, name: str) -> Map:
+        return self.maps[name]
 
     def instructions(self, name: str) -> bytes:
         """A function's instructions with its map references pointing at our maps."""
@@ -82,10 +82,10 @@ class LoadedObject:
 
     def cleanup(self) -> None:
         for fd in self.prog_fds:
-            _close(fd)
+            close(fd)
         self.prog_fds.clear()
         for m in self.maps.values():
-            _close(m.fd)
+            m.close()
         self.maps.clear()
 
 
@@ -95,14 +95,8 @@ _LD_IMM64 = 0x18
 _MAP_SOURCES = (1, 2)  # BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE: imm is a map fd
 
 
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
 def _ctype(bcc, desc: str):
+    """The ctypes type bcc describes in JSON (bcc builds its own tables' types this way)."""
     if not desc:
         return None
     return bcc.BPF._decode_table_type(json.loads(desc))

@@ -21,6 +21,7 @@ import numpy as np
 
 from dtrace_nb.codegen.layout import ERROR_EPID, REC_HEADER, RecordLayout
 from dtrace_nb.probes import Probe
+from dtrace_nb.runtime.maps import RingBufferMap
 
 _HEADER = struct.Struct("<IIIIQ")
 _ERROR = struct.Struct("<QQQQ")
@@ -307,17 +308,16 @@ class RingConsumer:
     `on_record`; speculative rows (spec != 0) and ERROR records always go to on_record.
     """
 
-    def __init__(self, bpf, decoder: RecordDecoder, on_record: Callable[[Record], None],
+    def __init__(self, ring: RingBufferMap, decoder: RecordDecoder,
+                 on_record: Callable[[Record], None],
                  columnar: Callable[[int], bool] = lambda _e: False,
                  on_columns: Optional[Callable[[int, np.ndarray], None]] = None):
-        self.bpf = bpf
         self.decoder = decoder
         self.on_record = on_record
         self.columnar = columnar
         self.on_columns = on_columns
         self.failure: Optional[BaseException] = None
-        table = bpf[b"dtnb_rb"]
-        self.reader = RingReader(table.get_fd(), table.max_entries)
+        self.reader = RingReader(ring.fd, ring.data_size)
 
     def poll(self, timeout_ms: int) -> None:
         """Wait up to timeout_ms for records, then consume what has arrived."""

@@ -24,10 +24,11 @@ from dtrace_nb.lang.check import CheckedProgram, MacroEnv, bind_probes, check
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.parser import parse
 from dtrace_nb.display.timeline import Timeline
-from dtrace_nb.probes import BindContext, ProbeCatalog, TriggerAttach
+from dtrace_nb.probes import BindContext, ProbeCatalog
+from dtrace_nb.runtime.program import LoadedProgram
+from dtrace_nb.runtime.symbols import StackSymbols, warm_user_symbols
 from dtrace_nb.runtime.target import Target
 
-DROP_KINDS = ("aggregation", "ring buffer", "dynamic variable", "speculation")
 _DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -159,9 +160,10 @@ class Session:
         self.stop_reason = ""
         self.started_at = 0.0
         self.ended_at = 0.0
-        self._bcc = self._bpf = self._attachments = None
+        self._bcc = None
+        self._loaded: Optional[LoadedProgram] = None  # the program in the kernel
+        self._stacks = StackSymbols(None)
         self._reader = self._ring = self._printer = None
-        self._funcs: dict[str, object] = {}
         self._final: Optional[dict] = None
         self._drops: dict[tuple[str, int], int] = {}
         self._drops_reported: dict[tuple[str, int], int] = {}
@@ -223,36 +225,22 @@ class Session:
     def _load(self) -> None:
         from dtrace_nb.display.output import OutputFormatter
         from dtrace_nb.runtime.aggregations import AggregationReader
-        from dtrace_nb.runtime.attach import Attachments, load_attributes
-        from dtrace_nb.runtime.btf import task_offsets
-        from dtrace_nb.runtime.loader import compile_c, create_maps, load_function
         from dtrace_nb.runtime.records import RecordDecoder, RingConsumer
 
         assert self.program is not None
-        # the offsets cost a BTF scan; programs that do not read the task need none
-        cflags = [f"-D{k}={v}" for k, v in task_offsets().items()] \
-            if self.program.reads_task else []
-        compiled = compile_c(self._bcc, self.program.c_source, cflags,
-                             [fn.name for fn in self.program.functions])
-        self.compiled_from_cache = compiled.cached
-        # the maps, and each program fd, must reach self._bpf before a Ctrl-C may stop us
-        with deferred_interrupts():
-            self._bpf = create_maps(self._bcc, compiled)
-            self._attachments = Attachments(self._bcc)
-        for fn in self.program.functions:
-            kind, expected, btf_id = load_attributes(self._bcc, fn.binding.attach)
-            with deferred_interrupts():
-                self._funcs[fn.name] = load_function(self._bpf, fn.name, kind,
-                                                     self.program.c_source, expected, btf_id)
-        self._fill_tables()
-        self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs,
-                                         self._sort_options())
+        # recorded before it holds anything, so that _teardown() frees what load() made
+        self._loaded = LoadedProgram(self._bcc, self.program, critical=deferred_interrupts)
+        self._loaded.load(self.target.pid if self.target else 0)
+        self.compiled_from_cache = self._loaded.compiled_from_cache
+        self._stacks = self._loaded.stack_symbols()
+        self._reader = AggregationReader(self._loaded.maps, self.program.resources.aggs,
+                                         self._sort_options(), stack_text=self.stack_text)
         self._printer = OutputFormatter(self.checked, self.program, self._emit, hooks=self)
-        self._set_state()
-        if self.program.has_ring:
+        ring = self._loaded.ring
+        if ring is not None:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)
             with deferred_interrupts():  # the ring buffer's mmaps and epoll fd
-                self._ring = RingConsumer(self._bpf, decoder, self._on_record,
+                self._ring = RingConsumer(ring, decoder, self._on_record,
                                           columnar=self._columnar,
                                           on_columns=self._on_columns)
 
@@ -279,57 +267,13 @@ class Session:
         self.record_count += len(rows)
         self.record_columns.setdefault(epid, []).append(rows)
 
-    def _fill_tables(self) -> None:
-        """Probe descriptions and selector maps, which the generated code reads."""
-        import ctypes
-
-        assert self.program is not None
-        bpf, n = self._bpf, self.program.probe_string_size
-        if self.program.uses_probe_table:
-            table = bpf[b"dtnb_probes"]
-            for i, p in enumerate(self.program.probes):
-                v = table.Leaf()
-                v.id = p.id
-                for fname, text in (("prov", p.provider), ("mod", p.module),
-                                    ("func", p.function), ("name", p.name)):
-                    setattr(v, fname, text.encode()[: n - 1])
-                table[ctypes.c_int(i)] = v
-        for fn in self.program.functions:
-            if not fn.selector_map:
-                continue
-            table = bpf[fn.selector_map.encode()]
-            for value, (pidx, mask) in fn.selector_entries.items():
-                leaf = table.Leaf()
-                leaf.pidx, leaf.mask = pidx, mask
-                table[table.Key(value)] = leaf
-
-    def _set_state(self) -> None:
-        """walltimestamp = bpf_ktime_get_ns() + (wall clock - monotonic clock); $target and
-        $pid, which the program reads from here (see the prelude)."""
-        import ctypes
-
-        offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        table = self._bpf[b"dtnb_state"]
-        for slot, value in ((1, offset), (2, self.target.pid if self.target else 0),
-                            (3, os.getpid())):
-            table[ctypes.c_int(slot)] = ctypes.c_uint64(value & (2**64 - 1))
-
     def _attach_all(self) -> None:
-        assert self.program is not None
-        for fn in self.program.functions:
-            if not isinstance(fn.binding.attach, TriggerAttach):
-                with deferred_interrupts():  # perf event fds and tracefs probes
-                    self._attachments.attach(self._bpf, fn.binding.attach,
-                                             self._funcs[fn.name])
+        assert self._loaded is not None
+        self._loaded.attach_all()
 
     def _fire(self, event: str, args: tuple[int, ...] = (), consume: bool = True) -> None:
-        from dtrace_nb.runtime.attach import run_trigger
-
-        assert self.program is not None
-        for fn in self.program.functions:
-            attach = fn.binding.attach
-            if isinstance(attach, TriggerAttach) and attach.event == event:
-                run_trigger(self._funcs[fn.name].fd, args)
+        assert self._loaded is not None
+        self._loaded.fire(event, args)
         if consume:
             self._consume()
 
@@ -377,7 +321,7 @@ class Session:
             return
         if self.target.exe and os.path.realpath(exe) != os.path.realpath(self.target.exe):
             return  # still the gate's /bin/sh
-        self._bcc.BPF.sym(0, self.target.pid)
+        warm_user_symbols(self.target.pid)
         self._symbols_warm = True
 
     def _consume(self) -> None:
@@ -469,7 +413,7 @@ class Session:
     def stack_text(self, kind: str, stackid: int, pid: int, args: list) -> str:
         from dtrace_nb.display.stacks import format_stack
 
-        return format_stack(self._bcc, self._bpf, kind, stackid, pid, args)
+        return format_stack(self._stacks, kind, stackid, pid, args)
 
     def _sort_options(self) -> dict:
         opts = self.checked.options
@@ -513,16 +457,10 @@ class Session:
 
     def drops(self) -> dict[tuple[str, int], int]:
         """(kind, cpu) -> count of data lost so far."""
-        if self._bpf is None:
+        if self._loaded is None:
             return dict(self._drops)
-        table = self._bpf[b"dtnb_drops"]
-        out = {}
-        for i, kind in enumerate(DROP_KINDS):
-            for cpu, v in enumerate(table.getvalue(table.Key(i))):
-                if int(v):
-                    out[(kind, cpu)] = int(v)
-        self._drops = out
-        return out
+        self._drops = self._loaded.drops()
+        return self._drops
 
     def _status(self) -> None:
         """DTrace's status check, every `statusrate`: data lost since the last check is
@@ -541,12 +479,12 @@ class Session:
 
     def stop(self, reason: str = "") -> None:
         """Detach, run END, drain, final snapshot; always leaves nothing loaded."""
-        if not self.running and self._bpf is None:
+        if not self.running and self._loaded is None:
             return
         self.stop_reason = self.stop_reason or reason
         try:
-            if self._attachments is not None:
-                self._attachments.detach_all(self._bpf)
+            if self._loaded is not None:
+                self._loaded.detach_all()
             if self.running:
                 self._consume()
                 self._fire("END")
@@ -568,17 +506,16 @@ class Session:
 
     def _teardown(self) -> None:
         with deferred_interrupts():  # a cleanup cut short leaks what it had not freed yet
-            if self._attachments is not None and self._bpf is not None:
-                self._attachments.detach_all(self._bpf)
-            if self._bpf is not None:
+            if self._loaded is not None:
                 try:
+                    self._loaded.detach_all()
                     try:
                         if self._ring is not None:
                             self._ring.close()
                     finally:
-                        self._bpf.cleanup()
+                        self._loaded.close()
                 finally:
-                    self._bpf = None
+                    self._loaded = None
                     self._ring = None
 
     # -- the whole run -----------------------------------------------------------------

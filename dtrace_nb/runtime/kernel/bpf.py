@@ -1,0 +1,195 @@
+"""bpf(2): every command dtrace-nb makes, each a function over the kernel's attribute
+struct (union bpf_attr's member for that command), returning what the kernel returned.
+
+Errors are -errno results where callers decide what a refusal means (a program load that
+is retried with the verifier's log, a lookup that finds nothing), OSError otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Optional
+
+from dtrace_nb.runtime.kernel.libc import SYS_BPF, error, syscall
+
+# commands (enum bpf_cmd)
+BPF_MAP_CREATE = 0
+BPF_MAP_LOOKUP_ELEM = 1
+BPF_MAP_UPDATE_ELEM = 2
+BPF_MAP_DELETE_ELEM = 3
+BPF_PROG_LOAD = 5
+BPF_PROG_TEST_RUN = 10
+BPF_RAW_TRACEPOINT_OPEN = 17
+BPF_MAP_LOOKUP_BATCH = 24
+
+# map types (enum bpf_map_type)
+BPF_MAP_TYPE_HASH = 1
+BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PERCPU_HASH = 5
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_STACK_TRACE = 7
+BPF_MAP_TYPE_LRU_HASH = 9
+BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
+BPF_MAP_TYPE_RINGBUF = 27
+
+# program types (enum bpf_prog_type)
+BPF_PROG_TYPE_KPROBE = 2
+BPF_PROG_TYPE_TRACEPOINT = 5
+BPF_PROG_TYPE_PERF_EVENT = 7
+BPF_PROG_TYPE_RAW_TRACEPOINT = 17
+BPF_PROG_TYPE_TRACING = 26
+
+# expected attach types of tracing programs (enum bpf_attach_type)
+BPF_TRACE_FENTRY = 24
+BPF_TRACE_FEXIT = 25
+
+OBJ_NAME_LEN = 16
+
+# `r0 = 0; exit`: the smallest program the verifier accepts (feature probes)
+RETURN_ZERO = bytes((0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0))
+
+
+U32, U64, NAME = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_char * OBJ_NAME_LEN
+
+
+def _layout(*runs: tuple[type, str]) -> list[tuple[str, type]]:
+    """ctypes fields from runs of (type, "member member ..."), in the kernel's order
+    (union bpf_attr in include/uapi/linux/bpf.h); pointers are u64 addresses."""
+    return [(name, ctype) for ctype, names in runs for name in names.split()]
+
+
+class _MapCreateAttr(ctypes.Structure):
+    _fields_ = _layout(
+        (U32, "map_type key_size value_size max_entries map_flags inner_map_fd numa_node"),
+        (NAME, "map_name"),
+        (U32, "map_ifindex btf_fd btf_key_type_id btf_value_type_id btf_vmlinux_value_type_id"),
+        (U64, "map_extra"))
+
+
+class _ProgLoadAttr(ctypes.Structure):
+    _fields_ = _layout(
+        (U32, "prog_type insn_cnt"), (U64, "insns license"), (U32, "log_level log_size"),
+        (U64, "log_buf"), (U32, "kern_version prog_flags"), (NAME, "prog_name"),
+        (U32, "prog_ifindex expected_attach_type prog_btf_fd func_info_rec_size"),
+        (U64, "func_info"), (U32, "func_info_cnt line_info_rec_size"), (U64, "line_info"),
+        (U32, "line_info_cnt attach_btf_id attach_prog_fd"))
+
+
+class _ElemAttr(ctypes.Structure):
+    _fields_ = _layout((U32, "map_fd _pad"), (U64, "key value flags"))
+
+
+class _BatchAttr(ctypes.Structure):
+    _fields_ = _layout((U64, "in_batch out_batch keys values"), (U32, "count map_fd"),
+                       (U64, "elem_flags flags"))
+
+
+class _TestRunAttr(ctypes.Structure):
+    _fields_ = _layout(
+        (U32, "prog_fd retval data_size_in data_size_out"), (U64, "data_in data_out"),
+        (U32, "repeat duration ctx_size_in ctx_size_out"), (U64, "ctx_in ctx_out"),
+        (U32, "flags cpu batch_size _pad"))
+
+
+class _RawTracepointAttr(ctypes.Structure):
+    _fields_ = _layout((U64, "name"), (U32, "prog_fd _pad"), (U64, "cookie"))
+
+
+def bpf(cmd: int, attr: ctypes.Structure) -> int:
+    """bpf(cmd, &attr, sizeof attr): the result, or -errno."""
+    return syscall(SYS_BPF, ctypes.c_int(cmd), ctypes.byref(attr),
+                   ctypes.c_uint(ctypes.sizeof(attr)))
+
+
+def object_name(name: str) -> bytes:
+    """A map's or program's name as the kernel keeps it: 15 characters of [A-Za-z0-9_.]."""
+    return "".join(c if c.isalnum() or c in "_." else "_"
+                   for c in name)[:OBJ_NAME_LEN - 1].encode()
+
+
+# -- maps ----------------------------------------------------------------------------------
+
+def map_create(map_type: int, name: str, key_size: int, value_size: int, max_entries: int,
+               flags: int = 0) -> int:
+    """A new map's fd; OSError if the kernel refuses."""
+    attr = _MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
+                          max_entries=max_entries, map_flags=flags, map_name=object_name(name))
+    fd = bpf(BPF_MAP_CREATE, attr)
+    if fd < 0:
+        raise error(fd, f"could not create map {name}")
+    return fd
+
+
+def _elem(cmd: int, fd: int, key: int, value: int = 0, flags: int = 0) -> int:
+    return bpf(cmd, _ElemAttr(map_fd=fd, key=key, value=value, flags=flags))
+
+
+def map_lookup(fd: int, key_addr: int, value_addr: int) -> bool:
+    """Copy the value of the key at key_addr to value_addr; False if there is none."""
+    return _elem(BPF_MAP_LOOKUP_ELEM, fd, key_addr, value_addr) == 0
+
+
+def map_update(fd: int, key_addr: int, value_addr: int, flags: int = 0) -> None:
+    err = _elem(BPF_MAP_UPDATE_ELEM, fd, key_addr, value_addr, flags)
+    if err < 0:
+        raise error(err, "map update failed")
+
+
+def map_delete(fd: int, key_addr: int) -> bool:
+    """Remove a key; False if it was not there."""
+    return _elem(BPF_MAP_DELETE_ELEM, fd, key_addr) == 0
+
+
+def map_lookup_batch(fd: int, in_batch: int, out_batch: int, keys_addr: int,
+                     values_addr: int, count: int) -> tuple[int, int]:
+    """One BPF_MAP_LOOKUP_BATCH: up to `count` keys and values copied out, continuing from
+    the token at in_batch (0: from the start) and leaving the next token at out_batch.
+    (0 or -errno, how many were copied); -ENOENT says the map has no more."""
+    attr = _BatchAttr(in_batch=in_batch, out_batch=out_batch, keys=keys_addr,
+                      values=values_addr, count=count, map_fd=fd)
+    res = bpf(BPF_MAP_LOOKUP_BATCH, attr)
+    return (res if res < 0 else 0), attr.count
+
+
+# -- programs ------------------------------------------------------------------------------
+
+def prog_load(prog_type: int, name: str, insns: bytes, license: bytes = b"GPL",
+              kern_version: int = 0, expected_attach_type: int = 0, attach_btf_id: int = 0,
+              log_size: int = 0) -> tuple[int, str]:
+    """(fd or -errno, verifier log). With log_size 0 the kernel writes no log (the fast
+    path); callers ask again with a log when the first load fails."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license)
+    log = ctypes.create_string_buffer(log_size) if log_size else None
+    attr = _ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8,
+                         insns=ctypes.addressof(code), license=ctypes.addressof(lic),
+                         kern_version=kern_version, prog_name=object_name(name),
+                         expected_attach_type=expected_attach_type,
+                         attach_btf_id=attach_btf_id)
+    if log is not None:
+        attr.log_level, attr.log_size, attr.log_buf = 1, log_size, ctypes.addressof(log)
+    fd = bpf(BPF_PROG_LOAD, attr)
+    text = log.value.decode(errors="replace") if log is not None else ""
+    return fd, text
+
+
+def prog_test_run(prog_fd: int, ctx: bytes) -> None:
+    """Run a program once, now, in this thread, on the context bytes given
+    (BPF_PROG_TEST_RUN); OSError if the kernel cannot."""
+    buf = ctypes.create_string_buffer(ctx, len(ctx))
+    attr = _TestRunAttr(prog_fd=prog_fd, ctx_size_in=len(ctx), ctx_in=ctypes.addressof(buf))
+    err = bpf(BPF_PROG_TEST_RUN, attr)
+    if err < 0:
+        raise error(err, "BPF_PROG_TEST_RUN")
+
+
+def raw_tracepoint_open(prog_fd: int, name: Optional[str]) -> int:
+    """Attach a raw tracepoint program to tracepoint `name`, or a tracing program (fentry,
+    fexit) to the target it was loaded for (name None): the link's fd; OSError if refused."""
+    text = ctypes.create_string_buffer(name.encode()) if name is not None else None
+    attr = _RawTracepointAttr(name=ctypes.addressof(text) if text is not None else 0,
+                              prog_fd=prog_fd)
+    fd = bpf(BPF_RAW_TRACEPOINT_OPEN, attr)
+    if fd < 0:
+        raise error(fd, "BPF_RAW_TRACEPOINT_OPEN")
+    return fd
