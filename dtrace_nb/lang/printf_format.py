@@ -82,14 +82,14 @@ def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], i
             raise _bad(fmt, i, p, f"invalid conversion 'end of format' (conversion #{number} "
                                   "name expected before end of format string)")
         c = fmt[p]
-        if c.isdigit():
+        if "0" <= c <= "9":  # ASCII only: str.isdigit() is true of "²"
             if not dot and not digits and c == "0":
                 flags.add("0")
                 flags.discard("-")
                 p += 1
                 continue
             q = p
-            while q < n and fmt[q].isdigit():
+            while q < n and "0" <= fmt[q] <= "9":
                 q += 1
             if dot:
                 prec = str(int(fmt[p:q]))

@@ -162,6 +162,7 @@ def test_length_modifiers_print_by_the_argument_type():
     "%**d",            # more than one '*' for the width
     "%.1.2d",          # more than one '.'
     "%Lx",             # L goes only with e E f g G
+    "%\u00b2d", "%.\u0663d",  # non-ASCII digits are not widths (the fuzzer found "%²")
 ])
 def test_bad_formats(bad):
     with pytest.raises(DCompileError):
