@@ -1,4 +1,5 @@
-"""D's printf(): format parsing (checked at compile time) and formatting in user space.
+"""D's printf(): formatting in user space (the format itself is parsed by
+dtrace_nb.lang.printf_format, at compile time).
 
 The kernel records only the argument values; the format is applied here, as libdtrace's
 dt_printf.c applies it: dt_printf_create's flag parser, then for each conversion a C
@@ -34,152 +35,10 @@ rest of dtrace-nb, see tests/unit/test_text_format.py):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Optional, Sequence, Union
 
-from dtrace_nb.errors import DCompileError
-
-# which kind of argument each conversion takes
-_KIND = {**{c: "int" for c in "diouxXcp"}, **{c: "float" for c in "eEfgG"},
-         "s": "string", "S": "string", "a": "int", "A": "int", "Y": "time", "%": "none"}
-
-# length modifiers each conversion accepts (dt_printf.c's dictionary: hd, ld, lld, Le,
-# lc, ls, wc, ws...; hh, z, j and t are dtrace-nb's leniency for integer conversions)
-_INT_LENGTHS = ("", "h", "hh", "l", "ll", "z", "j", "t")
-_LENGTHS = {**{c: _INT_LENGTHS for c in "diouxX"}, **{c: ("", "L") for c in "eEfgG"},
-            "c": ("", "l", "w"), "s": ("", "l", "w"), "S": ("",), "p": ("",), "a": ("",),
-            "A": ("",), "Y": ("",), "%": ("",)}
-
-_HINT = "conversions: %d %i %u %o %x %X %c %s %S %p %a %A %e %E %f %g %G %Y %%"
-
-
-@dataclass(frozen=True)
-class Conversion:
-    text: str
-    flags: str  # any of - + space # 0 ' @ (in the order DTrace rebuilds them)
-    width: Optional[str]  # digits, "*", or None
-    precision: Optional[str]  # digits, "*", or None
-    conv: str
-    length: str = ""
-
-    @property
-    def kind(self) -> str:
-        return "agg" if "@" in self.flags else _KIND[self.conv]
-
-    @property
-    def star_count(self) -> int:
-        return (self.width == "*") + (self.precision == "*")
-
-    @property
-    def is_agg(self) -> bool:
-        return "@" in self.flags
-
-
-Piece = Union[str, Conversion]
-
-
-def _bad(fmt: str, start: int, end: int, why: str) -> DCompileError:
-    return DCompileError(f"printf( ) format '{fmt[start:end]}': {why}", hint=_HINT)
-
-
-def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], int]:
-    """Parse the conversion starting at fmt[i] == '%' (dt_printf_create's fmt_switch);
-    return it and the index after it."""
-    p = i + 1
-    flags: set[str] = set()
-    width: Optional[str] = None
-    prec: Optional[str] = None
-    dot = digits = 0
-    length = ""
-    n = len(fmt)
-    while True:
-        if p >= n:
-            raise _bad(fmt, i, p, f"invalid conversion 'end of format' (conversion #{number} "
-                                  "name expected before end of format string)")
-        c = fmt[p]
-        if c.isdigit():
-            if not dot and not digits and c == "0":
-                flags.add("0")
-                flags.discard("-")
-                p += 1
-                continue
-            q = p
-            while q < n and fmt[q].isdigit():
-                q += 1
-            if dot:
-                prec = str(int(fmt[p:q]))
-            else:
-                width = str(int(fmt[p:q]))
-            digits += 1
-            p = q
-            continue
-        p += 1
-        if c == "#":
-            flags.add("#")
-        elif c == "*":
-            if (prec if dot else width) == "*":
-                raise _bad(fmt, i, p, f"conversion #{number} has more than one '*' for the "
-                                      f"output {'precision' if dot else 'width'}")
-            if dot:
-                prec = "*"
-            else:
-                width = "*"
-        elif c == "+":
-            flags.add("+")
-        elif c == "-":
-            flags.add("-")
-            flags.discard("0")
-        elif c == ".":
-            if dot:
-                raise _bad(fmt, i, p, f"conversion #{number} has more than one '.'")
-            dot, digits = 1, 0
-            if prec is None:
-                prec = "0"
-        elif c == "?":
-            width = "16"
-        elif c == "@":
-            flags.add("@")
-        elif c == "'":
-            flags.add("'")
-        elif c == " ":
-            flags.add(" ")
-        elif c == "$":
-            raise _bad(fmt, i, p, f"conversion #{number} uses unsupported positional "
-                                  "format (%n$)")
-        elif c == "%":
-            if p - 1 == i + 1:
-                return "%", p
-            raise _bad(fmt, i, p, f"invalid conversion '%' (conversion #{number} cannot be "
-                                  "combined with other format flags: %%)")
-        elif c in "hlLwzjt":
-            length += c
-        else:
-            if c not in _KIND or c == "%" or length not in _LENGTHS[c]:
-                raise _bad(fmt, i, p, f"invalid conversion '{c}' (conversion #{number} is "
-                                      f"undefined: %{length}{c})")
-            order = "#0-+' @"
-            return Conversion(fmt[i:p], "".join(f for f in order if f in flags), width,
-                              prec, c, length), p
-
-
-@lru_cache(maxsize=512)
-def parse_format(fmt: str) -> tuple[Piece, ...]:
-    """Split a format into literal text and conversions; DCompileError if malformed."""
-    out: list[Piece] = []
-    pos = 0
-    number = 0
-    while True:
-        i = fmt.find("%", pos)
-        if i < 0:
-            if pos < len(fmt):
-                out.append(fmt[pos:])
-            return tuple(out)
-        if i > pos:
-            out.append(fmt[pos:i])
-        number += 1
-        piece, pos = _parse_one(fmt, i, number)
-        out.append(piece)
+# Conversion is imported from here by display/printa.py
+from dtrace_nb.lang.printf_format import Conversion, Piece, parse_format  # noqa: F401
 
 
 # ----------------------------------------------------------------------------- C rules

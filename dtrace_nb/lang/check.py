@@ -556,7 +556,7 @@ class Checker:
         return info
 
     def printf(self, call: ast.Call) -> None:
-        from dtrace_nb.display.printf import parse_format
+        from dtrace_nb.lang.printf_format import parse_format
 
         if not call.args or not isinstance(call.args[0], ast.StrLit):
             raise DCompileError(f"{call.name}() needs a format string literal as its first "
@@ -602,7 +602,7 @@ class Checker:
                                 "an integer", a.span)
 
     def printa(self, call: ast.Call) -> None:
-        from dtrace_nb.display.printf import parse_format
+        from dtrace_nb.lang.printf_format import parse_format
 
         args = call.args
         fmt: Optional[ast.StrLit] = None

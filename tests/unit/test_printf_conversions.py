@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from dtrace_nb.display.printf import escape_string, format_printf, parse_format
+from dtrace_nb.display.printf import escape_string, format_printf
+from dtrace_nb.lang.printf_format import parse_format
 from dtrace_nb.errors import DCompileError
 
 I4, U4, I8, U8, I1 = (4, True), (4, False), (8, True), (8, False), (1, True)

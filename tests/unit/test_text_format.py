@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dtrace_nb.display.printf import format_printf, parse_format
+from dtrace_nb.display.printf import format_printf
+from dtrace_nb.lang.printf_format import parse_format
 from dtrace_nb.display.text import (format_aggregation, format_all, quantize_bucket,
                                     quantize_bucket_bounds, quantize_bucket_value, sort_order)
 from dtrace_nb.errors import DCompileError
