@@ -23,6 +23,7 @@ from dtrace_nb.codegen.cwriter import CWriter
 from dtrace_nb.codegen.expressions import ExprEmitter
 from dtrace_nb.codegen.layout import AggLayout, Resources, VarLayout, pid_slot, record_slot
 from dtrace_nb.errors import DCompileError
+from dtrace_nb.faults import FLT_BADADDR
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import PROBE_STRINGS
 from dtrace_nb.lang.check import CheckedClause, CheckedProgram, clause_calls, const_value
@@ -33,10 +34,6 @@ MAX_CLAUSES_PER_BINDING = 64
 ARRAY_SELECTOR_LIMIT = 4096
 SCRATCH_LIMIT = 32 << 10  # per-CPU array values are limited to 32 KiB
 
-# DTrace's fault kinds (DTRACEFLT_*), reported in error records.
-FLT_BADADDR = 1
-FLT_DIVZERO = 4
-FLT_NOSCRATCH = 5
 
 
 @dataclass

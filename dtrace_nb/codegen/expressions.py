@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Optional
 
 from dtrace_nb.codegen.layout import VarLayout
 from dtrace_nb.errors import DCompileError
+from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO, FLT_ILLOP
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import PROBE_STRINGS
 from dtrace_nb.lang.check import const_value
@@ -24,9 +25,6 @@ from dtrace_nb.lang.types import IntType, PtrType, StringType, TranslatedType, p
 
 if TYPE_CHECKING:
     from dtrace_nb.codegen.emit import BindingEmitter
-
-FLT_BADADDR = 1
-FLT_DIVZERO = 4
 
 _INT_BUILTIN_C = {
     "pid": "((s32)(bpf_get_current_pid_tgid() >> 32))",
@@ -471,7 +469,7 @@ class ExprEmitter:
             base = self.int_expr(a[1]) if len(a) == 2 else "10"
             b = self.tmp("b")
             pre.append(f"u64 {b} = (u64)({base}); if ({b} < 2 || {b} > 36) "
-                       f"{self.fn.fault(3, b)}")
+                       f"{self.fn.fault(FLT_ILLOP, b)}")
             pre.append(f"dt_lltostr({buf}, (s64)({self.int_expr(a[0])}), {b});")
         elif n == "inet_ntoa":
             addr = self.tmp("a")

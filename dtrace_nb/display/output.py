@@ -11,24 +11,18 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from dtrace_nb.faults import fault_details, fault_words
 from dtrace_nb.lang.types import IntType, StringType
 
 # trace() widths by data size, from libdtrace's dt_consume_cpu
 _TRACE_INT = {8: " %16d", 4: " %8d", 2: " %5d", 1: " %3d"}
 
-# DTrace's fault names (dtrace_faultstr) by DTRACEFLT_* number
-FAULTS = {0: "unknown fault", 1: "invalid address", 2: "invalid alignment",
-          3: "illegal operation", 4: "divide-by-zero", 5: "out of scratch space",
-          6: "invalid kernel access", 7: "invalid user access", 8: "tuple stack overflow",
-          9: "bad stack"}
-
 
 def error_message(rec, desc: str) -> str:
     """dt_handle_err's wording (no DIF offsets here: there is no DIF)."""
-    details = f" (0x{rec.addr:x})" if rec.fault in (1, 2, 9) else ""
     where = "predicate" if rec.action == 0 else f"action #{rec.action}"
     return (f"dtrace: error on enabled probe ID {rec.epid} (ID {rec.probe.id}: {desc}): "
-            f"{FAULTS.get(rec.fault, 'unknown fault')}{details} in {where}")
+            f"{fault_words(rec.fault)}{fault_details(rec.fault, rec.addr)} in {where}")
 
 
 class OutputFormatter:
