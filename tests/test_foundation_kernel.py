@@ -47,7 +47,7 @@ def test_quantize_of_read_sizes(workloads):
 def test_one_raw_tracepoint_serves_every_syscall(workloads):
     """syscall:::entry matches hundreds of probes but attaches once, and still knows which
     probe fired (probefunc) for each event."""
-    from dtrace_nb.runtime.session import compile_program
+    from dtrace_nb.runtime.compile import compile_program
 
     cfg = SessionConfig("syscall:::entry /pid == $target/ { @[probefunc] = count(); }")
     checked, program = compile_program(cfg, target_pid=1)

@@ -317,7 +317,8 @@ def test_fbt_generated_code_compiles_and_loads():
     it; attaching then fails with the kernel's reason on this kernel."""
     from dtrace_nb.errors import DEnvironmentError
     from dtrace_nb.probes import ProbeCatalog, load_providers
-    from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
+    from dtrace_nb.runtime.compile import compile_program
+    from dtrace_nb.runtime.session import Session, SessionConfig
     from providers.fbt import FbtProvider, kprobes_available
 
     provs = [p for p in load_providers() if p.name != "fbt"] + [FbtProvider("kprobe")]
@@ -381,7 +382,8 @@ def test_fbt_fentry_code_compiles_and_the_kernel_refusal_is_explained():
     this kernel refuses to load them, which comes back as an error, with nothing left
     loaded."""
     from dtrace_nb.probes import ProbeCatalog, load_providers
-    from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
+    from dtrace_nb.runtime.compile import compile_program
+    from dtrace_nb.runtime.session import Session, SessionConfig
     from providers.fbt import FbtProvider, fentry_problem
 
     provs = [p for p in load_providers() if p.name != "fbt"] + [FbtProvider("fentry")]

@@ -101,7 +101,7 @@ def test_reader_batches_decode_like_single_records():
     """The bulk decoder reads the same values as the per-record decoder, for uneven
     offsets and several layouts in one batch."""
     from dtrace_nb.runtime.records import RecordDecoder
-    from dtrace_nb.runtime.session import compile_program
+    from dtrace_nb.runtime.compile import compile_program
 
     src = ("BEGIN { trace(1); }\n"
            "BEGIN { printf(\"%s %d\", execname, -5); }")

@@ -29,7 +29,7 @@ from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType
                                   promote, type_from_words, unary_promote)
 from dtrace_nb.probes import ArgInfo, BindContext, Binding, Probe, ProbeCatalog
 
-__all__ = ["check", "bind_probes", "CheckedProgram", "CheckedClause", "AggInfo", "Variable",
+__all__ = ["check", "CheckedProgram", "CheckedClause", "AggInfo", "Variable",
            "MacroEnv", "flat_statements", "ACTIONS", "AGG_FUNCS", "INT_BUILTINS", "PROBE_STRINGS"]
 
 
@@ -1106,26 +1106,6 @@ def check(program: ast.Program, catalog: ProbeCatalog, macros: MacroEnv, options
         # check_nesting bounds the depth (MAX_NESTING); this is the net under a deep caller stack
         raise DCompileError("the program is nested too deeply to check",
                             program.span) from None
-
-
-def bind_probes(catalog: ProbeCatalog, checked: CheckedProgram,
-                bind_ctx: BindContext) -> list[Binding]:
-    """The providers' Bindings for the program's probes. A provider that refuses (say fbt on
-    a kernel without kprobes) raises without knowing the source; the refusal is located
-    here at the first probe description whose probes it cannot bind."""
-    try:
-        return catalog.bind(checked.probes, bind_ctx)
-    except DError as err:
-        if err.span is not None:
-            raise
-        for c in checked.clauses:
-            for spec, probes in zip(c.clause.probes, c.spec_probes):
-                try:
-                    catalog.bind(probes, bind_ctx)
-                except DError:
-                    raise type(err)(err.message, spec.span, err.hint, err.detail) from None
-        raise type(err)(err.message, checked.program.span or None, err.hint,
-                        err.detail) from None
 
 
 def check_nesting(program: ast.Program) -> None:

@@ -10,99 +10,20 @@ are read one last time; the BPF object is always cleaned up.
 from __future__ import annotations
 
 import os
-import signal
-import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
-from dtrace_nb.codegen import BpfProgram, generate
+from dtrace_nb.codegen import BpfProgram
 from dtrace_nb.errors import DError
-from dtrace_nb.lang.check import CheckedProgram, MacroEnv, bind_probes, check
-from dtrace_nb.lang.options import Options
-from dtrace_nb.lang.parser import parse
+from dtrace_nb.lang.check import CheckedProgram
 from dtrace_nb.display.timeline import Timeline
-from dtrace_nb.probes import BindContext, ProbeCatalog, TriggerAttach
+from dtrace_nb.probes import ProbeCatalog, TriggerAttach
+from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.runtime.signals import SignalNotice, deferred_interrupts
 from dtrace_nb.runtime.target import Target
 
 DROP_KINDS = ("aggregation", "ring buffer", "dynamic variable", "speculation")
-_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def deferred_interrupts() -> Iterator[None]:
-    """Ctrl-C (and the SIGTERM the command turns into one) waits until the block is done.
-
-    A KeyboardInterrupt raised in the middle of creating or freeing a kernel object (bcc
-    creating maps, a program fd not yet recorded, a perf event not yet in our list, a
-    cleanup half done) would leak it: nobody holds the Python object that could free it.
-    Signals only reach the main thread, so elsewhere there is nothing to defer."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[tuple[int, object]] = []
-    saved = {}
-    for sig in _DEFERRED_SIGNALS:
-        handler = signal.getsignal(sig)
-        if callable(handler) and not getattr(handler, "_dtnb_deferring", False):
-            def record(signum, frame):
-                pending.append((signum, frame))
-            record._dtnb_deferring = True  # type: ignore[attr-defined]
-            saved[sig] = handler
-            signal.signal(sig, record)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        for signum, frame in pending[:1]:  # one Ctrl-C is enough to stop
-            saved[signum](signum, frame)
-
-
-class _SignalNotice:
-    """Remembers that SIGINT arrived while a session runs, and then does what the handler
-    it wraps does (raise KeyboardInterrupt). Python drops an exception raised in a weakref
-    callback or a __del__ (the garbage collector runs them at any bytecode), so a Ctrl-C
-    landing there would be lost and the trace would go on; the run loop checks `seen`."""
-
-    def __init__(self):
-        self.seen = False
-        self._previous = None
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signals only reach the main thread
-        previous = signal.getsignal(signal.SIGINT)
-        if not callable(previous):
-            return
-
-        def notice(signum, frame):
-            self.seen = True
-            previous(signum, frame)
-
-        hook = sys.unraisablehook
-
-        def unraisable(info):
-            # the dropped KeyboardInterrupt is handled (the loop stops): no "Exception
-            # ignored ... Traceback" for the user; anything else as before
-            if not (self.seen and issubclass(info.exc_type, KeyboardInterrupt)):
-                hook(info)
-
-        self._previous, self._handler = previous, notice
-        self._hook, self._unraisable = hook, unraisable
-        signal.signal(signal.SIGINT, notice)
-        sys.unraisablehook = unraisable
-
-    def uninstall(self) -> None:
-        if self._previous is None:
-            return
-        if signal.getsignal(signal.SIGINT) is self._handler:
-            signal.signal(signal.SIGINT, self._previous)
-        if sys.unraisablehook is self._unraisable:
-            sys.unraisablehook = self._hook
-        self._previous = None
 
 
 @dataclass
@@ -119,25 +40,6 @@ class SessionConfig:
     # text; every other record (exit, printa, speculations, ERROR...) is handled as usual.
     # Clauses of BEGIN/END/ERROR and speculative records stay text.
     record_frames: bool = False
-
-
-def compile_program(cfg: SessionConfig, catalog: Optional[ProbeCatalog] = None,
-                    target_pid: Optional[int] = None,
-                    target_exe: str = "") -> tuple[CheckedProgram, BpfProgram]:
-    """Everything up to generated C; needs no privileges."""
-    opts = Options()
-    for name, value in cfg.options.items():
-        opts.set(name, value)
-    if cfg.quiet:
-        opts.set("quiet", None)
-    catalog = catalog or ProbeCatalog()
-    program = parse(cfg.source)
-    bind_ctx = BindContext(target_pid=target_pid if target_pid is not None else -1,
-                           target_exe=target_exe)
-    macros = MacroEnv(target=target_pid, pid=os.getpid(), args=list(cfg.macro_args))
-    checked = check(program, catalog, macros, opts, bind_ctx)
-    bindings = bind_probes(catalog, checked, bind_ctx)  # a provider's refusal, located
-    return checked, generate(checked, bindings)
 
 
 class Session:
@@ -589,7 +491,7 @@ class Session:
         Ctrl-C stops tracing and keeps everything aggregated, as in DTrace."""
         interrupted = False
         error: Optional[DError] = None
-        signalled = _SignalNotice()
+        signalled = SignalNotice()
         try:
             signalled.install()
             self.start()
