@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import (ArgInfo, Attach, BindContext, Binding, Probe, ProbePattern,
                               ProbeSite, RawTracepointAttach, TracepointAttach, glob_match)
-from providers._tracepoint import record
+from dtrace_nb_providers._tracepoint import record
 
 RAW_CTX = "struct bpf_raw_tracepoint_args *ctx"
 

@@ -30,7 +30,7 @@ from dtrace_nb.probes import (ArgInfo, BindContext, Binding, FentryAttach, Kprob
                               LazyArgs, Probe,
                               ProbePattern, ProbeSite, glob_match, is_glob)
 from dtrace_nb.runtime import btf
-from providers._regs import ARG_REGS, pt_regs_args
+from dtrace_nb_providers._regs import ARG_REGS, pt_regs_args
 
 SYS_BPF, BPF_PROG_LOAD = 321, 5  # x86-64
 BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY = 26, 24

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from dtrace_nb.probes import ArgInfo
 from dtrace_nb.runtime import btf
-from providers import _task
-from providers._stable import (CURRENT_TGID, CURRENT_TID, StableProbe, StableProvider,
+from dtrace_nb_providers import _task
+from dtrace_nb_providers._stable import (CURRENT_TGID, CURRENT_TID, StableProbe, StableProvider,
                                raw_hook, tracepoint_hook)
-from providers._tracepoint import field_expr
+from dtrace_nb_providers._tracepoint import field_expr
 
 # x86-64 syscall numbers of the calls that create tasks (the child returns 0 from them)
 CLONE_CALLS = (56, 57, 58, 435)  # clone, fork, vfork, clone3

@@ -18,8 +18,8 @@ pointers (sched_switch: preempt, prev, next, prev_state).
 
 from __future__ import annotations
 
-from providers import _task
-from providers._stable import StableProbe, StableProvider, raw_hook
+from dtrace_nb_providers import _task
+from dtrace_nb_providers._stable import StableProbe, StableProvider, raw_hook
 
 _SWITCH = ("bool", "struct task_struct *", "struct task_struct *", "unsigned int")
 PREV, NEXT, PREV_STATE = "ctx->args[1]", "ctx->args[2]", "((u32)ctx->args[3])"

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from dtrace_nb.errors import DError
 from dtrace_nb.probes import ProbeCatalog
 from dtrace_nb.runtime.compile import compile_program
-from dtrace_nb.runtime.session import SessionConfig
+from dtrace_nb.session import SessionConfig
 
 # -- the property ---------------------------------------------------------------------
 

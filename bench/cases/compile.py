@@ -35,7 +35,7 @@ def child() -> dict:
     from dtrace_nb.runtime.environment import import_bcc
     from dtrace_nb.runtime.loader import compile_c, create_maps, load_function
     from dtrace_nb.runtime.compile import compile_program
-    from dtrace_nb.runtime.session import SessionConfig
+    from dtrace_nb.session import SessionConfig
 
     bcc = import_bcc()
     catalog = ProbeCatalog()

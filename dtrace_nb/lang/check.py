@@ -27,7 +27,7 @@ from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
                                   StackType, StringType, TranslatedType, VoidType, native_type,
                                   promote, type_from_words, unary_promote)
-from dtrace_nb.probes import ArgInfo, BindContext, Binding, Probe, ProbeCatalog
+from dtrace_nb.probes import ArgInfo, BindContext, Probe, ProbeCatalog
 
 __all__ = ["check", "CheckedProgram", "CheckedClause", "AggInfo", "Variable",
            "MacroEnv", "flat_statements", "ACTIONS", "AGG_FUNCS", "INT_BUILTINS", "PROBE_STRINGS"]

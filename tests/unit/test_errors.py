@@ -10,7 +10,7 @@ import pytest
 
 from dtrace_nb.errors import DError
 from dtrace_nb.runtime.compile import compile_program
-from dtrace_nb.runtime.session import SessionConfig
+from dtrace_nb.session import SessionConfig
 from tests.unit.located import assert_located
 
 CASES = [

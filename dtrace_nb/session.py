@@ -1,10 +1,11 @@
-"""Session: compile -> start -> poll -> stop -> Result, shared by the magic and the command.
+"""Session: one tracing run, start -> poll -> stop, shared by the magic and the command.
 
 Ordering follows DTrace: the target process (-c) is created first but held, the program is
 compiled with its pid as $target, loaded, BEGIN runs, then every other probe is attached
 and the target released. On stop (exit(), duration, target exit, Ctrl-C or an error) all
 probes are detached first, then END runs, the ring buffer is drained and the aggregations
-are read one last time; the BPF object is always cleaned up.
+are read one last time; the BPF object is always cleaned up. What each record means is
+the consumer's business (consumer.py); the caller builds the Result (result/).
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from dtrace_nb.aggregate.timeline import Timeline
 from dtrace_nb.codegen import BpfProgram
+from dtrace_nb.consumer import Consumer, sort_options
 from dtrace_nb.errors import DError
 from dtrace_nb.lang.check import CheckedProgram
-from dtrace_nb.display.timeline import Timeline
 from dtrace_nb.probes import ProbeCatalog, TriggerAttach
 from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.runtime.environment import import_bcc, require_tracing
 from dtrace_nb.runtime.signals import SignalNotice, deferred_interrupts
 from dtrace_nb.runtime.target import Target
+from dtrace_nb.text.messages import matched_message, target_exited_message
+
+# B1's runtime/symbols.py takes this over: until then stacks are symbolised by display/stacks
+from dtrace_nb.display.stacks import format_stack, kernel_frame
 
 DROP_KINDS = ("aggregation", "ring buffer", "dynamic variable", "speculation")
 
@@ -42,48 +49,45 @@ class SessionConfig:
     record_frames: bool = False
 
 
+@dataclass
+class RunOutcome:
+    """How run() ended, besides what the session holds (Result.from_session takes both)."""
+
+    interrupted: bool = False
+    error: Optional[DError] = None
+
+
 class Session:
     """One tracing run. Use `run()`, or `start()` / `poll()` / `stop()` to drive it."""
 
     def __init__(self, cfg: SessionConfig, on_output: Optional[Callable[[str], None]] = None,
                  catalog: Optional[ProbeCatalog] = None,
                  on_message: Optional[Callable[[str], None]] = None):
-        self.cfg = cfg
-        self.on_output = on_output
-        self.on_message = on_message
-        self.catalog = catalog
+        self.cfg, self.catalog = cfg, catalog
+        self.on_output, self.on_message = on_output, on_message
         self.output: list[str] = []
         self.messages: list[str] = []
         self.checked: Optional[CheckedProgram] = None
         self.program: Optional[BpfProgram] = None
         self.target: Optional[Target] = None
-        self.exit_status: Optional[int] = None
+        self.consumer: Optional[Consumer] = None
         self.stop_reason = ""
-        self.started_at = 0.0
-        self.ended_at = 0.0
+        self.started_at = self.ended_at = 0.0
         self._bcc = self._bpf = self._attachments = None
-        self._reader = self._ring = self._printer = None
+        self._reader = self._ring = None
         self._funcs: dict[str, object] = {}
         self._final: Optional[dict] = None
         self._drops: dict[tuple[str, int], int] = {}
-        self._drops_reported: dict[tuple[str, int], int] = {}
         self._next_status = 0.0
         # aggregations over time: the live view samples at each refresh, stop() last
         self.timeline = Timeline()
         self._symbols_warm = False
         self.compiled_from_cache = False
         self.running = False
-        self.record_count = 0
-        self.errors = 0
-        self._speculations: dict[int, list] = {}
-        self.record_columns: dict[int, list] = {}  # epid -> decoded row arrays (frames)
-        self._columnar_epids: dict[int, bool] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        from dtrace_nb.runtime.environment import import_bcc, require_tracing
-
         require_tracing()
         self._bcc = import_bcc()
         try:
@@ -96,7 +100,8 @@ class Session:
             self.checked, self.program = compile_program(
                 self.cfg, self.catalog, self.target.pid if self.target else None,
                 self.target.exe if self.target else "")
-            self._describe_match()
+            for c in self.checked.clauses:
+                self._message(matched_message([p.text for p in c.clause.probes], len(c.probes)))
             self._load()
             self.started_at = time.monotonic()
             self.running = True
@@ -114,16 +119,7 @@ class Session:
                     self.target.kill()
             raise
 
-    def _describe_match(self) -> None:
-        assert self.checked is not None
-        for c in self.checked.clauses:
-            descs = ", ".join(p.text for p in c.clause.probes)
-            n = len(c.probes)
-            self._message(f"dtrace: description '{descs} ' matched {n} "
-                          f"probe{'s' * (n != 1)}")
-
     def _load(self) -> None:
-        from dtrace_nb.display.output import OutputFormatter
         from dtrace_nb.runtime.aggregations import AggregationReader
         from dtrace_nb.runtime.attach import Attachments, load_attributes
         from dtrace_nb.runtime.btf import task_offsets
@@ -148,38 +144,18 @@ class Session:
                                                      self.program.c_source, expected, btf_id)
         self._fill_tables()
         self._reader = AggregationReader(self._bcc, self._bpf, self.program.resources.aggs,
-                                         self._sort_options())
-        self._printer = OutputFormatter(self.checked, self.program, self._emit, hooks=self)
+                                         sort_options(self.checked.options))
+        self.consumer = Consumer(self.checked, self.program, self._reader,
+                                 _BccSymbols(self._bcc, self._bpf), self._emit, self._message,
+                                 lambda args: self._fire("ERROR", args, consume=False),
+                                 record_frames=self.cfg.record_frames)
         self._set_state()
         if self.program.has_ring:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)
             with deferred_interrupts():  # the ring buffer's mmaps and epoll fd
-                self._ring = RingConsumer(self._bpf, decoder, self._on_record,
-                                          columnar=self._columnar,
-                                          on_columns=self._on_columns)
-
-    _COLUMNAR_ACTIONS = frozenset(("trace", "printf", "tracemem", "default"))
-
-    def _columnar(self, epid: int) -> bool:
-        """Whether a clause's records stay columns (SessionConfig.record_frames): only
-        clauses whose actions just record data, with no stack to symbolise, and not of the
-        dtrace provider (BEGIN/END/ERROR output stays text)."""
-        if not self.cfg.record_frames:
-            return False
-        got = self._columnar_epids.get(epid)
-        if got is None:
-            layout = self._printer.layouts.get(epid)
-            got = layout is not None and \
-                all(a.kind in self._COLUMNAR_ACTIONS for a in layout.actions) and \
-                not any(getattr(f.dtype, "name", "") in ("stack", "ustack")
-                        for f in layout.fields) and \
-                not any(p.provider == "dtrace" for p in self.checked.clauses[layout.clause].probes)
-            self._columnar_epids[epid] = got
-        return got
-
-    def _on_columns(self, epid: int, rows) -> None:
-        self.record_count += len(rows)
-        self.record_columns.setdefault(epid, []).append(rows)
+                self._ring = RingConsumer(self._bpf, decoder, self.consumer.on_record,
+                                          columnar=self.consumer.columnar,
+                                          on_columns=self.consumer.on_columns)
 
     def _fill_tables(self) -> None:
         """Probe descriptions and selector maps, which the generated code reads."""
@@ -243,7 +219,17 @@ class Session:
 
     @property
     def records(self) -> int:
-        return self.record_count
+        return self.consumer.record_count if self.consumer else 0
+
+    record_count = records
+
+    @property
+    def errors(self) -> int:
+        return self.consumer.errors if self.consumer else 0
+
+    @property
+    def exit_status(self) -> Optional[int]:
+        return self.consumer.exit_status if self.consumer else None
 
     def poll(self, timeout_ms: int = 100) -> bool:
         """Consume records for up to timeout_ms; False once the session should stop."""
@@ -261,7 +247,7 @@ class Session:
             return False
         if self.target is not None and self.target.exited():
             self.stop_reason = "target exited"
-            self._message(f"dtrace: pid {self.target.pid} has exited")
+            self._message(target_exited_message(self.target.pid))
             return False
         return True
 
@@ -286,99 +272,6 @@ class Session:
         if self._ring is not None:
             self._ring.drain()
 
-    def _on_record(self, rec) -> None:
-        from dtrace_nb.runtime.records import ErrorRecord
-
-        self.record_count += 1
-        if isinstance(rec, ErrorRecord):
-            self._on_error(rec)
-            return
-        if rec.spec:
-            # speculative data waits for commit() or discard()
-            self._speculations.setdefault(rec.spec, []).append(rec)
-            return
-        self._print_record(rec)
-
-    def _print_record(self, rec) -> None:
-        layout = self._printer.layouts[rec.epid]
-        self._printer.record(rec)
-        if self._printer.exit_status is not None and self.exit_status is None:
-            self.exit_status = self._printer.exit_status
-        for action in layout.actions:
-            if action.kind in ("commit", "discard") and (rec.mask >> action.bit) & 1:
-                held = self._speculations.pop(rec.values[action.fields[0]], [])
-                if action.kind == "commit":
-                    for r in held:
-                        self._print_record(r)
-
-    def _on_error(self, rec) -> None:
-        """A fault: DTrace's message, then the ERROR probe with DTrace's arguments."""
-        from dtrace_nb.display.output import error_message
-
-        self._message(error_message(rec, rec.probe.description))
-        self.errors += 1
-        self._fire("ERROR", (0, rec.epid, rec.action if rec.action else -1, -1, rec.fault,
-                             rec.addr), consume=False)
-
-    # -- actions that act on the session (hooks of the OutputFormatter) -------------------
-
-    def printa_text(self, fmt, names: list[str]) -> str:
-        from dtrace_nb.display.text import format_aggregation
-
-        snaps = [self._reader.snapshot(n) for n in names]
-        if fmt is None:
-            s = snaps[0]
-            return "\n" + format_aggregation(s.func, s.keys, s.values, s.key_kinds, s.params)
-        from dtrace_nb.display.printa import format_printa
-
-        return format_printa(fmt, [(s.func, s.params, s.key_kinds,
-                                    dict(zip(s.keys, s.values))) for s in snaps],
-                             **self._reader.sort_options)
-
-    def agg_clear(self, name: str) -> None:
-        self._reader.clear(name)
-
-    def agg_trunc(self, name: str, keep) -> None:
-        self._reader.trunc(name, keep)
-
-    def agg_normalize(self, name: str, factor: int) -> None:
-        if factor <= 0:
-            self._message(f"dtrace: normalization factor must be positive, not {factor}")
-            return
-        self._reader.normal[name] = factor
-
-    def setopt(self, name: str, value: str = "") -> None:
-        opts = self.checked.options
-        try:
-            opts.set(name, value if value != "" else None)
-        except DError as err:
-            self._message(f"dtrace: couldn't set option \"{name}\": {err.message}")
-            return
-        if name == "quiet":
-            self._printer.quiet = bool(opts["quiet"])
-        if name.startswith("aggsort"):
-            self._reader.sort_options = self._sort_options()
-
-    def system(self, command: str) -> None:
-        import subprocess
-
-        done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True)
-        if done.stdout:
-            self._emit(done.stdout)
-        if done.stderr:
-            self._message(done.stderr.rstrip("\n"))
-
-    def stack_text(self, kind: str, stackid: int, pid: int, args: list) -> str:
-        from dtrace_nb.display.stacks import format_stack
-
-        return format_stack(self._bcc, self._bpf, kind, stackid, pid, args)
-
-    def _sort_options(self) -> dict:
-        opts = self.checked.options
-        return {"aggsortkey": bool(opts["aggsortkey"]), "aggsortrev": bool(opts["aggsortrev"]),
-                "aggsortkeypos": int(opts["aggsortkeypos"]),
-                "aggsortpos": int(opts["aggsortpos"])}
-
     def _message(self, text: str) -> None:
         """Consumer messages (dtrace(1) writes these to stderr)."""
         self.messages.append(text)
@@ -401,17 +294,7 @@ class Session:
     def records_frames(self) -> dict:
         """(clause index, probe text) -> DataFrame of the records kept as columns
         (SessionConfig.record_frames), in arrival order."""
-        from dtrace_nb.runtime.records import RecordDecoder, records_frame
-
-        if not self.record_columns or self.program is None:
-            return {}
-        decoder = RecordDecoder(self.program.resources.records, self.program.probes)
-        out = {}
-        for epid, arrays in sorted(self.record_columns.items()):
-            clause = decoder.by_epid[epid].clause
-            text = ", ".join(p.text for p in self.checked.clauses[clause].clause.probes)
-            out[(clause, text)] = records_frame(decoder, epid, arrays)
-        return out
+        return self.consumer.records_frames() if self.consumer else {}
 
     def drops(self) -> dict[tuple[str, int], int]:
         """(kind, cpu) -> count of data lost so far."""
@@ -429,17 +312,11 @@ class Session:
     def _status(self) -> None:
         """DTrace's status check, every `statusrate`: data lost since the last check is
         reported then, in dtrace(1)'s words, not only at the end."""
-        from dtrace_nb.display.output import drop_messages
-
         rate = int(self.checked.options["statusrate"]) if self.checked else 10**9
         self._next_status = time.monotonic() + max(rate, 10**6) / 1e9
         now = self.drops()
-        fresh = {k: v - self._drops_reported.get(k, 0) for k, v in now.items()
-                 if v > self._drops_reported.get(k, 0)}
-        if fresh:
-            self._drops_reported = dict(now)
-            for msg in drop_messages(fresh):
-                self._message(msg)
+        if self.consumer is not None:
+            self.consumer.report_drops(now)
 
     def stop(self, reason: str = "") -> None:
         """Detach, run END, drain, final snapshot; always leaves nothing loaded."""
@@ -456,7 +333,7 @@ class Session:
                 self._status()
                 self._final = self.snapshot()
                 self.timeline.add(self._final)
-                self._printer.end(self._final, self._drops)
+                self.consumer.end(self._final)
         finally:
             self.running = False
             self.ended_at = time.monotonic()
@@ -486,11 +363,10 @@ class Session:
     # -- the whole run -----------------------------------------------------------------
 
     def run(self, duration: Optional[float] = None, on_tick: Optional[Callable] = None,
-            tick: float = 1.0, should_stop: Optional[Callable[[], bool]] = None):
+            tick: float = 1.0, should_stop: Optional[Callable[[], bool]] = None) -> RunOutcome:
         """Trace until exit(), the target exits, `duration` passes, should_stop() or Ctrl-C.
         Ctrl-C stops tracing and keeps everything aggregated, as in DTrace."""
-        interrupted = False
-        error: Optional[DError] = None
+        outcome = RunOutcome()
         signalled = SignalNotice()
         try:
             signalled.install()
@@ -513,29 +389,35 @@ class Session:
                     next_tick = now + tick
                     on_tick(self)
         except KeyboardInterrupt:
-            interrupted = True
+            outcome.interrupted = True
             self.stop_reason = "interrupted"
         except DError as err:
-            error = err
+            outcome.error = err
         finally:
             try:
                 self.stop()
             except KeyboardInterrupt:
-                interrupted = True
+                outcome.interrupted = True
                 self.stop()
             finally:
                 signalled.uninstall()
-        from dtrace_nb.display.result import Result  # pandas: not on the way to probes live
-
-        result = Result.from_session(self, interrupted=interrupted, error=error)
-        return result
+        return outcome
 
 
-def run(source: str, **kwargs) -> "object":
-    """Convenience: trace `source` and return a Result (see SessionConfig for options)."""
-    duration = kwargs.pop("duration", None)
-    on_output = kwargs.pop("on_output", None)
-    return Session(SessionConfig(source, **kwargs), on_output=on_output).run(duration=duration)
+class _BccSymbols:
+    """Stacks and kernel addresses symbolised through bcc (consumer.Symbols)."""
 
+    def __init__(self, bcc, bpf):
+        self.bcc, self.bpf = bcc, bpf
 
-__all__ = ["Session", "SessionConfig", "compile_program", "run"]
+    def stack_text(self, kind: str, stackid: int, pid: int, args: list) -> str:
+        return format_stack(self.bcc, self.bpf, kind, stackid, pid, args)
+
+    def kernel_symbol(self, addr: int) -> Optional[str]:
+        try:
+            name = kernel_frame(self.bcc, addr)
+        except Exception:  # noqa: BLE001 - bcc could not read kallsyms: print hex
+            return None
+        if name.startswith("0x"):
+            return None
+        return name[:-4] if name.endswith("+0x0") else name  # DTrace omits a zero offset
