@@ -1,4 +1,5 @@
-"""`%%dtrace` and `%dtrace`: IPython magics over Session (nothing here the CLI can't do).
+"""`%%dtrace` and `%dtrace`: IPython magics, a thin shell over the front end and Session
+(the options and program text are frontend.py's, shared with the command).
 
     %%dtrace -c "python3 work.py"
     syscall::read:entry /pid == $target/ { @bytes[probefunc] = quantize(arg2); }
@@ -14,11 +15,20 @@ from typing import Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from dtrace_nb.errors import DError
+from dtrace_nb import frontend
+from dtrace_nb.display.explain import explain
+from dtrace_nb.errors import DEnvironmentError, DError
+from dtrace_nb.lang.options import parse_rate_ns
+from dtrace_nb.result.recording import cell_key, load_explanation, save_explanation
+from dtrace_nb.runtime.environment import require_tracing
+from dtrace_nb.session import RunOutcome, Session
+
+# Imported where they are used, not here: the live view (its plots), the listing and the
+# Result build on pandas, which `%load_ext dtrace_nb` should not have to import.
 
 
 def DTraceError(text: str) -> UsageError:
@@ -27,12 +37,29 @@ def DTraceError(text: str) -> UsageError:
     return UsageError(text)
 
 
-def _options(pairs: list[str]) -> dict[str, Optional[str]]:
-    out: dict[str, Optional[str]] = {}
-    for pair in pairs or []:
-        name, eq, value = pair.partition("=")
-        out[name] = value if eq else None
-    return out
+def _parser(doc: str) -> MagicArgumentParser:
+    """The front end's options, then the magic's own."""
+    p = frontend.build_parser("dtrace", MagicArgumentParser, description=doc)
+    p.add_argument("-o", dest="var", metavar="VAR", help="also store the Result in VAR")
+    p.add_argument("--explain", action="store_true",
+                   help="show the probes, kernel mechanisms, argument fetching, maps and C "
+                        "(loads nothing; needs no privileges)")
+    p.add_argument("--replay", metavar="FILE",
+                   help="play back a recorded session (Result.save) instead of tracing")
+    p.add_argument("--frames", action="store_true",
+                   help="keep trace()/printf() records as DataFrame columns "
+                        "(r.records_frame()) instead of printing them: for millions of records")
+    p.add_argument("--bg", action="store_true",
+                   help="trace in the background: return a handle at once (.stop(), .result)")
+    frontend.add_macro_args(p)
+    return p
+
+
+def _with_options(magic):
+    """The magic's help (`%dtrace?`): its docstring, then every option."""
+    magic.parser = _parser(magic.__doc__)
+    magic.__doc__ = magic.parser.format_help()
+    return magic
 
 
 @magics_class
@@ -75,31 +102,9 @@ class DTraceMagics(Magics, Configurable):
         for bg in list(self.background):
             bg.stop()
 
-    @magic_arguments()
-    @argument("-c", dest="command", metavar="CMD", help="run CMD as the target ($target)")
-    @argument("-p", dest="pid", type=int, metavar="PID", help="trace PID as the target")
-    @argument("-T", "--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
-    @argument("-q", dest="quiet", action="store_true", help="print only what the program prints")
-    @argument("-x", dest="options", action="append", metavar="OPT[=VAL]",
-              help="set a DTrace option, e.g. -x bufsize=8m")
-    @argument("-o", dest="var", metavar="VAR", help="also store the Result in VAR")
-    @argument("-n", dest="program", metavar="PROGRAM", help="the program (line magic form)")
-    @argument("-s", dest="script", metavar="FILE", help="read the program from FILE")
-    @argument("-l", dest="list", action="store_true", help="list matching probes as a DataFrame")
-    @argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
-    @argument("--explain", action="store_true",
-              help="show the probes, kernel mechanisms, argument fetching, maps and C "
-                   "(loads nothing; needs no privileges)")
-    @argument("--replay", metavar="FILE",
-              help="play back a recorded session (Result.save) instead of tracing")
-    @argument("--frames", action="store_true",
-              help="keep trace()/printf() records as DataFrame columns (r.records_frame()) "
-                   "instead of printing them: for millions of records")
-    @argument("--bg", action="store_true",
-              help="trace in the background: return a handle at once (.stop(), .result)")
-    @argument("args", nargs="*", help="macro arguments $1 .. $9")
     @no_var_expand
     @line_cell_magic
+    @_with_options
     def dtrace(self, line: str = "", cell: Optional[str] = None):
         """Trace with a D program; returns a Result (.aggregations, .output, .drops).
 
@@ -133,11 +138,9 @@ class DTraceMagics(Magics, Configurable):
             raise UsageError(f"%dtrace: {exc}") from None
         try:
             if args.list:
-                from dtrace_nb.display.listing import probe_frame
-
-                patterns = [p for p in [args.program, *(cell or "").split()] if p]
-                return probe_frame(patterns or None, verbose=args.verbose)
-            source = "" if args.replay and not (cell or args.program) else self._source(args, cell)
+                return self._list(args, cell)
+            source = "" if args.replay and not (cell or args.programs) else \
+                frontend.program_text(args, cell)
             if args.explain:
                 return self._explain_cell(args, source, line, cell)
         except DError as err:
@@ -151,8 +154,6 @@ class DTraceMagics(Magics, Configurable):
             result = self._trace(args, source)
             record_dir = os.environ.get("DTRACE_NB_RECORD")
             if record_dir and result.error is None:
-                from dtrace_nb.display.replay import cell_key
-
                 result.save(os.path.join(record_dir, cell_key(line, cell) + ".json"))
         if args.var:
             self.shell.user_ns[args.var] = result
@@ -163,24 +164,17 @@ class DTraceMagics(Magics, Configurable):
             raise KeyboardInterrupt
         return result
 
-    def _source(self, args, cell: Optional[str]) -> str:
-        from dtrace_nb.errors import DUsageError
+    def _list(self, args, cell: Optional[str]):
+        """-l: the matching probes as a DataFrame (-n descriptions and the cell's words)."""
+        from dtrace_nb.display.listing import probe_frame  # pandas: not before probes live
 
-        if args.script:
-            with open(args.script) as f:
-                return f.read()
-        if cell is not None and cell.strip():
-            return cell
-        if args.program:
-            return args.program
-        raise DUsageError("no D program: write it in the cell body or pass -n 'PROGRAM'")
+        with frontend.listing_context(args, [*args.programs, *(cell or "").split()]) \
+                as (patterns, ctx):
+            return probe_frame(patterns or None, verbose=args.verbose, ctx=ctx)
 
     def _replay_file(self, args, line: str, cell: Optional[str]) -> Optional[str]:
         """The recording to play back: --replay FILE, or, where BPF cannot load, this cell's
         recording in $DTRACE_NB_REPLAY (default: ./recordings) if there is one."""
-        from dtrace_nb.display.replay import cell_key
-        from dtrace_nb.errors import DEnvironmentError
-
         if args.replay:
             if not os.path.exists(args.replay):
                 raise DTraceError(f"dtrace-nb: no recording {args.replay}")
@@ -202,7 +196,7 @@ class DTraceMagics(Magics, Configurable):
     def _replay(self, path: str):
         from IPython.display import display
 
-        from dtrace_nb.display.replay import replay
+        from dtrace_nb.result.replay import replay  # pandas: only when there is a recording
 
         def stream(text: str) -> None:
             sys.stdout.write(text)
@@ -214,8 +208,6 @@ class DTraceMagics(Magics, Configurable):
     def _explain_cell(self, args, source: str, line: str, cell: Optional[str]):
         """--explain; recorded like a trace (an explanation needs the kernel's probe lists
         and tracepoint formats, which a Binder container may not have)."""
-        from dtrace_nb.display.replay import cell_key, load_explanation, save_explanation
-
         key = cell_key(line, cell)
         try:
             explanation = self._explain(args, source)
@@ -232,47 +224,53 @@ class DTraceMagics(Magics, Configurable):
         return explanation
 
     def _explain(self, args, source: str):
-        from dtrace_nb.display.explain import explain
-        from dtrace_nb.runtime.session import SessionConfig
+        return explain(frontend.session_config(args, source),
+                       target_pid=frontend.explain_target(args))
 
-        cfg = SessionConfig(source, macro_args=list(args.args), options=_options(args.options),
-                            quiet=args.quiet)
-        target = args.pid if args.pid is not None else (os.getpid() if args.command else None)
-        return explain(cfg, target_pid=target)
+    def _session(self, args, source: str, on_output) -> Session:
+        return Session(frontend.session_config(args, source, capture_target_output=True,
+                                               record_frames=args.frames),
+                       on_output=on_output)
+
+    def _view(self, record: bool = False):
+        from dtrace_nb.display.live import LiveView  # pandas (its plots): when tracing
+
+        return LiveView(self._display(), max_rows=self.max_rows, plot_style=self.plot_style,
+                        plots=self.plots, record=record)
+
+    @staticmethod
+    def _display():
+        from IPython.display import display  # the kernel's display, looked up when tracing
+
+        return display
+
+    @staticmethod
+    def _result(view):
+        """Result.from_session, with what the live view showed."""
+        from dtrace_nb.result.result import Result  # pandas: after the probes went live
+
+        def build(session: Session, outcome: RunOutcome):
+            result = Result.from_session(session, outcome)
+            result.plot_style = view.plot_style
+            result.refreshes = view.refreshes
+            return result
+        return build
 
     def _trace(self, args, source: str):
-        from IPython.display import display
-
-        from dtrace_nb.display.live import LiveView
-        from dtrace_nb.runtime.session import Session, SessionConfig
-
-        cfg = SessionConfig(source, target_command=args.command, target_pid=args.pid,
-                            macro_args=list(args.args), options=_options(args.options),
-                            quiet=args.quiet, capture_target_output=True,
-                            record_frames=args.frames)
-
         def stream(text: str) -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
 
-        session = Session(cfg, on_output=stream)
-        view = LiveView(display, max_rows=self.max_rows, plot_style=self.plot_style,
-                        plots=self.plots, record=bool(os.environ.get("DTRACE_NB_RECORD")))
-        return view.run(session, duration=args.duration, tick=self._tick(cfg))
+        session = self._session(args, source, stream)
+        view = self._view(record=bool(os.environ.get("DTRACE_NB_RECORD")))
+        outcome = view.run(session, duration=args.duration, tick=self._tick(session.cfg))
+        return self._result(view)(session, outcome)
 
     def _background(self, args, source: str):
-        from IPython.display import display
+        from dtrace_nb.display.live import BackgroundTrace  # pandas: when tracing
 
-        from dtrace_nb.display.live import BackgroundTrace, LiveView
-        from dtrace_nb.runtime.session import Session, SessionConfig
-
-        cfg = SessionConfig(source, target_command=args.command, target_pid=args.pid,
-                            macro_args=list(args.args), options=_options(args.options),
-                            quiet=args.quiet, capture_target_output=True,
-                            record_frames=args.frames)
-        view = LiveView(display, max_rows=self.max_rows, plot_style=self.plot_style,
-                        plots=self.plots)
-        session = Session(cfg, on_output=lambda text: view.lines.append(text))
+        view = self._view()
+        session = self._session(args, source, lambda text: view.lines.append(text))
 
         def done(bg) -> None:
             if bg in self.background:
@@ -280,20 +278,18 @@ class DTraceMagics(Magics, Configurable):
             if args.var and bg.result is not None:
                 self.shell.user_ns[args.var] = bg.result
 
-        bg = BackgroundTrace(session, view, duration=args.duration, tick=self._tick(cfg),
-                             on_done=done)
+        bg = BackgroundTrace(session, view, self._result(view), duration=args.duration,
+                             tick=self._tick(session.cfg), on_done=done)
         self.background.append(bg)
         if args.var:
             self.shell.user_ns[args.var + "_bg"] = bg
         try:
-            display(bg.widget())
+            self._display()(bg.widget())
         except ImportError:
             pass  # the live area and bg.stop() work without ipywidgets
         return bg.start()
 
     def _tick(self, cfg) -> float:
-        from dtrace_nb.lang.options import parse_rate_ns
-
         rate = cfg.options.get("aggrate")
         if rate:
             return max(0.05, parse_rate_ns(rate) / 1e9)
@@ -302,9 +298,6 @@ class DTraceMagics(Magics, Configurable):
 
 def _tracing_problem():
     """Why this kernel/process cannot trace (a DEnvironmentError), or None."""
-    from dtrace_nb.errors import DEnvironmentError
-    from dtrace_nb.runtime.environment import require_tracing
-
     if os.environ.get("DTRACE_NB_NO_BPF"):
         return DEnvironmentError("BPF is switched off (DTRACE_NB_NO_BPF is set)")
     try:

@@ -15,7 +15,7 @@ from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import (ArgInfo, Attach, BindContext, Binding, Probe, ProbePattern,
                               ProbeSite, RawTracepointAttach, TracepointAttach, glob_match)
-from providers._tracepoint import TracepointArgs, record
+from dtrace_nb_providers._tracepoint import TracepointArgs, record
 
 
 @dataclass(frozen=True)

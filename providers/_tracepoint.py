@@ -15,7 +15,7 @@ from functools import lru_cache
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import ArgInfo
 from dtrace_nb.errors import DEnvironmentError
-from providers._tracefs import FormatField, event_format
+from dtrace_nb_providers._tracefs import FormatField, event_format
 
 _INT = {1: "8", 2: "16", 4: "32", 8: "64"}
 # char arrays (and __data_loc char[]) are strings in D; other arrays are addresses.

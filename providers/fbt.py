@@ -31,7 +31,7 @@ from dtrace_nb.probes import (ArgInfo, BindContext, Binding, FentryAttach, Kprob
                               ProbePattern, ProbeSite, glob_match, is_glob)
 from dtrace_nb.runtime import btf
 from dtrace_nb.runtime.kernel import features
-from providers._regs import ARG_REGS, pt_regs_args
+from dtrace_nb_providers._regs import ARG_REGS, pt_regs_args
 
 _RETURN_ARGS = (ArgInfo("uint64_t", "uint64_t", "offset"), ArgInfo("uint64_t", "int64_t", "rval"))
 

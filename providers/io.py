@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import ArgInfo
-from providers._stable import StableProbe, StableProvider, tracepoint_hook
-from providers._tracefs import event_format
-from providers._tracepoint import record
+from dtrace_nb_providers._stable import StableProbe, StableProvider, tracepoint_hook
+from dtrace_nb_providers._tracefs import event_format
+from dtrace_nb_providers._tracepoint import record
 
 B_READ, B_WRITE = 0x40, 0x100
 SECTOR = 512

@@ -29,9 +29,9 @@ from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
                               UprobeAttach, glob_match, is_glob)
-from providers import _elf
-from providers._elf import target_objects
-from providers._regs import ARG_REGS, pt_regs_args
+from dtrace_nb_providers import _elf
+from dtrace_nb_providers._elf import target_objects
+from dtrace_nb_providers._regs import ARG_REGS, pt_regs_args
 
 MAX_PROBES = 1000  # each is its own BPF function and uprobe
 _FIELD = re.compile(r"^pid(\d*)$")

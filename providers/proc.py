@@ -26,8 +26,8 @@ from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import ArgInfo
 from dtrace_nb.runtime import btf
 from providers import _task
-from providers._stable import StableProbe, StableProvider, raw_hook, tracepoint_hook
-from providers._tracepoint import field_expr
+from dtrace_nb_providers._stable import StableProbe, StableProvider, raw_hook, tracepoint_hook
+from dtrace_nb_providers._tracepoint import field_expr
 
 # x86-64 syscall numbers of the calls that create tasks (the child returns 0 from them)
 CLONE_CALLS = (56, 57, 58, 435)  # clone, fork, vfork, clone3

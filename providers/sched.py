@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dtrace_nb.codegen import provider_api as api
 from providers import _task
-from providers._stable import StableProbe, StableProvider, raw_hook
+from dtrace_nb_providers._stable import StableProbe, StableProvider, raw_hook
 
 _SWITCH = ("bool", "struct task_struct *", "struct task_struct *", "unsigned int")
 PREV, NEXT = api.raw_tracepoint_arg(1), api.raw_tracepoint_arg(2)

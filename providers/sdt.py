@@ -19,8 +19,8 @@ from typing import Iterable
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import (BindContext, Binding, LazyArgs, Probe, ProbePattern, ProbeSite,
                               TracepointAttach, glob_match, is_glob)
-from providers._tracefs import events, tracefs_root
-from providers._tracepoint import record as record_args
+from dtrace_nb_providers._tracefs import events, tracefs_root
+from dtrace_nb_providers._tracepoint import record as record_args
 
 # ftrace's own events (function, print, ...) are formats, not attachable tracepoints.
 NOT_TRACEPOINTS = ("ftrace",)

@@ -22,7 +22,7 @@ from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
                               RawTracepointAttach, Selector, glob_match, is_glob)
-from providers._tracefs import event_format, events
+from dtrace_nb_providers._tracefs import event_format, events
 
 UNISTD_HEADERS = ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
                   "/usr/include/asm/unistd_64.h")

@@ -29,8 +29,8 @@ from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
                               UprobeAttach, glob_match)
-from providers import _elf
-from providers._elf import target_objects
+from dtrace_nb_providers import _elf
+from dtrace_nb_providers._elf import target_objects
 
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*?)(\d*)$")
 # x86-64 register names in SDT operands -> struct pt_regs members

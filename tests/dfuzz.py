@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from dtrace_nb.errors import DError
 from dtrace_nb.probes import ProbeCatalog
-from dtrace_nb.runtime.session import SessionConfig, compile_program
+from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.session import SessionConfig
 from tests.fakeprobes import fake_catalog
 
 # -- the property ---------------------------------------------------------------------

@@ -17,20 +17,21 @@ from typing import Iterable, Optional
 from dtrace_nb.codegen import BpfProgram, generate
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DEnvironmentError
-from dtrace_nb.lang.check import CheckedProgram, MacroEnv, bind_probes, check
+from dtrace_nb.lang.check import CheckedProgram, MacroEnv, check
+from dtrace_nb.runtime.compile import bind_probes
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.parser import parse
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe,
                               ProbeCatalog, ProbePattern, ProbeSite, glob_match)
-from providers._stable import StableProbe, StableProvider, raw_hook, tracepoint_hook
-from providers._task import task_translators
-from providers._tracefs import FormatField
-from providers._tracepoint import TracepointArgs, tracepoint_args
-from providers.dtrace import DTraceProvider
-from providers.fbt import FbtProvider
-from providers.profile import ProfileProvider
-from providers.sdt import SdtProvider
-from providers.syscall import SyscallProvider
+from dtrace_nb_providers._stable import StableProbe, StableProvider, raw_hook, tracepoint_hook
+from dtrace_nb_providers._task import task_translators
+from dtrace_nb_providers._tracefs import FormatField
+from dtrace_nb_providers._tracepoint import TracepointArgs, tracepoint_args
+from dtrace_nb_providers.dtrace import DTraceProvider
+from dtrace_nb_providers.fbt import FbtProvider
+from dtrace_nb_providers.profile import ProfileProvider
+from dtrace_nb_providers.sdt import SdtProvider
+from dtrace_nb_providers.syscall import SyscallProvider
 
 # -- syscall: a few numbers and prototypes -----------------------------------------------
 

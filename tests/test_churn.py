@@ -22,7 +22,8 @@ import pytest
 from dtrace_nb.errors import DError, DLoadError
 from dtrace_nb.probes import Binding, ProbeCatalog, ProbeSite, RawTracepointAttach, \
     glob_match, load_providers
-from dtrace_nb.runtime.session import Session, SessionConfig
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.result.result import run_session
 from tests.leakcheck import bpf_state, settled_diff
 
 pytestmark = pytest.mark.kernel
@@ -95,7 +96,7 @@ def one_session(kind: str, rnd: random.Random, catalog) -> str:
     session = Session(SessionConfig(program, quiet=True, **cfg), catalog=catalog,
                       on_output=_raise_on_output if how == "raise" else None)
     if how in ("run", "duration"):
-        result = session.run(duration=0.2 if how == "duration" else 5)
+        result = run_session(session, duration=0.2 if how == "duration" else 5)
         if kind in ("syntax", "probe", "verifier"):
             assert isinstance(result.error, DError), kind
             if kind == "verifier":
@@ -105,7 +106,7 @@ def one_session(kind: str, rnd: random.Random, catalog) -> str:
         return "ok"
     if how == "raise":
         with pytest.raises(Boom):
-            session.run(duration=2)
+            run_session(session, duration=2)
         return "raised"
     if how == "interrupt":
         sent = threading.Event()
@@ -113,7 +114,7 @@ def one_session(kind: str, rnd: random.Random, catalog) -> str:
         outcome = "interrupted"
         try:
             try:
-                result = session.run(duration=2)
+                result = run_session(session, duration=2)
                 outcome = "interrupted" if result.interrupted else "finished"
             finally:
                 thread.join()  # the signal lands in this session, never in the next
@@ -127,7 +128,7 @@ def one_session(kind: str, rnd: random.Random, catalog) -> str:
         return outcome
     if how == "stop-early":
         countdown = iter(range(rnd.randint(0, 3), -10**9, -1))
-        result = session.run(duration=5, should_stop=lambda: next(countdown) <= 0)
+        result = run_session(session, duration=5, should_stop=lambda: next(countdown) <= 0)
         return "stopped" if result.error is None else "error"
     # manual: start, poll a little, stop without run()
     session.start()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from dtrace_nb.errors import DError
-from dtrace_nb.runtime.session import Session, SessionConfig
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.result.result import run_session
 from tests.leakcheck import bpf_state, settled_diff
 
 pytestmark = pytest.mark.kernel
@@ -33,8 +34,8 @@ def test_exception_in_callback_still_cleans_up():
         raise RuntimeError("display failed")
 
     with pytest.raises(RuntimeError):
-        Session(SessionConfig(PROGRAM, quiet=True)).run(duration=5, tick=0.1,
-                                                          on_tick=broken_display)
+        run_session(Session(SessionConfig(PROGRAM, quiet=True)), duration=5, tick=0.1,
+                    on_tick=broken_display)
     assert settled_diff(before) == []
 
 

@@ -18,7 +18,8 @@ from dtrace_nb.errors import DLoadError
 from dtrace_nb.runtime import compiler
 from dtrace_nb.runtime.environment import import_bcc
 from dtrace_nb.runtime.loader import compile_c, create_maps
-from dtrace_nb.runtime.session import Session, SessionConfig
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.result.result import run_session
 from tests.leakcheck import bpf_state, settled_diff
 
 pytestmark = pytest.mark.kernel
@@ -95,7 +96,7 @@ def test_llvm_fatal_error_is_a_located_d_error_and_this_process_lives(no_cache):
     assert "own process (the compiler exited with status 1)" in err.hint
     assert _children() == before  # the compiler process was reaped
     # and this process can go on compiling and tracing
-    result = Session(SessionConfig("BEGIN { exit(0); }", quiet=True)).run(duration=10)
+    result = run_session(Session(SessionConfig("BEGIN { exit(0); }", quiet=True)), duration=10)
     assert result.error is None and result.exit_status == 0
 
 
@@ -199,7 +200,7 @@ def test_rerun_of_a_target_script_hits_the_cache_and_counts_exactly(private_cach
     for _ in range(2):
         session = Session(SessionConfig(src, quiet=True,
                                         target_command=f"{workloads['sysload']} mixed {n}"))
-        result = session.run(duration=20)
+        result = run_session(session, duration=20)
         assert result.error is None, result.error
         runs.append((session.compiled_from_cache, result.aggregations["@"]["count"].tolist(),
                      result.target_pid))

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from dtrace_nb.display.output import drop_messages
-from dtrace_nb.runtime.session import Session, SessionConfig
+from dtrace_nb.text.messages import drop_messages
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.result.result import run_session
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,7 @@ def test_aggregation_drops_on_the_result(workloads):
         "syscall::read:entry /pid == $target && arg2 <= 128/ { @[arg2] = count(); }",
         target_command=f"taskset -c 0 {workloads['sysload']} read 160",
         options={"aggkeys": "4"}, quiet=True))
-    r = session.run()
+    r = run_session(session)
     assert r.drops == {("aggregation", 0): 80}
     assert loss_totals(m for m in r.messages if "drop" in m) == {"aggregation drop on CPU 0": 80}
 
@@ -132,7 +133,7 @@ def test_drops_are_reported_while_tracing_not_only_at_the_end():
         'END { printf("%d", n); }',
         options={"aggkeys": "4", "statusrate": "300ms"}, quiet=True),
         on_message=lambda m: seen.append((time.monotonic(), m)))
-    r = session.run(duration=2.0)
+    r = run_session(session, duration=2.0)
     assert r.error is None, r.error
     reports = [(t, m) for t, m in seen if "drop" in m]
     during = [t for t, _ in reports if t < session.ended_at - 0.2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dtrace_nb.display.explain import explain
-from dtrace_nb.runtime.session import SessionConfig
+from dtrace_nb.session import SessionConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED = """syscall::read:entry, syscall::write:entry /arg2 > 0/ { @io[probefunc] = quantize(arg2); }

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from dtrace_nb.runtime.session import Session, SessionConfig
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.result.result import run_session
 
 pytestmark = pytest.mark.kernel
 
@@ -20,8 +21,9 @@ N = 800  # a multiple of 8: read sizes cycle through 1..128
 
 
 def trace(source: str, command: str | None = None, duration: float | None = 20, **kw):
-    result = Session(SessionConfig(source, target_command=command, quiet=kw.pop("quiet", True),
-                                   **kw)).run(duration=duration)
+    result = run_session(Session(SessionConfig(source, target_command=command,
+                                               quiet=kw.pop("quiet", True), **kw)),
+                         duration=duration)
     assert result.error is None, result.error.render(source)
     return result
 
@@ -47,7 +49,7 @@ def test_quantize_of_read_sizes(workloads):
 def test_one_raw_tracepoint_serves_every_syscall(workloads):
     """syscall:::entry matches hundreds of probes but attaches once, and still knows which
     probe fired (probefunc) for each event."""
-    from dtrace_nb.runtime.session import compile_program
+    from dtrace_nb.runtime.compile import compile_program
 
     cfg = SessionConfig("syscall:::entry /pid == $target/ { @[probefunc] = count(); }")
     checked, program = compile_program(cfg, target_pid=1)
@@ -124,7 +126,7 @@ def test_tick_fires_at_its_rate():
 def test_profile_samples_every_busy_cpu(workloads):
     """profile-199 fires 199 times a second on each CPU. (On this VM the cpu-clock event
     does not fire on an idle CPU, so both CPUs are kept busy by spinning workloads.)"""
-    from dtrace_nb.display.result import Result
+    from dtrace_nb.result.result import Result
 
     session = Session(SessionConfig("profile-199 { @[cpu] = count(); } tick-1s { exit(0); }",
                                     quiet=True))
@@ -186,7 +188,7 @@ def test_interrupt_keeps_results():
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt_later, daemon=True).start()
-    r = session.run(duration=None)
+    r = run_session(session, duration=None)
     assert r.interrupted and r.stop_reason == "interrupted"
     # ~15 ticks in 1.5 s; fewer when a loaded machine attaches slowly after `running`
     assert 5 <= r.aggregations["@"]["count"].iloc[0] <= 16

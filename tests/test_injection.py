@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from dtrace_nb.errors import DError, DUsageError
-from dtrace_nb.runtime.session import SessionConfig, compile_program
+from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.session import SessionConfig
 from tests.dfuzz import assert_c_header_safe, catalog
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ import weakref
 
 import pytest
 
-from dtrace_nb.runtime.session import Session, SessionConfig
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.result.result import run_session
 
 pytestmark = pytest.mark.kernel
 
@@ -47,7 +48,7 @@ def test_a_swallowed_keyboardinterrupt_still_stops_the_session():
     started = time.monotonic()
     try:
         session = Session(SessionConfig("profile:::tick-10ms { @t = count(); }", quiet=True))
-        result = session.run(on_tick=on_tick, tick=0.2,
+        result = run_session(session, on_tick=on_tick, tick=0.2,
                              should_stop=lambda: time.monotonic() - started > 20)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -25,8 +25,10 @@ from dtrace_nb.runtime.kernel import bpf, features, tracefs
 from dtrace_nb.runtime.maps import (ArrayMap, HashMap, MapSpec, PerCpuArrayMap, PerCpuHashMap,
                                     create_map)
 from dtrace_nb.runtime.program import LoadedProgram
-from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
-from providers.fbt import FbtProvider
+from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.result.result import run_session
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb_providers.fbt import FbtProvider
 from tests.leakcheck import bpf_state, settled_diff
 
 pytestmark = pytest.mark.kernel
@@ -60,7 +62,7 @@ def test_kprobe_and_kretprobe_count_reads_exactly(workloads):
     session = Session(SessionConfig(src, quiet=True,
                                     target_command=f"{workloads['sysload']} read {READS}"),
                       catalog=kprobe_catalog())
-    result = session.run(duration=60)
+    result = run_session(session, duration=60)
     if result.error is not None:
         raise result.error
     values = {name: int(df.iloc[0, -1]) for name, df in result.aggregations.items()}

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from dtrace_nb.runtime.session import Session, SessionConfig
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.result.result import run_session
 
 pytestmark = pytest.mark.kernel
 
@@ -38,7 +39,7 @@ def run_under_load(workloads, calls: int, tick: float = 0.5, mode: str = "getppi
         rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
     started = time.monotonic()
-    result = session.run(on_tick=on_tick, tick=tick)
+    result = run_session(session, on_tick=on_tick, tick=tick)
     return result, ticks, rss, time.monotonic() - started
 
 

@@ -137,7 +137,7 @@ def test_help_shows_examples(ip):
 # -- recordings and replay ----------------------------------------------------------------
 
 def test_record_then_replay_where_bpf_cannot_load(ip, workloads, tmp_path, monkeypatch):
-    from dtrace_nb.display.replay import cell_key
+    from dtrace_nb.result.recording import cell_key
 
     line = f'-q -c "{workloads["sysload"]} read 400" -x aggrate=300ms -o rec'
     cell = "syscall::read:entry /pid == $target && arg2 <= 128/ { @sizes = quantize(arg2); }"

@@ -6,18 +6,18 @@ compile time: the BPF program computes every result at run time. The models are 
 here, from C's rules (integer promotions, usual arithmetic conversions, wrap-around,
 truncating division) and from DTrace's bucket definitions (dtrace.c's
 dtrace_aggregate_quantize / _lquantize; llquantize is checked against the model in
-display/text.py, written separately from the kernel-side C in codegen/aggregate.h).
+aggregate/buckets.py, written separately from the kernel-side C in codegen/aggregate.h).
 """
 
 from __future__ import annotations
-
-import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dtrace_nb.display import text
+from dtrace_nb.aggregate import buckets as agg_buckets
+from dtrace_nb.aggregate import values as agg_values
+from dtrace_nb.text import aggregations as text
 from tests.test_language import run_d
 
 pytestmark = pytest.mark.kernel
@@ -141,7 +141,7 @@ def _aggregate_program(values: list[int], agg: str) -> str:
 @SETTINGS
 @given(VALUES)
 def test_quantize_buckets_match_dtrace(tmp_path, values):
-    buckets = [0] * text.QUANTIZE_NBUCKETS
+    buckets = [0] * agg_buckets.QUANTIZE_NBUCKETS
     for v in values:
         buckets[quantize_model(v)] += 1
     done = run_d(tmp_path, _aggregate_program(values, "quantize(V)"))
@@ -169,9 +169,9 @@ LLQ_PARAMS = st.sampled_from([(10, 0, 6, 20), (2, 0, 4, 4), (10, 1, 3, 10), (4, 
 @SETTINGS
 @given(VALUES, LLQ_PARAMS)
 def test_llquantize_buckets_match_the_model(tmp_path, values, params):
-    buckets = [0] * text.llquantize_nbuckets(*params)
+    buckets = [0] * agg_buckets.llquantize_nbuckets(*params)
     for v in values:
-        buckets[text.llquantize_bucket(v, *params)] += 1
+        buckets[agg_buckets.llquantize_bucket(v, *params)] += 1
     args = ", ".join(map(str, params))
     done = run_d(tmp_path, _aggregate_program(values, f"llquantize(V, {args})"))
     assert done.returncode == 0, done.stderr
@@ -193,4 +193,4 @@ def test_scalar_aggregations_match_c(tmp_path, values):
     assert got[4] == c_div(s64, n)
     # stddev: DTrace's integer formula on the (64-bit) sum and 128-bit sum of squares
     sq = sum(v * v for v in values) % (1 << 128)
-    assert got[5] == text.stddev_value(n, s64, sq)
+    assert got[5] == agg_values.stddev_value(n, s64, sq)

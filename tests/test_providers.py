@@ -73,9 +73,9 @@ def test_every_generated_tracepoint_struct_compiles():
     """Format types the installed headers do not know (key_serial_t, newer enums) must
     never reach the compiler: every tracepoint's record struct compiles in one program."""
     from dtrace_nb.runtime.environment import import_bcc
-    from providers._tracefs import events
-    from providers._tracepoint import record
-    from providers.sdt import groups
+    from dtrace_nb_providers._tracefs import events
+    from dtrace_nb_providers._tracepoint import record
+    from dtrace_nb_providers.sdt import groups
 
     decls = []
     for g in groups():
@@ -91,8 +91,8 @@ def test_every_generated_tracepoint_struct_compiles():
 
 
 def test_unknown_and_misaligned_format_fields_map_to_sized_integers():
-    from providers._tracefs import FormatField
-    from providers._tracepoint import tracepoint_args
+    from dtrace_nb_providers._tracefs import FormatField
+    from dtrace_nb_providers._tracepoint import tracepoint_args
 
     fields = (FormatField("key_serial_t", "key", 8, 4, True),
               FormatField("char", "comm", 12, 16, False, 16),
@@ -318,8 +318,10 @@ def test_fbt_generated_code_compiles_and_loads():
     from dtrace_nb.errors import DEnvironmentError
     from dtrace_nb.probes import ProbeCatalog, load_providers
     from dtrace_nb.runtime.kernel import features
-    from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
-    from providers.fbt import FbtProvider
+    from dtrace_nb.runtime.compile import compile_program
+    from dtrace_nb.session import Session, SessionConfig
+    from dtrace_nb.result.result import run_session
+    from dtrace_nb_providers.fbt import FbtProvider
 
     provs = [p for p in load_providers() if p.name != "fbt"] + [FbtProvider("kprobe")]
     src = ("fbt::vfs_read:entry { @[execname] = sum(arg2); }\n"
@@ -328,7 +330,7 @@ def test_fbt_generated_code_compiles_and_loads():
     assert "struct pt_regs *ctx" in program.c_source and "ctx->dx" in program.c_source
     assert "ctx->ax" in program.c_source
     session = Session(SessionConfig(src), catalog=ProbeCatalog(provs))
-    result = session.run(duration=0.2)
+    result = run_session(session, duration=0.2)
     if features.kprobes().available:
         assert result.error is None
         return
@@ -384,9 +386,11 @@ def test_fbt_fentry_code_compiles_and_the_kernel_refusal_is_explained():
     this kernel refuses to load them, which comes back as an error, with nothing left
     loaded."""
     from dtrace_nb.probes import ProbeCatalog, load_providers
-    from dtrace_nb.runtime.session import Session, SessionConfig, compile_program
     from dtrace_nb.runtime.kernel import features
-    from providers.fbt import FbtProvider
+    from dtrace_nb.runtime.compile import compile_program
+    from dtrace_nb.session import Session, SessionConfig
+    from dtrace_nb.result.result import run_session
+    from dtrace_nb_providers.fbt import FbtProvider
 
     provs = [p for p in load_providers() if p.name != "fbt"] + [FbtProvider("fentry")]
     src = ("fbt::vfs_read:entry { @[execname] = sum(arg2); }\n"
@@ -402,7 +406,7 @@ def test_fbt_fentry_code_compiles_and_the_kernel_refusal_is_explained():
     assert sorted((k.expected_attach_type, k.attach_btf_id) for k in kinds) == [
         (BPF_TRACE_FENTRY, vfs_read), (BPF_TRACE_FEXIT, vfs_read)]
     session = Session(SessionConfig(src), catalog=ProbeCatalog(provs))
-    result = session.run(duration=0.2)
+    result = run_session(session, duration=0.2)
     if features.fentry().available:
         assert result.error is None
         return

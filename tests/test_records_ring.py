@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dtrace_nb.runtime.session import Session, SessionConfig
+from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.result.result import run_session
 
 pytestmark = pytest.mark.kernel
 
@@ -19,7 +20,7 @@ TRACE = "syscall::getppid:entry /pid == $target/ { trace(arg0); }"
 def run(source: str, command: str, **kw):
     s = Session(SessionConfig(source, target_command=command, quiet=kw.pop("quiet", True),
                               **kw))
-    result = s.run(duration=120)
+    result = run_session(s, duration=120)
     assert result.error is None, result.error.render(source)
     return result
 
@@ -101,7 +102,7 @@ def test_reader_batches_decode_like_single_records():
     """The bulk decoder reads the same values as the per-record decoder, for uneven
     offsets and several layouts in one batch."""
     from dtrace_nb.runtime.records import RecordDecoder
-    from dtrace_nb.runtime.session import compile_program
+    from dtrace_nb.runtime.compile import compile_program
 
     src = ("BEGIN { trace(1); }\n"
            "BEGIN { printf(\"%s %d\", execname, -5); }")

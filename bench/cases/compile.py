@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -34,7 +33,8 @@ def child() -> dict:
     from dtrace_nb.runtime.btf import task_offsets
     from dtrace_nb.runtime.environment import import_bcc
     from dtrace_nb.runtime.loader import compile_c, create_maps, load_function
-    from dtrace_nb.runtime.session import SessionConfig, compile_program
+    from dtrace_nb.runtime.compile import compile_program
+    from dtrace_nb.session import SessionConfig
 
     bcc = import_bcc()
     catalog = ProbeCatalog()

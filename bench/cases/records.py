@@ -31,7 +31,7 @@ BT_REC = 'tracepoint:raw_syscalls:sys_enter /pid == cpid && args->id == 110/ { p
 def child_dtrace(n: int, columnar: bool = False) -> dict:
     import pandas  # noqa: F401 - as in a notebook
 
-    from dtrace_nb.runtime.session import Session, SessionConfig
+    from dtrace_nb.session import Session, SessionConfig
 
     s = Session(SessionConfig(D_REC, target_command=benchload("keys", n, 1), quiet=True,
                               record_frames=columnar),

@@ -41,7 +41,7 @@ def _capacity(n: int) -> int:
 def child_dtrace(n: int) -> dict:
     import pandas  # noqa: F401 - imported before the baseline RSS, as in a notebook
 
-    from dtrace_nb.runtime.session import Session, SessionConfig
+    from dtrace_nb.session import Session, SessionConfig
 
     s = Session(SessionConfig(D_KEYS, target_command=benchload("keys", n, -1), quiet=True,
                               options={"aggkeys": str(_capacity(n))}),

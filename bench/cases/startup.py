@@ -85,7 +85,7 @@ def run_case(rounds: int, quick: bool) -> dict:
 def child(source: str, cache: str) -> dict:
     """In-process Session start/stop, three times (a notebook re-running a cell)."""
     os.environ["XDG_CACHE_HOME"] = cache
-    from dtrace_nb.runtime.session import Session, SessionConfig
+    from dtrace_nb.session import Session, SessionConfig
 
     start, stop = [], []
     for _ in range(3):

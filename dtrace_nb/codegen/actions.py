@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dtrace_nb.codegen.cwriter import CWriter, if_stmt, stmt_expr
 from dtrace_nb.codegen.expressions import ExprEmitter
-from dtrace_nb.codegen.function import FLT_BADADDR, FunctionState
+from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.layout import AggLayout, pid_slot, record_slot
 from dtrace_nb.errors import DCompileError
+from dtrace_nb.faults import FLT_BADADDR
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
 from dtrace_nb.lang.types import StackType

@@ -11,10 +11,11 @@ short-circuit order and a fault can only come from code that runs.
 from __future__ import annotations
 
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
-from dtrace_nb.codegen.function import FLT_BADADDR, FLT_DIVZERO, FunctionState
+from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.string_exprs import StringExprs, StrVal, dispatch
 from dtrace_nb.codegen.variables import VariableExprs
 from dtrace_nb.errors import DCompileError
+from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType, promote

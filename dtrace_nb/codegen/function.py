@@ -16,12 +16,6 @@ from dtrace_nb.probes import Binding, Probe
 
 SCRATCH_LIMIT = 32 << 10  # per-CPU array values are limited to 32 KiB
 
-# DTrace's fault kinds (DTRACEFLT_*), reported in error records.
-FLT_BADADDR = 1
-FLT_ILLOP = 3
-FLT_DIVZERO = 4
-FLT_NOSCRATCH = 5
-
 
 @dataclass
 class FunctionState:

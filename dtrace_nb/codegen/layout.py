@@ -25,8 +25,9 @@ from dtrace_nb.lang.check import (
     flat_statements,
 )
 from dtrace_nb.lang.types import DType, IntType, StackType, StringType
+from dtrace_nb.aggregate import buckets  # the one model of the buckets (imports nothing)
 
-QUANTIZE_BUCKETS = 127
+QUANTIZE_BUCKETS = buckets.QUANTIZE_NBUCKETS
 # Record header: u32 epid, u32 cpu, u32 probe index, u32 speculation id, u64 mask of the
 # actions that ran (actions under an `if` may not).
 REC_HEADER = 24
@@ -56,10 +57,8 @@ def lquantize_levels(params: tuple[int, ...]) -> int:
 def llquantize_nbuckets(params: tuple[int, ...]) -> int:
     """Buckets of llquantize(factor, low, high, nsteps), underflow and overflow included:
     DTrace's count (the bucket of INT64_MAX plus one), from the one model of its bucket
-    function (display/text.py), which the kernel-side C in aggregate.h mirrors."""
-    from dtrace_nb.display.text import llquantize_nbuckets as nbuckets
-
-    return nbuckets(*params)
+    function (aggregate/buckets.py), which the kernel-side C in aggregate.h mirrors."""
+    return buckets.llquantize_nbuckets(*params)
 
 
 def agg_value_fields(info: AggInfo) -> tuple[tuple[str, str, int], ...]:

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
-from dtrace_nb.codegen.function import FLT_BADADDR, FLT_ILLOP, FunctionState
+from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.layout import VarLayout
 from dtrace_nb.errors import DCompileError
+from dtrace_nb.faults import FLT_BADADDR, FLT_ILLOP
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.types import DType
 

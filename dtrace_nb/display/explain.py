@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from dtrace_nb.lang import ast
+from dtrace_nb.runtime.compile import ProgramRequest, compile_program
 
 _MAP = re.compile(r"^\s*BPF_(?P<kind>[A-Z_]+)\((?P<args>.*)\);", re.M)
 _MAP_KINDS = {"HASH": "hash", "PERCPU_HASH": "per-CPU hash", "ARRAY": "array",
@@ -183,8 +184,6 @@ def explain_program(checked, program) -> Explanation:
     return Explanation(clauses, maps, program.c_source)
 
 
-def explain(cfg, catalog=None, target_pid=None) -> Explanation:
-    from dtrace_nb.runtime.session import compile_program
-
+def explain(cfg: ProgramRequest, catalog=None, target_pid=None) -> Explanation:
     checked, program = compile_program(cfg, catalog, target_pid)
     return explain_program(checked, program)

@@ -15,9 +15,10 @@ import base64
 import html
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from dtrace_nb.display.plots import histogram_png
+from dtrace_nb.session import RunOutcome, Session
 
 OUTPUT_LINES = 20  # printf lines a background view keeps
 
@@ -126,25 +127,26 @@ class LiveView:
             else:
                 print(text, end="")
 
-    def finish(self, session, result, started: float) -> None:
+    def finish(self, session: Session, outcome: RunOutcome, started: float) -> None:
         self._flush_target(session)
-        done = f"done ({result.stop_reason})" if result.stop_reason else "done"
-        if result.error is not None:
+        done = f"done ({session.stop_reason})" if session.stop_reason else "done"
+        if outcome.error is not None:
             done = "failed"
             if self.lines is not None:  # a background session has no cell to raise in
-                self.lines.append(result.error.render(session.cfg.source) + "\n")
+                self.lines.append(outcome.error.render(session.cfg.source) + "\n")
         snap = session._final or {}
         self.show(self.render(session, snap, self._status(session, started, done)))
 
-    def run(self, session, duration=None, tick: float = 1.0, should_stop=None):
+    def run(self, session: Session, duration=None, tick: float = 1.0,
+            should_stop=None) -> RunOutcome:
+        """Run the session with this view refreshing; the caller builds the Result (with
+        this view's plot_style and refreshes)."""
         started = time.monotonic()
         self.show(LiveSnapshot("starting", {}, {}, self.max_rows))
-        result = session.run(duration=duration, tick=tick, should_stop=should_stop,
-                             on_tick=lambda s: self.tick(s, started))
-        result.plot_style = self.plot_style
-        result.refreshes = self.refreshes
-        self.finish(session, result, started)
-        return result
+        outcome = session.run(duration=duration, tick=tick, should_stop=should_stop,
+                              on_tick=lambda s: self.tick(s, started))
+        self.finish(session, outcome, started)
+        return outcome
 
 
 class BackgroundTrace:
@@ -153,9 +155,12 @@ class BackgroundTrace:
     session ended; `.widget()` is a Stop button (an extra: the area itself is plain
     display data, readable without widgets)."""
 
-    def __init__(self, session, view: LiveView, duration=None, tick: float = 1.0,
+    def __init__(self, session: Session, view: LiveView,
+                 make_result: Callable[[Session, RunOutcome], Any], duration=None,
+                 tick: float = 1.0,
                  on_done: Optional[Callable[["BackgroundTrace"], None]] = None):
         self.session = session
+        self.make_result = make_result  # Result.from_session (result/ is above display/)
         self.view = view
         view.lines = []
         self.result = None
@@ -175,8 +180,9 @@ class BackgroundTrace:
 
     def _run(self, duration, tick) -> None:
         try:
-            self.result = self.view.run(self.session, duration=duration, tick=tick,
-                                        should_stop=self._stop.is_set)
+            outcome = self.view.run(self.session, duration=duration, tick=tick,
+                                    should_stop=self._stop.is_set)
+            self.result = self.make_result(self.session, outcome)
         except BaseException as exc:  # noqa: BLE001 - kept for the user, never lost in a thread
             self.error = exc
         finally:

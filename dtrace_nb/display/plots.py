@@ -11,6 +11,8 @@ from typing import Optional
 
 import pandas as pd
 
+from dtrace_nb.runtime.signals import deferred_interrupts
+
 HISTOGRAMS = ("quantize", "lquantize", "llquantize")
 MAX_PANELS = 6  # histograms drawn per figure (one per aggregation key, largest first)
 
@@ -53,8 +55,6 @@ def _matplotlib():
     ("module 'matplotlib' has no attribute 'get_data_path'")."""
     global _MATPLOTLIB
     if _MATPLOTLIB is None:
-        from dtrace_nb.runtime.session import deferred_interrupts
-
         with deferred_interrupts():
             from matplotlib import style
             from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -1,6 +1,6 @@
 """The format strings of D's printf() and printa(), parsed as libdtrace's dt_printf.c
 parses them (dt_printf_create's flag parser): checked at compile time by the checker, and
-applied to the recorded values in user space by the formatter (display/printf.py).
+applied to the recorded values in user space by the formatter (text/printf.py).
 
 Rules kept from dt_printf.c:
 
@@ -13,7 +13,7 @@ Rules kept from dt_printf.c:
 
 Where this parser deliberately differs from dt_printf.c: the length modifiers `hh z j t`
 are accepted and ignored (dt_printf.c knows only h, l, ll, L and w), and `%e %E %f %g %G`
-take an integer argument (see display/printf.py).
+take an integer argument (see text/printf.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ pid, or one address for printf's %a) as DTrace names them, `module`symbol+0xoffs
 
 Symbols are resolved here, in user space, with bcc's symbolizers (kallsyms for the kernel,
 the process's ELF files for user stacks; bcc keeps one cache per process), so symbolising
-costs nothing in probe context. The text layout of a stack is display/stacks.py's.
+costs nothing in probe context. The text layout of a stack is text/stacks.py's.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ import pytest
 
 from dtrace_nb.errors import DError
 from dtrace_nb.lang.check import MAX_NESTING
-from dtrace_nb.runtime.session import SessionConfig, compile_program
+from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.session import SessionConfig
 from tests.dfuzz import catalog, compile_or_located_error
 from tests.unit.located import assert_located
 

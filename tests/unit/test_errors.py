@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from dtrace_nb.errors import DError
-from dtrace_nb.runtime.session import SessionConfig, compile_program
+from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.session import SessionConfig
 from tests.fakeprobes import fake_catalog
 from tests.unit.located import assert_located
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from dtrace_nb.display.text import (format_llquantize, format_value, llquantize_bucket,
-                                    llquantize_bucket_value, llquantize_nbuckets, sort_order)
+from dtrace_nb.aggregate.buckets import (llquantize_bucket, llquantize_bucket_value,
+                                         llquantize_nbuckets)
+from dtrace_nb.aggregate.order import sort_order
+from dtrace_nb.text.aggregations import format_llquantize, format_value
 
 # llquantize(x, 10, 0, 6, 20): magnitude 0 is [1, 10): the divisor is min(20, 10) = 10,
 # width 10/10 = 1, buckets 1..9 (10 - 10/10 = 9 of them, indices 1..9). Magnitudes 1..6:

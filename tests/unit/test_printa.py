@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from dtrace_nb.display.printa import format_printa
-from dtrace_nb.display.text import format_quantize, quantize_bucket
+from dtrace_nb.text.printa import format_printa
+from dtrace_nb.aggregate.buckets import quantize_bucket
+from dtrace_nb.text.aggregations import format_quantize
 from dtrace_nb.errors import DCompileError
 
 S = ["string"]

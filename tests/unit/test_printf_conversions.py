@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dtrace_nb.display.printf import escape_string, format_printf
+from dtrace_nb.text.printf import escape_string, format_printf
 from dtrace_nb.lang.printf_format import parse_format
 from dtrace_nb.errors import DCompileError
 

@@ -6,10 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dtrace_nb.display.printf import format_printf
+from dtrace_nb.text.printf import format_printf
 from dtrace_nb.lang.printf_format import parse_format
-from dtrace_nb.display.text import (format_aggregation, format_all, quantize_bucket,
-                                    quantize_bucket_bounds, quantize_bucket_value, sort_order)
+from dtrace_nb.aggregate.buckets import (quantize_bucket, quantize_bucket_bounds,
+                                         quantize_bucket_value)
+from dtrace_nb.aggregate.order import sort_order
+from dtrace_nb.text.aggregations import format_aggregation, format_all
 from dtrace_nb.errors import DCompileError
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dtrace_nb.display.timeline import Timeline
-from dtrace_nb.runtime.aggregations import AggSnapshot
+from dtrace_nb.aggregate.timeline import Timeline
+from dtrace_nb.aggregate.snapshot import AggSnapshot
 
 
 def test_vector_snapshot_keeps_the_largest_keys():

@@ -1,12 +1,11 @@
-"""The vectorised aggregation order (numpy) is DTrace's order as display.text defines it."""
+"""The vectorised aggregation order (numpy) is DTrace's order as aggregate.order defines it."""
 
 import random
 
 import numpy as np
 import pytest
 
-from dtrace_nb.display.text import sort_order
-from dtrace_nb.runtime.aggregations import vector_order
+from dtrace_nb.aggregate.order import sort_order, vector_order
 
 OPTIONS = [{}, {"aggsortkey": True}, {"aggsortrev": True},
            {"aggsortkey": True, "aggsortrev": True}, {"aggsortkeypos": 1},

@@ -29,7 +29,7 @@ from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, INT_BUILTINS, PROBE_STRI
 from dtrace_nb.lang.check.actions import check_destructive
 from dtrace_nb.lang.check.declarations import apply_pragmas, declare_variables
 from dtrace_nb.lang.check.macros import MacroEnv
-from dtrace_nb.lang.check.probes import bind_probes, resolve_probes
+from dtrace_nb.lang.check.probes import resolve_probes
 from dtrace_nb.lang.check.results import (AggInfo, Annotations, ArgRef, CheckedClause,
                                           CheckedProgram, Variable, clause_calls,
                                           flat_statements)
@@ -39,7 +39,7 @@ from dtrace_nb.lang.check.statements import check_statements, learn_variable_typ
 from dtrace_nb.lang.options import Options
 from dtrace_nb.probes import BindContext, ProbeCatalog
 
-__all__ = ["check", "bind_probes", "CheckedProgram", "CheckedClause", "AggInfo", "Variable",
+__all__ = ["check", "CheckedProgram", "CheckedClause", "AggInfo", "Variable",
            "Annotations", "ArgRef", "MacroEnv", "flat_statements", "clause_calls",
            "const_value", "MAX_NESTING", "PASSES", "ACTIONS", "AGG_FUNCS", "INT_BUILTINS",
            "PROBE_STRINGS"]

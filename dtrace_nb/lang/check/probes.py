@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dtrace_nb.errors import DCompileError, DError, DProbeError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.check.results import CheckedClause, CheckedProgram
+from dtrace_nb.lang.check.results import CheckedClause
 from dtrace_nb.lang.check.state import CheckState
-from dtrace_nb.probes import BindContext, Binding, Probe, ProbeCatalog
+from dtrace_nb.probes import Probe
 
 
 def resolve_probes(st: CheckState) -> None:
@@ -37,23 +37,3 @@ def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
         raise DProbeError(f"probe description {text} does not match any probes",
                           spec.span, hint="list what exists with dtrace-nb -l -n 'PATTERN'")
     return probes
-
-
-def bind_probes(catalog: ProbeCatalog, checked: CheckedProgram,
-                bind_ctx: BindContext) -> list[Binding]:
-    """The providers' Bindings for the program's probes. A provider that refuses (say fbt on
-    a kernel without kprobes) raises without knowing the source; the refusal is located
-    here at the first probe description whose probes it cannot bind."""
-    try:
-        return catalog.bind(checked.probes, bind_ctx)
-    except DError as err:
-        if err.span is not None:
-            raise
-        for c in checked.clauses:
-            for spec, probes in zip(c.clause.probes, c.spec_probes):
-                try:
-                    catalog.bind(probes, bind_ctx)
-                except DError:
-                    raise type(err)(err.message, spec.span, err.hint, err.detail) from None
-        raise type(err)(err.message, checked.program.span or None, err.hint,
-                        err.detail) from None

@@ -1,9 +1,10 @@
 """Aggregations over time: one sample per refresh, for `result.timeline('name')`.
 
-Each sample keeps one number per key (the value for count/sum/min/max, the average for
-avg/stddev, the number of events for histograms). History is bounded (MAX_SAMPLES, and
-the MAX_KEYS keys with the largest values in a sample) so a long trace cannot grow without
-limit; what was cut is counted and said.
+Each sample keeps one number per key (values.sample_value: the value for count/sum/min/max,
+the average for avg, the standard deviation for stddev, the number of events for
+histograms). History is bounded (MAX_SAMPLES, and the MAX_KEYS keys with the largest
+values in a sample) so a long trace cannot grow without limit; what was cut is counted and
+said.
 """
 
 from __future__ import annotations
@@ -12,24 +13,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Optional
 
+from dtrace_nb.aggregate.values import sample_value
+
 if TYPE_CHECKING:  # pandas is imported when a timeline is read: the CLI never needs it
     import pandas as pd
 
 MAX_SAMPLES = 3600
 MAX_KEYS = 100
-
-
-def _number(func: str, value) -> float:
-    if func in ("quantize", "lquantize", "llquantize"):
-        return float(sum(value))
-    if func == "avg":
-        n, total = value
-        return total / n if n else 0.0
-    if func == "stddev":
-        from dtrace_nb.display.text import stddev_value
-
-        return float(stddev_value(*value))
-    return float(value)
 
 
 def _key_label(key: tuple) -> str:
@@ -57,7 +47,7 @@ class Timeline:
                     self.dropped_keys += len(snap) - len(keys)
                     row = {_key_label(k): float(v) for k, v in zip(keys, values)}
                 else:
-                    row = {_key_label(k): _number(snap.func, v)
+                    row = {_key_label(k): sample_value(snap.func, v)
                            for k, v in zip(snap.keys, snap.values)}
                     if len(row) > self.max_keys:  # keep the largest
                         self.dropped_keys += len(row) - self.max_keys
@@ -84,7 +74,7 @@ class Timeline:
         if not samples:
             known = ", ".join("@" + n for n in self._samples) or "none"
             raise KeyError(f"no timeline for @{key} (aggregations with samples: {known})")
-        import pandas as pd
+        import pandas as pd  # here, not at the top: the CLI never reads a timeline
 
         index = pd.to_datetime([t for t, _ in samples], unit="s")
         df = pd.DataFrame([row for _, row in samples], index=index).fillna(0.0)

@@ -37,42 +37,15 @@ Differences from libdtrace, on purpose:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Optional, Sequence
 
-from dtrace_nb.display import text
-from dtrace_nb.display.printf import Conversion, format_printf, parse_format
+from dtrace_nb.aggregate.buckets import HISTOGRAMS
+from dtrace_nb.aggregate.order import joined_order
+from dtrace_nb.aggregate.values import scalar_value, zero_value
 from dtrace_nb.errors import DCompileError
-
-HISTOGRAMS = ("quantize", "lquantize", "llquantize")
-
-
-def zero_value(func: str, params: tuple = ()):
-    """The value an aggregation has for a key it never saw."""
-    if func == "avg":
-        return (0, 0)
-    if func == "stddev":
-        return (0, 0, 0)
-    if func == "quantize":
-        return [0] * text.QUANTIZE_NBUCKETS
-    if func == "lquantize":
-        base, limit, step = params
-        return [0] * ((limit - base) // step + 2)
-    if func == "llquantize":
-        return [0] * text.llquantize_nbuckets(*params)
-    return 0
-
-
-def scalar_value(func: str, value) -> int:
-    """The number a %@ conversion prints for a non-histogram aggregation."""
-    if func == "avg":
-        n, total = value
-        if n == 0:
-            return 0
-        q = abs(total) // abs(n)
-        return q if (total < 0) == (n < 0) else -q
-    if func == "stddev":
-        return text.stddev_value(*value)
-    return int(value)
+from dtrace_nb.lang.printf_format import Conversion, parse_format
+from dtrace_nb.text.aggregations import format_value
+from dtrace_nb.text.printf import SymbolLookup, format_printf
 
 
 def _key_type(kind: str) -> tuple[int, bool]:
@@ -84,45 +57,12 @@ def _key_type(kind: str) -> tuple[int, bool]:
     return 8, True
 
 
-def joined_order(aggs: Sequence[tuple], keys: list[tuple], values: list[list], *,
-                 aggsortkey: bool = False, aggsortrev: bool = False, aggsortkeypos: int = 0,
-                 aggsortpos: int = 0) -> list[int]:
-    """The order of the joined rows (dt_aggregate.c, dtrace_aggregate_walk_joined): by
-    the value of the aggregation at aggsortpos, then the key, then the other aggregations'
-    values in order; with aggsortkey by the key first. aggsortkeypos puts that key column
-    first; aggsortrev reverses everything. With one aggregation this is text.sort_order."""
-    n = len(aggs)
-    if n == 1:
-        func, params = aggs[0][0], aggs[0][1]
-        return text.sort_order(func, keys, values[0], aggsortkey=aggsortkey,
-                               aggsortrev=aggsortrev, aggsortkeypos=aggsortkeypos,
-                               params=params)
-    pos = aggsortpos if 0 <= aggsortpos < n else 0
-
-    def key_of(i):
-        k = keys[i]
-        if 0 < aggsortkeypos < len(k):
-            k = (k[aggsortkeypos],) + k[:aggsortkeypos] + k[aggsortkeypos + 1:]
-        return k
-
-    def val(j, i):
-        return text.sort_value(aggs[j][0], values[j][i], aggs[j][1])
-
-    def sort_key(i):
-        others = tuple(val(j, i) for j in range(n) if j != pos)
-        if aggsortkey:
-            return (key_of(i), val(pos, i)) + others
-        return (val(pos, i), key_of(i)) + others
-
-    order = sorted(range(len(keys)), key=sort_key)
-    return order[::-1] if aggsortrev else order
-
-
 def format_printa(fmt: str, aggs: Sequence[tuple[str, tuple, Sequence[str], dict]], *,
                   aggsortkey: bool = False, aggsortrev: bool = False, aggsortkeypos: int = 0,
-                  aggsortpos: int = 0) -> str:
+                  aggsortpos: int = 0, ksym: Optional[SymbolLookup] = None) -> str:
     """printa(fmt, @a, @b, ...): `aggs` is one (func, params, key_kinds, {key: value})
-    per aggregation, in the order given to printa(); returns the text DTrace prints."""
+    per aggregation, in the order given to printa(); returns the text DTrace prints.
+    `ksym` symbolises %a keys (None: hex)."""
     if not aggs:
         raise DCompileError("printa() needs at least one aggregation")
     nkeys = {len(a[2]) for a in aggs}
@@ -140,7 +80,7 @@ def format_printa(fmt: str, aggs: Sequence[tuple[str, tuple, Sequence[str], dict
     values = [[a[3].get(k, zero_value(a[0], a[1])) for k in keys] for a in aggs]
     order = joined_order(aggs, keys, values, aggsortkey=aggsortkey, aggsortrev=aggsortrev,
                          aggsortkeypos=aggsortkeypos, aggsortpos=aggsortpos)
-    return "".join(_row(pieces, keys[i], kinds, aggs, [v[i] for v in values])
+    return "".join(_row(pieces, keys[i], kinds, aggs, [v[i] for v in values], ksym)
                    for i in order)
 
 
@@ -168,7 +108,7 @@ def _check(fmt: str, pieces: Sequence, kinds: list[str]) -> None:
 
 
 def _row(pieces: Sequence, key: tuple, kinds: list[str], aggs: Sequence[tuple],
-         values: list) -> str:
+         values: list, ksym: Optional[SymbolLookup]) -> str:
     out: list[str] = []
     ki = 0
     curagg = 0
@@ -186,17 +126,17 @@ def _row(pieces: Sequence, key: tuple, kinds: list[str], aggs: Sequence[tuple],
             args.append(key[ki])
             types.append(_key_type(kinds[ki]))
             ki += 1
-            out.append(format_printf((p,), args, types))
+            out.append(format_printf((p,), args, types, ksym=ksym))
             continue
         func, params = aggs[curagg][0], aggs[curagg][1]
         value = values[curagg]
         if curagg < len(aggs) - 1:
             curagg += 1
         if func in HISTOGRAMS:
-            out.append(text.format_value(func, value, params))
+            out.append(format_value(func, value, params))
             continue
         plain = replace(p, flags=p.flags.replace("@", ""))
         args.append(scalar_value(func, value))
         types.append((8, func != "count"))
-        out.append(format_printf((plain,), args, types))
+        out.append(format_printf((plain,), args, types, ksym=ksym))
     return "".join(out)

@@ -1,6 +1,6 @@
 """stack() and ustack() as DTrace prints them: a blank line, then one frame per line,
 indented, innermost first. The frames come already named (`module`symbol+0xoffset`) from
-runtime/symbols.py; this module only lays them out.
+runtime/symbols.py; this module only lays them out (consumer and aggregations call it).
 """
 
 from __future__ import annotations

@@ -9,9 +9,13 @@ from typing import Optional
 
 import pandas as pd
 
-from dtrace_nb.display.output import is_loss_message
-from dtrace_nb.display.timeline import Timeline
+from dtrace_nb.aggregate.timeline import Timeline
+from dtrace_nb.display.flame import flame_figure
+from dtrace_nb.display.plots import histogram_figure, histogram_png
 from dtrace_nb.errors import DError
+from dtrace_nb.result import recording
+from dtrace_nb.session import RunOutcome, Session
+from dtrace_nb.text.messages import is_loss_message
 
 
 class Aggregations(dict):
@@ -53,19 +57,18 @@ class Result:
 
     def save(self, path: str) -> str:
         """Record this session to a JSON file that `%%dtrace --replay FILE` plays back."""
-        from dtrace_nb.display.replay import save
-
-        return save(self, path)
+        return recording.save(self, path)
 
     @classmethod
     def load(cls, path: str) -> "Result":
-        from dtrace_nb.display.replay import load
-
-        return load(path)
+        fields = recording.load(path)
+        fields["aggregations"] = Aggregations(fields["aggregations"])
+        return cls(**fields)
 
     @classmethod
-    def from_session(cls, session, interrupted: bool = False,
-                     error: Optional[DError] = None) -> "Result":
+    def from_session(cls, session: Session, outcome: Optional[RunOutcome] = None) -> "Result":
+        """What a session that has stopped leaves; `outcome`: how its run() ended."""
+        outcome = outcome or RunOutcome()
         snap = session._final or {}
         aggs = Aggregations()
         funcs = {}
@@ -80,8 +83,8 @@ class Result:
             messages=list(session.messages),  # drop reports included, as they came
             exit_status=session.exit_status,
             stop_reason=session.stop_reason,
-            interrupted=interrupted,
-            error=error,
+            interrupted=outcome.interrupted,
+            error=outcome.error,
             duration=(session.ended_at - session.started_at) if session.started_at else 0.0,
             probes_enabled=session.probes_enabled,
             records=session.records,
@@ -134,14 +137,10 @@ class Result:
 
     def figure(self):
         """The histograms (quantize/lquantize/llquantize) as a matplotlib Figure, or None."""
-        from dtrace_nb.display.plots import histogram_figure
-
         return histogram_figure(self._histograms(), self.plot_style)
 
     def flamegraph(self, name: str = "", title: str = ""):
         """A flame graph (icicle) Figure of a stack aggregation (`@[ustack()] = count()`)."""
-        from dtrace_nb.display.flame import flame_figure
-
         df = self.aggregations[name] if name else self.df
         return flame_figure(df, title=title or (name or "stacks"), style=self.plot_style)
 
@@ -160,8 +159,6 @@ class Result:
         return "".join(parts).rstrip("\n") + "\n" if any(parts) else "(no output)\n"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        from dtrace_nb.display.plots import histogram_png
-
         bundle = {"text/plain": self._text(), "text/html": self._html()}
         png = histogram_png(self._histograms(), self.plot_style)
         if png is not None:
@@ -185,3 +182,8 @@ class Result:
             parts.append(df.to_html(index=False, max_rows=50))
         # printf output was already streamed into the cell; the text repr keeps it.
         return "\n".join(parts)
+
+
+def run_session(session: Session, duration: Optional[float] = None, **run_options) -> Result:
+    """Run a session to its end (Session.run's options) and return its Result."""
+    return Result.from_session(session, session.run(duration=duration, **run_options))

@@ -35,11 +35,10 @@ rest of dtrace-nb, see tests/unit/test_text_format.py):
 from __future__ import annotations
 
 import math
+import time
 from typing import Callable, Optional, Sequence, Union
 
-# Conversion is imported from here by display/printa.py
-from dtrace_nb.lang.printf_format import Conversion, Piece, parse_format  # noqa: F401
-from dtrace_nb.runtime.symbols import kernel_symbol
+from dtrace_nb.lang.printf_format import Piece, parse_format
 
 
 # ----------------------------------------------------------------------------- C rules
@@ -124,15 +123,17 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def format_walltime(ns: int) -> str:
     """%Y (pfprint_time): nanoseconds since the epoch as ctime(3C)'s fields rearranged
     as "2026 Nov 24 23:52:01" (year, English month, space-padded day, local time)."""
-    import time
-
     sec = abs(ns) // 1_000_000_000 * (1 if ns >= 0 else -1)  # C division truncates
     t = time.localtime(sec)
     return "%d %s %2d %02d:%02d:%02d" % (t.tm_year, _MONTHS[t.tm_mon - 1], t.tm_mday,
                                          t.tm_hour, t.tm_min, t.tm_sec)
 
 
-def symbol_text(addr: int, lookup: Optional[Callable[[int], Optional[str]]]) -> str:
+# an address -> its symbol text (`vmlinux`do_sys_open+0x10), or None when it has none
+SymbolLookup = Callable[[int], Optional[str]]
+
+
+def symbol_text(addr: int, lookup: Optional[SymbolLookup]) -> str:
     """dtrace_addr2str: the symbol text for an address, else 0x-prefixed hex."""
     name = lookup(addr) if lookup is not None else None
     return name if name else f"0x{addr:x}"
@@ -140,12 +141,9 @@ def symbol_text(addr: int, lookup: Optional[Callable[[int], Optional[str]]]) -> 
 
 # ----------------------------------------------------------------------------- printf
 
-SymbolLookup = Callable[[int], Optional[str]]
-
-
 def format_printf(fmt: Union[str, Sequence[Piece]], args: Sequence,
                   arg_types: Optional[Sequence[tuple[int, bool]]] = None, *,
-                  ksym: Optional[SymbolLookup] = kernel_symbol,
+                  ksym: Optional[SymbolLookup] = None,
                   usym: Optional[SymbolLookup] = None) -> str:
     """Format `args` (ints and strs) as D's printf would; arg_types gives (size, signed)
     of each argument as the program typed it (default: 8-byte signed). `ksym` and `usym`

@@ -1,6 +1,6 @@
-"""Recorded sessions: save a Result (with the refreshes its live view showed) to a JSON file,
-and play it back through the same live display where BPF cannot load (no root, a
-container, Binder).
+"""Recorded sessions: a Result (with the refreshes its live view showed) as a JSON file,
+which replay.py plays back through the same live display where BPF cannot load (no root,
+a container, Binder).
 
 A recording holds the D source, the final aggregations (as DataFrames and their
 functions), the text output and messages, the timeline, and the frames of each live
@@ -17,15 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from io import StringIO
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
+from dtrace_nb.aggregate.timeline import Timeline
+
+if TYPE_CHECKING:  # pandas only when a recording is read: the magic imports this module
+    import pandas as pd
 
 FORMAT = "dtrace-nb recording 1"
 MAX_REFRESHES = 120  # refreshes kept in a recording (evenly thinned beyond that)
-REPLAY_SECONDS = 3.0  # how long playing back the refreshes takes at most
 
 
 def cell_key(line: str, cell: Optional[str]) -> str:
@@ -33,11 +34,13 @@ def cell_key(line: str, cell: Optional[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _frame_to_json(df: pd.DataFrame) -> dict:
+def _frame_to_json(df: "pd.DataFrame") -> dict:
     return json.loads(df.to_json(orient="split", index=False))
 
 
-def _frame_from_json(data: dict) -> pd.DataFrame:
+def _frame_from_json(data: dict) -> "pd.DataFrame":
+    import pandas as pd  # here: the magic imports this module at %load_ext
+
     return pd.read_json(StringIO(json.dumps(data)), orient="split")
 
 
@@ -49,6 +52,7 @@ def thin(refreshes: list, limit: int = MAX_REFRESHES) -> list:
 
 
 def save(result, path: str) -> str:
+    """Write a Result (result.Result) to `path` as a recording."""
     data = {
         "format": FORMAT,
         "source": result.source,
@@ -79,15 +83,14 @@ def save(result, path: str) -> str:
     return path
 
 
-def load(path: str):
-    from dtrace_nb.display.result import Aggregations, Result
-    from dtrace_nb.display.timeline import Timeline
-
+def load(path: str) -> dict:
+    """A recording's contents, as the keyword arguments of result.Result (its
+    aggregations as a plain dict of DataFrames: the Result wraps them)."""
     with open(path) as f:
         data = json.load(f)
     if data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a dtrace-nb recording")
-    aggs = Aggregations()
+    aggs = {}
     funcs = {}
     for name, a in data["aggregations"].items():
         aggs[name] = _frame_from_json(a["frame"])
@@ -95,7 +98,7 @@ def load(path: str):
     refreshes = [(r["t"], r["status"],
                   {n: _frame_from_json(f) for n, f in r["frames"].items()}, r["funcs"])
                  for r in data.get("refreshes", [])]
-    return Result(
+    return dict(
         aggregations=aggs, output=data["output"], messages=data["messages"],
         drops={(a, int(c)): int(n) for a, c, n in data["drops"]},
         exit_status=data["exit_status"], stop_reason=data["stop_reason"],
@@ -104,34 +107,6 @@ def load(path: str):
         c_source=data["c_source"], source=data["source"], funcs=funcs,
         history=Timeline.from_dict(data["timeline"]) if data.get("timeline") else None,
         refreshes=refreshes, replayed_from=path)
-
-
-def replay(path: str, display: Callable, max_rows: int = 20, plot_style: str = "default",
-           plots: bool = True, on_output: Optional[Callable[[str], None]] = None,
-           seconds: float = REPLAY_SECONDS):
-    """Show a recording's refreshes through the live display, then return its Result."""
-    from dtrace_nb.display.live import LiveSnapshot
-    from dtrace_nb.display.plots import histogram_png
-
-    result = load(path)
-    label = os.path.basename(path)
-    handle = display(LiveSnapshot(f"replaying {label}", {}, {}, max_rows), display_id=True)
-    refreshes = result.refreshes
-    pause = min(0.5, seconds / max(1, len(refreshes)))
-    for _t, status, frames, funcs in refreshes:
-        png = histogram_png({n: (funcs.get(n, ""), df) for n, df in frames.items()},
-                            plot_style) if plots else None
-        handle.update(LiveSnapshot(f"{status} (replay of {label})", frames, funcs, max_rows,
-                                   png))
-        time.sleep(pause)
-    if on_output is not None and result.output:
-        on_output(result.output)
-    png = histogram_png(result._histograms(), plot_style) if plots else None
-    handle.update(LiveSnapshot(f"replayed {label}: recorded {result.duration:.1f} s, "
-                               f"{result.records} records", dict(result.aggregations),
-                               dict(result.funcs), max_rows, png))
-    result.plot_style = plot_style
-    return result
 
 
 # ------------------------------------------------------------------ recorded explanations

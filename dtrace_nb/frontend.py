@@ -1,0 +1,141 @@
+"""One front end for the `dtrace-nb` command and the `%%dtrace` magic, so the two cannot
+drift apart: the options both take (dtrace(1)'s -n -s -q -c -p -x -w -l -v, -T, and the
+macro arguments $1..$9), reading the program text, and the `$target` rules. cli.py and
+magics.py add their own few options and are thin shells over this.
+
+Nothing here imports pandas or IPython: the command must start fast and the magic must
+go live before pandas is imported (README's benchmark notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+from dtrace_nb.errors import DUsageError
+from dtrace_nb.probes import BindContext
+from dtrace_nb.runtime.target import Target
+from dtrace_nb.session import SessionConfig
+
+CLI, MAGIC = "dtrace-nb", "%dtrace"
+
+
+def build_parser(prog: str = CLI,
+                 parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+                 **parser_args) -> argparse.ArgumentParser:
+    """The options of dtrace(1) both shells take; each shell adds its own after these."""
+    p = parser_class(prog=prog, **parser_args)
+    p.add_argument("-n", dest="programs", action="append", default=[], metavar="PROGRAM",
+                   help="a D program or probe description (several are joined)")
+    p.add_argument("-s", dest="script", metavar="FILE", help="read the D program from FILE")
+    p.add_argument("-q", dest="quiet", action="store_true",
+                   help="quiet: print only what the program prints (no probe lines)")
+    p.add_argument("-c", dest="command", metavar="CMD",
+                   help="run CMD as the target ($target); tracing ends when it exits")
+    p.add_argument("-p", dest="pid", type=int, metavar="PID",
+                   help="trace process PID as the target ($target)")
+    p.add_argument("-x", dest="options", action="append", default=[], metavar="OPT[=VAL]",
+                   help="set a DTrace option, e.g. -x bufsize=8m -x quiet")
+    p.add_argument("-w", dest="destructive", action="store_true",
+                   help="allow destructive actions (system, raise, stop, copyout)")
+    p.add_argument("-l", dest="list", action="store_true",
+                   help="list probes (matching -n descriptions) instead of tracing")
+    p.add_argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
+    p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
+                   help="stop after SECONDS (dtrace-nb addition)")
+    return p
+
+
+def add_macro_args(p: argparse.ArgumentParser) -> None:
+    """The positional macro arguments, added last (after each shell's own options)."""
+    p.add_argument("args", nargs="*", help="macro arguments $1 .. $9")
+
+
+def options(ns: argparse.Namespace) -> dict[str, Optional[str]]:
+    """-x name[=value] options, and -w as the destructive option."""
+    out: dict[str, Optional[str]] = {}
+    for opt in ns.options or []:
+        name, eq, value = opt.partition("=")
+        out[name] = value if eq else None
+    if ns.destructive:
+        out["destructive"] = None
+    return out
+
+
+# -- program text ----------------------------------------------------------------------
+
+def read_script(path: str) -> str:
+    """A D script file, as dtrace -s reads it: a first line starting with `#!` (the
+    interpreter line of an executable script) is skipped, its newline kept so that line
+    numbers stay right; the text must be UTF-8."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise DUsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DUsageError(f"{path} is not UTF-8 text (byte {exc.start}: "
+                          f"{data[exc.start:exc.start + 1]!r}, line {line} column {col})",
+                          hint="D programs are read as UTF-8") from None
+    if text.startswith("#!"):
+        text = "\n" + text.split("\n", 1)[1] if "\n" in text else ""
+    return text
+
+
+def program_text(ns: argparse.Namespace, cell: Optional[str] = None) -> str:
+    """The program: -s FILE, the -n programs (joined, as dtrace -n takes a probe
+    description alone too: "-n BEGIN" enables it with the default action), or the magic's
+    cell body; exactly one of them."""
+    body = cell if cell is not None and cell.strip() else None
+    given = [what for what, there in (("-s FILE", ns.script), ("-n PROGRAM", ns.programs),
+                                      ("the cell", body)) if there]
+    if len(given) > 1:
+        raise DUsageError(f"use either {given[0]} or {given[1]}, not both")
+    if ns.script:
+        return read_script(ns.script)
+    if ns.programs:
+        return "\n".join(ns.programs)
+    if body is not None:
+        return body
+    where = "write it in the cell body, or use" if cell is not None else "use"
+    raise DUsageError("no program given",
+                      hint=f"{where} -n 'PROGRAM' or -s FILE (or -l to list)")
+
+
+def session_config(ns: argparse.Namespace, source: str, **extra) -> SessionConfig:
+    """What the session is asked to do, from the options both shells take."""
+    return SessionConfig(source, target_command=ns.command, target_pid=ns.pid,
+                         macro_args=list(ns.args), options=options(ns), quiet=ns.quiet,
+                         **extra)
+
+
+# -- $target ---------------------------------------------------------------------------
+
+def explain_target(ns: argparse.Namespace) -> Optional[int]:
+    """$target for an explanation, which loads nothing: -p names the process; -c's does
+    not exist before tracing, so this process's id stands in for it."""
+    if ns.pid is not None:
+        return ns.pid
+    return os.getpid() if ns.command else None
+
+
+@contextmanager
+def listing_context(ns: argparse.Namespace,
+                    patterns: list[str]) -> Iterator[tuple[list[str], BindContext]]:
+    """(patterns with $target replaced, the BindContext) for -l. With -c the command is
+    started (held before its exec) so pid$target/usdt probes of it can be listed, then
+    killed, as dtrace -l -c does."""
+    proc = Target.spawn(ns.command) if ns.command else None
+    try:
+        target = proc.pid if proc else ns.pid if ns.pid is not None else -1
+        shown = [p.replace("$target", str(target)) if target >= 0 else p for p in patterns]
+        yield shown, BindContext(target_pid=target, target_exe=proc.exe if proc else "")
+    finally:
+        if proc is not None:
+            proc.kill()

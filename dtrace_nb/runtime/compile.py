@@ -1,0 +1,65 @@
+"""The compile driver: D text -> parse -> check -> bind -> generated C. Needs no privileges.
+
+The Session compiles through it before loading anything, and the explain view
+(`%%dtrace --explain`, `dtrace-nb -e -S`) stops here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Protocol
+
+from dtrace_nb.codegen import BpfProgram, generate
+from dtrace_nb.errors import DError
+from dtrace_nb.lang.check import CheckedProgram, MacroEnv, check
+from dtrace_nb.lang.options import Options
+from dtrace_nb.lang.parser import parse
+from dtrace_nb.probes import BindContext, Binding, ProbeCatalog
+
+
+class ProgramRequest(Protocol):
+    """What a compile needs of a session's configuration (SessionConfig has it)."""
+
+    source: str
+    macro_args: list[str]
+    options: dict[str, Optional[str]]  # -x name=value
+    quiet: bool
+
+
+def compile_program(cfg: ProgramRequest, catalog: Optional[ProbeCatalog] = None,
+                    target_pid: Optional[int] = None,
+                    target_exe: str = "") -> tuple[CheckedProgram, BpfProgram]:
+    """Everything up to generated C; needs no privileges."""
+    opts = Options()
+    for name, value in cfg.options.items():
+        opts.set(name, value)
+    if cfg.quiet:
+        opts.set("quiet", None)
+    catalog = catalog or ProbeCatalog()
+    program = parse(cfg.source)
+    bind_ctx = BindContext(target_pid=target_pid if target_pid is not None else -1,
+                           target_exe=target_exe)
+    macros = MacroEnv(target=target_pid, pid=os.getpid(), args=list(cfg.macro_args))
+    checked = check(program, catalog, macros, opts, bind_ctx)
+    bindings = bind_probes(catalog, checked, bind_ctx)  # a provider's refusal, located
+    return checked, generate(checked, bindings)
+
+
+def bind_probes(catalog: ProbeCatalog, checked: CheckedProgram,
+                bind_ctx: BindContext) -> list[Binding]:
+    """The providers' Bindings for the program's probes. A provider that refuses (say fbt on
+    a kernel without kprobes) raises without knowing the source; the refusal is located
+    here at the first probe description whose probes it cannot bind."""
+    try:
+        return catalog.bind(checked.probes, bind_ctx)
+    except DError as err:
+        if err.span is not None:
+            raise
+        for c in checked.clauses:
+            for spec, probes in zip(c.clause.probes, c.spec_probes):
+                try:
+                    catalog.bind(probes, bind_ctx)
+                except DError:
+                    raise type(err)(err.message, spec.span, err.hint, err.detail) from None
+        raise type(err)(err.message, checked.program.span or None, err.hint,
+                        err.detail) from None

@@ -1,0 +1,70 @@
+"""dtrace(1)'s own messages (what it writes to stderr), in its words: matched probes,
+run-time errors, lost data, a target that exited, refused action arguments."""
+
+from __future__ import annotations
+
+from dtrace_nb.faults import fault_details, fault_words
+
+
+def matched_message(descriptions: list[str], nprobes: int) -> str:
+    """dtrace: description 'syscall::read:entry ' matched 1 probe"""
+    return (f"dtrace: description '{', '.join(descriptions)} ' matched {nprobes} "
+            f"probe{'s' * (nprobes != 1)}")
+
+
+def target_exited_message(pid: int) -> str:
+    return f"dtrace: pid {pid} has exited"
+
+
+def is_chatter(text: str) -> bool:
+    """The messages dtrace(1) -q leaves out (probes matched, the target exited); errors
+    and lost data are always said."""
+    return text.startswith("dtrace: description") or "has exited" in text
+
+
+def error_message(rec, desc: str) -> str:
+    """dt_handle_err's wording (no DIF offsets here: there is no DIF)."""
+    where = "predicate" if rec.action == 0 else f"action #{rec.action}"
+    return (f"dtrace: error on enabled probe ID {rec.epid} (ID {rec.probe.id}: {desc}): "
+            f"{fault_words(rec.fault)}{fault_details(rec.fault, rec.addr)} in {where}")
+
+
+def normalization_message(factor: int) -> str:
+    return f"dtrace: normalization factor must be positive, not {factor}"
+
+
+def setopt_message(name: str, why: str) -> str:
+    return f"dtrace: couldn't set option \"{name}\": {why}"
+
+
+# How dtrace(1) words each kind of loss (libdtrace's dt_handle_cpudrop and
+# dt_handle_status): buffer and aggregation drops per CPU, the others as one total.
+_PER_CPU_DROPS = {"ring buffer": "", "aggregation": "aggregation "}
+# kind -> (what, said after the plural): speculation() finding every buffer in use is
+# DTrace's DTRACEDROP_SPECUNAVAIL
+_TOTAL_DROPS = {"dynamic variable": ("dynamic variable drop", ""),
+                "speculation": ("failed speculation", " (no speculative buffer available)")}
+
+
+def is_loss_message(text: str) -> bool:
+    """Whether a consumer message reports lost data (one of drop_messages' lines)."""
+    return text.startswith("dtrace: ") and ("drop" in text or "failed speculation" in text)
+
+
+def drop_messages(drops: dict) -> list[str]:
+    """DTrace's words for (kind, cpu) -> count: 'dtrace: 12 aggregation drops on CPU 0',
+    'dtrace: 3 drops on CPU 1' (the principal buffer: our ring buffer), 'dtrace: 5 dynamic
+    variable drops', 'dtrace: 2 failed speculations (no speculative buffer available)'."""
+    out = []
+    for (kind, cpu), n in sorted(drops.items()):
+        if n and kind in _PER_CPU_DROPS:
+            out.append(f"dtrace: {n} {_PER_CPU_DROPS[kind]}drop{'s' * (n > 1)} on CPU {cpu}")
+    totals: dict[str, int] = {}
+    for (kind, _cpu), n in drops.items():
+        if kind not in _PER_CPU_DROPS:
+            totals[kind] = totals.get(kind, 0) + n
+    for kind, n in sorted(totals.items()):
+        if n:
+            what, after = _TOTAL_DROPS.get(kind, (f"{kind} drop", ""))
+            out.append(f"dtrace: {n} {what}{'s' * (n > 1)}{after}")
+    return out
