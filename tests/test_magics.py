@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from tests.conftest import ipython_shell
 from IPython.utils.capture import capture_output
@@ -93,11 +96,30 @@ def test_timeline_samples_every_refresh(ip):
     assert 6 <= rate.median() <= 14  # tick-100ms: about 10 per second
 
 
+def _holds_perf_event() -> bool:
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[perf_event]":
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def test_ctrl_c_from_a_thread_stops_and_keeps_results(ip):
     import _thread
     import threading
 
-    timer = threading.Timer(2.5, _thread.interrupt_main)  # tracing starts after ~1 s of compiling
+    def interrupt_once_live():
+        # the profile probe is live once this process holds a perf event; compiling first
+        # takes from 0.2 s (cached) to several seconds (a cold cache on a loaded machine)
+        deadline = time.monotonic() + 60
+        while not _holds_perf_event() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1.0)
+        _thread.interrupt_main()
+
+    timer = threading.Thread(target=interrupt_once_live)
     timer.start()
     with capture_output():
         r = ip.run_cell_magic("dtrace", "-q -o stopped", "profile:::tick-100ms { @t = count(); }")
