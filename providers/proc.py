@@ -25,7 +25,7 @@ from __future__ import annotations
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.probes import ArgInfo
 from dtrace_nb.runtime import btf
-from providers import _task
+from dtrace_nb_providers import _task
 from dtrace_nb_providers._stable import StableProbe, StableProvider, raw_hook, tracepoint_hook
 from dtrace_nb_providers._tracepoint import field_expr
 

@@ -19,7 +19,7 @@ pointers (sched_switch: preempt, prev, next, prev_state).
 from __future__ import annotations
 
 from dtrace_nb.codegen import provider_api as api
-from providers import _task
+from dtrace_nb_providers import _task
 from dtrace_nb_providers._stable import StableProbe, StableProvider, raw_hook
 
 _SWITCH = ("bool", "struct task_struct *", "struct task_struct *", "unsigned int")

@@ -118,3 +118,19 @@ def test_no_import_circles_between_modules():
     for node in sorted(graph):
         if node not in seen:
             visit(node)
+
+
+PROVIDERS = ROOT.parent / "providers"
+
+
+@pytest.mark.parametrize("path", sorted(PROVIDERS.glob("*.py")), ids=lambda p: p.name)
+def test_providers_import_their_siblings_by_the_installed_name(path):
+    """The folder installs as dtrace_nb_providers; `providers` resolves only where the
+    current directory is the checkout (the tests'), so a notebook elsewhere would fail."""
+    tree = ast.parse(path.read_text(), str(path))
+    wrong = [n.lineno for n in ast.walk(tree)
+             if isinstance(n, ast.ImportFrom) and n.module and n.level == 0
+             and n.module.split(".")[0] == "providers"
+             or isinstance(n, ast.Import) and any(a.name.split(".")[0] == "providers"
+                                                 for a in n.names)]
+    assert not wrong, f"{path.name} imports `providers` at lines {wrong}"
