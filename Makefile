@@ -8,6 +8,9 @@
 #               tests marked `long`
 #   make test-long  set up, then run only the tests marked `long` (fuzzing, churn, kernel soak)
 #   make lab    set up, then start JupyterLab (as root, so notebooks may load BPF programs)
+#   make conformance SUITE=DIR  set up, then run dtrace-utils' unittest suite from a checkout
+#               DIR of it through dtrace-nb (bench/conformance; out/conformance/summary.md;
+#               CONFORMANCE_ARGS='--only aggs,printf' for part of it; ~45 minutes whole)
 #   make bench  set up, then run the benchmarks against bpftrace and hand-written bcc
 #               (bench/; tables on stdout and in out/bench.md, all samples in out/bench.json;
 #               BENCH_ARGS='--rounds 3 --quick' for a short run)
@@ -23,7 +26,7 @@ EXECUTED   := out/01-first-trace.executed.ipynb
 # setup-system.sh installs packages and mounts tracefs: it needs root.
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup system doctor run test test-long lab bench
+.PHONY: setup system doctor run test test-long lab bench conformance
 
 # compileall: bytecode for the package as pip would write it for a regular install (an
 # editable install writes none, and with PYTHONDONTWRITEBYTECODE set every start would
@@ -72,3 +75,7 @@ lab: setup
 
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
+
+conformance: setup
+	@test -n "$(SUITE)" || { echo "make conformance SUITE=DIR (a dtrace-utils checkout)" >&2; exit 2; }
+	$(PY) -m bench.conformance --suite $(SUITE) $(CONFORMANCE_ARGS)

@@ -16,6 +16,8 @@ need_pkgs=(python3-bpfcc bpftool python3-venv gcc make libc6-dev systemtap-sdt-d
 # Debian's Chromium drives the real-browser test of the live view (tests/test_browser.py);
 # Playwright is pointed at it and never downloads a browser.
 need_pkgs+=(chromium)
+# `make conformance` runs dtrace-utils' suite, some of whose .r.p post-processors are gawk.
+need_pkgs+=(gawk)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
