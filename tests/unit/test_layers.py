@@ -58,7 +58,7 @@ def _sources():
     return sorted(p for p in ROOT.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def _existing(module: str) -> str | None:
+def _existing(module: str) -> str:
     """The dtrace_nb module a dotted import names (a name imported from a module is the
     module itself), without the dtrace_nb prefix."""
     parts = module.split(".")[1:]
@@ -83,7 +83,7 @@ def test_imports_point_down(path):
         assert not imported.startswith("dtrace_nb_providers"), \
             f"{me} imports the provider {imported} by name (providers are entry points)"
         target = _existing(imported)
-        if target is None or target == "__init__" and imported == "dtrace_nb":
+        if target == "__init__" and imported == "dtrace_nb":
             continue
         if RANK[target.split(".")[0]] > RANK[me.split(".")[0]] \
                 and (me, target) not in EXCEPTIONS:
@@ -96,7 +96,7 @@ def test_no_import_circles_between_modules():
     for path in _sources():
         me = _module_name(path)
         graph[me] = {t for t in (_existing(i) for i in _imports(path))
-                     if t and t != me and t != "__init__"}
+                     if t != me and t != "__init__"}
     # a package's __init__ re-exporting its submodules is not a circle with them
     for me, deps in graph.items():
         graph[me] = {d for d in deps if not (me.startswith(d + ".") or d.startswith(me + "."))}
