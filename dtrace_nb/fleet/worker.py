@@ -1,0 +1,120 @@
+"""The part of a fleet run that executes on each Dask worker: one Session of dtrace-nb's
+own, traced until the fleet says stop, and what it leaves in plain picklable data.
+
+Only this function is sent to a worker (with the program text and options as data):
+nothing else runs there. It signals "live" once its probes are attached and stops when
+the run's stop event is set (the client's -T, Ctrl-C, an exit() on any host), when its
+own deadline passes, or when it can no longer reach the scheduler, so a host whose
+client went away detaches by itself within a bounded time.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import traceback
+from dataclasses import asdict
+from typing import Optional
+
+from dtrace_nb.errors import DError
+from dtrace_nb.session import Session, SessionConfig
+
+# how often a worker asks the scheduler whether the fleet stopped
+STOP_POLL = 0.25
+# a worker never outlives its run's duration by more than this (a lost client included)
+GRACE = 30.0
+# with no -T, a worker that cannot reach the scheduler stops after this long
+UNREACHABLE = 10.0
+
+
+class _StopWatch:
+    """should_stop() for Session.run: the fleet's stop event, read every STOP_POLL, and
+    the worker's own deadline."""
+
+    def __init__(self, stop_event, deadline: Optional[float]):
+        self.event, self.deadline = stop_event, deadline
+        self._next = 0.0
+        self._unreachable_since: Optional[float] = None
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if self.deadline is not None and now >= self.deadline:
+            return True
+        if now < self._next:
+            return False
+        self._next = now + STOP_POLL
+        try:
+            stopped = self.event.is_set()
+        except Exception:  # noqa: BLE001 - the scheduler is gone: stop on our own
+            self._unreachable_since = self._unreachable_since or now
+            return now - self._unreachable_since >= UNREACHABLE
+        self._unreachable_since = None
+        return stopped
+
+
+def _plain_snapshot(s) -> dict:
+    """An AggSnapshot as lists (the reader's numpy columns do not need to travel)."""
+    return {"name": s.name, "func": s.func, "key_names": list(s.key_names),
+            "key_kinds": list(s.key_kinds), "keys": [tuple(k) for k in s.keys],
+            "values": list(s.values), "params": tuple(s.params)}
+
+
+def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dict:
+    """Trace `config` (SessionConfig's fields) on this worker until the fleet stops.
+    Returns host, snapshots (name -> plain snapshot), normalize factors, output chunks,
+    messages, records, drops, exit status, stop reason and error (text or None)."""
+    from distributed import Event, get_worker  # on a worker: distributed is there
+
+    worker = get_worker()
+    host = str(worker.name) if worker.name is not None else socket.gethostname()
+    live, stop = Event(f"dtrace-nb-{run_id}-live-{worker.address}"), \
+        Event(f"dtrace-nb-{run_id}-stop")
+    cfg = SessionConfig(**{**config, "fleet_member": True})
+    session = Session(cfg)
+    deadline = time.monotonic() + duration + GRACE if duration else None
+    watch = _StopWatch(stop, deadline)
+    error: Optional[str] = None
+    said_live = []
+
+    def should_stop() -> bool:
+        if not said_live:
+            live.set()  # probes attached: run() asks this only after start()
+            said_live.append(True)
+        return watch()
+
+    try:
+        outcome = session.run(duration=duration + GRACE if duration else None,
+                              should_stop=should_stop, tick=3600)
+        if outcome.error is not None:
+            error = outcome.error.render(cfg.source)
+        elif session.exit_status is not None:
+            stop.set()  # exit() on one host stops the whole fleet, as it stops one dtrace
+    except DError as err:
+        error = err.render(cfg.source)
+    except Exception as exc:  # noqa: BLE001 - reported by host name, the others go on
+        error = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    finally:
+        if not said_live:
+            live.set()  # ended before it was live: the client must not wait for it
+    snap = session._final or {}
+    return {
+        "host": host,
+        "address": worker.address,
+        "snapshots": {n: _plain_snapshot(s) for n, s in snap.items()},
+        "factors": session.normalize_factors(),
+        "output": list(session.output),
+        "messages": list(session.messages),
+        "records": session.records,
+        "drops": session.drops(),
+        "exit_status": session.exit_status,
+        "stop_reason": session.stop_reason,
+        "target_pid": session.target.pid if session.target else None,
+        "duration": (session.ended_at - session.started_at) if session.started_at else 0.0,
+        "probes_enabled": session.probes_enabled,
+        "error": error,
+    }
+
+
+def config_fields(cfg: SessionConfig) -> dict:
+    """A SessionConfig as the plain fields trace_on_worker takes."""
+    return asdict(cfg)

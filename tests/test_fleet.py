@@ -1,0 +1,180 @@
+"""Fleet tracing through Dask (dtrace_nb/fleet): a scheduler and two `dask worker`
+processes on 127.0.0.1, started here. Every worker runs the same program with -c, and its
+target does a number of pwrite64() calls that only that worker knows (its environment
+says how many), so each host's ground truth differs; the merged aggregations must be the
+exact sums, and a worker killed mid-trace must be reported while the other's are kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from dtrace_nb.aggregate.buckets import quantize_bucket
+from dtrace_nb.fleet.client import FleetRun
+from dtrace_nb.fleet.report import FleetResult
+from dtrace_nb.session import SessionConfig
+from tests.leakcheck import bpf_state, settled_diff
+
+pytestmark = pytest.mark.kernel
+
+DASK = Path(sys.executable).with_name("dask")
+PWRITES = {"alpha": 5, "beta": 12}  # worker name -> pwrite64() calls of its target
+
+# The target: N pwrite64() of 1..N bytes (N from the worker's environment), then a file
+# that says it is done, then it stays alive for a while (the kill test needs it running).
+WORKLOAD = (
+    "import os, sys, time\n"
+    "n = int(os.environ['FLEET_TEST_PWRITES'])\n"
+    "fd = os.open(os.devnull, os.O_WRONLY)\n"
+    "for k in range(1, n + 1): os.pwrite(fd, b'x' * k, 0)\n"
+    "open(os.environ['FLEET_TEST_DONE'], 'w').close()\n"
+    "time.sleep(float(sys.argv[1]))\n"
+)
+
+PROGRAM = """
+syscall::pwrite64:entry /pid == $target/
+{
+    @calls[probefunc] = count();
+    @bytes = sum(arg2);
+    @most = max(arg2);
+    @sizes = quantize(arg2);
+    @mean = avg(arg2);
+}
+"""
+
+
+class Cluster:
+    """`dask scheduler` and one `dask worker` per name, all on 127.0.0.1."""
+
+    def __init__(self, names, tmp: Path):
+        self.tmp = tmp
+        sched_file = tmp / "scheduler.json"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.scheduler = subprocess.Popen(
+            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(sched_file)],
+            stdout=subprocess.DEVNULL, stderr=open(tmp / "scheduler.log", "w"))
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() or not sched_file.read_text().strip():
+            assert time.monotonic() < deadline, (tmp / "scheduler.log").read_text()
+            time.sleep(0.1)
+        self.address = json.loads(sched_file.read_text())["address"]
+        for name in names:
+            env = dict(os.environ, FLEET_TEST_PWRITES=str(PWRITES[name]),
+                       FLEET_TEST_DONE=str(tmp / f"{name}.done"))
+            self.procs[name] = subprocess.Popen(
+                [str(DASK), "worker", self.address, "--name", name, "--nthreads", "1",
+                 "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
+                env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / f"{name}.log", "w"))
+        self._wait_workers(len(names))
+
+    def _wait_workers(self, n: int) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=30, set_as_default=False) as c:
+            c.wait_for_workers(n, timeout=60)
+
+    def kill(self, name: str) -> None:
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait()
+
+    def close(self) -> None:
+        for p in [*self.procs.values(), self.scheduler]:
+            if p.poll() is None:
+                p.terminate()
+        for p in [*self.procs.values(), self.scheduler]:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def cluster():
+    with tempfile.TemporaryDirectory(prefix="dtnb-fleet-") as tmp:
+        c = Cluster(list(PWRITES), Path(tmp))
+        try:
+            yield c
+        finally:
+            c.close()
+
+
+def _config(sleep: float) -> SessionConfig:
+    """The program, with -c: the workload, which then sleeps `sleep` seconds."""
+    command = f"{shlex.quote(sys.executable)} -c {shlex.quote(WORKLOAD)} {sleep}"
+    return SessionConfig(PROGRAM, target_command=command, quiet=True)
+
+
+def _expected_quantize(ns) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for n in ns:
+        for k in range(1, n + 1):
+            out[quantize_bucket(k)] = out.get(quantize_bucket(k), 0) + 1
+    return out
+
+
+def test_merged_aggregations_are_the_exact_sums(cluster):
+    before = bpf_state()
+    outcome = FleetRun(cluster.address, _config(0)).run(duration=60)
+    r = FleetResult.from_outcome(outcome, PROGRAM)
+    assert r.failed_hosts == [], r.messages
+    assert sorted(r.hosts) == ["alpha", "beta"]
+    ns = list(PWRITES.values())
+    assert r["calls"].to_dict("records") == [{"probefunc": "pwrite64", "count": sum(ns)}]
+    assert r["bytes"]["sum"].tolist() == [sum(n * (n + 1) // 2 for n in ns)]
+    assert r["most"]["max"].tolist() == [max(ns)]
+    mean = r["mean"].iloc[0]
+    assert (mean["count"], mean["total"]) == (sum(ns), sum(n * (n + 1) // 2 for n in ns))
+    # quantize: bucket by bucket, the two hosts' histograms added
+    merged = outcome.merged["sizes"].values[0]
+    want = _expected_quantize(ns)
+    assert {i: c for i, c in enumerate(merged) if c} == want
+    # each host's own rows, a host column first
+    per = r.by_host("calls")
+    assert dict(zip(per["host"], per["count"])) == PWRITES
+    # the text: dtrace(1)'s layout of the fleet totals
+    line = next(ln for ln in r.output.splitlines() if "pwrite64" in ln)
+    assert line.split() == ["pwrite64", str(sum(ns))]
+    assert settled_diff(before) == []
+
+
+def test_a_worker_killed_mid_trace_is_reported_and_the_other_kept(cluster):
+    import threading
+
+    before = bpf_state()
+    box = {}
+    runner = threading.Thread(target=lambda: box.setdefault(
+        "outcome", FleetRun(cluster.address, _config(60)).run(duration=8)))
+    runner.start()
+    done = cluster.tmp / "beta.done"
+    deadline = time.monotonic() + 60
+    while not done.exists():  # beta's target made its calls: beta is live and traced them
+        assert time.monotonic() < deadline and runner.is_alive()
+        time.sleep(0.05)
+    cluster.kill("beta")
+    runner.join(90)
+    outcome = box["outcome"]
+    r = FleetResult.from_outcome(outcome, PROGRAM)
+    assert r.failed_hosts == ["beta"]
+    assert any("host beta" in m and "died" in m for m in r.messages), r.messages
+    assert r["calls"]["count"].tolist() == [PWRITES["alpha"]]
+    assert r.hosts["alpha"]["ok"]
+    assert settled_diff(before) == []
+
+
+def test_a_program_that_does_not_compile_is_reported_by_every_host(cluster):
+    outcome = FleetRun(cluster.address, SessionConfig("syscall::nosuchcall:entry {}")).run(
+        duration=5)
+    r = FleetResult.from_outcome(outcome, "")
+    assert sorted(r.failed_hosts) == ["alpha", "beta"]
+    assert sum("nosuchcall" in m for m in r.messages) == 2, r.messages
