@@ -99,14 +99,24 @@ class Cluster:
                 p.wait()
 
 
-@pytest.fixture
-def cluster():
+def _cluster():
     with tempfile.TemporaryDirectory(prefix="dtnb-fleet-") as tmp:
         c = Cluster(list(PWRITES), Path(tmp))
         try:
             yield c
         finally:
             c.close()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    yield from _cluster()
+
+
+@pytest.fixture
+def own_cluster():
+    """A cluster of its own, for a test that kills one of its workers."""
+    yield from _cluster()
 
 
 def _config(sleep: float) -> SessionConfig:
@@ -148,7 +158,8 @@ def test_merged_aggregations_are_the_exact_sums(cluster):
     assert settled_diff(before) == []
 
 
-def test_a_worker_killed_mid_trace_is_reported_and_the_other_kept(cluster):
+def test_a_worker_killed_mid_trace_is_reported_and_the_other_kept(own_cluster):
+    cluster = own_cluster
     import threading
 
     before = bpf_state()
@@ -178,3 +189,38 @@ def test_a_program_that_does_not_compile_is_reported_by_every_host(cluster):
     r = FleetResult.from_outcome(outcome, "")
     assert sorted(r.failed_hosts) == ["alpha", "beta"]
     assert sum("nosuchcall" in m for m in r.messages) == 2, r.messages
+
+
+def test_the_command_prints_the_fleet_totals(cluster):
+    command = _config(0).target_command
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
+         "-q", "-c", command, "-n", PROGRAM.replace("@sizes = quantize(arg2);", "")],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines() if ln.strip()}
+    ns = list(PWRITES.values())
+    assert rows["pwrite64"] == [str(sum(ns))]
+    assert str(sum(n * (n + 1) // 2 for n in ns)) in rows  # @bytes, keyless: the value alone
+
+
+def test_the_magic_returns_a_fleet_result(cluster):
+    from tests.conftest import ipython_shell
+
+    ip = ipython_shell()
+    ip.run_line_magic("load_ext", "dtrace_nb")
+    command = _config(0).target_command
+    r = ip.run_cell_magic("dtrace", f"--cluster {cluster.address} -q -c {shlex.quote(command)}",
+                          PROGRAM)
+    assert isinstance(r, FleetResult)
+    assert r["calls"]["count"].tolist() == [sum(PWRITES.values())]
+    assert sorted(r.by_host("calls")["host"]) == ["alpha", "beta"]
+
+
+def test_an_unreachable_cluster_is_one_clear_error():
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", "tcp://127.0.0.1:9",
+         "-n", "BEGIN { exit(0); }"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "cannot reach the cluster at tcp://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stderr
