@@ -20,7 +20,7 @@ import pytest
 
 from dtrace_nb.aggregate.buckets import quantize_bucket
 from dtrace_nb.fleet.client import FleetRun
-from dtrace_nb.fleet.report import FleetResult
+from dtrace_nb.fleet.report import FleetResult, run_fleet
 from dtrace_nb.session import SessionConfig
 from tests.leakcheck import bpf_state, settled_diff
 
@@ -184,9 +184,7 @@ def test_a_worker_killed_mid_trace_is_reported_and_the_other_kept(own_cluster):
 
 
 def test_a_program_that_does_not_compile_is_reported_by_every_host(cluster):
-    outcome = FleetRun(cluster.address, SessionConfig("syscall::nosuchcall:entry {}")).run(
-        duration=5)
-    r = FleetResult.from_outcome(outcome, "")
+    r = run_fleet(cluster.address, SessionConfig("syscall::nosuchcall:entry {}"), duration=5)
     assert sorted(r.failed_hosts) == ["alpha", "beta"]
     assert sum("nosuchcall" in m for m in r.messages) == 2, r.messages
 
@@ -224,3 +222,28 @@ def test_an_unreachable_cluster_is_one_clear_error():
     assert done.returncode != 0
     assert "cannot reach the cluster at tcp://127.0.0.1:9" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_exit_on_one_host_stops_the_fleet(cluster):
+    # only beta's target writes 12 bytes; alpha's would go on for 60 s
+    program = PROGRAM + "syscall::pwrite64:entry /pid == $target && arg2 == 12/ { exit(0); }"
+    cfg = SessionConfig(program, target_command=_config(60).target_command, quiet=True)
+    t0 = time.monotonic()
+    outcome = FleetRun(cluster.address, cfg).run(duration=40)
+    assert time.monotonic() - t0 < 25
+    r = FleetResult.from_outcome(outcome, program)
+    assert r.failed_hosts == [], r.messages
+    assert r.stop_reason == "exit"
+    assert r.hosts["beta"]["stop_reason"] == "exit"
+    assert r["calls"]["count"].tolist() == [sum(PWRITES.values())]
+
+
+def test_destructive_actions_need_the_workers_permission(cluster):
+    # -w on the client is not enough: these workers were not started allowing it
+    cfg = SessionConfig('BEGIN { system("true"); exit(0); }', options={"destructive": None})
+    r = FleetResult.from_outcome(FleetRun(cluster.address, cfg).run(duration=5), "")
+    assert sorted(r.failed_hosts) == ["alpha", "beta"]
+    assert sum("destructive actions refused" in m for m in r.messages) == 2, r.messages
+    pragma = SessionConfig('#pragma D option destructive\nBEGIN { system("true"); exit(0); }')
+    r = FleetResult.from_outcome(FleetRun(cluster.address, pragma).run(duration=5), "")
+    assert sorted(r.failed_hosts) == ["alpha", "beta"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import pandas as pd
 
-from dtrace_nb.fleet.client import FleetOutcome
+from dtrace_nb.fleet.client import FleetOutcome, FleetRun
 from dtrace_nb.fleet.text import aggregations_text, host_messages, host_records_text
 from dtrace_nb.result.result import Aggregations, Result
+from dtrace_nb.session import SessionConfig
 
 
 @dataclass
@@ -69,3 +71,12 @@ class FleetResult(Result):
         if not frames:
             raise KeyError(f"no host has {key or 'an aggregation'}")
         return pd.concat(frames, ignore_index=True)
+
+
+def run_fleet(address: str, cfg: SessionConfig, hosts: Optional[list[str]] = None,
+              workers: Optional[int] = None, duration: Optional[float] = None,
+              **run_options) -> FleetResult:
+    """The Session API's run_session for a cluster: `cfg` traced on the chosen workers of
+    the Dask cluster at `address` (all of them, `hosts` by name, or the first `workers`)."""
+    run = FleetRun(address, cfg, hosts=hosts, count=workers, **run_options)
+    return FleetResult.from_outcome(run.run(duration=duration), cfg.source)

@@ -10,6 +10,7 @@ client went away detaches by itself within a bounded time.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import traceback
@@ -17,6 +18,7 @@ from dataclasses import asdict
 from typing import Optional
 
 from dtrace_nb.errors import DError
+from dtrace_nb.runtime.compile import compile_program
 from dtrace_nb.session import Session, SessionConfig
 
 # how often a worker asks the scheduler whether the fleet stopped
@@ -25,6 +27,22 @@ STOP_POLL = 0.25
 GRACE = 30.0
 # with no -T, a worker that cannot reach the scheduler stops after this long
 UNREACHABLE = 10.0
+# destructive actions (system(), raise(), stop()...) run on a worker only if the worker
+# was started with this set to 1: a client's -w alone is not enough
+ALLOW_DESTRUCTIVE_ENV = "DTRACE_NB_FLEET_DESTRUCTIVE"
+
+
+def destructive_refusal(cfg: SessionConfig) -> Optional[str]:
+    """Why this worker refuses the program (it enables destructive actions, by -w or a
+    pragma, and the worker was not started allowing them), or None. Compiled here first,
+    with this process standing in for $target (compiling loads nothing)."""
+    if os.environ.get(ALLOW_DESTRUCTIVE_ENV) == "1":
+        return None
+    checked, _ = compile_program(cfg, None, os.getpid(), "")
+    if checked.options["destructive"]:
+        return (f"destructive actions refused: this worker was not started with "
+                f"{ALLOW_DESTRUCTIVE_ENV}=1")
+    return None
 
 
 class _StopWatch:
@@ -83,6 +101,9 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dic
         return watch()
 
     try:
+        refusal = destructive_refusal(cfg)
+        if refusal is not None:
+            raise DError(refusal)
         outcome = session.run(duration=duration + GRACE if duration else None,
                               should_stop=should_stop, tick=3600)
         if outcome.error is not None:
