@@ -247,3 +247,25 @@ def test_destructive_actions_need_the_workers_permission(cluster):
     pragma = SessionConfig('#pragma D option destructive\nBEGIN { system("true"); exit(0); }')
     r = FleetResult.from_outcome(FleetRun(cluster.address, pragma).run(duration=5), "")
     assert sorted(r.failed_hosts) == ["alpha", "beta"]
+
+
+def test_workers_detach_by_themselves_when_their_client_dies(cluster):
+    before = bpf_state()
+    client = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from dtrace_nb.fleet.report import run_fleet; "
+         "from dtrace_nb.session import SessionConfig; "
+         "run_fleet(sys.argv[1], SessionConfig('syscall::pwrite64:entry { @n = count(); }'))",
+         cluster.address], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(bpf_state().programs - before.programs) < 2:  # one on each worker
+            assert time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.2)
+    finally:
+        client.kill()  # no -T and no stop: only the missing heartbeat can stop them
+        client.wait()
+    t0 = time.monotonic()
+    assert settled_diff(before, timeout=40) == []
+    from dtrace_nb.fleet.worker import LOST_CLIENT
+    assert time.monotonic() - t0 < LOST_CLIENT + 10

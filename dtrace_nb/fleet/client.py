@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from dtrace_nb.aggregate.merge import MergeError, merge_hosts
 from dtrace_nb.aggregate.snapshot import AggSnapshot
 from dtrace_nb.errors import DUsageError
-from dtrace_nb.fleet.worker import GRACE, config_fields, trace_on_worker
+from dtrace_nb.fleet.worker import BEAT, GRACE, config_fields, trace_on_worker
 from dtrace_nb.session import SessionConfig
 
 # a worker that is not live this long after the start is traced without (it may join)
@@ -139,6 +139,9 @@ class FleetRun:
         stop = distributed.Event(f"dtrace-nb-{run_id}-stop", client=client)
         live = {a: distributed.Event(f"dtrace-nb-{run_id}-live-{a}", client=client)
                 for a in chosen}
+        beat = distributed.Variable(f"dtrace-nb-{run_id}-beat", client=client)
+        beats, next_beat = 0, 0.0
+        beat.set(beats)
         fields = config_fields(self.cfg)
         futures = {a: client.submit(trace_on_worker, fields, run_id, duration,
                                     key=f"dtrace-nb-{run_id}-{i}", workers=[a],
@@ -152,6 +155,9 @@ class FleetRun:
         try:
             while any(not futures[a].done() and runs[a].ok for a in futures):
                 now = time.monotonic()
+                if now >= next_beat:  # the workers stop by themselves without it
+                    beats, next_beat = beats + 1, now + BEAT
+                    beat.set(beats)
                 self._check_lost(client, futures, runs)
                 if live_at is None:
                     pending = [a for a in futures if runs[a].ok and not futures[a].done()

@@ -27,6 +27,10 @@ STOP_POLL = 0.25
 GRACE = 30.0
 # with no -T, a worker that cannot reach the scheduler stops after this long
 UNREACHABLE = 10.0
+# the client bumps its heartbeat this often; a worker that sees it unchanged for
+# LOST_CLIENT seconds stops (its client died or was cut off)
+BEAT = 1.0
+LOST_CLIENT = 10.0
 # destructive actions (system(), raise(), stop()...) run on a worker only if the worker
 # was started with this set to 1: a client's -w alone is not enough
 ALLOW_DESTRUCTIVE_ENV = "DTRACE_NB_FLEET_DESTRUCTIVE"
@@ -46,27 +50,41 @@ def destructive_refusal(cfg: SessionConfig) -> Optional[str]:
 
 
 class _StopWatch:
-    """should_stop() for Session.run: the fleet's stop event, read every STOP_POLL, and
-    the worker's own deadline."""
+    """should_stop() for Session.run: the fleet's stop event (read every STOP_POLL), the
+    client's heartbeat (a counter it bumps every BEAT; unchanged for LOST_CLIENT s means
+    the client is gone), and the worker's own deadline. Counters, not clocks: the hosts'
+    clocks need not agree."""
 
-    def __init__(self, stop_event, deadline: Optional[float]):
-        self.event, self.deadline = stop_event, deadline
+    def __init__(self, stop_event, beat, deadline: Optional[float]):
+        self.event, self.beat, self.deadline = stop_event, beat, deadline
         self._next = 0.0
         self._unreachable_since: Optional[float] = None
+        self._last_beat, self._beat_seen = None, time.monotonic()
+        self.reason = ""
 
     def __call__(self) -> bool:
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
+            self.reason = "deadline"
             return True
         if now < self._next:
             return False
         self._next = now + STOP_POLL
         try:
             stopped = self.event.is_set()
+            beat = self.beat.get(timeout=STOP_POLL)
         except Exception:  # noqa: BLE001 - the scheduler is gone: stop on our own
             self._unreachable_since = self._unreachable_since or now
-            return now - self._unreachable_since >= UNREACHABLE
+            if now - self._unreachable_since >= UNREACHABLE:
+                self.reason = "scheduler unreachable"
+                return True
+            return False
         self._unreachable_since = None
+        if beat != self._last_beat:
+            self._last_beat, self._beat_seen = beat, now
+        elif now - self._beat_seen >= LOST_CLIENT:
+            self.reason = "client lost"
+            return True
         return stopped
 
 
@@ -81,16 +99,17 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dic
     """Trace `config` (SessionConfig's fields) on this worker until the fleet stops.
     Returns host, snapshots (name -> plain snapshot), normalize factors, output chunks,
     messages, records, drops, exit status, stop reason and error (text or None)."""
-    from distributed import Event, get_worker  # on a worker: distributed is there
+    from distributed import Event, Variable, get_worker  # on a worker: distributed is there
 
     worker = get_worker()
     host = str(worker.name) if worker.name is not None else socket.gethostname()
     live, stop = Event(f"dtrace-nb-{run_id}-live-{worker.address}"), \
         Event(f"dtrace-nb-{run_id}-stop")
+    beat = Variable(f"dtrace-nb-{run_id}-beat")
     cfg = SessionConfig(**{**config, "fleet_member": True})
     session = Session(cfg)
     deadline = time.monotonic() + duration + GRACE if duration else None
-    watch = _StopWatch(stop, deadline)
+    watch = _StopWatch(stop, beat, deadline)
     error: Optional[str] = None
     said_live = []
 
@@ -108,6 +127,8 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dic
                               should_stop=should_stop, tick=3600)
         if outcome.error is not None:
             error = outcome.error.render(cfg.source)
+        elif watch.reason:
+            session.messages.append(f"dtrace-nb: stopped on its own: {watch.reason}")
         elif session.exit_status is not None:
             stop.set()  # exit() on one host stops the whole fleet, as it stops one dtrace
     except DError as err:
