@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dtrace_nb.aggregate.buckets import quantize_bucket
+from dtrace_nb.aggregate.buckets import llquantize_bucket, quantize_bucket
 from dtrace_nb.fleet.client import FleetRun
 from dtrace_nb.fleet.report import FleetResult, run_fleet
 from dtrace_nb.session import SessionConfig
@@ -48,6 +48,18 @@ syscall::pwrite64:entry /pid == $target/
     @most = max(arg2);
     @sizes = quantize(arg2);
     @mean = avg(arg2);
+}
+"""
+
+# the other aggregating functions, merged from the same calls
+MORE = """
+syscall::pwrite64:entry /pid == $target/
+{
+    @least = min(arg2);
+    @spread = stddev(arg2);
+    @lin = lquantize(arg2, 0, 10, 2);
+    @log = llquantize(arg2, 2, 0, 4, 4);
+    printf("%d\\n", arg2);
 }
 """
 
@@ -269,3 +281,27 @@ def test_workers_detach_by_themselves_when_their_client_dies(cluster):
     assert settled_diff(before, timeout=40) == []
     from dtrace_nb.fleet.worker import LOST_CLIENT
     assert time.monotonic() - t0 < LOST_CLIENT + 10
+
+
+def test_every_function_merges_exactly_and_records_come_tagged_in_order(cluster):
+    cfg = SessionConfig(MORE, target_command=_config(0).target_command, quiet=True)
+    outcome = FleetRun(cluster.address, cfg).run(duration=60)
+    r = FleetResult.from_outcome(outcome, MORE)
+    assert r.failed_hosts == [], r.messages
+    sizes = [k for n in PWRITES.values() for k in range(1, n + 1)]
+    merged = {n: s.values[0] for n, s in outcome.merged.items()}
+    assert merged["least"] == 1
+    assert merged["spread"] == (len(sizes), sum(sizes), sum(k * k for k in sizes))
+    lin = [0] * 7  # underflow, 0-1 .. 8-9, overflow
+    for k in sizes:
+        lin[min(k // 2 + 1, 6)] += 1
+    assert merged["lin"] == lin
+    log: dict[int, int] = {}
+    for k in sizes:
+        log[llquantize_bucket(k, 2, 0, 4, 4)] = log.get(llquantize_bucket(k, 2, 0, 4, 4), 0) + 1
+    assert {i: c for i, c in enumerate(merged["log"]) if c} == log
+    # each host's printf records, tagged, in that host's order
+    for host, n in PWRITES.items():
+        lines = [ln.split("] ", 1)[1] for ln in r.output.splitlines()
+                 if ln.startswith(f"[{host}] ")]
+        assert lines == [str(k) for k in range(1, n + 1)]
