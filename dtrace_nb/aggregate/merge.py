@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
+
 from dtrace_nb.aggregate.buckets import HISTOGRAMS
-from dtrace_nb.aggregate.order import sort_order
+from dtrace_nb.aggregate.order import sort_order, vector_order
 from dtrace_nb.aggregate.snapshot import AggSnapshot
-from dtrace_nb.aggregate.values import normalize_value
+from dtrace_nb.aggregate.values import INT64_MAX, INT64_MIN, VECTOR_FUNCS, normalize_value
 
 _U64 = 1 << 64
 
@@ -75,6 +77,8 @@ def merge_snapshots(snaps: Sequence[AggSnapshot], factor: int = 1,
         raise MergeError("nothing to merge")
     _check_alike(snaps)
     first = snaps[0]
+    if first.func in VECTOR_FUNCS and factor in (0, 1) and sum(map(len, snaps)):
+        return _merge_vectors(snaps, sort_options or {})
     merged: dict[tuple, object] = {}
     for s in snaps:
         for key, value in zip(s.keys, s.values):
@@ -90,6 +94,50 @@ def merge_snapshots(snaps: Sequence[AggSnapshot], factor: int = 1,
     order = sort_order(first.func, keys, values, params=first.params, **opts)
     return AggSnapshot(first.name, first.func, list(first.key_names), list(first.key_kinds),
                        [keys[i] for i in order], [values[i] for i in order], first.params)
+
+
+def _key_codes(snaps: Sequence[AggSnapshot], nkeys: int) -> tuple[np.ndarray, list]:
+    """One group number per row of all the snapshots (equal keys, equal numbers), and the
+    key columns of all the rows."""
+    rows = sum(map(len, snaps))
+    codes = np.zeros(rows, dtype=np.int64)
+    cols = []
+    for j in range(nkeys):
+        col = np.array([k[j] for s in snaps for k in s.keys])
+        if col.dtype.kind == "U":
+            col = col.astype(object)  # the reader's string columns are Python str
+        uniq, inv = np.unique(col, return_inverse=True)
+        # renumbered after each column: the codes stay below the number of rows
+        codes = np.unique(codes * len(uniq) + inv.reshape(-1), return_inverse=True)[1]
+        codes = codes.reshape(-1)
+        cols.append(col)
+    return codes, cols
+
+
+def _merge_vectors(snaps: Sequence[AggSnapshot], sort_options: dict) -> AggSnapshot:
+    """count/sum/min/max merged with numpy: 4 hosts x 100k keys in well under a second
+    (the dict path takes seconds). uint64 counts and int64 sums wrap as one map's would."""
+    first = snaps[0]
+    func = first.func
+    dtype = np.uint64 if func == "count" else np.int64
+    values = np.concatenate([np.asarray(s.values, dtype=dtype) for s in snaps])
+    codes, cols = _key_codes(snaps, len(first.key_names))
+    _, firsts, groups = np.unique(codes, return_index=True, return_inverse=True)
+    groups = groups.reshape(-1)
+    if func in ("count", "sum"):
+        merged = np.zeros(len(firsts), dtype=dtype)
+        np.add.at(merged, groups, values)
+    elif func == "min":
+        merged = np.full(len(firsts), INT64_MAX, dtype=dtype)
+        np.minimum.at(merged, groups, values)
+    else:
+        merged = np.full(len(firsts), INT64_MIN, dtype=dtype)
+        np.maximum.at(merged, groups, values)
+    cols = [c[firsts] for c in cols]
+    order = vector_order(cols, merged, **sort_options)
+    return AggSnapshot(first.name, func, list(first.key_names), list(first.key_kinds),
+                       params=first.params, columns=[c[order] for c in cols],
+                       array=merged[order])
 
 
 def merge_hosts(per_host: dict[str, dict[str, AggSnapshot]],
