@@ -54,6 +54,7 @@ class FleetOutcome:
     stop_reason: str = ""
     interrupted: bool = False
     duration: float = 0.0
+    live_after: float = 0.0  # seconds from the submission until every host was live
 
     @property
     def failed(self) -> list[HostRun]:
@@ -195,8 +196,10 @@ class FleetRun:
         for a, f in futures.items():
             if not f.done():
                 f.cancel()
-        return self._outcome(list(runs.values()), reason, interrupted,
-                             time.monotonic() - (live_at or started))
+        outcome = self._outcome(list(runs.values()), reason, interrupted,
+                                time.monotonic() - (live_at or started))
+        outcome.live_after = (live_at or started) - started
+        return outcome
 
     @staticmethod
     def _check_lost(client, futures, runs) -> None:

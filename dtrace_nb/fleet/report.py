@@ -20,6 +20,7 @@ class FleetResult(Result):
 
     per_host: dict = field(default_factory=dict)  # host -> Aggregations
     hosts: dict = field(default_factory=dict)     # host -> {'ok', 'failure', 'records'...}
+    live_after: float = 0.0  # seconds from the start until every host was live
 
     @classmethod
     def from_outcome(cls, outcome: FleetOutcome, source: str) -> "FleetResult":
@@ -52,6 +53,7 @@ class FleetResult(Result):
             funcs=funcs,
             per_host=per_host,
             hosts=hosts,
+            live_after=outcome.live_after,
         )
 
     @property
