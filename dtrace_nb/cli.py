@@ -105,11 +105,11 @@ def trace(ns: argparse.Namespace) -> int:
         if not (ns.quiet and is_chatter(text)):
             print(text, file=sys.stderr)
 
+    # SIGTERM ends tracing like Ctrl-C does: detach, print, exit.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if ns.cluster:
         return fleet_shell.trace_command(ns, cfg, out, message)
     session = Session(cfg, on_output=emit, on_message=message)
-    # SIGTERM ends tracing like Ctrl-C does: detach, print, exit.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     # drops were reported as they happened; the command needs no Result (nor pandas)
     outcome = session.run(duration=ns.duration)
     if out is not sys.stdout:

@@ -305,3 +305,26 @@ def test_every_function_merges_exactly_and_records_come_tagged_in_order(cluster)
         lines = [ln.split("] ", 1)[1] for ln in r.output.splitlines()
                  if ln.startswith(f"[{host}] ")]
         assert lines == [str(k) for k in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_ctrl_c_stops_every_host_and_the_command_prints_the_totals(cluster, sig):
+    for name in PWRITES:
+        (cluster.tmp / f"{name}.done").unlink(missing_ok=True)
+    before = bpf_state()
+    cmd = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address, "-q",
+         "-c", _config(60).target_command, "-n", PROGRAM.replace("@sizes = quantize(arg2);", "")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not all((cluster.tmp / f"{n}.done").exists() for n in PWRITES):
+        assert time.monotonic() < deadline and cmd.poll() is None, cmd.stderr.read()
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    cmd.send_signal(sig)
+    out, err = cmd.communicate(timeout=60)
+    assert time.monotonic() - t0 < 15  # the targets would sleep for 60 s
+    assert cmd.returncode == 0, err
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.strip()}
+    assert rows["pwrite64"] == [str(sum(PWRITES.values()))]
+    assert settled_diff(before) == []
