@@ -328,3 +328,30 @@ def test_ctrl_c_stops_every_host_and_the_command_prints_the_totals(cluster, sig)
     rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.strip()}
     assert rows["pwrite64"] == [str(sum(PWRITES.values()))]
     assert settled_diff(before) == []
+
+
+def test_workers_detach_by_themselves_when_the_scheduler_dies(own_cluster):
+    import threading
+
+    before = bpf_state()
+    cfg = SessionConfig("syscall::pwrite64:entry { @n = count(); }", quiet=True)
+    runner = threading.Thread(target=lambda: _swallow(FleetRun(own_cluster.address, cfg).run),
+                              daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while len(bpf_state().programs - before.programs) < 2:  # one on each worker
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    own_cluster.scheduler.kill()
+    own_cluster.scheduler.wait()
+    t0 = time.monotonic()
+    assert settled_diff(before, timeout=60) == []
+    from dtrace_nb.fleet.worker import UNREACHABLE
+    assert time.monotonic() - t0 < UNREACHABLE + 15  # 10.5 s when measured
+
+
+def _swallow(fn):
+    try:
+        fn()
+    except BaseException:  # noqa: BLE001 - the client loses its scheduler on purpose
+        pass

@@ -57,7 +57,7 @@ class _StopWatch:
 
     def __init__(self, stop_event, beat, deadline: Optional[float]):
         self.event, self.beat, self.deadline = stop_event, beat, deadline
-        self._next = 0.0
+        self._next = self._next_beat = 0.0
         self._unreachable_since: Optional[float] = None
         self._last_beat, self._beat_seen = None, time.monotonic()
         self.reason = ""
@@ -72,7 +72,11 @@ class _StopWatch:
         self._next = now + STOP_POLL
         try:
             stopped = self.event.is_set()
-            beat = self.beat.get(timeout=STOP_POLL)
+            if now >= self._next_beat:
+                self._next_beat = now + BEAT
+                beat = self.beat.get(timeout=STOP_POLL)
+            else:
+                beat = self._last_beat
         except Exception:  # noqa: BLE001 - the scheduler is gone: stop on our own
             self._unreachable_since = self._unreachable_since or now
             if now - self._unreachable_since >= UNREACHABLE:
