@@ -151,6 +151,7 @@ class FleetRun:
         runs = {a: HostRun(chosen[a], a) for a in chosen}
         started, interrupted, reason = time.monotonic(), False, ""
         live_at: Optional[float] = None
+        next_check = 0.0
         deadline: Optional[float] = None
         stopped_at: Optional[float] = None
         try:
@@ -159,7 +160,9 @@ class FleetRun:
                 if now >= next_beat:  # the workers stop by themselves without it
                     beats, next_beat = beats + 1, now + BEAT
                     beat.set(beats)
-                self._check_lost(client, futures, runs)
+                if now >= next_check:  # a scheduler round trip: twice a second
+                    next_check = now + 0.5
+                    self._check_lost(client, futures, runs)
                 if live_at is None:
                     pending = [a for a in futures if runs[a].ok and not futures[a].done()
                                and not live[a].is_set()]

@@ -14,6 +14,8 @@ import os
 import socket
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
 from typing import Optional
 
@@ -53,14 +55,39 @@ class _StopWatch:
     """should_stop() for Session.run: the fleet's stop event (read every STOP_POLL), the
     client's heartbeat (a counter it bumps every BEAT; unchanged for LOST_CLIENT s means
     the client is gone), and the worker's own deadline. Counters, not clocks: the hosts'
-    clocks need not agree."""
+    clocks need not agree. The scheduler is asked from a thread of its own, so that a
+    scheduler that went away (whose calls hang until Dask's connect timeout) is noticed
+    after UNREACHABLE s, not after that timeout."""
 
     def __init__(self, stop_event, beat, deadline: Optional[float]):
         self.event, self.beat, self.deadline = stop_event, beat, deadline
         self._next = self._next_beat = 0.0
         self._unreachable_since: Optional[float] = None
         self._last_beat, self._beat_seen = None, time.monotonic()
+        self._asker = ThreadPoolExecutor(1, thread_name_prefix="dtrace-nb-fleet")
+        self._pending = None
         self.reason = ""
+
+    def _ask(self, want_beat: bool):
+        stopped = self.event.is_set()
+        return stopped, (self.beat.get(timeout=STOP_POLL) if want_beat else self._last_beat)
+
+    def _answer(self, now: float):
+        """(stopped, beat) from the scheduler, or None while it does not answer."""
+        if self._pending is None:
+            want_beat = now >= self._next_beat
+            if want_beat:
+                self._next_beat = now + BEAT
+            self._pending = self._asker.submit(self._ask, want_beat)
+        try:
+            answer = self._pending.result(timeout=STOP_POLL)
+        except FutureTimeout:
+            return None  # still waiting: asked again once it answers
+        except Exception:  # noqa: BLE001 - the scheduler is gone or refused
+            self._pending = None
+            return None
+        self._pending = None
+        return answer
 
     def __call__(self) -> bool:
         now = time.monotonic()
@@ -70,26 +97,24 @@ class _StopWatch:
         if now < self._next:
             return False
         self._next = now + STOP_POLL
-        try:
-            stopped = self.event.is_set()
-            if now >= self._next_beat:
-                self._next_beat = now + BEAT
-                beat = self.beat.get(timeout=STOP_POLL)
-            else:
-                beat = self._last_beat
-        except Exception:  # noqa: BLE001 - the scheduler is gone: stop on our own
+        answer = self._answer(now)
+        if answer is None:
             self._unreachable_since = self._unreachable_since or now
             if now - self._unreachable_since >= UNREACHABLE:
                 self.reason = "scheduler unreachable"
                 return True
             return False
         self._unreachable_since = None
+        stopped, beat = answer
         if beat != self._last_beat:
             self._last_beat, self._beat_seen = beat, now
         elif now - self._beat_seen >= LOST_CLIENT:
             self.reason = "client lost"
             return True
         return stopped
+
+    def close(self) -> None:
+        self._asker.shutdown(wait=False)
 
 
 def _plain_snapshot(s) -> dict:
@@ -140,6 +165,7 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dic
     except Exception as exc:  # noqa: BLE001 - reported by host name, the others go on
         error = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     finally:
+        watch.close()
         if not said_live:
             live.set()  # ended before it was live: the client must not wait for it
     snap = session._final or {}
