@@ -43,7 +43,7 @@ system:
 # site-packages). Reinstalled when the package metadata changes.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,notebook]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,notebook,fleet]'
 	@touch $@
 
 # The kernel nbclient and JupyterLab start by the name `python3`: the venv's interpreter.

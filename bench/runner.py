@@ -4,7 +4,7 @@ medians and ratios and write everything (every sample too) to a JSON file.
 
 A benchmark, not a test: nothing here asserts anything about time.
 
-    python -m bench [--rounds N] [--quick] [--cases 1,2,3,4,6] [--json out/bench.json]
+    python -m bench [--rounds N] [--quick] [--cases 1,2,3,4,6,7] [--json out/bench.json]
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import time
 
 from bench.common import ROOT, build, have_bpftrace
 from bench.cases import compile as compile_case
-from bench.cases import per_event, records, snapshot, startup
+from bench.cases import fleet, per_event, records, snapshot, startup
 
-CASES = {"1": per_event, "2": startup, "3": snapshot, "4": records, "6": compile_case}
+CASES = {"1": per_event, "2": startup, "3": snapshot, "4": records, "6": compile_case,
+         "7": fleet}
 
 
 def machine() -> dict:
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="rounds per case (default 5)")
     ap.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke run")
-    ap.add_argument("--cases", default="1,2,3,4,6", help="which cases (default all: 1,2,3,4,6;"
+    ap.add_argument("--cases", default="1,2,3,4,6,7", help="which cases (default all: 1,2,3,4,6,7;"
                     " memory, case 5, is measured within 3 and 4)")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench.json"), help="results file")
     ns = ap.parse_args(argv)

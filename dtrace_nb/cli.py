@@ -17,6 +17,7 @@ from typing import Optional
 from dtrace_nb import frontend
 from dtrace_nb.display.explain import explain as explain_program
 from dtrace_nb.errors import DError, DUsageError
+from dtrace_nb.fleet import shell as fleet_shell
 from dtrace_nb.runtime.environment import doctor, format_doctor
 from dtrace_nb.session import Session
 from dtrace_nb.text.messages import is_chatter
@@ -104,9 +105,11 @@ def trace(ns: argparse.Namespace) -> int:
         if not (ns.quiet and is_chatter(text)):
             print(text, file=sys.stderr)
 
-    session = Session(cfg, on_output=emit, on_message=message)
     # SIGTERM ends tracing like Ctrl-C does: detach, print, exit.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if ns.cluster:
+        return fleet_shell.trace_command(ns, cfg, out, message)
+    session = Session(cfg, on_output=emit, on_message=message)
     # drops were reported as they happened; the command needs no Result (nor pandas)
     outcome = session.run(duration=ns.duration)
     if out is not sys.stdout:

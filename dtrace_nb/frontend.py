@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from dtrace_nb.errors import DUsageError
+from dtrace_nb.fleet import shell as fleet_shell
 from dtrace_nb.probes import BindContext
 from dtrace_nb.runtime.target import Target
 from dtrace_nb.session import SessionConfig
@@ -45,6 +46,7 @@ def build_parser(prog: str = CLI,
     p.add_argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
     p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
                    help="stop after SECONDS (dtrace-nb addition)")
+    fleet_shell.add_arguments(p)  # --cluster, --hosts, --workers
     return p
 
 

@@ -22,6 +22,7 @@ from traitlets.config import Configurable
 from dtrace_nb import frontend
 from dtrace_nb.display.explain import explain
 from dtrace_nb.errors import DEnvironmentError, DError
+from dtrace_nb.fleet import shell as fleet_shell
 from dtrace_nb.lang.options import parse_rate_ns
 from dtrace_nb.result.recording import cell_key, load_explanation, save_explanation
 from dtrace_nb.runtime.environment import require_tracing
@@ -257,6 +258,12 @@ class DTraceMagics(Magics, Configurable):
         return build
 
     def _trace(self, args, source: str):
+        if args.cluster:  # many hosts: no live view yet, the merged Result at the end
+            try:
+                return fleet_shell.trace_cell(args, frontend.session_config(args, source),
+                                              source)
+            except DError as err:
+                raise DTraceError(err.render(source)) from None
         def stream(text: str) -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -269,6 +276,8 @@ class DTraceMagics(Magics, Configurable):
     def _background(self, args, source: str):
         from dtrace_nb.display.live import BackgroundTrace  # pandas: when tracing
 
+        if args.cluster:
+            raise DTraceError("%dtrace: --bg is not supported with --cluster yet")
         view = self._view()
         session = self._session(args, source, lambda text: view.lines.append(text))
 

@@ -45,6 +45,10 @@ class SessionConfig:
     # text; every other record (exit, printa, speculations, ERROR...) is handled as usual.
     # Clauses of BEGIN/END/ERROR and speculative records stay text.
     record_frames: bool = False
+    # One host of a fleet (dtrace_nb/fleet): aggregations are read without normalize()'s
+    # factor (Session.normalize_factors() has them) and not printed at the end: the fleet
+    # merges every host's, divides once and prints them.
+    fleet_member: bool = False
 
 
 @dataclass
@@ -130,6 +134,7 @@ class Session:
         self._reader = AggregationReader(self._loaded.maps, self.program.resources.aggs,
                                          sort_options(self.checked.options),
                                          stack_text=symbols.stack_text)
+        self._reader.apply_normal = not self.cfg.fleet_member
         self.consumer = Consumer(self.checked, self.program, self._reader, symbols,
                                  self._emit, self._message,
                                  lambda args: self._fire("ERROR", args, consume=False),
@@ -232,6 +237,10 @@ class Session:
             return {}
         return {name: self._reader.snapshot(name) for name in self.program.resources.aggs}
 
+    def normalize_factors(self) -> dict[str, int]:
+        """name -> the factor normalize() gave it (only the aggregations it was called on)."""
+        return dict(self._reader.normal) if self._reader is not None else {}
+
     def records_frames(self) -> dict:
         """(clause index, probe text) -> DataFrame of the records kept as columns
         (SessionConfig.record_frames), in arrival order."""
@@ -268,7 +277,8 @@ class Session:
                 self._status()
                 self._final = self.snapshot()
                 self.timeline.add(self._final)
-                self.consumer.end(self._final)
+                if not self.cfg.fleet_member:
+                    self.consumer.end(self._final)
         finally:
             self.running = False
             self.ended_at = time.monotonic()

@@ -54,6 +54,9 @@ class AggregationReader:
         self.aggs = aggs
         self.maps = {name: maps[a.map_name] for name, a in aggs.items()}
         self.normal: dict[str, int] = {}
+        # False on a host of a fleet: snapshots keep the raw values, and the fleet divides
+        # by normalize()'s factor once after merging (dividing per host is not exact)
+        self.apply_normal = True
 
     def read_raw(self, agg: AggLayout, m) -> tuple[np.ndarray, np.ndarray]:
         """(keys, values[n, ncpu]) of one aggregation's map."""
@@ -82,7 +85,8 @@ class AggregationReader:
         return make_snapshot(info.name, info.func, info.key_names,
                              [key_kind(f) for f in agg.key_fields], info.params, cols, vals,
                              keyless=agg.keyless, nbuckets=agg.nbuckets,
-                             factor=self.normal.get(name, 1), sort_options=self.sort_options)
+                             factor=self.normal.get(name, 1) if self.apply_normal else 1,
+                             sort_options=self.sort_options)
 
     def stack_texts(self, t: StackType, values: list[int]) -> list[str]:
         """Stack-key values (stack id, and pid for ustack) as DTrace prints stacks."""

@@ -25,6 +25,7 @@ LAYERS = (
     ("session",),
     ("display",),
     ("result",),
+    ("fleet",),  # many hosts' sessions through Dask, merged; the shells use it
     ("frontend",),
     ("cli", "magics", "__init__", "__main__"),
 )

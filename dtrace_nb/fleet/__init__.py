@@ -1,0 +1,1 @@
+"""Fleet tracing: one D program run on many Dask workers, aggregations merged exactly."""

@@ -1,0 +1,255 @@
+"""The client side of a fleet run: choose workers of a Dask cluster, start the program on
+each (fleet/worker.py), stop them together, gather, and merge the aggregations exactly
+(aggregate/merge.py). A worker that fails (cannot compile or load, died, did not answer)
+is reported by name; the others' results are kept.
+
+`distributed` is imported here only, when a cluster is used (the extra `fleet`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from dtrace_nb.aggregate.merge import MergeError, merge_hosts
+from dtrace_nb.aggregate.snapshot import AggSnapshot
+from dtrace_nb.errors import DUsageError
+from dtrace_nb.fleet.worker import BEAT, GRACE, config_fields, trace_on_worker
+from dtrace_nb.session import SessionConfig
+
+# a worker that is not live this long after the start is traced without (it may join)
+LIVE_TIMEOUT = 60.0
+POLL = 0.1
+
+
+@dataclass
+class HostRun:
+    """What one worker left (fleet/worker.py's dict), or why it left nothing."""
+
+    host: str
+    address: str
+    data: dict = field(default_factory=dict)
+    failure: str = ""  # non-empty: the host failed, in a few words
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure
+
+    def snapshots(self) -> dict[str, AggSnapshot]:
+        return {n: AggSnapshot(d["name"], d["func"], d["key_names"], d["key_kinds"],
+                               [tuple(k) for k in d["keys"]], d["values"], tuple(d["params"]))
+                for n, d in self.data.get("snapshots", {}).items()}
+
+
+@dataclass
+class FleetOutcome:
+    """A fleet run's end: every chosen host's run, the merged aggregations, messages."""
+
+    hosts: list[HostRun]
+    merged: dict[str, AggSnapshot]
+    per_host: dict[str, dict[str, AggSnapshot]]
+    messages: list[str]
+    stop_reason: str = ""
+    interrupted: bool = False
+    duration: float = 0.0
+    live_after: float = 0.0  # seconds from the submission until every host was live
+
+    @property
+    def failed(self) -> list[HostRun]:
+        return [h for h in self.hosts if not h.ok]
+
+
+def _import_distributed():
+    try:
+        import distributed  # only with a cluster: the optional extra `fleet`
+    except ImportError:
+        raise DUsageError("--cluster needs Dask distributed",
+                          hint="pip install 'dtrace-nb[fleet]'") from None
+    return distributed
+
+
+def _host_names(workers: dict) -> dict[str, str]:
+    """worker address -> the name a host is reported by (the worker's name, else address)."""
+    names = {}
+    for addr, info in workers.items():
+        name = str(info.get("name", "") or addr)
+        names[addr] = name if name not in names.values() else f"{name}@{addr}"
+    return names
+
+
+def choose_workers(workers: dict, hosts: Optional[list[str]] = None,
+                   count: Optional[int] = None) -> dict[str, str]:
+    """address -> host name of the workers to trace on: those named by `hosts` (a
+    worker's name, host or address), else the first `count`, else all of them."""
+    names = _host_names(workers)
+    if not names:
+        raise DUsageError("the cluster has no workers")
+    if hosts:
+        chosen = {a: n for a, n in names.items()
+                  if {n, a, workers[a].get("host", "")} & set(hosts)}
+        missing = [h for h in hosts if not any(
+            h in (n, a, workers[a].get("host", "")) for a, n in chosen.items())]
+        if missing:
+            raise DUsageError(f"no worker named {', '.join(missing)} in the cluster",
+                              hint="workers: " + ", ".join(sorted(names.values())))
+        return chosen
+    addrs = sorted(names, key=lambda a: names[a])
+    if count is not None:
+        if not 0 < count <= len(addrs):
+            raise DUsageError(f"--workers {count}: the cluster has {len(addrs)}")
+        addrs = addrs[:count]
+    return {a: names[a] for a in addrs}
+
+
+class FleetRun:
+    """One program traced on chosen workers of the cluster at `address`."""
+
+    def __init__(self, address: str, cfg: SessionConfig, hosts: Optional[list[str]] = None,
+                 count: Optional[int] = None, connect_timeout: float = 10.0,
+                 on_message: Optional[Callable[[str], None]] = None):
+        self.address, self.cfg = address, cfg
+        self.hosts_wanted, self.count = hosts, count
+        self.connect_timeout = connect_timeout
+        self.on_message = on_message
+        self.messages: list[str] = []
+
+    def _message(self, text: str) -> None:
+        self.messages.append(text)
+        if self.on_message is not None:
+            self.on_message(text)
+
+    def run(self, duration: Optional[float] = None,
+            should_stop: Optional[Callable[[], bool]] = None) -> FleetOutcome:
+        distributed = _import_distributed()
+        try:
+            client = distributed.Client(self.address, timeout=self.connect_timeout,
+                                        set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise DUsageError(f"cannot reach the cluster at {self.address}: {exc}") from None
+        try:
+            return self._run(distributed, client, duration, should_stop)
+        finally:
+            client.close()
+
+    def _run(self, distributed, client, duration, should_stop) -> FleetOutcome:
+        chosen = choose_workers(client.scheduler_info()["workers"], self.hosts_wanted,
+                                self.count)
+        run_id = uuid.uuid4().hex[:12]
+        stop = distributed.Event(f"dtrace-nb-{run_id}-stop", client=client)
+        live = {a: distributed.Event(f"dtrace-nb-{run_id}-live-{a}", client=client)
+                for a in chosen}
+        beat = distributed.Variable(f"dtrace-nb-{run_id}-beat", client=client)
+        beats, next_beat = 0, 0.0
+        beat.set(beats)
+        fields = config_fields(self.cfg)
+        futures = {a: client.submit(trace_on_worker, fields, run_id, duration,
+                                    key=f"dtrace-nb-{run_id}-{i}", workers=[a],
+                                    allow_other_workers=False, pure=False)
+                   for i, a in enumerate(chosen)}
+        runs = {a: HostRun(chosen[a], a) for a in chosen}
+        started, interrupted, reason = time.monotonic(), False, ""
+        live_at: Optional[float] = None
+        next_check = 0.0
+        deadline: Optional[float] = None
+        stopped_at: Optional[float] = None
+        try:
+            while any(not futures[a].done() and runs[a].ok for a in futures):
+                now = time.monotonic()
+                if now >= next_beat:  # the workers stop by themselves without it
+                    beats, next_beat = beats + 1, now + BEAT
+                    beat.set(beats)
+                if now >= next_check:  # a scheduler round trip: twice a second
+                    next_check = now + 0.5
+                    self._check_lost(client, futures, runs)
+                if live_at is None:
+                    pending = [a for a in futures if runs[a].ok and not futures[a].done()
+                               and not live[a].is_set()]
+                    if not pending or now - started >= LIVE_TIMEOUT:
+                        live_at = now
+                        for a in pending:
+                            self._message(f"dtrace-nb: host {chosen[a]} is not live after "
+                                          f"{LIVE_TIMEOUT:.0f} s; tracing without it")
+                        deadline = now + duration if duration else None
+                if stopped_at is None:
+                    if deadline is not None and now >= deadline:
+                        reason = "duration"
+                    elif should_stop is not None and should_stop():
+                        reason = "stopped"
+                    elif stop.is_set():
+                        reason = "exit"  # a host's exit() (or another client) stopped it
+                    if reason:
+                        stop.set()
+                        stopped_at = now
+                elif now - stopped_at > GRACE:
+                    for a in futures:
+                        if not futures[a].done() and runs[a].ok:
+                            runs[a].failure = (f"did not answer within {GRACE:.0f} s "
+                                               "of the stop")
+                    break
+                time.sleep(POLL)
+        except KeyboardInterrupt:
+            interrupted, reason = True, "interrupted"
+            stop.set()
+            self._wait_done(futures, runs)
+        finally:
+            stop.set()  # every host stops, whatever ended the run here
+        self._gather(futures, runs)
+        for a, f in futures.items():
+            if not f.done():
+                f.cancel()
+        outcome = self._outcome(list(runs.values()), reason, interrupted,
+                                time.monotonic() - (live_at or started))
+        outcome.live_after = (live_at or started) - started
+        return outcome
+
+    @staticmethod
+    def _check_lost(client, futures, runs) -> None:
+        """A worker gone from the scheduler while its trace ran: died (or was killed)."""
+        current = client.scheduler_info()["workers"]
+        for a, f in futures.items():
+            if runs[a].ok and not f.done() and a not in current:
+                runs[a].failure = "worker died (lost from the scheduler) during the trace"
+
+    @staticmethod
+    def _wait_done(futures, runs, timeout: float = GRACE) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(
+                not f.done() and runs[a].ok for a, f in futures.items()):
+            time.sleep(POLL)
+
+    @staticmethod
+    def _gather(futures, runs) -> None:
+        for a, f in futures.items():
+            run = runs[a]
+            if not run.ok or not f.done():
+                continue
+            if f.status == "error":
+                exc = f.exception()
+                run.failure = f"failed: {type(exc).__name__}: {exc}"
+                continue
+            if f.status == "cancelled":
+                run.failure = "its task was cancelled (worker lost?)"
+                continue
+            run.data = f.result()
+            if run.data.get("error"):
+                run.failure = run.data["error"]
+
+    def _outcome(self, runs: list[HostRun], reason: str, interrupted: bool,
+                 duration: float) -> FleetOutcome:
+        per_host = {r.host: r.snapshots() for r in runs if r.data}
+        factors: dict[str, int] = {}
+        for r in runs:
+            factors.update(r.data.get("factors", {}))
+        for r in runs:
+            if not r.ok:
+                first = r.failure.strip().splitlines()[0] if r.failure.strip() else "failed"
+                self._message(f"dtrace-nb: host {r.host}: {first}")
+        try:
+            merged = merge_hosts(per_host, factors)
+        except MergeError as err:
+            self._message(f"dtrace-nb: hosts disagree, not merged: {err}")
+            merged = {}
+        return FleetOutcome(runs, merged, per_host, list(self.messages), reason,
+                            interrupted, duration)

@@ -1,0 +1,59 @@
+"""The fleet's part of both shells, in one place: the options (--cluster, --hosts,
+--workers) that frontend.build_parser adds, and running a program on a cluster for the
+command (text) and for the magic (a FleetResult)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from dtrace_nb.errors import DUsageError
+from dtrace_nb.fleet.client import FleetOutcome, FleetRun
+from dtrace_nb.session import SessionConfig
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="ADDR",
+                   help="trace on the workers of the Dask cluster at ADDR "
+                        "(tcp://scheduler:8786) and merge the aggregations")
+    p.add_argument("--hosts", metavar="H1,H2", type=lambda s: [h for h in s.split(",") if h],
+                   help="with --cluster: only these workers (names, hosts or addresses)")
+    p.add_argument("--workers", dest="nworkers", type=int, metavar="N",
+                   help="with --cluster: the first N workers")
+
+
+def _run(ns: argparse.Namespace, cfg: SessionConfig,
+         on_message: Callable[[str], None]) -> FleetOutcome:
+    for opt, given in (("--bg", getattr(ns, "bg", False)),
+                       ("--frames", getattr(ns, "frames", False)), ("-p", ns.pid is not None)):
+        if given:
+            raise DUsageError(f"{opt} is not supported with --cluster yet")
+    return FleetRun(ns.cluster, cfg, hosts=ns.hosts, count=ns.nworkers,
+                    on_message=on_message).run(duration=ns.duration)
+
+
+def trace_command(ns: argparse.Namespace, cfg: SessionConfig, out, message) -> int:
+    """dtrace-nb --cluster: each host's records tagged with the host, then the merged
+    aggregations as dtrace(1) prints them; a failed host on stderr. 1 if every host
+    failed."""
+    from dtrace_nb.fleet.text import aggregations_text, host_messages, host_records_text
+
+    outcome = _run(ns, cfg, message)  # its own messages (failed hosts) go out as they come
+    for m in host_messages(outcome):
+        message(m)
+    out.write(host_records_text(outcome))
+    out.write(aggregations_text(outcome))
+    out.flush()
+    if outcome.hosts and all(not h.ok for h in outcome.hosts):
+        return 1
+    statuses = [h.data.get("exit_status") for h in outcome.hosts if h.data]
+    return next((s for s in statuses if s), 0)
+
+
+def trace_cell(ns: argparse.Namespace, cfg: SessionConfig, source: str):
+    """%%dtrace --cluster: the FleetResult (its text shows the records and the totals)."""
+    from dtrace_nb.fleet.report import FleetResult  # pandas: once the hosts are done
+
+    outcome = _run(ns, cfg, lambda m: print(m, file=sys.stderr))
+    return FleetResult.from_outcome(outcome, source)

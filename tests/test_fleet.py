@@ -1,0 +1,357 @@
+"""Fleet tracing through Dask (dtrace_nb/fleet): a scheduler and two `dask worker`
+processes on 127.0.0.1, started here. Every worker runs the same program with -c, and its
+target does a number of pwrite64() calls that only that worker knows (its environment
+says how many), so each host's ground truth differs; the merged aggregations must be the
+exact sums, and a worker killed mid-trace must be reported while the other's are kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from dtrace_nb.aggregate.buckets import llquantize_bucket, quantize_bucket
+from dtrace_nb.fleet.client import FleetRun
+from dtrace_nb.fleet.report import FleetResult, run_fleet
+from dtrace_nb.session import SessionConfig
+from tests.leakcheck import bpf_state, settled_diff
+
+pytestmark = pytest.mark.kernel
+
+DASK = Path(sys.executable).with_name("dask")
+PWRITES = {"alpha": 5, "beta": 12}  # worker name -> pwrite64() calls of its target
+
+# The target: N pwrite64() of 1..N bytes (N from the worker's environment), then a file
+# that says it is done, then it stays alive for a while (the kill test needs it running).
+WORKLOAD = (
+    "import os, sys, time\n"
+    "n = int(os.environ['FLEET_TEST_PWRITES'])\n"
+    "fd = os.open(os.devnull, os.O_WRONLY)\n"
+    "for k in range(1, n + 1): os.pwrite(fd, b'x' * k, 0)\n"
+    "open(os.environ['FLEET_TEST_DONE'], 'w').close()\n"
+    "time.sleep(float(sys.argv[1]))\n"
+)
+
+PROGRAM = """
+syscall::pwrite64:entry /pid == $target/
+{
+    @calls[probefunc] = count();
+    @bytes = sum(arg2);
+    @most = max(arg2);
+    @sizes = quantize(arg2);
+    @mean = avg(arg2);
+}
+"""
+
+# the other aggregating functions, merged from the same calls
+MORE = """
+syscall::pwrite64:entry /pid == $target/
+{
+    @least = min(arg2);
+    @spread = stddev(arg2);
+    @lin = lquantize(arg2, 0, 10, 2);
+    @log = llquantize(arg2, 2, 0, 4, 4);
+    printf("%d\\n", arg2);
+}
+"""
+
+
+class Cluster:
+    """`dask scheduler` and one `dask worker` per name, all on 127.0.0.1."""
+
+    def __init__(self, names, tmp: Path):
+        self.tmp = tmp
+        sched_file = tmp / "scheduler.json"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.scheduler = subprocess.Popen(
+            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(sched_file)],
+            stdout=subprocess.DEVNULL, stderr=open(tmp / "scheduler.log", "w"))
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() or not sched_file.read_text().strip():
+            assert time.monotonic() < deadline, (tmp / "scheduler.log").read_text()
+            time.sleep(0.1)
+        self.address = json.loads(sched_file.read_text())["address"]
+        for name in names:
+            env = dict(os.environ, FLEET_TEST_PWRITES=str(PWRITES[name]),
+                       FLEET_TEST_DONE=str(tmp / f"{name}.done"))
+            self.procs[name] = subprocess.Popen(
+                [str(DASK), "worker", self.address, "--name", name, "--nthreads", "1",
+                 "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
+                env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / f"{name}.log", "w"))
+        self._wait_workers(len(names))
+
+    def _wait_workers(self, n: int) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=30, set_as_default=False) as c:
+            c.wait_for_workers(n, timeout=60)
+
+    def kill(self, name: str) -> None:
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait()
+
+    def close(self) -> None:
+        for p in [*self.procs.values(), self.scheduler]:
+            if p.poll() is None:
+                p.terminate()
+        for p in [*self.procs.values(), self.scheduler]:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _cluster():
+    with tempfile.TemporaryDirectory(prefix="dtnb-fleet-") as tmp:
+        c = Cluster(list(PWRITES), Path(tmp))
+        try:
+            yield c
+        finally:
+            c.close()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    yield from _cluster()
+
+
+@pytest.fixture
+def own_cluster():
+    """A cluster of its own, for a test that kills one of its workers."""
+    yield from _cluster()
+
+
+def _config(sleep: float) -> SessionConfig:
+    """The program, with -c: the workload, which then sleeps `sleep` seconds."""
+    command = f"{shlex.quote(sys.executable)} -c {shlex.quote(WORKLOAD)} {sleep}"
+    return SessionConfig(PROGRAM, target_command=command, quiet=True)
+
+
+def _expected_quantize(ns) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for n in ns:
+        for k in range(1, n + 1):
+            out[quantize_bucket(k)] = out.get(quantize_bucket(k), 0) + 1
+    return out
+
+
+def test_merged_aggregations_are_the_exact_sums(cluster):
+    before = bpf_state()
+    outcome = FleetRun(cluster.address, _config(0)).run(duration=60)
+    r = FleetResult.from_outcome(outcome, PROGRAM)
+    assert r.failed_hosts == [], r.messages
+    assert sorted(r.hosts) == ["alpha", "beta"]
+    ns = list(PWRITES.values())
+    assert r["calls"].to_dict("records") == [{"probefunc": "pwrite64", "count": sum(ns)}]
+    assert r["bytes"]["sum"].tolist() == [sum(n * (n + 1) // 2 for n in ns)]
+    assert r["most"]["max"].tolist() == [max(ns)]
+    mean = r["mean"].iloc[0]
+    assert (mean["count"], mean["total"]) == (sum(ns), sum(n * (n + 1) // 2 for n in ns))
+    # quantize: bucket by bucket, the two hosts' histograms added
+    merged = outcome.merged["sizes"].values[0]
+    want = _expected_quantize(ns)
+    assert {i: c for i, c in enumerate(merged) if c} == want
+    # each host's own rows, a host column first
+    per = r.by_host("calls")
+    assert dict(zip(per["host"], per["count"])) == PWRITES
+    # the text: dtrace(1)'s layout of the fleet totals
+    line = next(ln for ln in r.output.splitlines() if "pwrite64" in ln)
+    assert line.split() == ["pwrite64", str(sum(ns))]
+    assert settled_diff(before) == []
+
+
+def test_a_worker_killed_mid_trace_is_reported_and_the_other_kept(own_cluster):
+    cluster = own_cluster
+    import threading
+
+    before = bpf_state()
+    box = {}
+    runner = threading.Thread(target=lambda: box.setdefault(
+        "outcome", FleetRun(cluster.address, _config(60)).run(duration=8)))
+    runner.start()
+    done = cluster.tmp / "beta.done"
+    deadline = time.monotonic() + 60
+    while not done.exists():  # beta's target made its calls: beta is live and traced them
+        assert time.monotonic() < deadline and runner.is_alive()
+        time.sleep(0.05)
+    cluster.kill("beta")
+    runner.join(90)
+    outcome = box["outcome"]
+    r = FleetResult.from_outcome(outcome, PROGRAM)
+    assert r.failed_hosts == ["beta"]
+    assert any("host beta" in m and "died" in m for m in r.messages), r.messages
+    assert r["calls"]["count"].tolist() == [PWRITES["alpha"]]
+    assert r.hosts["alpha"]["ok"]
+    assert settled_diff(before) == []
+
+
+def test_a_program_that_does_not_compile_is_reported_by_every_host(cluster):
+    r = run_fleet(cluster.address, SessionConfig("syscall::nosuchcall:entry {}"), duration=5)
+    assert sorted(r.failed_hosts) == ["alpha", "beta"]
+    assert sum("nosuchcall" in m for m in r.messages) == 2, r.messages
+
+
+def test_the_command_prints_the_fleet_totals(cluster):
+    command = _config(0).target_command
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
+         "-q", "-c", command, "-n", PROGRAM.replace("@sizes = quantize(arg2);", "")],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines() if ln.strip()}
+    ns = list(PWRITES.values())
+    assert rows["pwrite64"] == [str(sum(ns))]
+    assert str(sum(n * (n + 1) // 2 for n in ns)) in rows  # @bytes, keyless: the value alone
+
+
+def test_the_magic_returns_a_fleet_result(cluster):
+    from tests.conftest import ipython_shell
+
+    ip = ipython_shell()
+    ip.run_line_magic("load_ext", "dtrace_nb")
+    command = _config(0).target_command
+    r = ip.run_cell_magic("dtrace", f"--cluster {cluster.address} -q -c {shlex.quote(command)}",
+                          PROGRAM)
+    assert isinstance(r, FleetResult)
+    assert r["calls"]["count"].tolist() == [sum(PWRITES.values())]
+    assert sorted(r.by_host("calls")["host"]) == ["alpha", "beta"]
+
+
+def test_an_unreachable_cluster_is_one_clear_error():
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", "tcp://127.0.0.1:9",
+         "-n", "BEGIN { exit(0); }"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "cannot reach the cluster at tcp://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_exit_on_one_host_stops_the_fleet(cluster):
+    # only beta's target writes 12 bytes; alpha's would go on for 60 s
+    program = PROGRAM + "syscall::pwrite64:entry /pid == $target && arg2 == 12/ { exit(0); }"
+    cfg = SessionConfig(program, target_command=_config(60).target_command, quiet=True)
+    t0 = time.monotonic()
+    outcome = FleetRun(cluster.address, cfg).run(duration=40)
+    assert time.monotonic() - t0 < 25
+    r = FleetResult.from_outcome(outcome, program)
+    assert r.failed_hosts == [], r.messages
+    assert r.stop_reason == "exit"
+    assert r.hosts["beta"]["stop_reason"] == "exit"
+    assert r["calls"]["count"].tolist() == [sum(PWRITES.values())]
+
+
+def test_destructive_actions_need_the_workers_permission(cluster):
+    # -w on the client is not enough: these workers were not started allowing it
+    cfg = SessionConfig('BEGIN { system("true"); exit(0); }', options={"destructive": None})
+    r = FleetResult.from_outcome(FleetRun(cluster.address, cfg).run(duration=5), "")
+    assert sorted(r.failed_hosts) == ["alpha", "beta"]
+    assert sum("destructive actions refused" in m for m in r.messages) == 2, r.messages
+    pragma = SessionConfig('#pragma D option destructive\nBEGIN { system("true"); exit(0); }')
+    r = FleetResult.from_outcome(FleetRun(cluster.address, pragma).run(duration=5), "")
+    assert sorted(r.failed_hosts) == ["alpha", "beta"]
+
+
+def test_workers_detach_by_themselves_when_their_client_dies(cluster):
+    before = bpf_state()
+    client = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from dtrace_nb.fleet.report import run_fleet; "
+         "from dtrace_nb.session import SessionConfig; "
+         "run_fleet(sys.argv[1], SessionConfig('syscall::pwrite64:entry { @n = count(); }'))",
+         cluster.address], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(bpf_state().programs - before.programs) < 2:  # one on each worker
+            assert time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.2)
+    finally:
+        client.kill()  # no -T and no stop: only the missing heartbeat can stop them
+        client.wait()
+    t0 = time.monotonic()
+    assert settled_diff(before, timeout=40) == []
+    from dtrace_nb.fleet.worker import LOST_CLIENT
+    assert time.monotonic() - t0 < LOST_CLIENT + 10
+
+
+def test_every_function_merges_exactly_and_records_come_tagged_in_order(cluster):
+    cfg = SessionConfig(MORE, target_command=_config(0).target_command, quiet=True)
+    outcome = FleetRun(cluster.address, cfg).run(duration=60)
+    r = FleetResult.from_outcome(outcome, MORE)
+    assert r.failed_hosts == [], r.messages
+    sizes = [k for n in PWRITES.values() for k in range(1, n + 1)]
+    merged = {n: s.values[0] for n, s in outcome.merged.items()}
+    assert merged["least"] == 1
+    assert merged["spread"] == (len(sizes), sum(sizes), sum(k * k for k in sizes))
+    lin = [0] * 7  # underflow, 0-1 .. 8-9, overflow
+    for k in sizes:
+        lin[min(k // 2 + 1, 6)] += 1
+    assert merged["lin"] == lin
+    log: dict[int, int] = {}
+    for k in sizes:
+        log[llquantize_bucket(k, 2, 0, 4, 4)] = log.get(llquantize_bucket(k, 2, 0, 4, 4), 0) + 1
+    assert {i: c for i, c in enumerate(merged["log"]) if c} == log
+    # each host's printf records, tagged, in that host's order
+    for host, n in PWRITES.items():
+        lines = [ln.split("] ", 1)[1] for ln in r.output.splitlines()
+                 if ln.startswith(f"[{host}] ")]
+        assert lines == [str(k) for k in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_ctrl_c_stops_every_host_and_the_command_prints_the_totals(cluster, sig):
+    for name in PWRITES:
+        (cluster.tmp / f"{name}.done").unlink(missing_ok=True)
+    before = bpf_state()
+    cmd = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address, "-q",
+         "-c", _config(60).target_command, "-n", PROGRAM.replace("@sizes = quantize(arg2);", "")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not all((cluster.tmp / f"{n}.done").exists() for n in PWRITES):
+        assert time.monotonic() < deadline and cmd.poll() is None, cmd.stderr.read()
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    cmd.send_signal(sig)
+    out, err = cmd.communicate(timeout=60)
+    assert time.monotonic() - t0 < 15  # the targets would sleep for 60 s
+    assert cmd.returncode == 0, err
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.strip()}
+    assert rows["pwrite64"] == [str(sum(PWRITES.values()))]
+    assert settled_diff(before) == []
+
+
+def test_workers_detach_by_themselves_when_the_scheduler_dies(own_cluster):
+    import threading
+
+    before = bpf_state()
+    cfg = SessionConfig("syscall::pwrite64:entry { @n = count(); }", quiet=True)
+    runner = threading.Thread(target=lambda: _swallow(FleetRun(own_cluster.address, cfg).run),
+                              daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while len(bpf_state().programs - before.programs) < 2:  # one on each worker
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    own_cluster.scheduler.kill()
+    own_cluster.scheduler.wait()
+    t0 = time.monotonic()
+    assert settled_diff(before, timeout=60) == []
+    from dtrace_nb.fleet.worker import UNREACHABLE
+    assert time.monotonic() - t0 < UNREACHABLE + 15  # 10.5 s when measured
+
+
+def _swallow(fn):
+    try:
+        fn()
+    except BaseException:  # noqa: BLE001 - the client loses its scheduler on purpose
+        pass
