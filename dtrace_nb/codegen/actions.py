@@ -74,6 +74,8 @@ class ActionEmitter:
 
     def store_stack(self, call: ast.Call) -> None:
         fs = self.fs
+        if fs.binding.thread is not None:
+            fs.refuse_foreign_stack(f"{call.name}()", call.span)
         assert fs.rec is not None
         f = fs.rec.fields[record_slot(fs.res, call)]
         pf = fs.rec.fields[pid_slot(fs.res, call)]
@@ -143,6 +145,7 @@ class ActionEmitter:
             if f.is_string:
                 w.lines(x.store_string(x.str_val(k), f"{kref}{f.name}", f.size))
             elif isinstance(f.dtype, StackType):
+                self.fs.refuse_foreign_stack(f"{f.dtype.kind}()", k.span)
                 w.line(f"{kref}{f.name} = {stack_key(f.dtype)};")
             else:
                 w.line(f"{kref}{f.name} = ({'s64' if f.signed else 'u64'})({x.int_expr(k)});")

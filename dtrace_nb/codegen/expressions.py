@@ -117,6 +117,12 @@ class ExprEmitter(VariableExprs, StringExprs):
             return f"dt_arg{n[3:]}"
         if n in fs.binding.builtins and n != "execname":
             return f"(({self.ty(e).c_type()})({fs.binding.builtins[n]}))"
+        thread = fs.binding.thread
+        if thread is not None:
+            if thread.integer(n) is not None:
+                return f"(({self.ty(e).c_type()})({thread.integer(n)}))"
+            if n in ("stackdepth", "ustackdepth"):
+                fs.refuse_foreign_stack(n, e.span)
         if n == "errno":
             return "0"
         if n == "id":
