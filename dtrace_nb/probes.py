@@ -275,6 +275,10 @@ class Binding:
     # struct generated from a tracepoint's format file); identical ones are emitted once.
     declarations: tuple[str, ...] = ()
     thread: Optional[ThreadContext] = None
+    # Innermost kernel stack frames that are the attach mechanism's, not the probe site's
+    # (a raw tracepoint's program and bpf_trace_runN): stack() and stackdepth skip them,
+    # as DTrace's stacks start at the probe site.
+    kernel_stack_skip: int = 0
 
 
 @dataclass(frozen=True)

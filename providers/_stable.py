@@ -86,8 +86,13 @@ class StableProvider:
                                    arg_exprs=hook.arg_exprs, arg_notes=hook.notes,
                                    prologue=hook.prologue, declarations=hook.declarations,
                                    builtins=dict(hook.builtins), includes=hook.includes,
-                                   thread=hook.thread))
+                                   thread=hook.thread, kernel_stack_skip=_stack_skip(hook)))
         return out
+
+
+def _stack_skip(hook: Hook) -> int:
+    raw = isinstance(hook.attach, RawTracepointAttach)
+    return api.RAW_TRACEPOINT_STACK_SKIP if raw else 0
 
 
 def _safe_args(sp: StableProbe) -> tuple[ArgInfo, ...]:

@@ -81,3 +81,33 @@ sched:::on-cpu /execname == "dtnbsleeper"/ { @[execname, pid == $target, uid, pp
     key = f"dtnbsleeper 1 {os.getuid()} 1"
     assert rows.get(key, 0) >= 21, rows  # 20 nanosleeps and the usleep
     assert len(rows) == 1, rows
+
+
+GLUE = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "__traceiter_")
+
+
+def stacks(text: str) -> list[list[str]]:
+    """The printed stacks: runs of indented vmlinux` frames."""
+    out, cur = [], []
+    for line in text.splitlines():
+        if line.strip().startswith("vmlinux`"):
+            cur.append(line.strip()[len("vmlinux`"):])
+        elif cur:
+            out.append(cur)
+            cur = []
+    return out + ([cur] if cur else [])
+
+
+def test_sched_and_syscall_stacks_start_at_the_probe_site(tmp_path, sleeper):
+    prog = r"""
+sched:::off-cpu /execname == "dtnbsleeper"/ { @[stack()] = count(); }
+syscall::nanosleep:entry /execname == "dtnbsleeper"/ { @[stack()] = count(); }
+"""
+    found = stacks(ok(run_d(tmp_path, prog, extra=("-c", str(sleeper)))))
+    assert found
+    tops = {s[0].split("+")[0] for s in found}
+    for s in found:
+        assert not s[0].startswith(GLUE), s
+        assert not any(f.startswith(("bpf_prog_", "bpf_trace_run")) for f in s), s
+    assert "__schedule" in tops, tops  # off-cpu: the scheduler, where sched_switch fires
+    assert any(t.startswith("syscall_trace_enter") for t in tops), tops

@@ -130,6 +130,8 @@ class ExprEmitter(VariableExprs, StringExprs):
         if n == "epid":
             assert fs.clause is not None
             return str(fs.rec.epid if fs.rec else fs.clause.index + 1)
+        if n == "stackdepth" and fs.binding.kernel_stack_skip:
+            return f"dt_stackdepth(ctx, {fs.binding.kernel_stack_skip & 0xff})"
         if n in _INT_BUILTIN_C:
             if n in _TASK_BUILTINS:
                 fs.uses.add("task")

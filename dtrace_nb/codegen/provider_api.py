@@ -193,3 +193,8 @@ def thread_context(*, pid: str, tid: str, ppid: str, uid: str, gid: str, execnam
     the reason stack()/ustack() cannot be taken for it, refused at compile time)."""
     return ThreadContext(pid=pid, tid=tid, ppid=ppid, uid=uid, gid=gid, execname=execname,
                          curthread=curthread, stacks=stacks)
+
+
+# Binding.kernel_stack_skip of a raw tracepoint program: the kernel stack taken in it
+# starts with the program and bpf_trace_runN, then the traced site
+RAW_TRACEPOINT_STACK_SKIP = 2

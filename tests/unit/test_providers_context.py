@@ -52,3 +52,16 @@ def test_stacks_are_refused_with_the_reason(use):
 
 def test_off_cpu_stacks_still_compile():
     assert "get_stackid" in body("sched:::off-cpu { @[stack()] = count(); }")
+
+
+def test_raw_tracepoint_stacks_skip_the_mechanism_frames():
+    c = body("sched:::off-cpu { @[stack()] = count(); trace(stackdepth); }")
+    assert "get_stackid(ctx, 2)" in c and "dt_stackdepth(ctx, 2)" in c
+
+
+def test_leading_glue_frames_are_dropped_by_name():
+    from dtrace_nb.runtime.symbols import without_glue
+    frames = ["vmlinux`__traceiter_sched_switch+0x41", "vmlinux`__schedule+0x628",
+              "vmlinux`__bpf_trace_x+0x1"]
+    assert without_glue(frames) == frames[1:]
+    assert without_glue(["vmlinux`do_sys+0x1"]) == ["vmlinux`do_sys+0x1"]
