@@ -170,6 +170,9 @@ class UprobeAttach(Attach):
     ret: bool = False
     ref_ctr_offset: int = 0
     symbol: str = ""  # for people: "malloc", "malloc+0x10", "python:function__entry"
+    # the process was found by a glob over running processes (python*:::): if it has
+    # exited by the time probes attach, its probes are skipped, not an error
+    may_vanish: bool = False
     mechanism = "uprobe"
 
     def describe(self) -> str:
