@@ -36,6 +36,9 @@ class MemberInfo:
     dtrace_type: str
     read: Callable[[str], str]
     string_size: int = 0
+    # why the kernel cannot supply this member here: a script reading it is refused at
+    # compile time with this reason ("" for a member that is served)
+    refused: str = ""
 
 
 @dataclass(frozen=True)

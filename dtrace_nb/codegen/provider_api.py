@@ -195,6 +195,12 @@ def thread_context(*, pid: str, tid: str, ppid: str, uid: str, gid: str, execnam
                          curthread=curthread, stacks=stacks)
 
 
+def refused_member(name: str, dtrace_type: str, reason: str) -> MemberInfo:
+    """A member of DTrace's translated type that this kernel's hook cannot supply: listed
+    with its type, and a script reading it is refused at compile time with `reason`."""
+    return MemberInfo(name, dtrace_type, lambda _arg: "0", 0, reason)
+
+
 # Binding.kernel_stack_skip of a raw tracepoint program: the kernel stack taken in it
 # starts with the program and bpf_trace_runN, then the traced site
 RAW_TRACEPOINT_STACK_SKIP = 2
