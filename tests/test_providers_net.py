@@ -111,3 +111,20 @@ def test_members_linux_cannot_supply_are_refused(tmp_path, use, why):
     assert done.returncode != 0
     assert "is not available" in done.stderr and why in done.stderr, done.stderr
     assert "1:" in done.stderr  # located
+
+
+def test_ip_send_and_receive_of_known_datagrams(tmp_path):
+    # the book's "ip bytes by direction", kept to our datagrams: on loopback each is sent
+    # once (in the sending thread) and received once (in softirq: matched by its length)
+    prog = r"""
+ip:::send /pid == $target && args[4]->ipv4_protocol == 17/
+{ @n["send", args[2]->ip_saddr, args[2]->ip_daddr, args[3]->if_name] = count();
+  @b["out"] = sum(args[2]->ip_plength); }
+ip:::receive /args[4]->ipv4_protocol == 17 && args[2]->ip_plength == LEN/
+{ @n["receive", args[4]->ipv4_saddr, args[4]->ipv4_daddr, args[3]->if_name] = count();
+  @b["in"] = sum(args[2]->ip_plength); }
+""".replace("LEN", str(DGRAM + 8))
+    rows = run_work(tmp_path, prog, UDP_WORK, DATAGRAMS, DGRAM)
+    assert rows == {"send 127.0.0.1 127.0.0.1 lo": DATAGRAMS,
+                    "receive 127.0.0.1 127.0.0.1 lo": DATAGRAMS,
+                    "out": DATAGRAMS * (DGRAM + 8), "in": DATAGRAMS * (DGRAM + 8)}
