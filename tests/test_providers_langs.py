@@ -6,12 +6,11 @@ provider globs (`hotspot*`, `ruby*`) find them in the -c target."""
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
 from tests.test_language import run_d
-from tests.test_providers import agg_rows, ok
+from tests.test_providers import build_c, agg_rows, ok
 
 pytestmark = pytest.mark.kernel
 CALLS = 13
@@ -49,10 +48,7 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
-    d = tmp_path_factory.mktemp("runtime")
-    (d / "runtime.c").write_text(RUNTIME_C)
-    subprocess.run(["gcc", "-O1", "-o", str(d / "runtime"), str(d / "runtime.c")], check=True)
-    return d / "runtime"
+    return build_c(tmp_path_factory, "runtime", RUNTIME_C)
 
 
 def test_hotspot_method_entry_pointer_and_length(tmp_path, runtime):

@@ -8,12 +8,11 @@ waits.)"""
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
 from tests.test_language import run_d
-from tests.test_providers import agg_rows, ok
+from tests.test_providers import build_c, agg_rows, ok
 
 pytestmark = pytest.mark.kernel
 
@@ -59,11 +58,7 @@ lockstat:::rw-block, lockstat:::spin-spin, lockstat:::adaptive-block, lockstat::
 
 @pytest.fixture(scope="module")
 def contender(tmp_path_factory):
-    d = tmp_path_factory.mktemp("contend")
-    (d / "mmapc.c").write_text(MMAP_C)
-    subprocess.run(["gcc", "-O1", "-pthread", "-o", str(d / "mmapc"), str(d / "mmapc.c")],
-                   check=True)
-    return d / "mmapc"
+    return build_c(tmp_path_factory, "mmapc", MMAP_C, "-pthread")
 
 
 def test_every_wait_is_served_once_with_its_time(tmp_path, contender):

@@ -5,12 +5,11 @@ through libm a known number of times."""
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
 from tests.test_language import run_d
-from tests.test_providers import agg_rows, ok
+from tests.test_providers import build_c, agg_rows, ok
 
 pytestmark = pytest.mark.kernel
 CALLS = 37
@@ -35,11 +34,7 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def caller(tmp_path_factory):
-    d = tmp_path_factory.mktemp("caller")
-    (d / "caller.c").write_text(PROGRAM_C)
-    subprocess.run(["gcc", "-O1", "-fno-builtin", "-o", str(d / "caller"), str(d / "caller.c"),
-                    "-lm"], check=True)
-    return d / "caller"
+    return build_c(tmp_path_factory, "caller", PROGRAM_C, "-fno-builtin", libs=("-lm",))
 
 
 @pytest.mark.parametrize("module", ["libc", "libc.so", "libc.so.6", "libc*"])

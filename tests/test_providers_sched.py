@@ -6,12 +6,11 @@ self-> variables with tid and execname predicates."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
 from tests.test_language import run_d
-from tests.test_providers import agg_rows, ok
+from tests.test_providers import build_c, agg_rows, ok
 
 pytestmark = pytest.mark.kernel
 
@@ -57,11 +56,7 @@ sched:::on-cpu /self->ts && execname == "dtnbsleeper" && tid == self->tid && pid
 
 @pytest.fixture(scope="module")
 def sleeper(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sleeper")
-    (d / "sleeper.c").write_text(SLEEPER_C)
-    subprocess.run(["gcc", "-O1", "-pthread", "-o", str(d / "sleeper"), str(d / "sleeper.c")],
-                   check=True)
-    return d / "sleeper"
+    return build_c(tmp_path_factory, "sleeper", SLEEPER_C, "-pthread")
 
 
 def test_on_cpu_is_the_incoming_thread(tmp_path, sleeper):

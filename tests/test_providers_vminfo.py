@@ -5,12 +5,11 @@ script of the book's shape prints a line a second."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
 from tests.test_language import run_d
-from tests.test_providers import agg_rows, ok
+from tests.test_providers import build_c, agg_rows, ok
 
 pytestmark = pytest.mark.kernel
 PAGES, READS, SIZE = 300, 41, 777
@@ -43,10 +42,7 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def faulter(tmp_path_factory):
-    d = tmp_path_factory.mktemp("faulter")
-    (d / "faulter.c").write_text(FAULTER_C)
-    subprocess.run(["gcc", "-O1", "-o", str(d / "faulter"), str(d / "faulter.c")], check=True)
-    return d / "faulter"
+    return build_c(tmp_path_factory, "faulter", FAULTER_C)
 
 
 def test_page_faults_and_reads_counted_exactly(tmp_path, faulter):
