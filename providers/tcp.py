@@ -10,8 +10,8 @@
 | send | sock:sock_send_length (protocol TCP, bytes > 0) | once per send call with the bytes it queued, not once per segment: no tracepoint sees each outgoing segment |
 | receive | sock:sock_recv_length (protocol TCP, bytes > 0) | once per receive call with the bytes it returned |
 
-accept-refused (a RST answering a SYN to a closed port) is not served: tcp:tcp_send_reset
-carries no state to tell it from other resets. Arguments, as DTrace's: args[0] pktinfo_t,
+accept-refused (a RST answering a SYN to a closed port) is listed and refused:
+tcp:tcp_send_reset carries no state to tell it from other resets. Arguments, as DTrace's: args[0] pktinfo_t,
 args[1] csinfo_t, args[2] ipinfo_t, args[3] tcpsinfo_t, args[4] tcpinfo_t, args[5]
 tcplsinfo_t (state-change family: the previous state). At send/receive ip_plength is the
 payload bytes of the call (tcp_offset is 0, so `ip_plength - tcp_offset` is the payload, as
@@ -22,6 +22,7 @@ the books compute it); tcps_state numbers are Linux's, as in dtrace-utils' tcp.d
 from __future__ import annotations
 
 from dtrace_nb.codegen import provider_api as api
+from dtrace_nb.errors import DProbeError
 from dtrace_nb_providers import _netinfo as net
 from dtrace_nb_providers._stable import StableProbe, StableProvider, tracepoint_hook
 from dtrace_nb_providers._tracefs import event_format
@@ -100,6 +101,12 @@ def io_hooks(inbound: bool, protocol: int):
     return hooks
 
 
+def _accept_refused():
+    raise DProbeError("tcp:::accept-refused cannot be served on this kernel: tcp:tcp_send_reset "
+                      "does not say whether the reset answers a SYN to a closed port",
+                      hint="tcp:::connect-refused (the other end's view) is served")
+
+
 class TcpProvider(StableProvider):
     name = "tcp"
     order = 43
@@ -111,6 +118,7 @@ class TcpProvider(StableProvider):
         StableProbe("connect-refused", _state_args(True), _state_hooks(SYN_SENT, CLOSE)),
         StableProbe("accept-established", _state_args(True),
                     _state_hooks(SYN_RECV, ESTABLISHED)),
+        StableProbe("accept-refused", _state_args(True), _accept_refused),
         StableProbe("send", _io_args(False), io_hooks(False, net.IPPROTO_TCP)),
         StableProbe("receive", _io_args(True), io_hooks(True, net.IPPROTO_TCP)),
     )

@@ -128,3 +128,9 @@ ip:::receive /args[4]->ipv4_protocol == 17 && args[2]->ip_plength == LEN/
     assert rows == {"send 127.0.0.1 127.0.0.1 lo": DATAGRAMS,
                     "receive 127.0.0.1 127.0.0.1 lo": DATAGRAMS,
                     "out": DATAGRAMS * (DGRAM + 8), "in": DATAGRAMS * (DGRAM + 8)}
+
+
+def test_accept_refused_is_listed_and_refused(tmp_path):
+    done = run_d(tmp_path, "tcp:::accept-refused { @ = count(); }")
+    assert done.returncode != 0 and "tcp_send_reset" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
