@@ -36,6 +36,9 @@ class MemberInfo:
     dtrace_type: str
     read: Callable[[str], str]
     string_size: int = 0
+    # why the kernel cannot supply this member here: a script reading it is refused at
+    # compile time with this reason ("" for a member that is served)
+    refused: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,9 @@ class UprobeAttach(Attach):
     ret: bool = False
     ref_ctr_offset: int = 0
     symbol: str = ""  # for people: "malloc", "malloc+0x10", "python:function__entry"
+    # the process was found by a glob over running processes (python*:::): if it has
+    # exited by the time probes attach, its probes are skipped, not an error
+    may_vanish: bool = False
     mechanism = "uprobe"
 
     def describe(self) -> str:
@@ -215,15 +221,47 @@ class Selector:
 
 
 @dataclass(frozen=True)
+class ThreadContext:
+    """The thread a probe's built-ins describe, when the kernel runs the probe's program
+    in another one (sched:::on-cpu is served from sched_switch, which runs in the outgoing
+    thread; DTrace fires it in the incoming one). Each member is a C expression of the
+    binding's context: integers for pid, tid, ppid, uid, gid and curthread (the
+    task_struct's address), the kernel address of the 16-byte comm for execname.
+    Thread-local variables (self->) are keyed on this pid and tid. `stacks` says why
+    stack(), ustack() and the stack depths cannot describe that thread ("" if they can).
+    """
+
+    pid: str
+    tid: str
+    ppid: str
+    uid: str
+    gid: str
+    execname: str
+    curthread: str
+    stacks: str = ""
+
+    def integer(self, name: str) -> Optional[str]:
+        """The C of integer built-in `name` for this thread, None if it is not one."""
+        if name in ("pid", "tid", "ppid", "uid", "gid", "curthread"):
+            return getattr(self, name)
+        return None
+
+    def thread_key(self) -> str:
+        """The u64 key of this thread's self-> variables, laid out as
+        bpf_get_current_pid_tgid() gives the current thread's (tgid << 32 | tid)."""
+        return f"((((u64)(u32)({self.pid})) << 32) | (u64)(u32)({self.tid}))"
+
+
+@dataclass(frozen=True)
 class Binding:
     """One BPF function and its attachment, serving one or more abstract probes.
 
     `ctx_decl` is the C parameter declaration (it must name the parameter `ctx`);
     `prologue` C statements run first and may declare locals that `arg_exprs` use;
     `arg_exprs[i]` is a C expression of type u64 giving argI for every probe served;
-    `builtins` gives C expressions for context-dependent builtins (e.g. 'errno'), and may
-    override the usual ones where the probe's subject is not the current thread (sched's
-    on-cpu: 'pid', 'tid' as integers; 'execname' as the kernel address of a comm buffer).
+    `builtins` gives C expressions for context-dependent builtins (e.g. 'errno');
+    `thread`, when set, is the thread every thread built-in (pid, tid, execname, self->...)
+    describes instead of the one the program runs in (see ThreadContext).
     Providers write this C with dtrace_nb.codegen.provider_api (providers/README.md).
     """
 
@@ -242,6 +280,11 @@ class Binding:
     # C declarations at file scope that ctx_decl/prologue/arg_exprs need (e.g. a context
     # struct generated from a tracepoint's format file); identical ones are emitted once.
     declarations: tuple[str, ...] = ()
+    thread: Optional[ThreadContext] = None
+    # Innermost kernel stack frames that are the attach mechanism's, not the probe site's
+    # (a raw tracepoint's program and bpf_trace_runN): stack() and stackdepth skip them,
+    # as DTrace's stacks start at the probe site.
+    kernel_stack_skip: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,11 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
-SHT_SYMTAB, SHT_DYNSYM, SHT_NOTE = 2, 11, 7
+SHT_SYMTAB, SHT_DYNSYM, SHT_NOTE, SHT_DYNAMIC = 2, 11, 7, 6
+DT_NEEDED, DT_RPATH, DT_RUNPATH = 1, 15, 29
+# where the dynamic loader looks after RPATH/RUNPATH (Debian's multiarch first)
+_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
+             "/lib", "/usr/lib", "/usr/local/lib")
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 PT_LOAD = 1
 NT_STAPSDT = 3
@@ -99,6 +103,22 @@ class ELF:
                     seen[sym] = Symbol(sym, value, size)
         return sorted(seen.values(), key=lambda s: s.name)
 
+    def dynamic_strings(self, tag: int) -> list[str]:
+        """The string values of the .dynamic entries with `tag` (DT_NEEDED: the libraries
+        the object links against)."""
+        out = []
+        for sec in self.sections:
+            if sec.type != SHT_DYNAMIC:
+                continue
+            strtab = self.sections[sec.link]
+            for pos in range(sec.offset, sec.offset + sec.size, 16):
+                d_tag, d_val = struct.unpack_from("<qQ", self.data, pos)
+                if d_tag == 0:
+                    break
+                if d_tag == tag:
+                    out.append(self._cstr(strtab.offset + d_val))
+        return out
+
     def file_offset(self, vaddr: int) -> int:
         """The file offset of a virtual address (what the kernel's uprobe API takes)."""
         for start, off, size in self.segments:
@@ -145,6 +165,68 @@ def _load(path: str, _mtime: int, _size: int) -> ELF:
     return ELF(path)
 
 
+def has_usdt_notes(path: str) -> bool:
+    """Whether the ELF file at path has a .note.stapsdt section, from its section headers
+    only (scanning every process's objects must not read each library whole)."""
+    try:
+        st = os.stat(path)
+        return _has_notes(path, st.st_mtime_ns, st.st_size)
+    except OSError:
+        return False
+
+
+@lru_cache(maxsize=4096)
+def _has_notes(path: str, _mtime: int, _size: int) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+            return False
+        shoff, = struct.unpack_from("<Q", head, 40)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", head, 58)
+        if not shnum or shstrndx >= shnum or shentsize < 64:
+            return False
+        f.seek(shoff)
+        table = f.read(shnum * shentsize)
+        if len(table) < shnum * shentsize:
+            return False
+        _n, _t, _fl, _a, str_off, str_size = struct.unpack_from("<IIQQQQ", table,
+                                                                  shstrndx * shentsize)
+        f.seek(str_off)
+        names = f.read(min(str_size, 1 << 20))
+    return b".note.stapsdt\0" in names
+
+
+def module_names(path: str) -> tuple[str, ...]:
+    """The names a probe description's MODULE may give an object by: its basename and, for
+    a shared library, the basename without its version and without `.so`
+    (libc.so.6 -> libc.so.6, libc.so, libc), as DTrace accepts `libc`."""
+    base = os.path.basename(path)
+    names = [base]
+    stem, so, _version = base.partition(".so")
+    if so and stem:
+        names += [stem + so, stem]
+    return tuple(dict.fromkeys(names))
+
+
+def running_pids() -> list[int]:
+    """Every process id in /proc, ascending."""
+    return sorted(int(d) for d in os.listdir("/proc") if d.isdigit())
+
+
+def is_ours(pid: int) -> bool:
+    """This process or one it started other than the target (a compiler child: it exits
+    before probes attach, and tracing ourselves would trace every firing's consumer)."""
+    me = os.getpid()
+    if pid == me:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return True  # gone already
+    return ppid == me
+
+
 def process_objects(pid: int, target_exe: str = "") -> list[str]:
     """Paths of the executable ELF objects mapped in a process, main executable first."""
     paths: list[str] = []
@@ -165,13 +247,43 @@ def process_objects(pid: int, target_exe: str = "") -> list[str]:
     return [main] + [p for p in paths if p != main]
 
 
+def needed_libraries(exe: str, limit: int = 256) -> list[str]:
+    """The shared libraries `exe` links against, transitively (DT_NEEDED, searched in its
+    RUNPATH/RPATH, then the system's directories): what a -c target held before its exec
+    will map, so its libraries' probes can be named (uprobes are placed on the file and
+    fire once the process maps it)."""
+    found: list[str] = []
+    todo = [exe]
+    while todo and len(found) < limit:
+        path = todo.pop(0)
+        try:
+            elf = load(path)
+        except (OSError, ELFError):
+            continue
+        origin = os.path.dirname(path)
+        dirs = [d.replace("$ORIGIN", origin) for tag in (DT_RUNPATH, DT_RPATH)
+                for entry in elf.dynamic_strings(tag) for d in entry.split(":") if d]
+        for name in elf.dynamic_strings(DT_NEEDED):
+            lib = next((os.path.realpath(os.path.join(d, name)) for d in (*dirs, *_LIB_DIRS)
+                        if os.path.exists(os.path.join(d, name))), None)
+            if lib and lib not in found:
+                found.append(lib)
+                todo.append(lib)
+    return found
+
+
 def target_objects(pid: int, ctx) -> list[str]:
     """process_objects for the pid of a probe description: the -c target's executable is
-    the one it will exec (BindContext.target_exe), and a missing process is a DProbeError."""
+    the one it will exec (BindContext.target_exe) and the libraries it links against are
+    included though not mapped yet; a missing process is a DProbeError."""
     from dtrace_nb.errors import DProbeError
 
     exe = ctx.target_exe if pid == ctx.target_pid else ""
     try:
-        return process_objects(pid, exe)
+        objects = process_objects(pid, exe)
     except ProcessLookupError as err:
         raise DProbeError(str(err)) from None
+    if exe:
+        mapped = {os.path.realpath(o) for o in objects}
+        objects += [lib for lib in needed_libraries(exe) if lib not in mapped]
+    return objects

@@ -9,12 +9,13 @@ which hook serves which probe and which kernel structures its translators read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import (ArgInfo, Attach, BindContext, Binding, Probe, ProbePattern,
-                              ProbeSite, RawTracepointAttach, TracepointAttach, glob_match)
+                              ProbeSite, RawTracepointAttach, ThreadContext, TracepointAttach,
+                              glob_match)
 from dtrace_nb_providers._tracepoint import TracepointArgs, record
 
 
@@ -29,6 +30,7 @@ class Hook:
     declarations: tuple[str, ...] = ()
     builtins: dict[str, str] = field(default_factory=dict)
     includes: tuple[str, ...] = ()
+    thread: Optional[ThreadContext] = None  # the probe's thread, when not the current one
 
 
 def tracepoint_hook(category: str, event: str,
@@ -83,8 +85,14 @@ class StableProvider:
                 out.append(Binding(attach=hook.attach, ctx_decl=hook.ctx_decl, probes=(p,),
                                    arg_exprs=hook.arg_exprs, arg_notes=hook.notes,
                                    prologue=hook.prologue, declarations=hook.declarations,
-                                   builtins=dict(hook.builtins), includes=hook.includes))
+                                   builtins=dict(hook.builtins), includes=hook.includes,
+                                   thread=hook.thread, kernel_stack_skip=_stack_skip(hook)))
         return out
+
+
+def _stack_skip(hook: Hook) -> int:
+    raw = isinstance(hook.attach, RawTracepointAttach)
+    return api.RAW_TRACEPOINT_STACK_SKIP if raw else 0
 
 
 def _safe_args(sp: StableProbe) -> tuple[ArgInfo, ...]:

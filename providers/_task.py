@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DEnvironmentError
-from dtrace_nb.probes import ArgInfo, MemberInfo
+from dtrace_nb.probes import ArgInfo, MemberInfo, ThreadContext
 from dtrace_nb.runtime import btf
 
 _TASK_MEMBERS = ("pid", "tgid", "comm", "real_parent", "cred", "prio", "exit_code")
@@ -91,11 +91,14 @@ class TaskTranslators:
         return api.translated_arg("struct task_struct *", "lwpsinfo_t *",
                                   self.lwpsinfo_members(), name)
 
-    def subject_builtins(self, task: str) -> dict[str, str]:
-        """pid, tid and execname of the task at `task` rather than the current thread's
-        (sched's on-cpu fires in the incoming thread)."""
-        return {"pid": self.read32(task, "tgid"), "tid": self.read32(task, "pid"),
-                "execname": self.comm_address(task)}
+    def subject_thread(self, task: str, stacks: str = "") -> ThreadContext:
+        """The thread context of the task at `task` rather than the current thread's
+        (sched's on-cpu fires in the incoming thread): every thread built-in and self->."""
+        return api.thread_context(
+            pid=self.read32(task, "tgid"), tid=self.read32(task, "pid"),
+            ppid=self.read32(self.read_ptr(task, "real_parent"), "tgid"),
+            uid=self.cred32(task, "uid"), gid=self.cred32(task, "gid"),
+            execname=self.comm_address(task), curthread=task, stacks=stacks)
 
 
 def task_translators(offs: dict[str, int]) -> TaskTranslators:

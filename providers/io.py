@@ -9,6 +9,9 @@ bufinfo_t members: b_flags (B_READ 0x40 / B_WRITE 0x100, from the record's rwbs 
 b_bcount (bytes: the record's `bytes` field where it has one, else nr_sector * 512),
 b_blkno and b_lblkno (the start sector), b_error (the completion status; 0 at start).
 devinfo_t members: dev_major, dev_minor (from the record's dev_t: major << 20 | minor).
+arg0 and arg1 identify the request the same way at start and done: the device (its
+12-bit major, its minor's low 8 bits) above the start sector's low 44 bits (DTrace's arg0 is the buf's address; the
+block tracepoints give no request pointer), so `start[arg0] = timestamp` is found at done.
 DTrace's args[2] fileinfo_t, and devinfo_t's dev_name/dev_statname, are not available from
 the block tracepoints and are left out. done fires in interrupt context on most devices,
 so pid/execname there are whatever was running.
@@ -50,10 +53,23 @@ def _field_offset(event: str, name: str) -> int:
 
 
 def _field_reader(event: str, name: str, ctype: str):
-    """A function of the record's address reading field `name` ("0" where the kernel's
-    record has no such field)."""
+    """A translator member's read of field `name` of the firing's record ("0" where the
+    kernel's record has no such field). The raw argument is the request's identity, not
+    the record, so members read the record through the context."""
     off = _field_offset(event, name)
-    return (lambda rec: api.struct_member(rec, off, ctype)) if off >= 0 else (lambda rec: "0")
+    rec = api.tracepoint_record()
+    return (lambda _arg: api.struct_member(rec, off, ctype)) if off >= 0 else (lambda _arg: "0")
+
+
+def request_id(event: str) -> str:
+    """arg0: the request as both probes see it, the device in the top 20 bits (major, low
+    8 bits of the minor) and the start sector below (DTrace's arg0 is the buf's address, the same at start and done;
+    the tracepoints give no request pointer, and device + sector names a request while
+    it is in flight: `start[arg0] = timestamp` at start is found again at done)."""
+    dev, sector = _field_reader(event, "dev", "u32")(""), _field_reader(event, "sector", "u64")("")
+    # dev_t is major << 20 | minor: keep the 12-bit major and the minor's low 8 bits
+    dev20 = f"(((((u64){dev}) >> 20) & 0xfff) << 8 | (((u64){dev}) & 0xff))"
+    return f"(({dev20} << 44) | ({sector} & ((1ULL << 44) - 1)))"
 
 
 def _bufinfo(event: str) -> ArgInfo:
@@ -83,10 +99,11 @@ def _devinfo(event: str) -> ArgInfo:
 
 def _hooks(event: str):
     record("block", event)
-    rec = api.tracepoint_record()
-    return [tracepoint_hook("block", event, arg_exprs=(rec, rec),
-                            notes=(f"the {event} record (bufinfo_t translated from its fields)",
-                                   f"the {event} record (devinfo_t from its dev field)"),
+    rid = request_id(event)
+    return [tracepoint_hook("block", event, arg_exprs=(rid, rid),
+                            notes=(f"the request: the {event} record's dev and sector "
+                                   f"(bufinfo_t translated from the record's fields)",
+                                   f"the request (devinfo_t from the record's dev field)"),
                             declarations=(FLAGS_HELPER,))]
 
 

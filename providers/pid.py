@@ -3,8 +3,8 @@
 - PID: a process id (`pid$target` with -c/-p). `pid:/path/to/binary:func:entry` with no
   process id and an absolute path traces that binary in every process (a dtrace-nb
   extension, like bpftrace's `uprobe:`).
-- MODULE: the basename of an executable object mapped in the process (`libc.so.6`), its
-  absolute path, or `a.out` for the main executable. With -c, the target is held before its
+- MODULE: the basename of an executable object mapped in the process (`libc.so.6`, or
+  short: `libc.so`, `libc`), its absolute path, or `a.out` for the main executable. With -c, the target is held before its
   exec: its objects are the command's executable and the libraries already mapped (the
   dynamic loader, libc); name any other library by its path.
 - FUNCTION: a function symbol (.symtab and .dynsym), globs allowed.
@@ -42,7 +42,7 @@ _RETURN_ARGS = (ArgInfo("uint64_t", "uint64_t", "offset"), ArgInfo("uint64_t", "
 def _module_matches(pattern: str, path: str, is_main: bool) -> bool:
     if pattern.startswith("/"):
         return os.path.realpath(pattern) == os.path.realpath(path)
-    return (glob_match(pattern, os.path.basename(path))
+    return (any(glob_match(pattern, name) for name in _elf.module_names(path))
             or (is_main and glob_match(pattern, "a.out")))
 
 

@@ -2,7 +2,7 @@
 
 | probe | fires | kernel hook | context / arguments |
 |---|---|---|---|
-| on-cpu | a thread starts running | raw tracepoint sched_switch | pid, tid, execname are the *incoming* thread's (DTrace fires on-cpu in that thread); no args |
+| on-cpu | a thread starts running | raw tracepoint sched_switch | the *incoming* thread's context (Binding.thread: pid, tid, ppid, uid, gid, execname, curthread and self-> describe it, as DTrace fires on-cpu in that thread); stack()/ustack() refused; no args |
 | off-cpu | a thread stops running | raw tracepoint sched_switch | the outgoing thread's context; args[0] lwpsinfo_t *, args[1] psinfo_t *: the incoming thread |
 | sleep | the current thread goes to sleep | sched_switch with prev_state != TASK_RUNNING | the sleeping thread's context; no args |
 | preempt | the current thread is preempted | sched_switch with prev_state == TASK_RUNNING | no args |
@@ -37,8 +37,14 @@ def _task_args(task: str, what: str) -> dict:
     return {"arg_exprs": (task, task), "notes": (f"the {what} task",) * 2}
 
 
+# sched_switch runs in the outgoing thread: the incoming one's stacks are not the current
+# ones, and BPF can take another task's stack only from BTF-typed programs
+_ON_CPU_STACKS = ("on-cpu is served from sched_switch, which runs in the outgoing thread; "
+                  "take stacks at off-cpu")
+
+
 def _on_cpu():
-    return [_switch(builtins=_task.running().subject_builtins(NEXT))]
+    return [_switch(thread=_task.running().subject_thread(NEXT, stacks=_ON_CPU_STACKS))]
 
 
 def _wakeups(events):

@@ -116,6 +116,7 @@ class SyscallProvider:
                 arg_notes=tuple(f"register {r} of the saved user pt_regs (ctx->args[0])"
                                 for r in ARG_REGS),
                 includes=api.PT_REGS_INCLUDES,
+                kernel_stack_skip=api.RAW_TRACEPOINT_STACK_SKIP,
             ))
         if returns:
             ret = api.local("ret")
@@ -133,5 +134,6 @@ class SyscallProvider:
                 arg_notes=("the return value (ctx->args[1]); -1 when the call failed",) * 2,
                 builtins={"errno": f"({failed} ? -{ret} : 0)"},
                 includes=api.PT_REGS_INCLUDES,
+                kernel_stack_skip=api.RAW_TRACEPOINT_STACK_SKIP,
             ))
         return out

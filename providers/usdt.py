@@ -28,7 +28,7 @@ from typing import Iterable
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
-                              UprobeAttach, glob_match)
+                              UprobeAttach, glob_match, is_glob)
 from dtrace_nb_providers import _elf
 from dtrace_nb_providers._elf import target_objects
 
@@ -71,6 +71,10 @@ def operand_c(spec: str) -> tuple[str, str]:
                       hint="supported: registers, constants, offset(%register)")
 
 
+def _is_process_glob(field: str) -> bool:
+    return is_glob(field) and field.strip("*") != ""
+
+
 def probe_name(note_name: str) -> str:
     return note_name.replace("__", "-")
 
@@ -84,9 +88,16 @@ class UsdtProvider:
     def provides(self, provider_field: str) -> bool:
         # Any PROVIDERpid name may be a USDT provider; which ones exist is known only
         # from the process's objects, so sites() decides (and returns nothing cheaply).
+        # A glob (python*) is matched against PROVIDERpid of every running process, as
+        # DTrace matches its per-process providers; a bare '*' is not (listing every
+        # probe would read every process's objects).
+        if _is_process_glob(provider_field):
+            return True
         return bool(provider_field) and bool(_FIELD.match(provider_field))
 
     def sites(self, pattern: ProbePattern, ctx: BindContext) -> Iterable[ProbeSite]:
+        if _is_process_glob(pattern.provider):
+            return self._glob_sites(pattern, ctx)
         m = _FIELD.match(pattern.provider)
         if not m:
             return []
@@ -97,12 +108,38 @@ class UsdtProvider:
             objects = [os.path.realpath(pattern.module)]
         else:
             return []
+        return self._sites(pattern, pid, objects, lambda name: name == prov, False)
+
+    def _glob_sites(self, pattern: ProbePattern, ctx: BindContext) -> list[ProbeSite]:
+        """`python*:::function-entry`: the probes of every process (the -c target's
+        included: its executable is the one it is about to exec) whose PROVIDERpid the
+        glob matches."""
+        out: list[ProbeSite] = []
+        pids = [p for p in _elf.running_pids()
+                if p == ctx.target_pid or not _elf.is_ours(p)]
+        if ctx.target_pid >= 0 and ctx.target_pid not in pids:
+            pids.append(ctx.target_pid)
+        for pid in pids:
+            try:
+                objects = target_objects(pid, ctx) if pid == ctx.target_pid else \
+                    _elf.process_objects(pid)
+            except (ProcessLookupError, DProbeError):
+                continue  # exited while we looked
+            objects = [o for o in objects if _elf.has_usdt_notes(o)]
+            if objects:
+                out += self._sites(pattern, pid, objects,
+                                   lambda name, pid=pid: glob_match(pattern.provider,
+                                                                    f"{name}{pid}"), True)
+        return out
+
+    def _sites(self, pattern: ProbePattern, pid: int, objects: list[str],
+               provider_ok, from_glob: bool) -> list[ProbeSite]:
         found: dict[tuple[str, str, str], list] = {}
         for path in objects:
             if pattern.module.startswith("/"):
                 if os.path.realpath(pattern.module) != os.path.realpath(path):
                     continue
-            elif not glob_match(pattern.module, os.path.basename(path)):
+            elif not any(glob_match(pattern.module, n) for n in _elf.module_names(path)):
                 continue
             try:
                 elf = _elf.load(path)
@@ -115,20 +152,20 @@ class UsdtProvider:
             starts = [f.addr for f in funcs]
             for note in notes:
                 name = probe_name(note.name)
-                if note.provider != prov or not glob_match(pattern.name, name):
+                if not provider_ok(note.provider) or not glob_match(pattern.name, name):
                     continue
                 i = bisect.bisect_right(starts, note.pc) - 1
                 func = funcs[i].name if i >= 0 and note.pc < funcs[i].addr + max(
                     funcs[i].size, 1) else ""
                 if not glob_match(pattern.function, func):
                     continue
-                key = (os.path.basename(path), func, name)
+                key = (note.provider, os.path.basename(path), func, name)
                 found.setdefault(key, []).append((path, note))
         out = []
-        for (module, func, name), sites in found.items():
+        for (prov, module, func, name), sites in found.items():
             nargs = max(len(n.args) for _, n in sites)
             args = tuple(ArgInfo("uint64_t", "int64_t", f"arg{i}") for i in range(nargs))
-            out.append(ProbeSite(module, func, name, args, data=(pid, tuple(sites)),
+            out.append(ProbeSite(module, func, name, args, data=(pid, tuple(sites), from_glob),
                                  provider=f"{prov}{pid}" if pid >= 0 else prov))
         return out
 
@@ -137,7 +174,7 @@ class UsdtProvider:
             raise DProbeError(f"the usdt provider supports x86_64 only, not {platform.machine()}")
         out = []
         for p in probes:
-            pid, sites = p.data
+            pid, sites, from_glob = p.data
             for path, note in sites:
                 elf = _elf.load(path)
                 fetched = [operand_c(a) for a in note.args]
@@ -145,7 +182,8 @@ class UsdtProvider:
                     attach=UprobeAttach(path, elf.file_offset(note.pc), pid,
                                         ref_ctr_offset=(elf.file_offset(note.semaphore)
                                                         if note.semaphore else 0),
-                                        symbol=f"{note.provider}:{note.name}"),
+                                        symbol=f"{note.provider}:{note.name}",
+                                        may_vanish=from_glob and pid != ctx.target_pid),
                     ctx_decl=api.PT_REGS_CTX, probes=(p,),
                     arg_exprs=tuple(c for c, _ in fetched),
                     arg_notes=tuple(f"{how} (note operand {a})"

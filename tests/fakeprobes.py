@@ -119,8 +119,8 @@ class FakeSchedProvider(StableProvider):
     order = 41
     probes = (
         StableProbe("on-cpu", lambda: (),
-                    lambda: [raw_hook("sched_switch", builtins=TASK.subject_builtins(
-                        api.raw_tracepoint_arg(2)))]),
+                    lambda: [raw_hook("sched_switch", thread=TASK.subject_thread(
+                        api.raw_tracepoint_arg(2), stacks="sched_switch runs in the outgoing thread"))]),
         StableProbe("off-cpu", lambda: (TASK.lwpsinfo_arg(), TASK.psinfo_arg()),
                     lambda: [raw_hook("sched_switch",
                                       arg_exprs=(api.raw_tracepoint_arg(2),) * 2,

@@ -29,6 +29,16 @@ def ok(done: subprocess.CompletedProcess) -> str:
     return done.stdout
 
 
+def build_c(tmp_path_factory, name: str, source: str, *flags: str,
+            libs: tuple[str, ...] = ()) -> Path:
+    """A workload of the test's own, compiled with gcc: its path."""
+    d = tmp_path_factory.mktemp(name)
+    (d / f"{name}.c").write_text(source)
+    subprocess.run(["gcc", "-O1", *flags, "-o", str(d / name), str(d / f"{name}.c"), *libs],
+                   check=True)
+    return d / name
+
+
 def agg_rows(text: str) -> dict[str, int]:
     """'key   value' rows of printed aggregations -> {key: value}."""
     rows = {}

@@ -74,10 +74,12 @@ class ActionEmitter:
 
     def store_stack(self, call: ast.Call) -> None:
         fs = self.fs
+        if fs.binding.thread is not None:
+            fs.refuse_foreign_stack(f"{call.name}()", call.span)
         assert fs.rec is not None
         f = fs.rec.fields[record_slot(fs.res, call)]
         pf = fs.rec.fields[pid_slot(fs.res, call)]
-        flags = "BPF_F_USER_STACK" if call.name == "ustack" else "0"
+        flags = kernel_stack_flags(fs, call.name == "ustack")
         r = fs.rec_var
         self.w.line(f"{r}->{f.name} = (u64)(s64)dtnb_stacks.get_stackid(ctx, {flags});")
         self.w.line(f"{r}->{pf.name} = bpf_get_current_pid_tgid() >> 32;")
@@ -143,7 +145,8 @@ class ActionEmitter:
             if f.is_string:
                 w.lines(x.store_string(x.str_val(k), f"{kref}{f.name}", f.size))
             elif isinstance(f.dtype, StackType):
-                w.line(f"{kref}{f.name} = {stack_key(f.dtype)};")
+                self.fs.refuse_foreign_stack(f"{f.dtype.kind}()", k.span)
+                w.line(f"{kref}{f.name} = {stack_key(f.dtype, self.fs)};")
             else:
                 w.line(f"{kref}{f.name} = ({'s64' if f.signed else 'u64'})({x.int_expr(k)});")
         return key
@@ -179,11 +182,19 @@ def agg_update(agg: AggLayout) -> list[str]:
     raise ValueError(f)
 
 
-def stack_key(t: StackType) -> str:
+def kernel_stack_flags(fs: FunctionState, user: bool) -> str:
+    """bpf_get_stackid()/bpf_get_stack() flags: the user stack, or the kernel stack
+    without the binding's mechanism frames (Binding.kernel_stack_skip)."""
+    if user:
+        return "BPF_F_USER_STACK"
+    return str(fs.binding.kernel_stack_skip & 0xff)  # BPF_F_SKIP_FIELD_MASK
+
+
+def stack_key(t: StackType, fs: FunctionState) -> str:
     """C for a stack()/ustack() aggregation key: the stack id in the low 32 bits (all ones
     when the stack could not be taken), and for ustack the process id above it, which the
     consumer needs to find the process's symbols."""
-    flags = "BPF_F_USER_STACK" if t.kind == "ustack" else "0"
+    flags = kernel_stack_flags(fs, t.kind == "ustack")
     sid = stmt_expr([f"int dt_sid = dtnb_stacks.get_stackid(ctx, {flags});"],
                     "dt_sid < 0 ? 0xffffffffULL : (u64)dt_sid")
     if t.kind == "ustack":

@@ -117,6 +117,12 @@ class ExprEmitter(VariableExprs, StringExprs):
             return f"dt_arg{n[3:]}"
         if n in fs.binding.builtins and n != "execname":
             return f"(({self.ty(e).c_type()})({fs.binding.builtins[n]}))"
+        thread = fs.binding.thread
+        if thread is not None:
+            if thread.integer(n) is not None:
+                return f"(({self.ty(e).c_type()})({thread.integer(n)}))"
+            if n in ("stackdepth", "ustackdepth"):
+                fs.refuse_foreign_stack(n, e.span)
         if n == "errno":
             return "0"
         if n == "id":
@@ -124,6 +130,8 @@ class ExprEmitter(VariableExprs, StringExprs):
         if n == "epid":
             assert fs.clause is not None
             return str(fs.rec.epid if fs.rec else fs.clause.index + 1)
+        if n == "stackdepth" and fs.binding.kernel_stack_skip:
+            return f"dt_stackdepth(ctx, {fs.binding.kernel_stack_skip & 0xff})"
         if n in _INT_BUILTIN_C:
             if n in _TASK_BUILTINS:
                 fs.uses.add("task")

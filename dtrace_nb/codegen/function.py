@@ -66,6 +66,15 @@ class FunctionState:
         self.uses.add("scratch")
         return f"(dt_s + {off})"
 
+    def refuse_foreign_stack(self, what: str, span) -> None:
+        """stack(), ustack() and the depths read the current thread's stacks: refused
+        where the probe describes another thread (Binding.thread) that cannot have its
+        stacks taken."""
+        thread = self.binding.thread
+        if thread is not None and thread.stacks:
+            raise DCompileError(f"{what} is not available at {self.binding.probes[0].description}: "
+                                f"{thread.stacks}", span)
+
     def fault(self, kind: int, addr: str) -> str:
         """C statement reporting a fault at the current action and leaving the clause."""
         assert self.clause is not None

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
-from dtrace_nb.probes import ArgInfo, MemberInfo
+from dtrace_nb.probes import ArgInfo, MemberInfo, ThreadContext
 
 # -- the function's parameter (Binding.ctx_decl), by attach mechanism ------------------------
 
@@ -182,3 +182,25 @@ def translated_arg(native_type: str, dtrace_type: str, members: Iterable[MemberI
                    name: str = "") -> ArgInfo:
     """A probe argument scripts read through its members (`args[0]->pr_pid`)."""
     return ArgInfo(native_type, dtrace_type, name, members=tuple(members))
+
+
+# -- the providers' block (engineer p): contexts, ... -------------------------------------
+
+def thread_context(*, pid: str, tid: str, ppid: str, uid: str, gid: str, execname: str,
+                   curthread: str, stacks: str = "") -> ThreadContext:
+    """Binding.thread: the thread a probe's built-ins describe when the program runs in
+    another (each a C expression; execname the kernel address of a 16-byte comm; `stacks`
+    the reason stack()/ustack() cannot be taken for it, refused at compile time)."""
+    return ThreadContext(pid=pid, tid=tid, ppid=ppid, uid=uid, gid=gid, execname=execname,
+                         curthread=curthread, stacks=stacks)
+
+
+def refused_member(name: str, dtrace_type: str, reason: str) -> MemberInfo:
+    """A member of DTrace's translated type that this kernel's hook cannot supply: listed
+    with its type, and a script reading it is refused at compile time with `reason`."""
+    return MemberInfo(name, dtrace_type, lambda _arg: "0", 0, reason)
+
+
+# Binding.kernel_stack_skip of a raw tracepoint program: the kernel stack taken in it
+# starts with the program and bpf_trace_runN, then the traced site
+RAW_TRACEPOINT_STACK_SKIP = 2

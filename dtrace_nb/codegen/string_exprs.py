@@ -78,6 +78,8 @@ class StringExprs:
         if e.name == "execname":
             if "execname" in b.builtins:
                 return self.kernel_string(b.builtins["execname"], 16)
+            if b.thread is not None:
+                return self.kernel_string(b.thread.execname, 16)
             return StrVal(16, comm=True)
         if e.name in _PROBE_FIELD:
             size = self.ty(e).size

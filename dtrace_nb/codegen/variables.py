@@ -53,7 +53,9 @@ class VariableExprs:
         """(statements, key pointer) for a thread-local or associative variable."""
         k = self.fs.tmp("k")
         if vl.storage == "self":
-            return [f"u64 {k} = bpf_get_current_pid_tgid();"], f"&{k}"
+            thread = self.fs.binding.thread  # the probe's thread, when not the current one
+            key = thread.thread_key() if thread is not None else "bpf_get_current_pid_tgid()"
+            return [f"u64 {k} = {key};"], f"&{k}"
         size = sum(f.size for f in vl.key_fields)
         stmts = [f"struct {vl.key_struct} *{k} = (void *){self.fs.alloc(size)};",
                  f"__builtin_memset({k}, 0, sizeof(*{k}));"]

@@ -57,6 +57,25 @@ def kernel_symbol(addr: int) -> Optional[str]:
     return name[:-4] if name.endswith("+0x0") else name
 
 
+# The tracing machinery between a probe site and our program (the program itself, the raw
+# tracepoint trampolines and iterators): DTrace's stacks start at the probe site. The
+# bindings skip what they can in the kernel (Binding.kernel_stack_skip); the unwinder does
+# not always report the same frames there, so any left at the top are dropped by name.
+_GLUE_PREFIXES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "__traceiter_")
+
+
+def _is_glue(frame: str) -> bool:
+    return frame.startswith("vmlinux`") and frame[8:].startswith(_GLUE_PREFIXES)
+
+
+def without_glue(frames: list[str]) -> list[str]:
+    """Kernel frames from the probe site out: leading tracing-machinery frames dropped."""
+    i = 0
+    while i < len(frames) and _is_glue(frames[i]):
+        i += 1
+    return frames[i:]
+
+
 def warm_user_symbols(pid: int) -> None:
     """Read the process's mappings now, so that its ustack() frames can be named after it
     has exited (bcc keeps what it read)."""
@@ -74,8 +93,9 @@ class StackSymbols:
         """The frame names of stack `stackid` (kind 'stack': kernel, 'ustack': process
         `pid`), innermost first, at most `limit` of them."""
         addrs = self.stacks.frames(stackid) if self.stacks is not None else []
+        if kind == "stack":
+            names = without_glue([kernel_frame(a) for a in addrs])
+            return names[:limit] if limit else names
         if limit:
             addrs = addrs[:limit]
-        if kind == "stack":
-            return [kernel_frame(a) for a in addrs]
         return [user_frame(a, pid) for a in addrs]

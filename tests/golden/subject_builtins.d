@@ -1,5 +1,7 @@
-/* on-cpu's pid, tid and execname are the incoming thread's (provider builtins) */
+/* on-cpu describes the incoming thread (Binding.thread): built-ins and self-> alike */
 sched:::on-cpu
+/self->ts/
 {
-	@[execname, pid, tid] = count();
+	@[execname, pid, tid, ppid, uid] = count();
+	self->ts = 0;
 }

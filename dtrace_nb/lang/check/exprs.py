@@ -234,7 +234,10 @@ class ExprChecker(VariableRules):
             if m is None:
                 raise DCompileError(f"{t} has no member '{e.name}'", e.span,
                                     hint="members: " + ", ".join(x.name for x in t.members))
-            self.ann.members[e] = self._member_read(e)
+            read = self._member_read(e)
+            if read.refused:  # a member DTrace has that this kernel cannot supply
+                raise DCompileError(f"{t}'s {e.name} is not available: {read.refused}", e.span)
+            self.ann.members[e] = read
             return m.dtype
         raise DCompileError(f"'{'->' if e.arrow else '.'}{e.name}' needs a struct; "
                             f"{describe(e.base)} is {t}", e.span,

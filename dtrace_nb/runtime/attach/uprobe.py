@@ -4,6 +4,8 @@ the probe is attached (ref_ctr_offset)."""
 
 from __future__ import annotations
 
+import errno
+
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import UprobeAttach
 from dtrace_nb.runtime.attach.base import reason
@@ -31,6 +33,8 @@ class UprobeProbe(DynamicProbe):
         try:
             self.open_event(prog_fd)
         except OSError as err:
+            if a.may_vanish and err.errno == errno.ESRCH:
+                return  # a process matched by a provider glob exited meanwhile
             raise DEnvironmentError(
                 f"could not attach a {what} at {where} ({reason(err)})",
                 hint="does the process still exist, and is the offset an instruction "
