@@ -85,6 +85,7 @@ class ControlBar:
                                tooltip="stop tracing: detach the probes, keep the results",
                                layout=w.Layout(width="80px"))
         self.button.on_click(lambda _: self.request_stop())
+        _clicks_where_the_frontend_sends_them(self.button)
         self.content = w.HTML()
         bar = w.HBox([self.stage, self.progress, self.counters, self.button],
                      layout=w.Layout(align_items="center", grid_gap="10px"))
@@ -131,3 +132,18 @@ class ControlBar:
             for widget in (*bar.children, bar, self.content, self.box):
                 widget.close()
             self.box = None
+
+
+def _clicks_where_the_frontend_sends_them(widget) -> None:
+    """ipykernel 7 routes a comm's incoming messages to the subshell that last sent on it
+    (`_reply_subshell_id`): the main shell for a widget made in the cell, which is busy
+    running the cell, so a click would wait until the trace ended. Forgetting it lets a
+    click go to the subshell JupyterLab sends widget messages to (its default,
+    commsOverSubshells=perCommTarget), where it is handled at once."""
+    comm = getattr(widget, "comm", None)
+    if comm is not None and hasattr(comm, "_reply_subshell_id"):
+        try:
+            with comm._reply_subshell_lock:
+                del comm._reply_subshell_id
+        except AttributeError:
+            pass

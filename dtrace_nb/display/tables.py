@@ -84,7 +84,8 @@ def table_html(name: str, func: str, df, max_rows: int = 20) -> str:
             if isinstance(v, str) and "\n" in v:
                 text = f"<pre style='margin:0'>{text}</pre>"
             align = "right" if c == col or not isinstance(v, str) else "left"
-            cells.append(f"<td style='text-align:{align}'>{text}</td>")
+            cls = " class='dtnb-value'" if c == col else ""
+            cells.append(f"<td{cls} style='text-align:{align}'>{text}</td>")
         if col:
             width = 100.0 * abs(float(rec[vi])) / peak if peak else 0
             cells.append("<td style='width:160px'><div style='background:"
