@@ -91,16 +91,16 @@ class CellContent:
             parts.append(self.failure)
         parts.extend(self._problems())
         for name, df in self.frames.items():
-            func = self.funcs.get(name, "")
-            if func in HISTOGRAMS and self.final_text:
-                continue  # DTrace's text draws it below
-            parts.append(table_text(name, func, df, self.max_rows))
+            parts.append(table_text(name, self.funcs.get(name, ""), df, self.max_rows))
         if self.lines:
             text, count, note = self._output()
             parts.append(f"{count:,} lines of output" + (f" ({note})" if note else "")
                          + "\n" + text.rstrip("\n"))
-        if self.final_text.strip():
+        if self.final_text.strip() and not self.frames:
             parts.append(self.final_text.rstrip("\n"))
+        elif self.final_text.strip():
+            # the tables above say it; DTrace's text is in the HTML once, folded
+            parts.append("(DTrace's text: print(r.output), or -o NAME then NAME.output)")
         return "\n".join(parts)
 
 

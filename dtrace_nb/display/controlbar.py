@@ -128,6 +128,9 @@ class ControlBar:
     def close(self) -> None:
         """Free the widgets' comms (the cell's output is static HTML from now on)."""
         if self.box is not None:
+            # a client that keeps widget state (nbclient, "save widget state") would store
+            # the last refresh's HTML and PNG a second time: empty it first
+            self.content.value = ""
             bar = self.box.children[0]
             for widget in (*bar.children, bar, self.content, self.box):
                 widget.close()
