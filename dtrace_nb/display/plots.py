@@ -7,6 +7,8 @@ notebook's global figure state, nothing pops up, and a background thread may ren
 from __future__ import annotations
 
 import io
+from functools import reduce
+from math import gcd
 from typing import Optional
 
 import pandas as pd
@@ -56,13 +58,16 @@ def fill_buckets(func: str, frame: pd.DataFrame) -> pd.DataFrame:
         first, last = quantize_bucket(lo), quantize_bucket(hi)
         every = [quantize_bucket_value(i) for i in range(first, last + 1)]
     elif func == "lquantize" and len(values) > 1:
-        inner = values[1:-1] if len(values) > 3 else values
-        steps = [b - a for a, b in zip(inner, inner[1:]) if b > a]
-        step = min(steps) if steps else 0
-        if step <= 0 or (hi - lo) // step > 400:
+        # the step is the gcd of the gaps; the underflow and overflow buckets (base - 1,
+        # limit) may be off the grid, so try without the ends when the whole gives 1
+        lo_in, hi_in = lo, hi
+        step = reduce(gcd, (b - a for a, b in zip(values, values[1:])))
+        if step == 1 and len(values) > 3:
+            lo_in, hi_in = values[1], values[-2]
+            step = reduce(gcd, (b - a for a, b in zip(values[1:-1], values[2:-1])))
+        if step <= 0 or (hi_in - lo_in) // step > 400:
             return frame
-        every = sorted(set(values) | set(range(values[1] if len(values) > 3 else lo,
-                                               hi + 1, step)))
+        every = sorted(set(values) | set(range(lo_in, hi_in + 1, step)))
     else:
         return frame
     counts = dict(zip((int(v) for v in frame["value"]), frame["count"]))
