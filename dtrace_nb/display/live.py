@@ -65,6 +65,7 @@ class LiveView:
         self.background = False
         self._lock = threading.Lock()
         self._render: Optional[threading.Thread] = None
+        self.render_error: Optional[BaseException] = None
         self._last = CellContent()
 
     # -- the area ------------------------------------------------------------------------
@@ -141,13 +142,17 @@ class LiveView:
                 if len(self.refreshes) > 4 * 120:
                     del self.refreshes[::2]  # keep the memory of a long trace bounded
             self.show(content)
-        except Exception as exc:  # noqa: BLE001 - a refresh that fails must not end tracing
-            if self.bar is not None:
-                self.bar.update(stage=f"tracing (refresh failed: {exc})")
+        except Exception as exc:  # noqa: BLE001 - raised in the loop's thread (refresh())
+            self.render_error = exc
 
     def refresh(self, session: Session) -> None:
         """Read the maps here (the loop's thread); draw in the render thread, or skip when
         it is still busy with the previous refresh."""
+        if self.render_error is not None:
+            # drawing failed: end the trace with that error, as the cell's own (the
+            # session stops and frees everything on the way out)
+            error, self.render_error = self.render_error, None
+            raise error
         if self._render is not None and self._render.is_alive():
             self.skipped += 1
             return
@@ -222,8 +227,17 @@ class LiveView:
             return bar.stop_requested.is_set() or bool(should_stop and should_stop())
 
         session.on_stage = on_stage
-        outcome = session.run(duration=duration, tick=min(tick, BAR_TICK),
-                              should_stop=stop_now, on_tick=on_tick)
+        try:
+            outcome = session.run(duration=duration, tick=min(tick, BAR_TICK),
+                                  should_stop=stop_now, on_tick=on_tick)
+        except BaseException:
+            if self._render is not None:
+                self._render.join()
+            bar.update(stage="failed")
+            if self.handle is not None:
+                self.handle.update(self._view(self._last))
+            bar.close()
+            raise
         self.finish(session, outcome)
         return outcome
 
