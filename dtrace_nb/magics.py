@@ -125,7 +125,7 @@ class DTraceMagics(Magics, Configurable):
     @line_cell_magic
     @_with_options
     def dtrace(self, line: str = "", cell: Optional[str] = None):
-        """Trace with a D program; returns a Result (.aggregations, .output, .drops).
+        """Trace with a D program; `-o NAME` stores the Result (`_dtrace` holds the last).
 
         Examples::
 
@@ -140,15 +140,17 @@ class DTraceMagics(Magics, Configurable):
             %%dtrace --bg -o r
             profile:::profile-99 { @[execname] = count(); }
 
-            # later: r_bg.stop() returns the Result (also stored in r when done)
+            # later: r.stop() returns the Result (r holds it once the session ended)
 
-        While tracing, one area refreshes every second (-x aggrate=500ms to change): a status
-        line, the top rows of each aggregation, a histogram of each quantize(); the Result
-        converts to DataFrames (r['name'], r.df), plots (r.figure()) and time series
-        (r.timeline('name', rate=True)). Defaults: %config DTraceMagics.refresh_interval,
-        .max_rows, .plots, .plot_style, .interrupt.
+        One output area per cell: a control bar (stage, time since the probes went live,
+        progress toward -T, records, drops, errors, a Stop button) and, refreshed every
+        second (-x aggrate=500ms to change), each aggregation as a table (largest first), a
+        histogram of each quantize(), printf output in a scrolling region. At the end the
+        area becomes the result; the Result converts to DataFrames (r['name'], r.df), plots
+        (r.figure()) and time series (r.timeline('name', rate=True)). Defaults: %config
+        DTraceMagics.refresh_interval, .max_rows, .plots, .plot_style, .interrupt, .widgets.
 
-        Ctrl-C (interrupt the kernel) stops tracing and keeps everything aggregated.
+        Ctrl-C (interrupt the kernel) or Stop ends tracing and keeps everything aggregated.
         """
         # shlex, not IPython's arg_split, so -c "cmd args" loses its quotes as in a shell
         try:
