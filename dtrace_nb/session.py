@@ -104,9 +104,9 @@ class Session:
                 self.target.exe if self.target else "")
             for c in self.checked.clauses:
                 self._message(matched_message([p.text for p in c.clause.probes], len(c.probes)))
+            self._load()  # clang (or the object cache), maps, the verifier
             self._stage(f"attaching {self.probes_enabled} probe"
                         + "s" * (self.probes_enabled != 1))
-            self._load()
             self.started_at = time.monotonic()
             self.running = True
             self._fire("BEGIN")

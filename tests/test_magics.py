@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
@@ -393,3 +394,17 @@ def test_an_unknown_plot_style_is_refused_when_set(ip, caplog):
         ip.run_line_magic("config", "DTraceMagics.plot_style = 'ggplot'")
     assert magics.plot_style == "ggplot"
     magics.plot_style = before
+
+
+def test_without_ipywidgets_the_bar_is_plain_display(ip, monkeypatch):
+    """As tqdm.notebook degrades: no ipywidgets, the same line as display data, updated
+    (by display id) at each stage and refresh; Ctrl-C is the way to stop."""
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # `import ipywidgets` fails
+    with capture_output() as cap:
+        ip.run_cell_magic("dtrace", "-q -T 1.2 -x aggrate=300ms",
+                          "profile:::tick-100ms { @t = count(); }")
+    first = cap.outputs[0].data["text/plain"]
+    assert first.startswith("dtrace-nb: starting") and "widget" not in str(cap.outputs[0].data)
+    texts = [o.data["text/plain"] for o in cap.outputs]
+    assert any(t.startswith("dtrace-nb: tracing") and "@t" in t for t in texts)
+    assert _final(cap)["text/plain"].startswith("dtrace-nb: done (duration)")
