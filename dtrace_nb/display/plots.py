@@ -154,19 +154,19 @@ def histogram_figure(aggs: dict[str, tuple[str, pd.DataFrame]], style: str = "de
             ax.barh(range(len(frame)), counts, color="#4c78a8")
             unit = units.get(title.split("[")[0], "")
             ax.set_yticks(range(len(frame)), [_label(int(v), unit) for v in frame["value"]],
-                          fontsize=9)
+                          fontsize=10)
             ax.invert_yaxis()  # smallest bucket on top, as DTrace prints
-            ax.set_title(title, fontsize=11)
+            ax.set_title(title, fontsize=12)
             nonzero = counts[counts > 0]
             wide = len(nonzero) and nonzero.max() > 100 * nonzero.min()
             if log if log is not None else wide:
                 ax.set_xscale("log")
-                ax.set_xlabel("count (log)", fontsize=10)
+                ax.set_xlabel("count (log)", fontsize=11)
             else:
-                ax.set_xlabel("count", fontsize=10)
-            ax.set_ylabel({"ns": "time", "bytes": "bytes"}.get(unit, "value"), fontsize=10)
+                ax.set_xlabel("count", fontsize=11)
+            ax.set_ylabel({"ns": "time", "bytes": "bytes"}.get(unit, "value"), fontsize=11)
         if total > len(panels):
-            fig.suptitle(f"{len(panels)} of {total} keys shown", fontsize=10)
+            fig.suptitle(f"{len(panels)} of {total} keys shown", fontsize=12)
     return fig
 
 
