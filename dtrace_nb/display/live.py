@@ -66,6 +66,8 @@ class LiveView:
         self._lock = threading.Lock()
         self._render: Optional[threading.Thread] = None
         self.render_error: Optional[BaseException] = None
+        self.draw_seconds = 0.0  # how long a refresh takes to draw (the slowest lately)
+        self.deadline: Optional[float] = None  # -T's, on the monotonic clock
         self._last = CellContent()
 
     # -- the area ------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class LiveView:
                            max_rows=self.max_rows, live=live)
 
     def _draw(self, session: Session, snap: dict, status: str) -> None:
+        started = time.monotonic()
         try:
             content = self.content(session, snap, live=True)
             if self.record:
@@ -144,6 +147,8 @@ class LiveView:
             self.show(content)
         except Exception as exc:  # noqa: BLE001 - raised in the loop's thread (refresh())
             self.render_error = exc
+        finally:
+            self.draw_seconds = max(0.9 * self.draw_seconds, time.monotonic() - started)
 
     def refresh(self, session: Session) -> None:
         """Read the maps here (the loop's thread); draw in the render thread, or skip when
@@ -154,6 +159,12 @@ class LiveView:
             error, self.render_error = self.render_error, None
             raise error
         if self._render is not None and self._render.is_alive():
+            self.skipped += 1
+            return
+        if self.deadline is not None and \
+                time.monotonic() + 2 * self.draw_seconds > self.deadline:
+            # a drawing holds the GIL in matplotlib's C code for much of its time: one
+            # that would still run at -T's deadline could delay the loop's stop
             self.skipped += 1
             return
         snap = session.snapshot()  # session._drops: refreshed by its status check
@@ -213,6 +224,8 @@ class LiveView:
                 bar.update(aggregating=bool(session.checked.aggregations))
             self.stage(text, session)
             if text == "tracing":
+                if duration:
+                    self.deadline = session.started_at + duration
                 next_refresh[0] = time.monotonic() + tick
                 self.refresh(session)  # the first refresh as soon as the probes are live
 
