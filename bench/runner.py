@@ -18,11 +18,11 @@ import subprocess
 import time
 
 from bench.common import ROOT, build, have_bpftrace
+from bench.cases import cell, fleet, per_event, records, snapshot, startup
 from bench.cases import compile as compile_case
-from bench.cases import fleet, per_event, records, snapshot, startup
 
 CASES = {"1": per_event, "2": startup, "3": snapshot, "4": records, "6": compile_case,
-         "7": fleet}
+         "7": cell, "8": fleet}
 
 
 def machine() -> dict:
@@ -46,8 +46,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="rounds per case (default 5)")
     ap.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke run")
-    ap.add_argument("--cases", default="1,2,3,4,6,7", help="which cases (default all: 1,2,3,4,6,7;"
-                    " memory, case 5, is measured within 3 and 4)")
+    ap.add_argument("--cases", default="1,2,3,4,6,7,8", help="which cases (default all: "
+                    "1,2,3,4,6,7,8; memory, case 5, is measured within 3 and 4; 7 is a notebook "
+                    "cell through a kernel client; 8 a fleet of local Dask workers)")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench.json"), help="results file")
     ns = ap.parse_args(argv)
     if os.geteuid() != 0:

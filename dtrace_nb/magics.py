@@ -32,10 +32,26 @@ from dtrace_nb.session import RunOutcome, Session
 # Result build on pandas, which `%load_ext dtrace_nb` should not have to import.
 
 
-def DTraceError(text: str) -> UsageError:
-    """A D error, shown as IPython shows usage errors: the message, no traceback.
-    (IPython recognises UsageError itself, not subclasses.)"""
-    return UsageError(text)
+class DTraceError(Exception):
+    """A D error as the cell shows it: the message alone, no traceback and no
+    `UsageError:` prefix (IPython shows what _render_traceback_ returns); the cell still
+    fails, so Run All stops there."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def _render_traceback_(self) -> list[str]:
+        return self.text.splitlines()
+
+
+def _cell_error(err: DError, source: str, cell: Optional[str]) -> DTraceError:
+    """The error with the cell's line numbers (D line 1 is the cell's line 2, after
+    `%%dtrace`), a did-you-mean and notebook hints."""
+    from dtrace_nb.display.suggest import render_in_cell
+
+    offset = 1 if cell is not None and source == cell else 0
+    return DTraceError(render_in_cell(err, source, offset))
 
 
 def _parser(doc: str) -> MagicArgumentParser:
@@ -73,6 +89,8 @@ class DTraceMagics(Magics, Configurable):
                           "them and re-raises so queued cells stop")
     plots = Bool(True, help="draw quantize/lquantize/llquantize histograms (PNG) live",
                  config=True)
+    widgets = Bool(True, help="show the control bar (stage, progress, Stop) as ipywidgets; "
+                              "off: the same line as plain display data", config=True)
     plot_style = Unicode("default", help="matplotlib style for the histograms "
                                          "(e.g. 'ggplot', 'seaborn-v0_8')", config=True)
 
@@ -96,6 +114,7 @@ class DTraceMagics(Magics, Configurable):
         Magics.__init__(self, shell=shell)
         shell.configurables.append(self)
         self.background: list = []  # running --bg sessions, stopped at exit
+        self.live = None
         atexit.register(self.stop_background)
 
     def stop_background(self) -> None:
@@ -107,7 +126,7 @@ class DTraceMagics(Magics, Configurable):
     @line_cell_magic
     @_with_options
     def dtrace(self, line: str = "", cell: Optional[str] = None):
-        """Trace with a D program; returns a Result (.aggregations, .output, .drops).
+        """Trace with a D program; `-o NAME` stores the Result (`_dtrace` holds the last).
 
         Examples::
 
@@ -122,15 +141,17 @@ class DTraceMagics(Magics, Configurable):
             %%dtrace --bg -o r
             profile:::profile-99 { @[execname] = count(); }
 
-            # later: r_bg.stop() returns the Result (also stored in r when done)
+            # later: r.stop() returns the Result (r holds it once the session ended)
 
-        While tracing, one area refreshes every second (-x aggrate=500ms to change): a status
-        line, the top rows of each aggregation, a histogram of each quantize(); the Result
-        converts to DataFrames (r['name'], r.df), plots (r.figure()) and time series
-        (r.timeline('name', rate=True)). Defaults: %config DTraceMagics.refresh_interval,
-        .max_rows, .plots, .plot_style, .interrupt.
+        One output area per cell: a control bar (stage, time since the probes went live,
+        progress toward -T, records, drops, errors, a Stop button) and, refreshed every
+        second (-x aggrate=500ms to change), each aggregation as a table (largest first), a
+        histogram of each quantize(), printf output in a scrolling region. At the end the
+        area becomes the result; the Result converts to DataFrames (r['name'], r.df), plots
+        (r.figure()) and time series (r.timeline('name', rate=True)). Defaults: %config
+        DTraceMagics.refresh_interval, .max_rows, .plots, .plot_style, .interrupt, .widgets.
 
-        Ctrl-C (interrupt the kernel) stops tracing and keeps everything aggregated.
+        Ctrl-C (interrupt the kernel) or Stop ends tracing and keeps everything aggregated.
         """
         # shlex, not IPython's arg_split, so -c "cmd args" loses its quotes as in a shell
         try:
@@ -145,7 +166,7 @@ class DTraceMagics(Magics, Configurable):
             if args.explain:
                 return self._explain_cell(args, source, line, cell)
         except DError as err:
-            raise DTraceError(err.render(cell or "")) from None
+            raise _cell_error(err, cell or "", cell) from None
         recording = self._replay_file(args, line, cell)
         if recording is not None:
             result = self._replay(recording)
@@ -156,14 +177,17 @@ class DTraceMagics(Magics, Configurable):
             record_dir = os.environ.get("DTRACE_NB_RECORD")
             if record_dir and result.error is None:
                 result.save(os.path.join(record_dir, cell_key(line, cell) + ".json"))
+        # the cell's output is the live area turned result: return nothing unless -o NAME
+        # asks for a name; `_dtrace` holds the last Result, as `_` holds the last value
+        self.shell.user_ns["_dtrace"] = result
         if args.var:
             self.shell.user_ns[args.var] = result
         if result.error is not None:
-            raise DTraceError(result.error.render(source))
+            raise _cell_error(result.error, source, cell)
         if result.interrupted and self.interrupt == "raise":
             self.shell.user_ns["_dtrace_last"] = result
             raise KeyboardInterrupt
-        return result
+        return None
 
     def _list(self, args, cell: Optional[str]):
         """-l: the matching probes as a DataFrame (-n descriptions and the cell's words)."""
@@ -237,7 +261,7 @@ class DTraceMagics(Magics, Configurable):
         from dtrace_nb.display.live import LiveView  # pandas (its plots): when tracing
 
         return LiveView(self._display(), max_rows=self.max_rows, plot_style=self.plot_style,
-                        plots=self.plots, record=record)
+                        plots=self.plots, record=record, widgets=self.widgets)
 
     @staticmethod
     def _display():
@@ -264,12 +288,9 @@ class DTraceMagics(Magics, Configurable):
                                               source)
             except DError as err:
                 raise DTraceError(err.render(source)) from None
-        def stream(text: str) -> None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
-        session = self._session(args, source, stream)
         view = self._view(record=bool(os.environ.get("DTRACE_NB_RECORD")))
+        self.live = view  # the running cell's view (its control bar): for a test's Stop
+        session = self._session(args, source, view.on_output)
         outcome = view.run(session, duration=args.duration, tick=self._tick(session.cfg))
         return self._result(view)(session, outcome)
 
@@ -279,24 +300,26 @@ class DTraceMagics(Magics, Configurable):
         if args.cluster:
             raise DTraceError("%dtrace: --bg is not supported with --cluster yet")
         view = self._view()
-        session = self._session(args, source, lambda text: view.lines.append(text))
+        session = self._session(args, source, view.on_output)
 
         def done(bg) -> None:
             if bg in self.background:
                 self.background.remove(bg)
-            if args.var and bg.result is not None:
-                self.shell.user_ns[args.var] = bg.result
+            if bg.result is not None:
+                for name in ([args.var] if args.var else []) + ["_dtrace"]:
+                    if self.shell.user_ns.get(name) is bg:
+                        self.shell.user_ns[name] = bg.result
 
         bg = BackgroundTrace(session, view, self._result(view), duration=args.duration,
                              tick=self._tick(session.cfg), on_done=done)
         self.background.append(bg)
+        # -o NAME (and _dtrace): the handle while tracing, the Result once it ended; the
+        # cell returns nothing, so no Out[] keeps saying "running" after Stop
+        self.shell.user_ns["_dtrace"] = bg
         if args.var:
-            self.shell.user_ns[args.var + "_bg"] = bg
-        try:
-            self._display()(bg.widget())
-        except ImportError:
-            pass  # the live area and bg.stop() work without ipywidgets
-        return bg.start()
+            self.shell.user_ns[args.var] = bg
+        bg.start()
+        return None
 
     def _tick(self, cfg) -> float:
         rate = cfg.options.get("aggrate")
@@ -316,8 +339,23 @@ def _tracing_problem():
     return None
 
 
+def _figure_png(fig):
+    from dtrace_nb.display.plots import figure_png
+
+    return figure_png(fig)
+
+
 def register(ip) -> None:
     ip.register_magics(DTraceMagics(ip))
+    # r.figure() shows its picture whether or not pyplot was imported: a PNG formatter
+    # for matplotlib's Figure, by name (matplotlib need not be imported yet); the inline
+    # backend, once loaded, registers its own for the same type
+    png = ip.display_formatter.formatters.get("image/png")
+    if png is not None:
+        try:
+            png.lookup_by_type("matplotlib.figure.Figure")
+        except KeyError:
+            png.for_type_by_name("matplotlib.figure", "Figure", _figure_png)
 
 
 def unregister(ip) -> None:

@@ -64,8 +64,11 @@ class Session:
 
     def __init__(self, cfg: SessionConfig, on_output: Optional[Callable[[str], None]] = None,
                  catalog: Optional[ProbeCatalog] = None,
-                 on_message: Optional[Callable[[str], None]] = None):
+                 on_message: Optional[Callable[[str], None]] = None,
+                 on_stage: Optional[Callable[[str], None]] = None):
         self.cfg, self.catalog = cfg, catalog
+        # the live view's control bar: "compiling", "attaching N probes", "tracing"
+        self.on_stage = on_stage
         self.on_output, self.on_message = on_output, on_message
         self.output: list[str] = []
         self.messages: list[str] = []
@@ -99,18 +102,22 @@ class Session:
                                                capture=self.cfg.capture_target_output)
             elif self.cfg.target_pid is not None:
                 self.target = Target.attach(self.cfg.target_pid)
+            self._stage("compiling")
             self.checked, self.program = compile_program(
                 self.cfg, self.catalog, self.target.pid if self.target else None,
                 self.target.exe if self.target else "")
             for c in self.checked.clauses:
                 self._message(matched_message([p.text for p in c.clause.probes], len(c.probes)))
-            self._load()
+            self._load()  # clang (or the object cache), maps, the verifier
+            self._stage(f"attaching {self.probes_enabled} probe"
+                        + "s" * (self.probes_enabled != 1))
             self.started_at = time.monotonic()
             self.running = True
             self._fire("BEGIN")
             self._attach_all()
             if self.target is not None:
                 self.target.release()
+            self._stage("tracing")
         except BaseException:
             # nothing was traced yet (BEGIN at most): free everything; stop() has nothing
             # left to read
@@ -120,6 +127,10 @@ class Session:
                 if self.target is not None:
                     self.target.kill()
             raise
+
+    def _stage(self, text: str) -> None:
+        if self.on_stage is not None:
+            self.on_stage(text)
 
     def _load(self) -> None:
         from dtrace_nb.runtime.aggregations import AggregationReader
@@ -270,6 +281,8 @@ class Session:
         try:
             if self._loaded is not None:
                 self._loaded.detach_all()
+                # the probes are no longer live: where Result.duration ends
+                self.ended_at = time.monotonic()
             if self.running:
                 self._consume()
                 self._fire("END")
@@ -281,7 +294,7 @@ class Session:
                     self.consumer.end(self._final)
         finally:
             self.running = False
-            self.ended_at = time.monotonic()
+            self.ended_at = self.ended_at or time.monotonic()
             with deferred_interrupts():
                 self._teardown()
                 if self.target is not None:
@@ -315,9 +328,11 @@ class Session:
         try:
             signalled.install()
             self.start()
-            deadline = time.monotonic() + duration if duration else None
+            # -T counts from probes-live (Result.duration's clock), checked at every poll
+            # and never later than it: a slow on_tick cannot stretch the trace
+            deadline = self.started_at + duration if duration else None
             next_tick = time.monotonic() + tick
-            while self.poll(100):
+            while self.poll(_poll_ms(deadline)):
                 if signalled.seen:
                     # a Ctrl-C whose KeyboardInterrupt Python swallowed (raised inside a
                     # weakref callback or __del__: "Exception ignored in ...") still stops us
@@ -346,6 +361,13 @@ class Session:
             finally:
                 signalled.uninstall()
         return outcome
+
+
+def _poll_ms(deadline: Optional[float]) -> int:
+    """Wait up to 100 ms for records, less when the deadline is nearer."""
+    if deadline is None:
+        return 100
+    return max(0, min(100, int((deadline - time.monotonic()) * 1000) + 1))
 
 
 class _KernelSymbols:

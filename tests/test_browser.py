@@ -1,9 +1,12 @@
 """The live view in a real browser: JupyterLab on localhost, Debian's Chromium driven
 headless by Playwright (pointed at /usr/bin/chromium; no browser is ever downloaded).
 
-A `%%dtrace --bg` cell is run from the keyboard; the count in its live table must grow
-between two reads, and its Stop button must stop it (the count then stays put and the
-status line says so). Screenshots go to out/ (test-browser-*.png) for a person to look at.
+A foreground `%%dtrace` cell is run from the keyboard: its control bar's stage must change
+(compiling / attaching -> tracing), the count in its table must grow, and its Stop button
+must stop it while the cell holds the kernel (JupyterLab sends widget messages to a kernel
+subshell); the cell then has one output area. A 3-second quantize cell must end in one
+area about two screens tall and the saved notebook stay under 150 KB. Screenshots go to
+out/ (test-browser-*.png) for a person to look at.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ OUT = ROOT / "out"
 
 CELLS = [
     "%load_ext dtrace_nb",
-    '%%dtrace --bg -q -x aggrate=300ms -o r\nprofile:::tick-20ms { @ticks["tick"] = count(); }',
+    '%%dtrace -q -x aggrate=300ms -o r\nprofile:::tick-20ms { @ticks["tick"] = count(); }',
+    '%%dtrace -T 3 -o sizes\nsyscall::read:entry { @bytes[execname] = quantize(arg2); }',
 ]
 
 
@@ -82,14 +86,14 @@ def lab(tmp_path):
 
 
 def _count(page) -> int:
-    cell = page.locator(".jp-OutputArea-output table tbody td").last
-    return int(cell.inner_text().strip())
+    cell = page.locator(".jp-Cell").nth(1).locator("td.dtnb-value").first
+    return int(cell.inner_text().strip().replace(",", ""))
 
 
 def _run_cells(page, attempts: int = 4) -> None:
-    """Shift+Enter through the cells. JupyterLab shows the kernel idle a moment before its
-    connection takes requests; a request sent in that window is lost, so try again until
-    the first cell has an execution count."""
+    """Shift+Enter through the first two cells. JupyterLab shows the kernel idle a moment
+    before its connection takes requests; a request sent in that window is lost, so try
+    again until the first cell has an execution count."""
     prompt = page.locator(".jp-Cell .jp-InputPrompt").first
     for _ in range(attempts):
         page.locator(".jp-Cell .jp-InputArea-editor").first.click()
@@ -103,7 +107,25 @@ def _run_cells(page, attempts: int = 4) -> None:
     raise AssertionError("JupyterLab never ran the cells")
 
 
-def test_live_table_grows_and_stop_button_stops(lab):
+def _stages(cell, until: str, timeout: float = 90) -> list[str]:
+    """The control bar's stage texts seen until one starts with `until`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    stage = cell.locator(".jp-OutputArea-output .widget-html b").first
+    while time.monotonic() < deadline:
+        try:
+            text = stage.inner_text(timeout=200).strip()
+        except Exception:  # noqa: BLE001 - not drawn yet
+            text = ""
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        if text.startswith(until):
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"the stage never became {until!r}: {seen}")
+
+
+def test_control_bar_stop_in_the_foreground_and_one_output(lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(exist_ok=True)
@@ -118,24 +140,70 @@ def test_live_table_grows_and_stop_button_stops(lab):
             page.get_by_text("Kernel status: Idle").first.wait_for(state="attached",
                                                                    timeout=60_000)
             _run_cells(page)
-            table = page.locator(".jp-OutputArea-output table tbody td").last
+            cell = page.locator(".jp-Cell").nth(1)
             try:
-                table.wait_for(timeout=60_000)
+                stages = _stages(cell, "tracing")
+                cell.locator("td.dtnb-value").first.wait_for(timeout=30_000)
             finally:
                 page.screenshot(path=str(OUT / "test-browser-live.png"))
+            assert len(stages) >= 2 and stages[-1] == "tracing", stages
+            assert any(s.startswith(("compiling", "attaching")) for s in stages), stages
             first = _count(page)
             time.sleep(1.5)
             second = _count(page)
             page.screenshot(path=str(OUT / "test-browser-live.png"))
             assert second > first, (first, second)
 
-            page.get_by_role("button", name="Stop").click()
-            page.locator(".widget-label", has_text=re.compile("^stopped$")).wait_for(
-                timeout=60_000)
-            page.get_by_text(re.compile(r"done \(stopped\)")).first.wait_for(timeout=30_000)
+            # Stop while the cell still runs (the kernel is busy with it)
+            cell.get_by_role("button", name="Stop").click()
+            try:
+                cell.get_by_text(re.compile(r"^stopped$")).first.wait_for(timeout=30_000)
+            finally:
+                page.screenshot(path=str(OUT / "test-browser-stopped.png"))
             stopped = _count(page)
             time.sleep(1.0)
             assert _count(page) == stopped
+            assert cell.locator(".jp-OutputArea-child").count() == 1
             page.screenshot(path=str(OUT / "test-browser-stopped.png"))
+
+            # the quantize cell, from its editor
+            third = page.locator(".jp-Cell").nth(2)
+            third.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            try:
+                third.get_by_text(re.compile(r"^done \(duration\)$")).first.wait_for(
+                    timeout=90_000)
+                # the cell finished: its area is the static result, not the widgets
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not re.search(
+                        r"\[\d+\]", third.locator(".jp-InputPrompt").inner_text()):
+                    time.sleep(0.2)
+                third.locator(".widget-html").first.wait_for(state="detached", timeout=30_000)
+            finally:
+                page.screenshot(path=str(OUT / "test-browser-quantize.png"), full_page=True)
+            assert third.locator(".jp-OutputArea-child").count() == 1
+            area = third.locator(".jp-OutputArea").first
+            height = area.bounding_box()["height"]
+            area.scroll_into_view_if_needed()
+            page.screenshot(path=str(OUT / "test-browser-quantize.png"), full_page=True)
+            third.screenshot(path=str(OUT / "test-browser-quantize-cell.png"))
+
+            saved = tmp_path / "live.ipynb"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                page.keyboard.press("Control+s")
+                time.sleep(2.0)
+                if "done (duration)" in saved.read_text():
+                    break  # saved with the quantize cell's result
+            else:
+                raise AssertionError("the notebook was never saved with the result")
+            size = saved.stat().st_size
+            print(f"browser: quantize cell {height:.0f} px tall; saved notebook "
+                  f"{size / 1024:.1f} KB")
+            (OUT / "test-browser-measures.txt").write_text(
+                f"quantize cell output height: {height:.0f} px\n"
+                f"saved notebook: {size / 1024:.1f} KB\n")
+            assert size < 150 * 1024, size
+            assert height < 2 * 1000, height  # about two screens of 1000 px at most
         finally:
             browser.close()

@@ -82,10 +82,14 @@ class Cell:
                 for t, c in self.msgs
                 if t == "display_data" and c["data"].get("text/plain", "").startswith("dtrace-nb")]
 
-    def updates(self, display_id: str) -> list[str]:
-        return [c["data"].get("text/plain", "") for t, c in self.msgs
+    def updates(self, display_id: str, mime: str = "text/plain") -> list[str]:
+        return [c["data"].get(mime, "") for t, c in self.msgs
                 if t == "update_display_data"
                 and c.get("transient", {}).get("display_id") == display_id]
+
+    def final_html(self) -> str:
+        areas = self.live_areas
+        return self.updates(areas[0][0], "text/html")[-1] if areas else ""
 
     @property
     def result_text(self) -> Optional[str]:
@@ -204,7 +208,7 @@ class Kernel:
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
-        cell = self.execute(-1, "setup", "import os, time\n%load_ext dtrace_nb",
+        cell = self.execute(-1, "setup", "import os, time\n%load_ext dtrace_nb\n%config DTraceMagics.widgets = False",
                             {"pid": "os.getpid()",
                              "module": "__import__('dtrace_nb').__file__"})
         assert cell.status == "ok", str(cell)
@@ -330,7 +334,7 @@ class Soak:
     def foreground_area(self, cell: Cell) -> tuple[str, str]:
         """The one live area a foreground %%dtrace cell opens: (display id, final text)."""
         areas = cell.live_areas
-        assert len(areas) == 1 and areas[0][1] == STARTING, f"live areas {areas}\n{cell}"
+        assert len(areas) == 1 and areas[0][1].startswith(STARTING), f"live areas {areas}\n{cell}"
         display_id = areas[0][0]
         updates = cell.updates(display_id)
         return display_id, (updates[-1] if updates else STARTING)
@@ -341,17 +345,21 @@ class Soak:
         assert cell.live_areas == [], f"unexpected live area\n{cell}"
 
     def assert_d_error(self, cell: Cell, kind: str, line: int, col: int, text: str) -> None:
-        assert cell.status == "error" and cell.reply.get("ename") == "UsageError", str(cell)
-        assert cell.errors == [], f"an error message with a traceback\n{cell}"
+        """The cell fails with the message alone: no `UsageError:`, no Python traceback,
+        the cell's line numbers (D line 1 is the cell's line 2), and no status line above
+        it (the area it opened is emptied)."""
+        assert cell.status == "error" and cell.reply.get("ename") == "DTraceError", str(cell)
         assert "Traceback" not in cell.everything(), str(cell)
-        stderr = cell.stream("stderr")
-        m = re.search(rf"UsageError: dtrace: {kind}: (\d+):(\d+): (.*)", stderr)
+        shown = "\n".join("\n".join(e["traceback"]) for e in cell.errors)
+        assert "UsageError" not in shown, str(cell)
+        m = re.search(rf"^dtrace: {kind}: (\d+):(\d+): (.*)", shown, re.M)
         assert m, f"no '{kind}: line:col:' message\n{cell}"
-        assert (int(m.group(1)), int(m.group(2))) == (line, col), f"want {line}:{col}\n{cell}"
+        assert (int(m.group(1)), int(m.group(2))) == (line + 1, col), \
+            f"want {line + 1}:{col}\n{cell}"
         assert text in m.group(3), f"want {text!r}\n{cell}"
-        assert "^" in stderr, f"no caret under the source line\n{cell}"
+        assert "^" in shown, f"no caret under the source line\n{cell}"
         _, final = self.foreground_area(cell)
-        assert final.startswith("dtrace-nb: failed"), str(cell)
+        assert final == "", str(cell)
 
     # -- the kinds of cell --
 
@@ -369,12 +377,11 @@ class Soak:
         assert "Traceback" not in cell.everything(), str(cell)
         reason, interrupted, ok, count = eval(cell.value("r"))
         assert (reason, interrupted, ok) == ("exit", False, True) and count >= k, str(cell)
-        assert f"soak cell {cell.index}\n" in cell.stream("stdout"), str(cell)
         _, final = self.foreground_area(cell)
+        assert f"soak cell {cell.index}\n" in final, str(cell)  # printf, in the area
         assert final.startswith("dtrace-nb: done (exit)"), str(cell)
-        assert re.search(rf"@ticks\n\s*count\n\s*{count}\b", final), str(cell)
-        assert cell.result_text is not None and cell.result_text.split()[-1] == str(count), \
-            str(cell)
+        assert re.search(rf"@ticks\n\s*count\n\s*{count:,}\b", final), str(cell)
+        assert cell.result_text is None, str(cell)  # no Out[] repeating the area
         return "ok"
 
     def ok_count(self) -> str:
@@ -394,8 +401,9 @@ class Soak:
         _, final = self.foreground_area(cell)
         assert final.startswith("dtrace-nb: done (duration)"), str(cell)
         assert "@calls" in final and calls["probefunc"][-1] in final, str(cell)
+        text = cell.final_html()  # DTrace's text, folded in the area
         for func, n in zip(calls["probefunc"], calls["count"]):
-            assert re.search(rf"^\s*{func}\s+{n}$", cell.stream("stdout"), re.M), str(cell)
+            assert re.search(rf"^\s*{func}\s+{n}$", text, re.M), str(cell)
         return "ok"
 
     def syntax(self) -> str:
@@ -450,20 +458,18 @@ class Soak:
         interrupted, reason, ok, counts = eval(cell.value("r"))
         assert (interrupted, reason, ok) == (True, "interrupted", True), str(cell)
         display_id, final = self.foreground_area(cell)
-        assert final.startswith("dtrace-nb: done (interrupted)"), str(cell)
+        assert final.startswith("dtrace-nb: interrupted"), str(cell)
         seen = [int(m.group(1)) for u in cell.updates(display_id)
                 if u.startswith("dtrace-nb: tracing")
                 for m in [re.search(r"count\n\s*(\d+)", u)] if m]
         if seen:  # it was counting when interrupted: the counts are kept
             assert counts and counts[0] >= seen[-1] >= 1, str(cell)
         if counts:
-            assert re.search(rf"@ticks\n\s*count\n\s*{counts[0]}\b", final), str(cell)
-            assert cell.result_text is not None \
-                and re.search(rf"^\s*{counts[0]}$", cell.result_text, re.M), str(cell)
+            assert re.search(rf"@ticks\n\s*count\n\s*{counts[0]:,}\b", final), str(cell)
             if histogram:
                 assert "@q" in final, str(cell)
             return "interrupted-tracing" + (" (histogram)" if histogram else "")
-        assert cell.result_text is not None, str(cell)
+        assert cell.result_text is None, str(cell)
         return "interrupted-early" + (" (histogram)" if histogram else "")
 
     def display_error(self) -> str:
@@ -479,29 +485,28 @@ class Soak:
                             "def _broken(*args, **kw):\n"
                             "    raise OSError('matplotlib failed (soak)')\n",
                             "profile:::tick-10ms { @q = quantize(timestamp % 1000); }",
-                            "OSError", "matplotlib failed (soak)")
-        # the live view's rendering raises at the k-th refresh (main thread only: a
-        # background session's view keeps working)
+                            "OSError", "matplotlib failed (soak)",
+                            module="dtrace_nb.display.plots")
+        # the live view's content raises at the k-th refresh (drawn in the view's render
+        # thread: the error still ends the cell)
         k = self.rnd.randint(1, 4)
-        self.broken_display("LiveView.render",
-                            "import threading\n"
+        self.broken_display("LiveView.content",
                             "_calls = []\n"
                             "def _broken(self, *args, **kw):\n"
-                            "    if threading.current_thread() is threading.main_thread():\n"
-                            "        _calls.append(1)\n"
-                            f"        if len(_calls) >= {k}:\n"
-                            "            raise RuntimeError('display code failed (soak)')\n"
+                            "    _calls.append(1)\n"
+                            f"    if len(_calls) >= {k}:\n"
+                            "        raise RuntimeError('display code failed (soak)')\n"
                             "    return _saved(self, *args, **kw)\n",
                             "profile:::tick-10ms { @t = count(); }",
                             "RuntimeError", "display code failed (soak)")
         return "plot-error, render"
 
     def broken_display(self, name: str, broken: str, program: str, ename: str,
-                       evalue: str) -> None:
+                       evalue: str, module: str = "dtrace_nb.display.live") -> None:
         """A %%dtrace cell run with dtrace_nb.display.live's `name` replaced by `_broken`
         (defined by `broken`, which may call the original as `_saved`): the cell ends in
         that exception, with its live area opened and nothing left loaded."""
-        code = ("import dtrace_nb.display.live as _live\n"
+        code = (f"import {module} as _live\n"
                 f"_saved = _live.{name}\n" + broken +
                 f"_live.{name} = _broken\n"
                 "try:\n"
@@ -529,9 +534,13 @@ class Soak:
         cell = self.run("bg-start" if stop_later else "bg-abandon", code)
         assert cell.status == "ok" and not cell.errors, str(cell)
         assert "Traceback" not in cell.everything(), str(cell)
-        assert cell.result_text is not None and "background session: running" in cell.result_text
+        assert cell.result_text is None, str(cell)  # the handle is in -o NAME, no Out[]
+        # NAME holds the handle until the session ends, then its Result: keep the handle
+        alias = self.k.execute(-1, "bg-alias", f"{var}_bg = {var}")
+        assert alias.status == "ok", str(alias)
         areas = cell.live_areas
-        assert [t for _, t in areas] == [STARTING], f"live areas {areas}\n{cell}"
+        assert [t.startswith(STARTING) for _, t in areas] == [True], \
+            f"live areas {areas}\n{cell}"
         if stop_later:
             self.pending.append((var, self.cells + self.rnd.randint(0, 3), bool(duration)))
         else:

@@ -58,6 +58,8 @@ class ClauseExplanation:
     descriptions: list[str]
     probes: list[ProbeUse] = field(default_factory=list)
     args: list[ArgUse] = field(default_factory=list)
+    d_text: str = ""  # the clause as the user wrote it
+    c_text: str = ""  # the generated C of the clause (in the first function serving it)
 
 
 @dataclass
@@ -97,10 +99,17 @@ class Explanation:
         return self.text(with_c=False)
 
     def _repr_html_(self) -> str:
+        """The user's clauses first, each beside its generated C; then the probes, the
+        arguments and the maps; the whole C program (prelude, helpers) folded."""
         parts = []
         for c in self.clauses:
             parts.append(f"<h4>clause {c.index + 1} (line {c.line}): "
                          f"<code>{html.escape(', '.join(c.descriptions))}</code></h4>")
+            if c.d_text or c.c_text:
+                parts.append("<div style='display:grid;grid-template-columns:minmax(0,2fr) "
+                             "minmax(0,3fr);gap:12px;align-items:start'>"
+                             f"<div><b>D</b><pre>{html.escape(c.d_text)}</pre></div>"
+                             f"<div><b>generated C</b>{highlight_c(c.c_text)}</div></div>")
             rows = "".join(f"<tr><td><code>{html.escape(p.description)}</code></td>"
                            f"<td>{html.escape(p.provider)}</td><td>{html.escape(p.mechanism)}"
                            "</td></tr>" for p in c.probes[:50])
@@ -117,9 +126,38 @@ class Explanation:
                        f"</td><td><code>{html.escape(m.detail)}</code></td></tr>" for m in self.maps)
         parts.append(f"<h4>maps</h4><table><tr><th>map</th><th>kind</th><th>declaration</th></tr>"
                      f"{rows}</table>")
-        parts.append("<details><summary>generated C</summary>" + highlight_c(self.c_source)
-                     + "</details>")
+        n = len(self.c_source.splitlines())
+        parts.append(f"<details><summary>the whole generated C ({n:,} lines: prelude, "
+                     "helpers, maps, one function per probe binding)</summary>"
+                     + highlight_c(self.c_source) + "</details>")
         return "\n".join(parts)
+
+
+def clause_c(c_source: str, index: int) -> str:
+    """The C generated for clause `index` (0-based): from its `/* clause N (...` comment to
+    its end label, in the first function that serves it."""
+    lines = c_source.splitlines()
+    mark = f"/* clause {index + 1} ("
+    for i, line in enumerate(lines):
+        if line.strip().startswith(mark):
+            for j in range(i + 1, len(lines)):
+                if re.match(r"\s*dt_end_\d+:", lines[j]):
+                    return _dedent(lines[i:j + 1])
+            return _dedent(lines[i:])
+    return ""
+
+
+def _dedent(lines: list[str]) -> str:
+    import textwrap
+
+    return textwrap.dedent("\n".join(lines).expandtabs(4))
+
+
+def clause_text(source: str, span) -> str:
+    """The clause's lines as written."""
+    lines = source.splitlines()
+    end = getattr(span, "end_line", span.line) or span.line
+    return "\n".join(lines[span.line - 1:end])
 
 
 def highlight_c(source: str) -> str:
@@ -146,7 +184,9 @@ def explain_program(checked, program) -> Explanation:
     clauses = []
     for cc in checked.clauses:
         ce = ClauseExplanation(cc.index, cc.clause.span.line,
-                               [p.text for p in cc.clause.probes])
+                               [p.text for p in cc.clause.probes],
+                               d_text=clause_text(checked.source, cc.clause.span),
+                               c_text=clause_c(program.c_source, cc.index))
         served = [f for f in program.functions if cc.index in f.clauses]
         ids = {p.id for p in cc.probes}
         for f in served:

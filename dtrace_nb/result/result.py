@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 from dataclasses import dataclass, field
 from typing import Optional
@@ -11,7 +10,8 @@ import pandas as pd
 
 from dtrace_nb.aggregate.timeline import Timeline
 from dtrace_nb.display.flame import flame_figure
-from dtrace_nb.display.plots import histogram_figure, histogram_png
+from dtrace_nb.display.plots import histogram_figure
+from dtrace_nb.display.tables import clean_columns, fmt
 from dtrace_nb.errors import DError
 from dtrace_nb.result import recording
 from dtrace_nb.session import RunOutcome, Session
@@ -73,7 +73,7 @@ class Result:
         aggs = Aggregations()
         funcs = {}
         for name, s in snap.items():
-            aggs["@" + name] = s.to_frame()
+            aggs["@" + name] = clean_columns(s.to_frame())
             funcs["@" + name] = s.func
         target = session.target
         return cls(
@@ -135,9 +135,11 @@ class Result:
             raise KeyError("this result has no timeline")
         return self.history.frame(name, rate=rate)
 
-    def figure(self):
-        """The histograms (quantize/lquantize/llquantize) as a matplotlib Figure, or None."""
-        return histogram_figure(self._histograms(), self.plot_style)
+    def figure(self, log: Optional[bool] = None, keys: Optional[int] = None):
+        """The histograms (quantize/lquantize/llquantize) as a matplotlib Figure, or None;
+        a notebook shows it with or without pyplot. `log`: counts on a log scale (None:
+        when they span more than two orders of magnitude); `keys`: panels drawn (6)."""
+        return histogram_figure(self._histograms(), self.plot_style, log=log, keys=keys)
 
     def flamegraph(self, name: str = "", title: str = ""):
         """A flame graph (icicle) Figure of a stack aggregation (`@[ustack()] = count()`)."""
@@ -158,31 +160,32 @@ class Result:
         parts.extend(m + "\n" for m in self.messages if is_loss_message(m))
         return "".join(parts).rstrip("\n") + "\n" if any(parts) else "(no output)\n"
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        bundle = {"text/plain": self._text(), "text/html": self._html()}
-        png = histogram_png(self._histograms(), self.plot_style)
-        if png is not None:
-            bundle["image/png"] = png
-            bundle["text/html"] += ("<div><img src='data:image/png;base64,"
-                                    + base64.b64encode(png).decode() + "'></div>")
-        return bundle
+    def summary(self) -> str:
+        """One line: how it ended, how long, what it saw."""
+        state = "failed" if self.error is not None else (
+            self.stop_reason if self.stop_reason in ("stopped", "interrupted") else
+            "done" + (f" ({self.stop_reason})" if self.stop_reason else ""))
+        errors = sum(1 for m in self.messages if "error on enabled probe" in m)
+        drops = sum(self.drops.values()) if self.drops else 0
+        records = f"{fmt(self.records)} records · " \
+            if self.records or not self.aggregations else ""
+        return (f"{state} · {self.duration:.2f} s · {records}"
+                f"{fmt(drops)} drops · {fmt(errors)} errors · "
+                f"{fmt(self.probes_enabled)} probes")
 
-    def _html(self) -> str:
-        status = (f"{len(self.aggregations)} aggregation(s), {self.records} record(s), "
-                  f"{self.probes_enabled} probe(s), {self.duration:.2f} s"
-                  + (f", stopped: {self.stop_reason}" if self.stop_reason else ""))
-        parts = [f"<div><b>dtrace-nb</b> &middot; {html.escape(status)}</div>"]
-        for msg in self.messages:
-            if is_loss_message(msg):
-                parts.append(f"<div style='color:#b00'>{html.escape(msg)}</div>")
-        if self.error is not None:
-            parts.append(f"<pre style='color:#b00'>{html.escape(self.error.render(self.source))}</pre>")
+    def _repr_html_(self) -> str:
+        """A compact summary (the cell showed the tables already): how it ended, and each
+        aggregation's name, function, key count and top entry."""
+        rows = []
         for name, df in self.aggregations.items():
-            parts.append(f"<h4>{html.escape(name)}</h4>")
-            parts.append(df.to_html(index=False, max_rows=50))
-        # printf output was already streamed into the cell; the text repr keeps it.
-        return "\n".join(parts)
-
+            func = self.funcs.get(name, "")
+            rows.append(f"<li><code>r[{html.escape(repr(name))}]</code> {html.escape(func)}, "
+                        f"{len(df):,} rows</li>")
+        more = "<ul style='margin:2px 0'>" + "".join(rows) + "</ul>" if rows else ""
+        lines = self.output.count("\n")
+        out = f" · {lines:,} lines of output (r.output)" if lines else ""
+        return (f"<div style='font-family:monospace'><b>dtrace-nb Result</b> &middot; "
+                f"{html.escape(self.summary())}{html.escape(out)}</div>{more}")
 
 def run_session(session: Session, duration: Optional[float] = None, **run_options) -> Result:
     """Run a session to its end (Session.run's options) and return its Result."""
