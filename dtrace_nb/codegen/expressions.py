@@ -10,6 +10,7 @@ short-circuit order and a fault can only come from code that runs.
 
 from __future__ import annotations
 
+from dtrace_nb.codegen import translated
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.string_exprs import StringExprs, StrVal, dispatch
@@ -18,6 +19,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
+from dtrace_nb.lang.translated import BuiltinStruct
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType, promote
 
 _INT_BUILTIN_C = {
@@ -91,11 +93,14 @@ class ExprEmitter(VariableExprs, StringExprs):
     def _index(self, e: ast.Index) -> str:
         ref = self.fs.ann.arg(e)
         if ref is None:
-            return self.read_var(self.fs.ann.vars[e], e)
+            var = self.fs.ann.var(e)
+            return self.read_var(var, e) if var is not None else translated.uregs(self, e)
         self.fs.args_used.add(ref.n)
         return f"(({self.ty(e).c_type()})dt_arg{ref.n})"
 
     def _member(self, e: ast.Member) -> str:
+        if isinstance(self.ty(e.base), BuiltinStruct):
+            return translated.member_int(self, e)
         return f"(({self.ty(e).c_type()})({self.member_expr(e)}))"
 
     def _cast(self, e: ast.Cast) -> str:
@@ -119,6 +124,11 @@ class ExprEmitter(VariableExprs, StringExprs):
             return f"(({self.ty(e).c_type()})({fs.binding.builtins[n]}))"
         if n == "errno":
             return "0"
+        if n in ("caller", "ucaller"):
+            return translated.caller(self, n)
+        value = const_value(e, fs.ann)
+        if value is not None:
+            return f"{value}LL"
         if n == "id":
             return str(fs.single.id) if fs.single else "dt_pd->id"
         if n == "epid":

@@ -35,11 +35,6 @@ STRING_BUILTINS = ("execname", *PROBE_STRINGS)
 
 # Not provided, with the reason a user gets.
 UNAVAILABLE_BUILTINS = {
-    "curpsinfo": "curpsinfo is not available yet; use pid, ppid, uid, gid, execname",
-    "curlwpsinfo": "curlwpsinfo is not available yet; use tid and execname",
-    "uregs": "uregs[] is not available: bcc cannot pass the user register set to D",
-    "caller": "caller needs a kernel stack walk per event; use stack(1)",
-    "ucaller": "ucaller needs a user stack walk per event; use ustack(1)",
     "ipl": "ipl (interrupt priority level) does not exist on Linux",
     "root": "root (the process's root directory) is not available",
     "cwd": "cwd is not available",

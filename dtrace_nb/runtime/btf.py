@@ -57,6 +57,12 @@ class BTF:
 
     def member_offset(self, tid: int, member: str) -> Optional[int]:
         """Byte offset of `member` in struct/union `tid`, looking inside anonymous members."""
+        found = self.member(tid, member)
+        return None if found is None else found[0]
+
+    def member(self, tid: int, member: str) -> Optional[tuple[int, int]]:
+        """(byte offset, type id) of `member` in struct/union `tid`, looking inside
+        anonymous members."""
         pos = self.offsets[tid]
         _n, info, _size = struct.unpack_from("<III", self.data, pos)
         bitfield = info >> 31
@@ -64,14 +70,30 @@ class BTF:
             mname, mtype, moff = struct.unpack_from("<III", self.data, pos + 12 + 12 * i)
             bits = moff & 0xFFFFFF if bitfield else moff
             if mname and self.name(mname) == member:
-                return bits // 8
+                return bits // 8, mtype
             if not mname:
                 inner = self._resolve(mtype)
                 if inner is not None:
-                    found = self.member_offset(inner, member)
+                    found = self.member(inner, member)
                     if found is not None:
-                        return bits // 8 + found
+                        return bits // 8 + found[0], found[1]
         return None
+
+    def path_offset(self, tid: int, path: str) -> Optional[int]:
+        """Byte offset of a member path through embedded structs ("f_path.dentry")."""
+        total = 0
+        for i, name in enumerate(path.split(".")):
+            if i:
+                inner = self._resolve(tid)
+                if inner is None:
+                    return None
+                tid = inner
+            found = self.member(tid, name)
+            if found is None:
+                return None
+            total += found[0]
+            tid = found[1]
+        return total
 
     def _resolve(self, tid: int) -> Optional[int]:
         """Follow typedef/const/volatile to a struct or union id."""
@@ -139,6 +161,16 @@ def member_offset(struct_name: str, member: str) -> Optional[int]:
         return None
     tid = btf.find_struct(struct_name)
     return None if tid is None else btf.member_offset(tid, member)
+
+
+def path_offset(struct_name: str, path: str) -> Optional[int]:
+    """Byte offset of a member path through embedded structs and unions of a kernel struct
+    ("f_path.dentry", "se.sum_exec_runtime"), or None."""
+    btf = _vmlinux()
+    if btf is None:
+        return None
+    tid = btf.find_struct(struct_name)
+    return None if tid is None else btf.path_offset(tid, path)
 
 
 def _type_name(btf: BTF, tid: int, depth: int = 0) -> str:

@@ -20,6 +20,7 @@ from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
                                   StringType, TranslatedType, native_type, promote,
                                   unary_promote)
+from dtrace_nb.lang.translated import BuiltinStruct, member_type
 from dtrace_nb.probes import ArgInfo, MemberInfo
 
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
@@ -227,6 +228,8 @@ class ExprChecker(VariableRules):
 
     def member(self, e: ast.Member) -> DType:
         t = self.expr(e.base)
+        if isinstance(t, BuiltinStruct):
+            return member_type(t, e).dtype
         if isinstance(t, TranslatedType):
             if not e.arrow:
                 raise DCompileError(f"{t} is a pointer: use -> to reach its members", e.span)

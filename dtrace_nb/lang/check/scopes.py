@@ -12,7 +12,8 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVAILABLE_BUILTINS
 from dtrace_nb.lang.check.results import Annotations, Variable
-from dtrace_nb.lang.check.state import CheckState, check_keys, describe
+from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe
+from dtrace_nb.lang import translated
 from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
 
 _RESERVED = ("execname", "args")
@@ -49,6 +50,12 @@ class VariableRules:
             return EXECNAME
         if n in PROBE_STRINGS:
             return StringType(self.st.probe_string_size)
+        if n in translated.TRANSLATED_VARIABLES:
+            return translated.TRANSLATED_VARIABLES[n]
+        if n in translated.CONSTANTS:
+            return translated.CONSTANT_TYPES[n]
+        if n in translated.INDEXED_VARIABLES:
+            raise DCompileError(f"{n} must be indexed: {n}[...]", e.span)
         if n in UNAVAILABLE_BUILTINS:
             raise DCompileError(UNAVAILABLE_BUILTINS[n], e.span)
         if n == "args":
@@ -78,6 +85,9 @@ class VariableRules:
         if not isinstance(base, ast.Ident):
             raise DCompileError("only associative arrays and args[] can be indexed", e.span)
         key_types = self._key_types(e)
+        if base.name in translated.INDEXED_VARIABLES and ("global", base.name) not in self.st.vars:
+            return translated.index_type(base.name, e, key_types,
+                                         const_value(e.indexes[0], self.ann))
         var = self.st.vars.get(("global", base.name))
         if var is None:
             if self.lenient:
