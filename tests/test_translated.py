@@ -1,0 +1,172 @@
+"""DTrace's translated structures on the real kernel: curpsinfo, curlwpsinfo, curcpu,
+fds[], uregs[], caller/ucaller, each checked against a ground truth the test knows (the
+target's argv and pid, the file a workload opened at a known descriptor, the system call
+registers the kernel saved), and the members Linux cannot supply refused with a reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_language import run_d
+
+pytestmark = pytest.mark.kernel
+
+PYTHON = sys.executable
+
+
+def ok(done) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _mount_of(path: Path) -> tuple[str, str]:
+    """(mount point, filesystem type) of `path`, from /proc/self/mounts (longest prefix)."""
+    best = ("/", "")
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _dev, point, fstype = line.split()[:3]
+        point = point.replace("\\040", " ")
+        inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[0]):
+            best = (point, fstype)
+    return best
+
+
+def test_curpsinfo_of_a_target_with_known_argv(tmp_path, workloads):
+    cmd = f"{workloads['sysload']} getppid 3"
+    prog = '''
+    syscall::getppid:entry /pid == $target/ {
+        printf("%d %d %d %d\\n", curpsinfo->pr_pid, $target, curpsinfo->pr_ppid, ppid);
+        printf("[%s] [%s]\\n", curpsinfo->pr_psargs, curpsinfo->pr_fname);
+        printf("%d %d %d %d %d\\n", curpsinfo->pr_uid, curpsinfo->pr_gid, curpsinfo->pr_euid,
+               curpsinfo->pr_egid, curpsinfo->pr_dmodel == PR_MODEL_LP64);
+        printf("%d %d %d\\n", curpsinfo->pr_nlwp, curpsinfo->pr_sid > 0,
+               curpsinfo->pr_addr == (uintptr_t)curthread);
+        exit(0);
+    }'''
+    lines = ok(run_d(tmp_path, prog, extra=("-c", cmd))).splitlines()
+    pr_pid, target, pr_ppid, ppid = map(int, lines[0].split())
+    assert pr_pid == target and pr_ppid == ppid and ppid != pr_pid
+    assert lines[1] == f"[{cmd[:79]}] [sysload]"
+    assert lines[2] == f"{os.getuid()} {os.getgid()} {os.geteuid()} {os.getegid()} 1"
+    assert lines[3] == "1 1 1"
+
+
+def test_curpsinfo_pgid_and_sid_are_the_targets(tmp_path):
+    # the target runs os.setsid(): it leads a new session and process group of its own
+    script = "import os; os.setsid(); os.getppid()"
+    prog = '''
+    syscall::getppid:entry /pid == $target/ {
+        printf("%d %d\\n", curpsinfo->pr_pgid - pid, curpsinfo->pr_sid - pid);
+        exit(0);
+    }'''
+    assert ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} -c '{script}'"))) == "0 0\n\n"
+
+
+def test_curlwpsinfo_and_curcpu(tmp_path, workloads):
+    prog = '''
+    syscall::getppid:entry /pid == $target/ {
+        printf("%d %c %d %d\\n", curlwpsinfo->pr_lwpid == tid, curlwpsinfo->pr_sname,
+               curlwpsinfo->pr_state == SRUN, curlwpsinfo->pr_onpro == cpu);
+        printf("%s %d %d\\n", curlwpsinfo->pr_name, curlwpsinfo->pr_pri,
+               curlwpsinfo->pr_nice);
+        printf("%d %d %d %d\\n", curcpu->cpu_id == cpu, curcpu->cpu_id >= 0,
+               curcpu->cpu_lgrp, curcpu->cpu_chip);
+        exit(0);
+    }'''
+    cmd = f"nice -n 7 {workloads['sysload']} getppid 3"
+    lines = ok(run_d(tmp_path, prog, extra=("-c", cmd))).splitlines()
+    assert lines[0] == "1 R 1 1"  # a thread making a system call is running
+    # a nice 7 SCHED_OTHER thread: static_prio = prio = 120 + 7 (nice -n 7 adds to ours)
+    nice = os.nice(0) + 7
+    assert lines[1] == f"sysload {120 + nice} {nice}"
+    chip = int(Path("/sys/devices/system/cpu/cpu0/topology/physical_package_id").read_text())
+    assert lines[2] == f"1 1 0 {chip}"
+
+
+def test_fds_of_a_file_opened_at_a_known_descriptor(tmp_path):
+    data = tmp_path / "sub dir" / "known.txt"
+    data.parent.mkdir()
+    data.write_text("0123456789")
+    # the target opens the file, moves it to fd 7, seeks to 5 and reads 1 byte from it
+    script = (f"import os; fd = os.open({str(data)!r}, os.O_RDONLY); os.dup2(fd, 7); "
+              "os.lseek(7, 5, 0); os.read(7, 1)")
+    prog = '''
+    syscall::read:entry /pid == $target && arg0 == 7/ {
+        printf("%s|%s|%s\\n", fds[7].fi_pathname, fds[arg0].fi_name, fds[7].fi_dirname);
+        printf("%s|%s|%d|%d\\n", fds[7].fi_fs, fds[7].fi_mount, fds[7].fi_offset,
+               fds[7].fi_oflags & 3);
+        printf("%s|%s|%d\\n", fds[90].fi_pathname, fds[-1].fi_name, fds[90].fi_offset);
+        exit(0);
+    }'''
+    lines = ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} -c \"{script}\""))).splitlines()
+    real = data.resolve()
+    assert lines[0] == f"{real}|known.txt|{real.parent}"
+    point, fstype = _mount_of(real)
+    assert lines[1] == f"{fstype}|{point}|5|0"  # O_RDONLY
+    assert lines[2] == "<none>|<none>|0"  # not open: DTrace's translator gives "<none>"
+
+
+def test_fds_of_standard_descriptors(tmp_path, workloads):
+    # sysload's write mode writes to /dev/null, which it opened itself (fd 3)
+    prog = '''
+    syscall::write:entry /pid == $target/ {
+        printf("%s %s %d\\n", fds[arg0].fi_pathname, fds[arg0].fi_fs, fds[arg0].fi_oflags & 3);
+        exit(0);
+    }'''
+    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} write 2")))
+    assert out == "/dev/null devtmpfs 1\n\n"  # O_WRONLY
+
+
+def test_uregs_are_the_saved_system_call_registers(tmp_path, workloads):
+    # at system call entry the user registers hold the call's number (orig_ax, R_ERR in
+    # regs.d's numbering) and its arguments (rdi, rsi, rdx): write(fd, "x", 1) is call 1
+    prog = '''
+    syscall::write:entry /pid == $target/ {
+        printf("%d %d %d %d\\n", uregs[R_ERR], uregs[R_RDI] == arg0, uregs[R_RSI] == arg1,
+               uregs[R_RDX]);
+        printf("%d %d %d\\n", uregs[R_PC] == uregs[R_RIP], uregs[R_SP] != 0,
+               uregs[R_PC] < 0x800000000000);
+        exit(0);
+    }'''
+    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} write 2")))
+    assert out == "1 1 1 1\n1 1 1\n\n"
+
+
+def test_caller_and_ucaller(tmp_path, workloads):
+    # a kernel address for caller (the kernel's half of the address space), a user one for
+    # ucaller, inside sysload's text (mapped below the libraries and the stack)
+    prog = '''
+    pid$target::do_getppid:entry {
+        printf("%d %d\\n", ucaller > 0x1000, ucaller < 0x800000000000);
+        exit(0);
+    }
+    syscall::getppid:entry /pid == $target/ {
+        printf("%d\\n", caller >= 0xffff800000000000);
+    }'''
+    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 1")))
+    assert out.splitlines()[0] == "1 1"
+
+
+REFUSED = [
+    ("curpsinfo->pr_argv", "psinfo_t member pr_argv is not available on Linux"),
+    ("curlwpsinfo->pr_clname", "lwpsinfo_t member pr_clname is not available on Linux"),
+    ("curpsinfo->pr_nosuch", "psinfo_t has no member 'pr_nosuch'"),
+    ("curpsinfo.pr_pid", "psinfo_t * is a pointer: use ->"),
+    ("fds[0]->fi_name", "fileinfo_t is a struct, not a pointer: use ."),
+    ("uregs[26]", "uregs[]: index out of bounds (26)"),
+    ("uregs[arg0]", "the uregs[] index must be a constant"),
+    ("curpsinfo", "a variable cannot hold psinfo_t"),
+]
+
+
+@pytest.mark.parametrize("expr,message", REFUSED, ids=[r[0] for r in REFUSED])
+def test_refused_with_a_reason(tmp_path, expr, message):
+    done = run_d(tmp_path, f"BEGIN {{ x = {expr}; exit(0); }}")
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+    assert "1:" in done.stderr and "Traceback" not in done.stderr
