@@ -46,6 +46,9 @@ def test_curpsinfo_of_a_target_with_known_argv(tmp_path, workloads):
                curpsinfo->pr_egid, curpsinfo->pr_dmodel == PR_MODEL_LP64);
         printf("%d %d %d\\n", curpsinfo->pr_nlwp, curpsinfo->pr_sid > 0,
                curpsinfo->pr_addr == (uintptr_t)curthread);
+        printf("%d %s %s\\n", curpsinfo->pr_argc,
+               copyinstr(*(uint64_t *)copyin(curpsinfo->pr_argv + 8, 8)),
+               copyinstr(*(uint64_t *)copyin(curpsinfo->pr_envp, 8)));
         exit(0);
     }'''
     lines = ok(run_d(tmp_path, prog, extra=("-c", cmd))).splitlines()
@@ -54,6 +57,8 @@ def test_curpsinfo_of_a_target_with_known_argv(tmp_path, workloads):
     assert lines[1] == f"[{cmd[:79]}] [sysload]"
     assert lines[2] == f"{os.getuid()} {os.getgid()} {os.geteuid()} {os.getegid()} 1"
     assert lines[3] == "1 1 1"
+    argc, argv1, env0 = lines[4].split(" ", 2)
+    assert (argc, argv1) == ("3", "getppid") and "=" in env0  # envp[0] is NAME=value
 
 
 def test_curpsinfo_pgid_and_sid_are_the_targets(tmp_path):
@@ -72,20 +77,20 @@ def test_curlwpsinfo_and_curcpu(tmp_path, workloads):
     syscall::getppid:entry /pid == $target/ {
         printf("%d %c %d %d\\n", curlwpsinfo->pr_lwpid == tid, curlwpsinfo->pr_sname,
                curlwpsinfo->pr_state == SRUN, curlwpsinfo->pr_onpro == cpu);
-        printf("%s %d %d\\n", curlwpsinfo->pr_name, curlwpsinfo->pr_pri,
-               curlwpsinfo->pr_nice);
-        printf("%d %d %d %d\\n", curcpu->cpu_id == cpu, curcpu->cpu_id >= 0,
-               curcpu->cpu_lgrp, curcpu->cpu_chip);
+        printf("%s %d\\n", curlwpsinfo->pr_name, curlwpsinfo->pr_pri);
+        printf("%d %d %d %d %d\\n", curcpu->cpu_id == cpu, curcpu->cpu_id >= 0,
+               curcpu->cpu_lgrp, curcpu->cpu_chip, chip == curcpu->cpu_chip);
+        printf("%d %d\\n", lgrp, pset);
         exit(0);
     }'''
     cmd = f"nice -n 7 {workloads['sysload']} getppid 3"
     lines = ok(run_d(tmp_path, prog, extra=("-c", cmd))).splitlines()
     assert lines[0] == "1 R 1 1"  # a thread making a system call is running
-    # a nice 7 SCHED_OTHER thread: static_prio = prio = 120 + 7 (nice -n 7 adds to ours)
-    nice = os.nice(0) + 7
-    assert lines[1] == f"sysload {120 + nice} {nice}"
+    # a SCHED_OTHER thread's priority is 120 + its nice value (nice -n 7 adds to ours)
+    assert lines[1] == f"sysload {120 + os.nice(0) + 7}"
     chip = int(Path("/sys/devices/system/cpu/cpu0/topology/physical_package_id").read_text())
-    assert lines[2] == f"1 1 0 {chip}"
+    assert lines[2] == f"1 1 0 {chip} 1"
+    assert lines[3] == "0 0"  # one NUMA node; Linux has no processor sets
 
 
 def test_fds_of_a_file_opened_at_a_known_descriptor(tmp_path):
@@ -153,8 +158,9 @@ def test_caller_and_ucaller(tmp_path, workloads):
 
 
 REFUSED = [
-    ("curpsinfo->pr_argv", "psinfo_t member pr_argv is not available on Linux"),
-    ("curlwpsinfo->pr_clname", "lwpsinfo_t member pr_clname is not available on Linux"),
+    ("curpsinfo->pr_size", "translator does not define conversion for member: pr_size"),
+    ("curlwpsinfo->pr_nice", "translator does not define conversion for member: pr_nice"),
+    ("curlwpsinfo->pr_clname", "lwpsinfo_t.pr_clname on Linux: Linux scheduling classes"),
     ("curpsinfo->pr_nosuch", "psinfo_t has no member 'pr_nosuch'"),
     ("curpsinfo.pr_pid", "psinfo_t * is a pointer: use ->"),
     ("fds[0]->fi_name", "fileinfo_t is a struct, not a pointer: use ."),

@@ -19,7 +19,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
-from dtrace_nb.lang.translated import BuiltinStruct
+from dtrace_nb.lang.translated import TRANSLATED_VARIABLES, BuiltinStruct
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType, promote
 
 _INT_BUILTIN_C = {
@@ -124,8 +124,8 @@ class ExprEmitter(VariableExprs, StringExprs):
             return f"(({self.ty(e).c_type()})({fs.binding.builtins[n]}))"
         if n == "errno":
             return "0"
-        if n in ("caller", "ucaller"):
-            return translated.caller(self, n)
+        if n in TRANSLATED_VARIABLES:
+            return translated.scalar(self, n)
         value = const_value(e, fs.ann)
         if value is not None:
             return f"{value}LL"

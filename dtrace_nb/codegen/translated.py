@@ -43,7 +43,6 @@ KERNEL_OFFSETS: dict[str, tuple[str, str]] = {
     "DT_OFF_TASK_REAL_PARENT": ("task_struct", "real_parent"),
     "DT_OFF_TASK_CRED": ("task_struct", "cred"),
     "DT_OFF_TASK_PRIO": ("task_struct", "prio"),
-    "DT_OFF_TASK_STATIC_PRIO": ("task_struct", "static_prio"),
     "DT_OFF_TASK_EXIT_CODE": ("task_struct", "exit_code"),
     "DT_OFF_TASK_STATE": ("task_struct", "__state"),
     "DT_OFF_TASK_CPU": ("task_struct", "thread_info.cpu"),
@@ -62,6 +61,7 @@ KERNEL_OFFSETS: dict[str, tuple[str, str]] = {
     "DT_OFF_UPID_NR": ("upid", "nr"),
     "DT_OFF_MM_ARG_START": ("mm_struct", "arg_start"),
     "DT_OFF_MM_ARG_END": ("mm_struct", "arg_end"),
+    "DT_OFF_MM_START_STACK": ("mm_struct", "start_stack"),
     "DT_OFF_FILES_FDT": ("files_struct", "fdt"),
     "DT_OFF_FDTABLE_MAX_FDS": ("fdtable", "max_fds"),
     "DT_OFF_FDTABLE_FD": ("fdtable", "fd"),
@@ -86,7 +86,6 @@ KERNEL_OFFSETS: dict[str, tuple[str, str]] = {
 }
 PIDTYPE_PGID, PIDTYPE_SID = 2, 3  # enum pid_type since Linux 4.19
 UPID_SIZE = 16  # struct upid { int nr; struct pid_namespace *ns; }
-DEFAULT_PRIO = 120  # MAX_RT_PRIO + NICE_WIDTH / 2: nice = static_prio - 120
 PR_MODEL_LP64 = 2
 _TASK = api.CURRENT_TASK
 
@@ -109,6 +108,10 @@ def _pid_of_type(pidtype: int) -> str:
     """The number (in the initial namespace) of the task's process group or session."""
     pid = api.kernel_read(f"{_signal()} + DT_OFF_SIGNAL_PIDS + {8 * pidtype}")
     return _read(f"{pid} + DT_OFF_PID_NUMBERS", "DT_OFF_UPID_NR", "s32")
+
+
+def _start_stack() -> str:
+    return _read(_read(_TASK, "DT_OFF_TASK_MM"), "DT_OFF_MM_START_STACK")
 
 
 def _tty() -> str:
@@ -136,6 +139,11 @@ _INT_MEMBERS: dict[str, Callable[[], str]] = {
     "psinfo_t.pr_ttydev": _tty,
     "psinfo_t.pr_wstat": lambda: _read(_TASK, "DT_OFF_TASK_EXIT_CODE", "s32"),
     "psinfo_t.pr_dmodel": lambda: str(PR_MODEL_LP64),
+    # exec leaves argc at the initial stack pointer, then argv[], NULL, envp[]
+    "psinfo_t.pr_argc": lambda: api.user_read(_start_stack(), "s64"),
+    "psinfo_t.pr_argv": lambda: f"({_start_stack()} + 8)",
+    "psinfo_t.pr_envp": lambda: f"({_start_stack()} + 8 * ({api.user_read(_start_stack(), 's64')}"
+                                " + 2))",
     # Solaris' tasks, projects, pools, zones and contracts: 0 on Linux, as in dtrace-utils
     **{f"psinfo_t.{m}": (lambda: "0") for m in ("pr_taskid", "pr_projid", "pr_nzomb",
                                                   "pr_poolid", "pr_zoneid", "pr_contract")},
@@ -147,8 +155,6 @@ _INT_MEMBERS: dict[str, Callable[[], str]] = {
     "lwpsinfo_t.pr_stype": lambda: "0",
     "lwpsinfo_t.pr_state": lambda: _thread_state(0),
     "lwpsinfo_t.pr_sname": lambda: _thread_state(1),
-    "lwpsinfo_t.pr_nice": lambda: f"({_read(_TASK, 'DT_OFF_TASK_STATIC_PRIO', 's32')} "
-                                  f"- {DEFAULT_PRIO})",
     "lwpsinfo_t.pr_pri": lambda: _read(_TASK, "DT_OFF_TASK_PRIO", "s32"),
     "lwpsinfo_t.pr_onpro": lambda: _read(_TASK, "DT_OFF_TASK_CPU", "s32"),
     "cpuinfo_t.cpu_id": lambda: "((s32)bpf_get_smp_processor_id())",
@@ -229,7 +235,14 @@ def uregs(em: Emitter, e: ast.Index) -> str:
     return f"((u64)({ctype}){_read(f'{_TASK} + DT_OFF_TASK_THREAD', macro)})"
 
 
-def caller(em: Emitter, name: str) -> str:
-    """C of `caller` / `ucaller`."""
+# sched.d's inlines: curcpu members under a name of their own
+_CPU_INLINES = {"pset": "cpuinfo_t.cpu_pset", "chip": "cpuinfo_t.cpu_chip",
+                "lgrp": "cpuinfo_t.cpu_lgrp"}
+
+
+def scalar(em: Emitter, name: str) -> str:
+    """C of `caller`, `ucaller`, `pset`, `chip` or `lgrp`."""
     _needs(em)  # translated.h, which reads task offsets elsewhere
+    if name in _CPU_INLINES:
+        return f"((s32)({_INT_MEMBERS[_CPU_INLINES[name]]()}))"
     return f"dt_caller(ctx, {'BPF_F_USER_STACK' if name == 'ucaller' else '0'})"

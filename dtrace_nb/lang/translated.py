@@ -44,6 +44,7 @@ _PSINFO_MEMBERS = (
     ("pr_sid", "pid_t"), ("pr_uid", "uid_t"), ("pr_euid", "uid_t"), ("pr_gid", "gid_t"),
     ("pr_egid", "gid_t"), ("pr_addr", "uintptr_t"), ("pr_ttydev", "uintptr_t"),
     ("pr_fname", "string[16]"), ("pr_psargs", "string[80]"), ("pr_wstat", "int"),
+    ("pr_argc", "int"), ("pr_argv", "uintptr_t"), ("pr_envp", "uintptr_t"),
     ("pr_dmodel", "char"), ("pr_taskid", "id_t"),
     ("pr_projid", "id_t"), ("pr_nzomb", "int"), ("pr_poolid", "id_t"), ("pr_zoneid", "id_t"),
     ("pr_contract", "id_t"),
@@ -51,7 +52,7 @@ _PSINFO_MEMBERS = (
 _LWPSINFO_MEMBERS = (
     ("pr_flag", "int"), ("pr_lwpid", "id_t"), ("pr_addr", "uintptr_t"),
     ("pr_wchan", "uintptr_t"), ("pr_stype", "char"), ("pr_state", "char"),
-    ("pr_sname", "char"), ("pr_nice", "char"), ("pr_pri", "int"), ("pr_name", "string[16]"),
+    ("pr_sname", "char"), ("pr_pri", "int"), ("pr_name", "string[16]"),
     ("pr_onpro", "processorid_t"),
 )
 _CPUINFO_MEMBERS = (
@@ -74,6 +75,9 @@ TRANSLATED_VARIABLES: dict[str, DType] = {
     "curpsinfo": PSINFO, "curlwpsinfo": LWPSINFO, "curcpu": CPUINFO,
     "caller": PtrType(8, False, "uintptr_t", None),
     "ucaller": PtrType(8, False, "uint64_t", None),
+    # sched.d's inlines of curcpu's members
+    "pset": IntType(4, True, "psetid_t"), "chip": IntType(4, True, "chipid_t"),
+    "lgrp": IntType(4, True, "lgrp_id_t"),
 }
 INDEXED_VARIABLES = ("fds", "uregs")
 
@@ -86,9 +90,8 @@ _WHY_NOT = {
     "pr_pctmem": "Linux keeps no memory percentage per task",
     "pr_time": "per-process CPU time is summed over threads by the kernel only on demand",
     "pr_ctime": "children's CPU time is summed by the kernel only on demand",
-    "pr_argc": "Linux does not record the argument count (pr_psargs holds the arguments)",
-    "pr_argv": "Linux does not record the address of argv[] (pr_psargs holds the arguments)",
-    "pr_envp": "Linux does not record the address of envp[]",
+    "pr_nice": "DTrace's lwpsinfo_t translator leaves it out (the nice value is "
+               "curlwpsinfo->pr_pri - 120 for a normal thread)",
     "pr_lwp": "use curlwpsinfo for the current thread",
     "pr_syscall": "the current system call number is not kept in task_struct",
     "pr_oldpri": "Solaris' old priority has no Linux equivalent (use pr_pri)",
@@ -114,8 +117,9 @@ def member_type(t: BuiltinStruct, e: ast.Member) -> MemberType:
     if m is not None:
         return m
     if e.name in _WHY_NOT:
-        raise DCompileError(f"{t} member {e.name} is not available on Linux: "
-                            f"{_WHY_NOT[e.name]}", e.span)
+        # DTrace's message for a member its translator does not define; why, for Linux
+        raise DCompileError(f"translator does not define conversion for member: {e.name}",
+                            e.span, hint=f"{t}.{e.name} on Linux: {_WHY_NOT[e.name]}")
     raise DCompileError(f"{t} has no member '{e.name}'", e.span,
                         hint="members: " + ", ".join(x.name for x in t.members))
 
