@@ -176,3 +176,35 @@ def test_refused_with_a_reason(tmp_path, expr, message):
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
     assert "1:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_curthread_members_through_btf(tmp_path, workloads):
+    # task_struct members of the target's thread: its comm, ids, parent, an embedded struct
+    # (thread.fsbase is what uregs[R_FS] reads), a pointer chain, a bit-field (a running
+    # thread is not frozen) and a string comparison with the char array
+    prog = '''
+    syscall::getppid:entry /pid == $target/ {
+        printf("%s %d %d %d\\n", curthread->comm, curthread->pid == tid,
+               curthread->tgid == pid, curthread->real_parent->tgid == ppid);
+        printf("%d %d %d\\n", curthread->thread.fsbase == uregs[R_FS], curthread->frozen,
+               curthread->comm == "sysload");
+        printf("%d\\n", curthread->mm->arg_start == curthread->mm->arg_start);
+        exit(0);
+    }'''
+    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 3")))
+    assert out == "sysload 1 1 1\n1 0 1\n1\n\n"
+
+
+CURTHREAD_REFUSED = [
+    ("curthread->nosuch", "1:13", "struct task_struct has no member named 'nosuch'"),
+    ("curthread.pid", "1:13", "is a pointer: use ->"),
+    ("curthread->thread->fsbase", "1:13", "struct thread_struct is a struct, not a pointer"),
+]
+
+
+@pytest.mark.parametrize("expr,where,message", CURTHREAD_REFUSED,
+                         ids=[r[0] for r in CURTHREAD_REFUSED])
+def test_curthread_member_errors(tmp_path, expr, where, message):
+    done = run_d(tmp_path, f"BEGIN {{ x = {expr}; exit(0); }}")
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert where in done.stderr

@@ -10,7 +10,7 @@ short-circuit order and a fault can only come from code that runs.
 
 from __future__ import annotations
 
-from dtrace_nb.codegen import translated
+from dtrace_nb.codegen import kernel_members, translated
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.string_exprs import StringExprs, StrVal, dispatch
@@ -19,6 +19,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
+from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
 from dtrace_nb.lang.translated import TRANSLATED_VARIABLES, BuiltinStruct
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType, promote
 
@@ -101,6 +102,8 @@ class ExprEmitter(VariableExprs, StringExprs):
     def _member(self, e: ast.Member) -> str:
         if isinstance(self.ty(e.base), BuiltinStruct):
             return translated.member_int(self, e)
+        if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):
+            return kernel_members.member_int(self, e)
         return f"(({self.ty(e).c_type()})({self.member_expr(e)}))"
 
     def _cast(self, e: ast.Cast) -> str:

@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from dtrace_nb.codegen import translated
+from dtrace_nb.codegen import kernel_members, translated
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.layout import VarLayout
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_ILLOP
 from dtrace_nb.lang import ast
+from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
 from dtrace_nb.lang.translated import BuiltinStruct
 from dtrace_nb.lang.types import DType
 
@@ -102,6 +103,9 @@ class StringExprs:
         if isinstance(self.ty(e.base), BuiltinStruct):
             m = translated.member_string(self, e)
             return StrVal(m.size, ptr=m.ptr, comm=m.comm, pre=m.pre)
+        if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):
+            return self.kernel_string(kernel_members.member_address(self, e), self.ty(e).size,
+                                      checked=True)
         return self.kernel_string(self.member_expr(e), self.ty(e).size)
 
     def member_expr(self, e: ast.Member) -> str:
