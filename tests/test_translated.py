@@ -208,3 +208,17 @@ def test_curthread_member_errors(tmp_path, expr, where, message):
     done = run_d(tmp_path, f"BEGIN {{ x = {expr}; exit(0); }}")
     assert done.returncode != 0 and message in done.stderr, done.stderr
     assert where in done.stderr
+
+
+def test_strings_are_indexable(tmp_path, workloads):
+    # execname, psargs and string variables give their characters; past the end, 0
+    prog = '''
+    syscall::getppid:entry /pid == $target/ {
+        s = curpsinfo->pr_psargs;
+        self->t = "xyz";
+        printf("%c%c%c %c %c %d %d\\n", execname[0], execname[1], execname[6], s[strlen(s) - 1],
+               self->t[2], self->t[3], s[-1]);
+        exit(0);
+    }'''
+    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 3")))
+    assert out == "syd 3 z 0 0\n\n"  # s(0) y(1) ... d(6) of "sysload"

@@ -95,9 +95,25 @@ class ExprEmitter(VariableExprs, StringExprs):
         ref = self.fs.ann.arg(e)
         if ref is None:
             var = self.fs.ann.var(e)
-            return self.read_var(var, e) if var is not None else translated.uregs(self, e)
+            if var is not None:
+                return self.read_var(var, e)
+            base_t = self.fs.ann.type_or_none(e.base)
+            if base_t is not None and base_t.is_string:
+                return self.string_char(e)
+            return translated.uregs(self, e)
         self.fs.args_used.add(ref.n)
         return f"(({self.ty(e).c_type()})dt_arg{ref.n})"
+
+    def string_char(self, e: ast.Index) -> str:
+        """`s[i]`: the character at `i` of string `s`, 0 outside 0..strlen(s)."""
+        pre: list[str] = []
+        p = self.operand(e.base, pre)
+        i, c = self.fs.tmp("i"), self.fs.tmp("ch")
+        mask = self.fs.res.strbuf - 1
+        return stmt_expr(pre + [f"s64 {i} = (s64)({self.int_expr(e.indexes[0])});",
+                                f"char {c} = 0;",
+                                if_stmt(f"{i} >= 0 && {i} < (s64)dt_strlen({p})",
+                                        [f"{c} = ({p})[{i} & {mask}];"])], c)
 
     def _member(self, e: ast.Member) -> str:
         if isinstance(self.ty(e.base), BuiltinStruct):

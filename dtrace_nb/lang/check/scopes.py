@@ -14,7 +14,7 @@ from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVA
 from dtrace_nb.lang.check.results import Annotations, Variable
 from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe
 from dtrace_nb.lang import translated
-from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
+from dtrace_nb.lang.types import CHAR, INT64, DType, StringType, TranslatedType, VoidType
 
 _RESERVED = ("execname", "args")
 _UNKNOWN_HINT = ("assign it first (x = ...), or use a built-in: pid tid ppid uid gid execname "
@@ -82,6 +82,8 @@ class VariableRules:
         if isinstance(base, ast.Ident) and base.name == "args" \
                 and ("global", "args") not in self.st.vars:
             return self.args_index(e)
+        if self._indexes_a_string(base):
+            return self._string_char(e)
         if not isinstance(base, ast.Ident):
             raise DCompileError("only associative arrays and args[] can be indexed", e.span)
         key_types = self._key_types(e)
@@ -98,6 +100,24 @@ class VariableRules:
         self._match_keys(var, key_types, e)
         self.ann.vars[e] = var
         return var.type
+
+    def _indexes_a_string(self, base: ast.Expr) -> bool:
+        """Whether `base[i]` reads a character of a string (execname[0], s[strlen(s) - 1],
+        self->name[i]) rather than an associative array."""
+        if isinstance(base, ast.Ident):
+            var = self.st.vars.get(("global", base.name))
+            if var is None:
+                return base.name in ("execname", *PROBE_STRINGS)
+            return not var.is_assoc and var.type.is_string
+        if isinstance(base, (ast.ScopedVar, ast.Member, ast.Call, ast.StringOf)):
+            return self.expr(base).is_string
+        return False
+
+    def _string_char(self, e: ast.Index) -> DType:
+        self.expr(e.base)
+        if len(e.indexes) != 1 or not self.expr(e.indexes[0]).is_int:
+            raise DCompileError("a string is indexed by one integer", e.span)
+        return CHAR
 
     def _key_types(self, e: ast.Index) -> list[DType]:
         key_types = [self.expr(k) for k in e.indexes]
