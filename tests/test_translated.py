@@ -222,3 +222,16 @@ def test_strings_are_indexable(tmp_path, workloads):
     }'''
     out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 3")))
     assert out == "syd 3 z 0 0\n\n"  # s(0) y(1) ... d(6) of "sysload"
+
+
+def test_cwd_and_root_of_the_target(tmp_path):
+    where = tmp_path / "a b" / "c"
+    where.mkdir(parents=True)
+    script = f"import os; os.chdir({str(where)!r}); os.getppid()"
+    prog = '''
+    syscall::getppid:entry /pid == $target/ {
+        printf("%s|%s\\n", cwd, root);
+        exit(0);
+    }'''
+    out = ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} -c \"{script}\"")))
+    assert out == f"{where.resolve()}|/\n\n"

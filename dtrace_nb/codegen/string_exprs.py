@@ -16,7 +16,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_ILLOP
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
-from dtrace_nb.lang.translated import BuiltinStruct
+from dtrace_nb.lang.translated import PATH_VARIABLES, BuiltinStruct
 from dtrace_nb.lang.types import DType
 
 _PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
@@ -78,6 +78,9 @@ class StringExprs:
             vl = self.layout(var)
             return StrVal(vl.field.size, ptr=self.var_place(vl))
         b = self.fs.binding
+        if e.name in PATH_VARIABLES:
+            m = translated.path_variable(self, e.name)
+            return StrVal(m.size, ptr=m.ptr, pre=m.pre)
         if e.name == "execname":
             if "execname" in b.builtins:
                 return self.kernel_string(b.builtins["execname"], 16)

@@ -50,6 +50,11 @@ KERNEL_OFFSETS: dict[str, tuple[str, str]] = {
     "DT_OFF_TASK_FILES": ("task_struct", "files"),
     "DT_OFF_TASK_MM": ("task_struct", "mm"),
     "DT_OFF_TASK_THREAD": ("task_struct", "thread"),
+    "DT_OFF_TASK_FS": ("task_struct", "fs"),
+    "DT_OFF_FS_PWD_MNT": ("fs_struct", "pwd.mnt"),
+    "DT_OFF_FS_PWD_DENTRY": ("fs_struct", "pwd.dentry"),
+    "DT_OFF_FS_ROOT_MNT": ("fs_struct", "root.mnt"),
+    "DT_OFF_FS_ROOT_DENTRY": ("fs_struct", "root.dentry"),
     "DT_OFF_CRED_UID": ("cred", "uid"),
     "DT_OFF_CRED_GID": ("cred", "gid"),
     "DT_OFF_CRED_EUID": ("cred", "euid"),
@@ -222,6 +227,17 @@ def member_string(em: Emitter, e: ast.Member) -> StringMember:
                 f"dt_file_string({path}, {f}, 0);",
                 f"if ({f}) dt_dirname({buf}, {path}); else dt_put_none({buf});"])
     raise DCompileError(f"cannot generate code for {t}.{e.name}", e.span)
+
+
+def path_variable(em: Emitter, name: str) -> StringMember:
+    """`cwd` or `root`: d_path() of the current process's fs->pwd or fs->root."""
+    _needs(em)
+    buf = em.fs.alloc(2 * em.fs.res.strbuf)
+    fs = _read(_TASK, "DT_OFF_TASK_FS")
+    which = "PWD" if name == "cwd" else "ROOT"
+    return StringMember(em.fs.res.strsize, ptr=buf, pre=[
+        f"dt_d_path({buf}, {_read(fs, f'DT_OFF_FS_{which}_MNT')}, "
+        f"{_read(fs, f'DT_OFF_FS_{which}_DENTRY')});"])
 
 
 def uregs(em: Emitter, e: ast.Index) -> str:

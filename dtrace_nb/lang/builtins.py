@@ -37,8 +37,6 @@ STRING_BUILTINS = ("execname", *PROBE_STRINGS)
 # Not provided, with the reason a user gets.
 UNAVAILABLE_BUILTINS = {
     "ipl": "ipl (interrupt priority level) does not exist on Linux",
-    "root": "root (the process's root directory) is not available",
-    "cwd": "cwd is not available",
 }
 
 # Aggregating functions: name -> (number of value args, number of constant params).

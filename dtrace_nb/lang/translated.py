@@ -80,6 +80,8 @@ TRANSLATED_VARIABLES: dict[str, DType] = {
     "lgrp": IntType(4, True, "lgrp_id_t"),
 }
 INDEXED_VARIABLES = ("fds", "uregs")
+# strings of strsize bytes: the current process's working and root directories (procfs.d)
+PATH_VARIABLES = ("cwd", "root")
 
 # members Linux has no equivalent for: psinfo_t and lwpsinfo_t are Solaris' /proc structures
 _WHY_NOT = {

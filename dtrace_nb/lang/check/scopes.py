@@ -50,6 +50,8 @@ class VariableRules:
             return EXECNAME
         if n in PROBE_STRINGS:
             return StringType(self.st.probe_string_size)
+        if n in translated.PATH_VARIABLES:
+            return StringType(self.st.strsize)
         if n in translated.TRANSLATED_VARIABLES:
             return translated.TRANSLATED_VARIABLES[n]
         if n in translated.CONSTANTS:
