@@ -165,7 +165,8 @@ REFUSED = [
     ("curpsinfo.pr_pid", "psinfo_t * is a pointer: use ->"),
     ("fds[0]->fi_name", "fileinfo_t is a struct, not a pointer: use ."),
     ("uregs[26]", "uregs[]: index out of bounds (26)"),
-    ("uregs[arg0]", "the uregs[] index must be a constant"),
+    ("uregs[arg0]", "uregs[ ] argument #1 is incompatible with prototype:\n"
+                    "\tprototype: integer constant\n\t argument: int64_t"),
     ("curpsinfo", "a variable cannot hold psinfo_t"),
 ]
 

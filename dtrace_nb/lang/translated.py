@@ -137,9 +137,10 @@ def index_type(name: str, e: ast.Index, index_types: list[DType],
         raise DCompileError(f"the {name}[] index must be an integer", idx.span)
     if name == "fds":
         return FILEINFO
-    if n is None:
-        raise DCompileError("the uregs[] index must be a constant (R_PC, R_SP, R_RAX...)",
-                            idx.span)
+    if n is None:  # DTrace's message, with the prototype and the argument's type
+        raise DCompileError("uregs[ ] argument #1 is incompatible with prototype:\n"
+                            f"\tprototype: integer constant\n\t argument: {index_types[0]}",
+                            idx.span, hint="index uregs[] with a constant: R_PC, R_SP, R_RAX...")
     if not 0 <= n < UREGS_COUNT:
         raise DCompileError(f"uregs[]: index out of bounds ({n})", idx.span,
                             hint=f"x86_64 has {UREGS_COUNT} registers: R_R15 (0) .. "
