@@ -236,3 +236,24 @@ def test_cwd_and_root_of_the_target(tmp_path):
     }'''
     out = ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} -c \"{script}\"")))
     assert out == f"{where.resolve()}|/\n\n"
+
+
+def test_fds_of_a_pipe_and_a_socket(tmp_path):
+    # d_path() names a pipe "pipe:[INODE]" and a socket "socket:[INODE]"; the target prints
+    # both inode numbers before it writes to the pipe (at fd 9; the socket is at fd 10)
+    script = tmp_path / "pipes.py"
+    script.write_text(
+        "import os, socket, sys\n"
+        "r, w = os.pipe(); os.dup2(w, 9)\n"
+        "s = socket.socket(); os.dup2(s.fileno(), 10)\n"
+        "sys.stdout.write(f'ino {os.fstat(9).st_ino} {os.fstat(10).st_ino}\\n')\n"
+        "sys.stdout.flush()\n"
+        "os.write(9, b'x')\n")
+    prog = '''
+    syscall::write:entry /pid == $target && arg0 == 9/ {
+        printf("%s %s %s\\n", fds[9].fi_pathname, fds[10].fi_pathname, fds[9].fi_fs);
+        exit(0);
+    }'''
+    lines = ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} {script}"))).splitlines()
+    pipe, sock = next(x for x in lines if x.startswith("ino ")).split()[1:]
+    assert f"pipe:[{pipe}] socket:[{sock}] pipefs" in lines

@@ -88,6 +88,49 @@ static __always_inline void dt_d_path(char *dst, u64 mnt, u64 dentry)
 	dst[dt_buf_offset(pos)] = 0;
 }
 
+/*
+ * The name d_path() gives a pipe or a socket, whose filesystems are not mounted:
+ * "pipe:[INODE]", "socket:[INODE]" (their d_dname). 0 for other filesystems.
+ */
+static __always_inline int dt_pseudo_path(char *dst, u64 mnt, u64 dentry)
+{
+	u64 sb = dt_kread_u64((void *)(mnt + DT_OFF_VFSMOUNT_MNT_SB));
+	u64 type = dt_kread_u64((void *)(sb + DT_OFF_SUPER_BLOCK_S_TYPE));
+	u64 name = dt_kread_u64((void *)(type + DT_OFF_FILE_SYSTEM_TYPE_NAME));
+	u64 fs = 0;
+	u32 pos;
+	bpf_probe_read_kernel(&fs, 7, (void *)name);
+	if (fs == 0x736665706970ULL) {		/* "pipefs" */
+		*(u64 *)dst = 0x5b3a65706970ULL;	/* "pipe:[" */
+		pos = 6;
+	} else if (fs == 0x73666b636f73ULL) {	/* "sockfs" */
+		*(u64 *)dst = 0x5b3a74656b636f73ULL;	/* "socket:[" */
+		pos = 8;
+	} else {
+		return 0;
+	}
+	u64 inode = dt_kread_u64((void *)(dentry + DT_OFF_DENTRY_D_INODE));
+	u64 ino = dt_kread_u64((void *)(inode + DT_OFF_INODE_I_INO));
+	char digits[20];
+	int n = 0;
+	for (int i = 0; i < 20; i++) {
+		digits[i] = '0' + ino % 10;
+		ino /= 10;
+		n++;
+		if (ino == 0)
+			break;
+	}
+	for (int i = 19; i >= 0; i--) {
+		if (i < n) {
+			dst[pos & 31] = digits[i];
+			pos++;
+		}
+	}
+	dst[pos & 31] = ']';
+	dst[(pos + 1) & 31] = 0;
+	return 1;
+}
+
 /* fi_pathname (which 0), fi_mount (1), fi_name (2), fi_fs (3) of the file at `file`. */
 static __always_inline void dt_file_string(char *dst, u64 file, int which)
 {
@@ -99,7 +142,8 @@ static __always_inline void dt_file_string(char *dst, u64 file, int which)
 	u64 dentry = dt_kread_u64((void *)(file + DT_OFF_FILE_F_PATH_DENTRY));
 	u64 name;
 	if (which == 0) {
-		dt_d_path(dst, mnt, dentry);
+		if (!dt_pseudo_path(dst, mnt, dentry))
+			dt_d_path(dst, mnt, dentry);
 		return;
 	}
 	if (which == 1) {

@@ -76,6 +76,8 @@ KERNEL_OFFSETS: dict[str, tuple[str, str]] = {
     "DT_OFF_FILE_F_FLAGS": ("file", "f_flags"),
     "DT_OFF_DENTRY_D_PARENT": ("dentry", "d_parent"),
     "DT_OFF_DENTRY_D_NAME_NAME": ("dentry", "d_name.name"),
+    "DT_OFF_DENTRY_D_INODE": ("dentry", "d_inode"),
+    "DT_OFF_INODE_I_INO": ("inode", "i_ino"),
     "DT_OFF_VFSMOUNT_MNT_ROOT": ("vfsmount", "mnt_root"),
     "DT_OFF_VFSMOUNT_MNT_SB": ("vfsmount", "mnt_sb"),
     "DT_OFF_MOUNT_MNT": ("mount", "mnt"),
