@@ -257,3 +257,20 @@ def test_fds_of_a_pipe_and_a_socket(tmp_path):
     lines = ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} {script}"))).splitlines()
     pipe, sock = next(x for x in lines if x.startswith("ino ")).split()[1:]
     assert f"pipe:[{pipe}] socket:[{sock}] pipefs" in lines
+
+
+def test_curcpu_is_an_address_of_its_cpu(tmp_path):
+    # curcpu is a value too (an address, as in dtrace-utils): the same on one CPU for the
+    # whole session, another on each CPU; usable in arithmetic and comparisons
+    prog = '''
+    BEGIN { x = curcpu; printf("%d %d\\n", x == curcpu, ((int64_t)curcpu >> 8) != 0); }
+    profile-997 { @[cpu, (uint64_t)curcpu] = count(); }
+    tick-1500ms { exit(0); }
+    END { printa("%d %u %@d\\n", @); }'''
+    lines = ok(run_d(tmp_path, prog)).splitlines()
+    assert lines[0] == "1 1"
+    rows = [tuple(map(int, x.split())) for x in lines[1:lines.index("", 1)]]
+    pairs = [(c, a) for c, a, _n in rows]
+    cpus = {c for c, _ in pairs}
+    assert len(cpus) == os.cpu_count() == len(pairs)  # one address per CPU
+    assert len({a for _, a in pairs}) == len(pairs)

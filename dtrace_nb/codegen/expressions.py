@@ -20,7 +20,7 @@ from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
 from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
-from dtrace_nb.lang.translated import TRANSLATED_VARIABLES, BuiltinStruct
+from dtrace_nb.lang.translated import TRANSLATED_VARIABLES, struct_of
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType, promote
 
 _INT_BUILTIN_C = {
@@ -116,7 +116,7 @@ class ExprEmitter(VariableExprs, StringExprs):
                                         [f"{c} = ({p})[{i} & {mask}];"])], c)
 
     def _member(self, e: ast.Member) -> str:
-        if isinstance(self.ty(e.base), BuiltinStruct):
+        if struct_of(self.ty(e.base)) is not None:
             return translated.member_int(self, e)
         if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):
             return kernel_members.member_int(self, e)

@@ -16,7 +16,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_ILLOP
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
-from dtrace_nb.lang.translated import PATH_VARIABLES, BuiltinStruct
+from dtrace_nb.lang.translated import PATH_VARIABLES, struct_of
 from dtrace_nb.lang.types import DType
 
 _PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
@@ -103,7 +103,7 @@ class StringExprs:
         return self.kernel_string(f"dt_arg{ref.n}", self.ty(e).size, user=ref.user_string)
 
     def _str_member(self, e: ast.Member) -> StrVal:
-        if isinstance(self.ty(e.base), BuiltinStruct):
+        if struct_of(self.ty(e.base)) is not None:
             m = translated.member_string(self, e)
             return StrVal(m.size, ptr=m.ptr, comm=m.comm, pre=m.pre)
         if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):

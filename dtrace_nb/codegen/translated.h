@@ -221,6 +221,15 @@ static __always_inline u64 dt_caller(void *ctx, u64 flags)
 	return frames[1];
 }
 
+/* curcpu: the address of the current CPU's slot of a per-CPU map, as a plain integer
+ * (read back through a helper, so the verifier lets scripts do arithmetic on it). */
+static __always_inline u64 dt_cpu_address(const void *p)
+{
+	u64 a = (u64)p, v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), &a);
+	return v;
+}
+
 /* cpuinfo_t.cpu_chip: the physical package of the current CPU (DT_CPU_CHIP(cpu), an
  * expression the runtime writes from sysfs at load time). */
 static __always_inline s32 dt_cpu_chip(void)

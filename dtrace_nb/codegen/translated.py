@@ -18,7 +18,7 @@ from dtrace_nb.codegen.cwriter import stmt_expr
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
-from dtrace_nb.lang.translated import PT_REGS_WORDS, BuiltinStruct
+from dtrace_nb.lang.translated import PT_REGS_WORDS, struct_of
 
 # the expression emitter (codegen/expressions.py), which calls this module: not imported,
 # as that would be an import circle
@@ -192,8 +192,8 @@ def _file(em: Emitter, e: ast.Member) -> str:
 def member_int(em: Emitter, e: ast.Member) -> str:
     """C of an integer member of a built-in translated struct."""
     _needs(em)
-    t = em.ty(e.base)
-    assert isinstance(t, BuiltinStruct)
+    t = struct_of(em.ty(e.base))
+    assert t is not None
     if t.name == "fileinfo_t":
         f = em.fs.tmp("file")
         macro, ctype = _FILE_INTS[e.name]
@@ -208,8 +208,8 @@ def member_int(em: Emitter, e: ast.Member) -> str:
 def member_string(em: Emitter, e: ast.Member) -> StringMember:
     """The value of a string member of a built-in translated struct."""
     _needs(em)
-    t = em.ty(e.base)
-    assert isinstance(t, BuiltinStruct)
+    t = struct_of(em.ty(e.base))
+    assert t is not None
     size = min(em.ty(e).size, em.fs.res.strsize)
     key = f"{t.name}.{e.name}"
     if key in ("psinfo_t.pr_fname", "lwpsinfo_t.pr_name"):
@@ -259,8 +259,13 @@ _CPU_INLINES = {"pset": "cpuinfo_t.cpu_pset", "chip": "cpuinfo_t.cpu_chip",
 
 
 def scalar(em: Emitter, name: str) -> str:
-    """C of `caller`, `ucaller`, `pset`, `chip` or `lgrp`."""
+    """C of `caller`, `ucaller`, `pset`, `chip`, `lgrp` or `curcpu`."""
     _needs(em)  # translated.h, which reads task offsets elsewhere
+    if name == "curcpu":
+        # an address that is the current CPU's for the whole session, as dtrace-utils'
+        # (the CPU's cpuinfo in a per-CPU map): here, a slot of the per-CPU scratch map
+        em.fs.alloc(0)  # the function looks up the scratch map, whose base is dt_s
+        return "dt_cpu_address(dt_s)"
     if name in _CPU_INLINES:
         return f"((s32)({_INT_MEMBERS[_CPU_INLINES[name]]()}))"
     return f"dt_caller(ctx, {'BPF_F_USER_STACK' if name == 'ucaller' else '0'})"

@@ -29,6 +29,21 @@ class BuiltinStruct(TranslatedType):
     pointer: bool = True
 
 
+@dataclass(frozen=True)
+class BuiltinPtr(PtrType):
+    """A pointer to a built-in translated struct that is also a value (curcpu: an address,
+    as in dtrace-utils), whose members `->` reads."""
+
+    struct: Optional[BuiltinStruct] = None
+
+
+def struct_of(t: DType) -> Optional[BuiltinStruct]:
+    """The built-in struct `t` is, or points to (None for other types)."""
+    if isinstance(t, BuiltinStruct):
+        return t
+    return t.struct if isinstance(t, BuiltinPtr) else None
+
+
 def _struct(name: str, pointer: bool, members: tuple[tuple[str, str], ...]) -> BuiltinStruct:
     out = []
     for member, dtype in members:
@@ -72,7 +87,8 @@ FILEINFO = _struct("fileinfo_t", False, _FILEINFO_MEMBERS)
 
 # built-in variables of a translated type, and scalar ones computed from the stack
 TRANSLATED_VARIABLES: dict[str, DType] = {
-    "curpsinfo": PSINFO, "curlwpsinfo": LWPSINFO, "curcpu": CPUINFO,
+    "curpsinfo": PSINFO, "curlwpsinfo": LWPSINFO,
+    "curcpu": BuiltinPtr(8, False, "cpuinfo_t *", None, CPUINFO),
     "caller": PtrType(8, False, "uintptr_t", None),
     "ucaller": PtrType(8, False, "uint64_t", None),
     # sched.d's inlines of curcpu's members
@@ -108,8 +124,11 @@ _WHY_NOT = {
 }
 
 
-def member_type(t: BuiltinStruct, e: ast.Member) -> MemberType:
-    """The member `e` names in built-in struct `t`, or a located error saying why not."""
+def member_type(of: DType, e: ast.Member) -> MemberType:
+    """The member `e` names in built-in struct `of` (or the one it points to), or a
+    located error saying why not."""
+    t = struct_of(of)
+    assert t is not None
     if t.pointer and not e.arrow:
         raise DCompileError(f"{t} * is a pointer: use -> to reach its members", e.span)
     if not t.pointer and e.arrow:

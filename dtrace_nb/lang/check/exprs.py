@@ -22,7 +22,7 @@ from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType
                                   unary_promote)
 from dtrace_nb.lang import kernel_types
 from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
-from dtrace_nb.lang.translated import BuiltinStruct, member_type
+from dtrace_nb.lang.translated import member_type, struct_of
 from dtrace_nb.probes import ArgInfo, MemberInfo
 
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
@@ -230,7 +230,7 @@ class ExprChecker(VariableRules):
 
     def member(self, e: ast.Member) -> DType:
         t = self.expr(e.base)
-        if isinstance(t, BuiltinStruct):
+        if struct_of(t) is not None:
             return member_type(t, e).dtype
         if isinstance(t, (KernelPtr, KernelStruct)):
             return kernel_types.member_type(t, e)
