@@ -274,3 +274,9 @@ def test_curcpu_is_an_address_of_its_cpu(tmp_path):
     cpus = {c for c, _ in pairs}
     assert len(cpus) == os.cpu_count() == len(pairs)  # one address per CPU
     assert len({a for _, a in pairs}) == len(pairs)
+
+
+def test_char_array_members_are_bounded(tmp_path):
+    done = run_d(tmp_path, "BEGIN { trace(curlwpsinfo->pr_name[256]); exit(0); }")
+    assert done.returncode != 0
+    assert "1:36: index outside array bounds: 256, max is 16" in done.stderr

@@ -116,9 +116,14 @@ class VariableRules:
         return False
 
     def _string_char(self, e: ast.Index) -> DType:
-        self.expr(e.base)
+        t = self.expr(e.base)
         if len(e.indexes) != 1 or not self.expr(e.indexes[0]).is_int:
             raise DCompileError("a string is indexed by one integer", e.span)
+        n = const_value(e.indexes[0], self.ann)
+        # a struct member is a char array of a known size (pr_name, comm): DTrace checks it
+        if isinstance(e.base, ast.Member) and n is not None and not 0 <= n < t.size:
+            raise DCompileError(f"index outside array bounds: {n}, max is {t.size}",
+                                e.indexes[0].span)
         return CHAR
 
     def _key_types(self, e: ast.Index) -> list[DType]:
