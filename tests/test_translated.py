@@ -280,3 +280,20 @@ def test_char_array_members_are_bounded(tmp_path):
     done = run_d(tmp_path, "BEGIN { trace(curlwpsinfo->pr_name[256]); exit(0); }")
     assert done.returncode != 0
     assert "1:36: index outside array bounds: 256, max is 16" in done.stderr
+
+
+def test_sched_translated_args_of_a_sleeping_thread(tmp_path, workloads):
+    # sched:::dequeue fires as the target's thread goes to sleep (nanosleep): its
+    # lwpsinfo_t and psinfo_t arguments are that thread's, as curlwpsinfo/curpsinfo are
+    prog = '''
+    sched:::dequeue /pid == $target/ {
+        printf("%d %c %d %d %d %d\\n", args[0]->pr_state == SSLEEP, args[0]->pr_sname,
+               args[0]->pr_lwpid == tid, args[0]->pr_onpro == cpu,
+               args[0]->pr_addr == (uintptr_t)curthread, args[0]->pr_flag);
+        printf("%d %d %d %d %d\\n", args[1]->pr_pgid == curpsinfo->pr_pgid,
+               args[1]->pr_sid == curpsinfo->pr_sid, args[1]->pr_nlwp,
+               args[1]->pr_dmodel == PR_MODEL_LP64, args[1]->pr_addr == curpsinfo->pr_addr);
+        exit(0);
+    }'''
+    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} sleep 200")))
+    assert out == "1 S 1 1 1 0\n1 1 1 1 1\n\n"
