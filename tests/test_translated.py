@@ -297,3 +297,17 @@ def test_sched_translated_args_of_a_sleeping_thread(tmp_path, workloads):
     }'''
     out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} sleep 200")))
     assert out == "1 S 1 1 1 0\n1 1 1 1 1\n\n"
+
+
+def test_curthread_arrays_of_structs(tmp_path, workloads):
+    # thread_pid->numbers[0].nr is the thread id in the initial namespace; the target's
+    # RLIMIT_NOFILE (7) soft limit is what `prlimit` set for it
+    prog = '''
+    syscall::getppid:entry /pid == $target/ {
+        printf("%d %d\\n", curthread->thread_pid->numbers[0].nr == tid,
+               curthread->signal->rlim[7].rlim_cur);
+        exit(0);
+    }'''
+    cmd = f"prlimit --nofile=321:4096 {workloads['sysload']} getppid 3"
+    out = ok(run_d(tmp_path, prog, extra=("-c", cmd)))
+    assert out == "1 321\n\n"

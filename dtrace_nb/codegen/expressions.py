@@ -19,7 +19,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
-from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
+from dtrace_nb.lang.kernel_types import KernelArray, KernelPtr, KernelStruct
 from dtrace_nb.lang.translated import TRANSLATED_VARIABLES, struct_of
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType, promote
 
@@ -100,6 +100,8 @@ class ExprEmitter(VariableExprs, StringExprs):
             base_t = self.fs.ann.type_or_none(e.base)
             if base_t is not None and base_t.is_string:
                 return self.string_char(e)
+            if isinstance(base_t, KernelArray):
+                return kernel_members.element_int(self, e)
             return translated.uregs(self, e)
         self.fs.args_used.add(ref.n)
         return f"(({self.ty(e).c_type()})dt_arg{ref.n})"

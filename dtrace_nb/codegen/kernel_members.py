@@ -11,7 +11,8 @@ from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.kernel_types import KernelMember, KernelPtr, KernelStruct, lookup
+from dtrace_nb.lang.kernel_types import (KernelArray, KernelMember, KernelPtr, KernelStruct,
+                                         lookup)
 
 # the expression emitter (codegen/expressions.py), which calls this module
 Emitter = Any
@@ -30,8 +31,18 @@ def _base_address(em: Emitter, e: ast.Expr) -> str:
     """C of the address of the struct a kernel pointer or embedded struct `e` is."""
     if isinstance(em.ty(e), KernelPtr):
         return f"((u64)({em.int_expr(e)}))"
+    if isinstance(e, ast.Index):
+        return element_address(em, e)
     assert isinstance(e, ast.Member)
     return member_address(em, e)
+
+
+def element_address(em: Emitter, e: ast.Index) -> str:
+    """C of the kernel address of element `e` of a kernel array member."""
+    t = em.ty(e.base)
+    assert isinstance(t, KernelArray) and t.element is not None and isinstance(e.base, ast.Member)
+    return (f"({member_address(em, e.base)} + "
+            f"(u64)({em.int_expr(e.indexes[0])}) * {t.element.size})")
 
 
 def member_address(em: Emitter, e: ast.Member) -> str:
@@ -41,11 +52,21 @@ def member_address(em: Emitter, e: ast.Member) -> str:
 
 def member_int(em: Emitter, e: ast.Member) -> str:
     """C of an integer or pointer member, read from kernel memory."""
-    m = _member(em, e)
+    return _read_int(em, e, _member(em, e), member_address(em, e))
+
+
+def element_int(em: Emitter, e: ast.Index) -> str:
+    """C of an integer or pointer element of a kernel array member."""
+    t = em.ty(e.base)
+    assert isinstance(t, KernelArray) and t.element is not None
+    return _read_int(em, e, t.element, element_address(em, e))
+
+
+def _read_int(em: Emitter, e: ast.Expr, m: KernelMember, address: str) -> str:
     ct = em.ty(e).c_type()
     addr, v = em.fs.tmp("a"), em.fs.tmp("k")
     nbytes = (m.bit_offset + m.bits + 7) // 8 if m.bits else m.size
-    stmts = [f"u64 {addr} = {member_address(em, e)};", f"u64 {v} = 0;",
+    stmts = [f"u64 {addr} = {address};", f"u64 {v} = 0;",
              if_stmt(f"bpf_probe_read_kernel(&{v}, {nbytes}, (void *){addr}) < 0",
                      [em.fs.fault(FLT_BADADDR, addr)])]
     if m.bits:

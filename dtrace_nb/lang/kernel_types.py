@@ -24,7 +24,8 @@ class KernelMember:
     """Where a member of a kernel struct is and what it holds: `kind` is "int" (`size`
     bytes, `signed`; a bit-field when `bits`), "ptr" (to struct `target` when it names
     one, else to `type_text`), "struct" (embedded struct or union `target`), "chars" (a
-    char array of `size` bytes: a string) or "other" (arrays of anything else)."""
+    char array of `size` bytes: a string), "array" (`size` elements, each `element`) or
+    "other" (what cannot be read)."""
 
     offset: int
     kind: str
@@ -34,6 +35,7 @@ class KernelMember:
     bit_offset: int = 0
     bits: int = 0
     type_text: str = ""
+    element: Optional["KernelMember"] = None  # "array": `size` elements of this (offset 0)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,14 @@ class KernelStruct(TranslatedType):
     """A kernel struct embedded in another (`curthread->thread`): `.member` reads it."""
 
     struct: str = ""
+
+
+@dataclass(frozen=True)
+class KernelArray(TranslatedType):
+    """An array member of a kernel struct (`pid->numbers`): `[i]` reads an element."""
+
+    element: Optional[KernelMember] = None
+    count: int = 0
 
 
 Resolver = Callable[[str, str], Optional[KernelMember]]
@@ -78,12 +88,30 @@ def member_type(t: DType, e: ast.Member) -> DType:
     if isinstance(t, KernelStruct) and e.arrow:
         raise DCompileError(f"{t} is a struct, not a pointer: use . to reach its members",
                             e.span)
+    if isinstance(t, KernelArray):
+        raise DCompileError(f"{t} is an array: index it before reaching a member", e.span)
     if not _resolver:
         raise DCompileError(f"the members of struct {struct} are unknown: this kernel has no "
                             "BTF (/sys/kernel/btf/vmlinux)", e.span)
     m = lookup(struct, e.name)
     if m is None:
         raise DCompileError(f"struct {struct} has no member named '{e.name}'", e.span)
+    if m.kind == "array" and m.element is not None:
+        return KernelArray(m.type_text, (), m.element, m.size)
+    return _value_type(m, struct, e)
+
+
+def element_type(t: KernelArray, e: ast.Index, index: Optional[int]) -> DType:
+    """The type of `array[i]` (`index`: its value when constant, checked against the
+    array's length unless it is a flexible array member)."""
+    assert t.element is not None
+    if index is not None and t.count > 1 and not 0 <= index < t.count:
+        raise DCompileError(f"index outside array bounds: {index}, max is {t.count}",
+                            e.indexes[0].span)
+    return _value_type(t.element, t.name, e)
+
+
+def _value_type(m: KernelMember, struct: str, e: ast.Expr) -> DType:
     if m.kind == "int":
         return IntType(m.size, m.signed, m.type_text or f"{'' if m.signed else 'u'}int")
     if m.kind == "ptr":
@@ -94,6 +122,6 @@ def member_type(t: DType, e: ast.Member) -> DType:
         return KernelStruct(f"struct {m.target}", (), m.target)
     if m.kind == "chars":
         return StringType(m.size)
-    raise DCompileError(f"struct {struct} member {e.name} ({m.type_text}) cannot be read "
-                        "yet: only integers, pointers, char arrays and embedded structs",
-                        e.span)
+    raise DCompileError(f"struct {struct}: {m.type_text} cannot be read yet: only "
+                        "integers, pointers, char arrays, embedded structs and arrays of "
+                        "those", e.span)

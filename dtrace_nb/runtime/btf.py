@@ -342,4 +342,29 @@ def kernel_member(struct_name: str, member: str):
         _n, einfo, esize = struct.unpack_from("<III", btf.data, btf.offsets[e])
         if (einfo >> 24) & 0x1F == _INT and esize == 1:
             return KernelMember(byte, "chars", count, type_text=text)
+        element = _element(btf, e)
+        if element is not None:
+            return KernelMember(byte, "array", count, type_text=text, element=element)
     return KernelMember(byte, "other", type_text=text)
+
+
+def _element(btf: BTF, tid: int):
+    """An array element (at offset 0, its size in `bits`' place: KernelMember.size) of
+    kind int, ptr or struct, or None."""
+    from dtrace_nb.lang.kernel_types import KernelMember
+    _n, info, size_or_ref = struct.unpack_from("<III", btf.data, btf.offsets[tid])
+    kind = (info >> 24) & 0x1F
+    text = _type_name(btf, tid)
+    if kind == _INT:
+        enc = struct.unpack_from("<I", btf.data, btf.offsets[tid] + 12)[0]
+        return KernelMember(0, "int", size_or_ref, bool((enc >> 24) & 1), type_text=text)
+    if kind in (_ENUM, _ENUM64):
+        return KernelMember(0, "int", size_or_ref, kind == _ENUM, type_text=text)
+    if kind == _PTR:
+        target = _strip(btf, size_or_ref)
+        return KernelMember(0, "ptr", 8, target=_struct_name(btf, target) if target else "",
+                            type_text=text)
+    if kind in (_KIND_STRUCT, _KIND_UNION) and _struct_name(btf, tid):
+        return KernelMember(0, "struct", size_or_ref, target=_struct_name(btf, tid),
+                            type_text=text)
+    return None

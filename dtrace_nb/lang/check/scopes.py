@@ -14,6 +14,7 @@ from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVA
 from dtrace_nb.lang.check.results import Annotations, Variable
 from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe
 from dtrace_nb.lang import translated
+from dtrace_nb.lang.kernel_types import KernelArray, element_type
 from dtrace_nb.lang.types import CHAR, INT64, DType, StringType, TranslatedType, VoidType
 
 _RESERVED = ("execname", "args")
@@ -86,6 +87,12 @@ class VariableRules:
             return self.args_index(e)
         if self._indexes_a_string(base):
             return self._string_char(e)
+        if isinstance(self.ann.type_or_none(base), KernelArray):
+            if len(e.indexes) != 1 or not self.expr(e.indexes[0]).is_int:
+                raise DCompileError("an array is indexed by one integer", e.span)
+            t = self.ann.type(base)
+            assert isinstance(t, KernelArray)
+            return element_type(t, e, const_value(e.indexes[0], self.ann))
         if not isinstance(base, ast.Ident):
             raise DCompileError("only associative arrays and args[] can be indexed", e.span)
         key_types = self._key_types(e)
