@@ -311,3 +311,19 @@ def test_curthread_arrays_of_structs(tmp_path, workloads):
     cmd = f"prlimit --nofile=321:4096 {workloads['sysload']} getppid 3"
     out = ok(run_d(tmp_path, prog, extra=("-c", cmd)))
     assert out == "1 321\n\n"
+
+
+def test_pr_start_is_when_the_target_started(tmp_path, workloads):
+    import time
+    prog = '''
+    syscall::getppid:entry /pid == $target/ {
+        printf("%d %d %d\\n", curpsinfo->pr_start.tv_sec, curpsinfo->pr_start.tv_nsec,
+               curpsinfo->pr_start.tv_nsec == curlwpsinfo->pr_start.tv_nsec);
+        exit(0);
+    }'''
+    before = time.time()
+    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 3")))
+    after = time.time()
+    sec, nsec, same = map(int, out.split())
+    assert before - 1 <= sec + nsec / 1e9 <= after + 1 and 0 <= nsec < 10**9
+    assert same == 1  # one thread: the process started when its thread did

@@ -50,6 +50,8 @@ KERNEL_OFFSETS: dict[str, tuple[str, str]] = {
     "DT_OFF_TASK_FILES": ("task_struct", "files"),
     "DT_OFF_TASK_MM": ("task_struct", "mm"),
     "DT_OFF_TASK_THREAD": ("task_struct", "thread"),
+    "DT_OFF_TASK_GROUP_LEADER": ("task_struct", "group_leader"),
+    "DT_OFF_TASK_START_TIME": ("task_struct", "start_time"),
     "DT_OFF_TASK_FS": ("task_struct", "fs"),
     "DT_OFF_FS_PWD_MNT": ("fs_struct", "pwd.mnt"),
     "DT_OFF_FS_PWD_DENTRY": ("fs_struct", "pwd.dentry"),
@@ -199,10 +201,24 @@ def member_int(em: Emitter, e: ast.Member) -> str:
         macro, ctype = _FILE_INTS[e.name]
         return stmt_expr([f"u64 {f} = {_file(em, e)};"],
                          f"(({em.ty(e).c_type()})({f} ? {_read(f, macro, ctype)} : 0))")
+    if t.name == "timestruc_t":
+        return _start_time(em, e)
     rule = _INT_MEMBERS.get(f"{t.name}.{e.name}")
     if rule is None:
         raise DCompileError(f"cannot generate code for {t}.{e.name}", e.span)
     return f"(({em.ty(e).c_type()})({rule()}))"
+
+
+def _start_time(em: Emitter, e: ast.Member) -> str:
+    """pr_start.tv_sec / .tv_nsec: the wall-clock time the process (its group leader's
+    start) or the thread started, from task_struct.start_time (CLOCK_MONOTONIC ns)."""
+    assert isinstance(e.base, ast.Member)
+    outer = struct_of(em.ty(e.base.base))
+    assert outer is not None
+    task = _read(_TASK, "DT_OFF_TASK_GROUP_LEADER") if outer.name == "psinfo_t" else _TASK
+    wall = f"({_read(task, 'DT_OFF_TASK_START_TIME')} + dt_walltime_offset())"
+    part = f"({wall} / 1000000000ULL)" if e.name == "tv_sec" else f"({wall} % 1000000000ULL)"
+    return f"(({em.ty(e).c_type()}){part})"
 
 
 def member_string(em: Emitter, e: ast.Member) -> StringMember:

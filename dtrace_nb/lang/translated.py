@@ -48,11 +48,16 @@ def _struct(name: str, pointer: bool, members: tuple[tuple[str, str], ...]) -> B
     out = []
     for member, dtype in members:
         t: DType = StringType(int(dtype[7:-1])) if dtype.startswith("string[") \
-            else native_type(dtype)
+            else TIMESTRUC if dtype == "timestruc_t" else native_type(dtype)
         # c_expr names the member for the code generator: "psinfo_t.pr_pid"
         out.append(MemberType(member, t, f"{name}.{member}"))
     return BuiltinStruct(name, tuple(out), pointer)
 
+
+# a time as seconds and nanoseconds (psinfo_t.pr_start, lwpsinfo_t.pr_start)
+TIMESTRUC = BuiltinStruct("timestruc_t", (MemberType("tv_sec", native_type("int64_t"), "timestruc_t.tv_sec"),
+                                          MemberType("tv_nsec", native_type("long"), "timestruc_t.tv_nsec")),
+                          False)
 
 _PSINFO_MEMBERS = (
     ("pr_nlwp", "int"), ("pr_pid", "pid_t"), ("pr_ppid", "pid_t"), ("pr_pgid", "pid_t"),
@@ -60,7 +65,7 @@ _PSINFO_MEMBERS = (
     ("pr_egid", "gid_t"), ("pr_addr", "uintptr_t"), ("pr_ttydev", "uintptr_t"),
     ("pr_fname", "string[16]"), ("pr_psargs", "string[80]"), ("pr_wstat", "int"),
     ("pr_argc", "int"), ("pr_argv", "uintptr_t"), ("pr_envp", "uintptr_t"),
-    ("pr_dmodel", "char"), ("pr_taskid", "id_t"),
+    ("pr_dmodel", "char"), ("pr_start", "timestruc_t"), ("pr_taskid", "id_t"),
     ("pr_projid", "id_t"), ("pr_nzomb", "int"), ("pr_poolid", "id_t"), ("pr_zoneid", "id_t"),
     ("pr_contract", "id_t"),
 )
@@ -68,7 +73,7 @@ _LWPSINFO_MEMBERS = (
     ("pr_flag", "int"), ("pr_lwpid", "id_t"), ("pr_addr", "uintptr_t"),
     ("pr_wchan", "uintptr_t"), ("pr_stype", "char"), ("pr_state", "char"),
     ("pr_sname", "char"), ("pr_pri", "int"), ("pr_name", "string[16]"),
-    ("pr_onpro", "processorid_t"),
+    ("pr_onpro", "processorid_t"), ("pr_start", "timestruc_t"),
 )
 _CPUINFO_MEMBERS = (
     ("cpu_id", "processorid_t"), ("cpu_pset", "id_t"), ("cpu_chip", "id_t"),
@@ -119,8 +124,6 @@ _WHY_NOT = {
     "pr_bindpset": "Linux has no processor sets",
     "pr_lgrp": "use curcpu->cpu_lgrp (the NUMA node of the CPU)",
     "pr_pad": "padding",
-    "pr_start": "timestruc_t members are not translated yet (the task's start is "
-                "task_struct.start_time, in ns since boot)",
 }
 
 
