@@ -172,7 +172,8 @@ _INT_MEMBERS: dict[str, Callable[[], str]] = {
     "cpuinfo_t.cpu_lgrp": lambda: "((s32)bpf_get_numa_node_id())",
 }
 # fileinfo_t integer members: the struct file member and its C type
-_FILE_INTS = {"fi_offset": ("DT_OFF_FILE_F_POS", "s64"), "fi_oflags": ("DT_OFF_FILE_F_FLAGS", "u32")}
+_FILE_INTS = {"fi_offset": ("DT_OFF_FILE_F_POS", "s64"),
+              "fi_oflags": ("DT_OFF_FILE_F_FLAGS", "u32")}
 # fileinfo_t members that are strings: dt_file_string()'s `which`
 _FILE_STRINGS = {"fi_pathname": 0, "fi_mount": 1, "fi_name": 2, "fi_fs": 3}
 # uregs[] past struct pt_regs: members of task_struct.thread (x86_64), and their C types

@@ -55,9 +55,9 @@ def _struct(name: str, pointer: bool, members: tuple[tuple[str, str], ...]) -> B
 
 
 # a time as seconds and nanoseconds (psinfo_t.pr_start, lwpsinfo_t.pr_start)
-TIMESTRUC = BuiltinStruct("timestruc_t", (MemberType("tv_sec", native_type("int64_t"), "timestruc_t.tv_sec"),
-                                          MemberType("tv_nsec", native_type("long"), "timestruc_t.tv_nsec")),
-                          False)
+TIMESTRUC = BuiltinStruct("timestruc_t", (
+    MemberType("tv_sec", native_type("int64_t"), "timestruc_t.tv_sec"),
+    MemberType("tv_nsec", native_type("long"), "timestruc_t.tv_nsec")), False)
 
 _PSINFO_MEMBERS = (
     ("pr_nlwp", "int"), ("pr_pid", "pid_t"), ("pr_ppid", "pid_t"), ("pr_pgid", "pid_t"),
