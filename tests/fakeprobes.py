@@ -96,7 +96,8 @@ class FakeSdtProvider(SdtProvider):
 
 TASK_OFFSETS = {"pid": 2384, "tgid": 2388, "comm": 3016, "real_parent": 2400, "cred": 2992,
                 "prio": 124, "exit_code": 2340, "cred.uid": 8, "cred.gid": 12,
-                "cred.euid": 24, "cred.egid": 28}
+                "cred.euid": 24, "cred.egid": 28, "__state": 24, "thread_info.cpu": 24,
+                "signal": 2520, "signal.nr_threads": 8, "signal.pids": 360, "pid.numbers": 144}
 TASK = task_translators(TASK_OFFSETS)
 
 

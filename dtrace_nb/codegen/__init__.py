@@ -151,6 +151,8 @@ def _declare_tables(w: CWriter, checked: CheckedProgram, res: Resources,
             w.lines(f.c_decl() for f in rec.fields)
     if uses_errors:
         w.line(header("fault.h"))
+    if any("translated" in f.uses for f in functions):
+        w.line(header("translated.h"))
     if any("spec" in f.uses for f in functions):
         w.line(header("speculation.h"))
     for fn in functions:

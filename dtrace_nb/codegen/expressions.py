@@ -10,6 +10,7 @@ short-circuit order and a fault can only come from code that runs.
 
 from __future__ import annotations
 
+from dtrace_nb.codegen import kernel_members, translated
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.string_exprs import StringExprs, StrVal, dispatch
@@ -18,6 +19,8 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import const_value
+from dtrace_nb.lang.kernel_types import KernelArray, KernelPtr, KernelStruct
+from dtrace_nb.lang.translated import TRANSLATED_VARIABLES, struct_of
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType, promote
 
 _INT_BUILTIN_C = {
@@ -91,11 +94,34 @@ class ExprEmitter(VariableExprs, StringExprs):
     def _index(self, e: ast.Index) -> str:
         ref = self.fs.ann.arg(e)
         if ref is None:
-            return self.read_var(self.fs.ann.vars[e], e)
+            var = self.fs.ann.var(e)
+            if var is not None:
+                return self.read_var(var, e)
+            base_t = self.fs.ann.type_or_none(e.base)
+            if base_t is not None and base_t.is_string:
+                return self.string_char(e)
+            if isinstance(base_t, KernelArray):
+                return kernel_members.element_int(self, e)
+            return translated.uregs(self, e)
         self.fs.args_used.add(ref.n)
         return f"(({self.ty(e).c_type()})dt_arg{ref.n})"
 
+    def string_char(self, e: ast.Index) -> str:
+        """`s[i]`: the character at `i` of string `s`, 0 outside 0..strlen(s)."""
+        pre: list[str] = []
+        p = self.operand(e.base, pre)
+        i, c = self.fs.tmp("i"), self.fs.tmp("ch")
+        mask = self.fs.res.strbuf - 1
+        return stmt_expr(pre + [f"s64 {i} = (s64)({self.int_expr(e.indexes[0])});",
+                                f"char {c} = 0;",
+                                if_stmt(f"{i} >= 0 && {i} < (s64)dt_strlen({p})",
+                                        [f"{c} = ({p})[{i} & {mask}];"])], c)
+
     def _member(self, e: ast.Member) -> str:
+        if struct_of(self.ty(e.base)) is not None:
+            return translated.member_int(self, e)
+        if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):
+            return kernel_members.member_int(self, e)
         return f"(({self.ty(e).c_type()})({self.member_expr(e)}))"
 
     def _cast(self, e: ast.Cast) -> str:
@@ -125,6 +151,11 @@ class ExprEmitter(VariableExprs, StringExprs):
                 fs.refuse_foreign_stack(n, e.span)
         if n == "errno":
             return "0"
+        if n in TRANSLATED_VARIABLES:
+            return translated.scalar(self, n)
+        value = const_value(e, fs.ann)
+        if value is not None:
+            return f"{value}LL"
         if n == "id":
             return str(fs.single.id) if fs.single else "dt_pd->id"
         if n == "epid":

@@ -8,12 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from dtrace_nb.codegen import kernel_members, translated
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.layout import VarLayout
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_ILLOP
 from dtrace_nb.lang import ast
+from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
+from dtrace_nb.lang.translated import PATH_VARIABLES, struct_of
 from dtrace_nb.lang.types import DType
 
 _PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
@@ -75,6 +78,9 @@ class StringExprs:
             vl = self.layout(var)
             return StrVal(vl.field.size, ptr=self.var_place(vl))
         b = self.fs.binding
+        if e.name in PATH_VARIABLES:
+            m = translated.path_variable(self, e.name)
+            return StrVal(m.size, ptr=m.ptr, pre=m.pre)
         if e.name == "execname":
             if "execname" in b.builtins:
                 return self.kernel_string(b.builtins["execname"], 16)
@@ -99,6 +105,12 @@ class StringExprs:
         return self.kernel_string(f"dt_arg{ref.n}", self.ty(e).size, user=ref.user_string)
 
     def _str_member(self, e: ast.Member) -> StrVal:
+        if struct_of(self.ty(e.base)) is not None:
+            m = translated.member_string(self, e)
+            return StrVal(m.size, ptr=m.ptr, comm=m.comm, pre=m.pre)
+        if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):
+            return self.kernel_string(kernel_members.member_address(self, e), self.ty(e).size,
+                                      checked=True)
         return self.kernel_string(self.member_expr(e), self.ty(e).size)
 
     def member_expr(self, e: ast.Member) -> str:

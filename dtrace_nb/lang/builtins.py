@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from dtrace_nb.lang.kernel_types import task_pointer
 from dtrace_nb.lang.types import (INT, INT64, UINT64, IntType, PtrType, StringType)
 
 PID_T = IntType(4, True, "pid_t")
@@ -26,7 +27,7 @@ INT_BUILTINS: dict[str, IntType] = {
     "timestamp": UINT64, "vtimestamp": UINT64, "walltimestamp": INT64,
     "cpu": CPU_T, "errno": INT, "id": IntType(4, False, "dtrace_id_t"),
     "epid": IntType(4, False, "dtrace_epid_t"),
-    "curthread": PtrType(8, False, "kthread_t *", None),
+    "curthread": task_pointer(),  # struct task_struct *: lang/kernel_types.py
     "stackdepth": UINT32, "ustackdepth": UINT32,
     **{f"arg{i}": INT64 for i in range(10)},
 }
@@ -35,14 +36,7 @@ STRING_BUILTINS = ("execname", *PROBE_STRINGS)
 
 # Not provided, with the reason a user gets.
 UNAVAILABLE_BUILTINS = {
-    "curpsinfo": "curpsinfo is not available yet; use pid, ppid, uid, gid, execname",
-    "curlwpsinfo": "curlwpsinfo is not available yet; use tid and execname",
-    "uregs": "uregs[] is not available: bcc cannot pass the user register set to D",
-    "caller": "caller needs a kernel stack walk per event; use stack(1)",
-    "ucaller": "ucaller needs a user stack walk per event; use ustack(1)",
     "ipl": "ipl (interrupt priority level) does not exist on Linux",
-    "root": "root (the process's root directory) is not available",
-    "cwd": "cwd is not available",
 }
 
 # Aggregating functions: name -> (number of value args, number of constant params).

@@ -57,6 +57,12 @@ class BTF:
 
     def member_offset(self, tid: int, member: str) -> Optional[int]:
         """Byte offset of `member` in struct/union `tid`, looking inside anonymous members."""
+        found = self.member(tid, member)
+        return None if found is None else found[0]
+
+    def member(self, tid: int, member: str) -> Optional[tuple[int, int]]:
+        """(byte offset, type id) of `member` in struct/union `tid`, looking inside
+        anonymous members."""
         pos = self.offsets[tid]
         _n, info, _size = struct.unpack_from("<III", self.data, pos)
         bitfield = info >> 31
@@ -64,14 +70,30 @@ class BTF:
             mname, mtype, moff = struct.unpack_from("<III", self.data, pos + 12 + 12 * i)
             bits = moff & 0xFFFFFF if bitfield else moff
             if mname and self.name(mname) == member:
-                return bits // 8
+                return bits // 8, mtype
             if not mname:
                 inner = self._resolve(mtype)
                 if inner is not None:
-                    found = self.member_offset(inner, member)
+                    found = self.member(inner, member)
                     if found is not None:
-                        return bits // 8 + found
+                        return bits // 8 + found[0], found[1]
         return None
+
+    def path_offset(self, tid: int, path: str) -> Optional[int]:
+        """Byte offset of a member path through embedded structs ("f_path.dentry")."""
+        total = 0
+        for i, name in enumerate(path.split(".")):
+            if i:
+                inner = self._resolve(tid)
+                if inner is None:
+                    return None
+                tid = inner
+            found = self.member(tid, name)
+            if found is None:
+                return None
+            total += found[0]
+            tid = found[1]
+        return total
 
     def _resolve(self, tid: int) -> Optional[int]:
         """Follow typedef/const/volatile to a struct or union id."""
@@ -139,6 +161,16 @@ def member_offset(struct_name: str, member: str) -> Optional[int]:
         return None
     tid = btf.find_struct(struct_name)
     return None if tid is None else btf.member_offset(tid, member)
+
+
+def path_offset(struct_name: str, path: str) -> Optional[int]:
+    """Byte offset of a member path through embedded structs and unions of a kernel struct
+    ("f_path.dentry", "se.sum_exec_runtime"), or None."""
+    btf = _vmlinux()
+    if btf is None:
+        return None
+    tid = btf.find_struct(struct_name)
+    return None if tid is None else btf.path_offset(tid, path)
 
 
 def _type_name(btf: BTF, tid: int, depth: int = 0) -> str:
@@ -221,3 +253,118 @@ def function_params(name: str) -> Optional[tuple[tuple[str, str], ...]]:
 def function_btf_id(name: str) -> Optional[int]:
     """The BTF type id of kernel function `name` (what an fentry program attaches to)."""
     return kernel_functions().get(name)
+
+
+# --------------------------------------------------------------------- kernel struct members
+# The layout `curthread->member` reads (lang/kernel_types.py): each member's offset and what
+# it holds, following typedefs, const and volatile to the type underneath.
+
+_INT, _PTR, _ARRAY, _ENUM, _ENUM64 = 1, 2, 3, 6, 19
+_QUALIFIERS = (8, 9, 10, 11, 18)  # typedef volatile const restrict type_tag
+
+
+def _strip(btf: BTF, tid: int) -> int:
+    for _ in range(16):
+        if tid == 0:
+            return 0
+        _n, info, ref = struct.unpack_from("<III", btf.data, btf.offsets[tid])
+        if (info >> 24) & 0x1F not in _QUALIFIERS:
+            return tid
+        tid = ref
+    return tid
+
+
+def _struct_name(btf: BTF, tid: int) -> str:
+    """The name of struct/union `tid` ("" for an anonymous one or another kind)."""
+    name_off, info = struct.unpack_from("<II", btf.data, btf.offsets[tid])
+    return btf.name(name_off) if (info >> 24) & 0x1F in (_KIND_STRUCT, _KIND_UNION) \
+        and name_off else ""
+
+
+def _find_member(btf: BTF, tid: int, member: str) -> Optional[tuple[int, int, int]]:
+    """(bit offset, bit-field size or 0, type id) of `member`, inside anonymous members."""
+    pos = btf.offsets[tid]
+    _n, info, _size = struct.unpack_from("<III", btf.data, pos)
+    kflag = info >> 31
+    for i in range(info & 0xFFFF):
+        mname, mtype, moff = struct.unpack_from("<III", btf.data, pos + 12 + 12 * i)
+        bits, fsize = (moff & 0xFFFFFF, moff >> 24) if kflag else (moff, 0)
+        if mname and btf.name(mname) == member:
+            return bits, fsize, mtype
+        if not mname:
+            inner = btf._resolve(mtype)
+            if inner is not None:
+                found = _find_member(btf, inner, member)
+                if found is not None:
+                    return bits + found[0], found[1], found[2]
+    return None
+
+
+@lru_cache(maxsize=None)
+def kernel_member(struct_name: str, member: str):
+    """Where `member` of kernel struct (or union) `struct_name` is and what it holds, as
+    lang.kernel_types.KernelMember, or None."""
+    from dtrace_nb.lang.kernel_types import KernelMember
+    btf = _vmlinux()
+    if btf is None:
+        return None
+    tid = btf.find_struct(struct_name)
+    if tid is None:
+        return None
+    found = _find_member(btf, tid, member)
+    if found is None:
+        return None
+    bit_off, fsize, mtype = found
+    text = _type_name(btf, mtype)
+    t = _strip(btf, mtype)
+    _n, info, size_or_ref = struct.unpack_from("<III", btf.data, btf.offsets[t])
+    kind = (info >> 24) & 0x1F
+    byte, within = bit_off // 8, bit_off % 8
+    if kind == _INT:
+        enc = struct.unpack_from("<I", btf.data, btf.offsets[t] + 12)[0]
+        signed = bool((enc >> 24) & 1)
+        nbits = fsize or (enc & 0xFF if (enc & 0xFF) != size_or_ref * 8 else 0)
+        return KernelMember(byte, "int", size_or_ref, signed, bit_offset=within,
+                            bits=nbits if nbits != size_or_ref * 8 else 0, type_text=text)
+    if kind in (_ENUM, _ENUM64):
+        return KernelMember(byte, "int", size_or_ref, kind == _ENUM, type_text=text)
+    if kind == _PTR:
+        target = _strip(btf, size_or_ref)
+        return KernelMember(byte, "ptr", 8, target=_struct_name(btf, target) if target else "",
+                            type_text=text)
+    if kind in (_KIND_STRUCT, _KIND_UNION):
+        name = _struct_name(btf, t)
+        return KernelMember(byte, "struct", size_or_ref, target=name, type_text=text) \
+            if name else KernelMember(byte, "other", type_text=text)
+    if kind == _ARRAY:
+        elem, _index, count = struct.unpack_from("<III", btf.data, btf.offsets[t] + 12)
+        e = _strip(btf, elem)
+        _n, einfo, esize = struct.unpack_from("<III", btf.data, btf.offsets[e])
+        if (einfo >> 24) & 0x1F == _INT and esize == 1:
+            return KernelMember(byte, "chars", count, type_text=text)
+        element = _element(btf, e)
+        if element is not None:
+            return KernelMember(byte, "array", count, type_text=text, element=element)
+    return KernelMember(byte, "other", type_text=text)
+
+
+def _element(btf: BTF, tid: int):
+    """An array element (at offset 0, its size in `bits`' place: KernelMember.size) of
+    kind int, ptr or struct, or None."""
+    from dtrace_nb.lang.kernel_types import KernelMember
+    _n, info, size_or_ref = struct.unpack_from("<III", btf.data, btf.offsets[tid])
+    kind = (info >> 24) & 0x1F
+    text = _type_name(btf, tid)
+    if kind == _INT:
+        enc = struct.unpack_from("<I", btf.data, btf.offsets[tid] + 12)[0]
+        return KernelMember(0, "int", size_or_ref, bool((enc >> 24) & 1), type_text=text)
+    if kind in (_ENUM, _ENUM64):
+        return KernelMember(0, "int", size_or_ref, kind == _ENUM, type_text=text)
+    if kind == _PTR:
+        target = _strip(btf, size_or_ref)
+        return KernelMember(0, "ptr", 8, target=_struct_name(btf, target) if target else "",
+                            type_text=text)
+    if kind in (_KIND_STRUCT, _KIND_UNION) and _struct_name(btf, tid):
+        return KernelMember(0, "struct", size_or_ref, target=_struct_name(btf, tid),
+                            type_text=text)
+    return None

@@ -11,10 +11,12 @@ from typing import Optional, Protocol
 
 from dtrace_nb.codegen import BpfProgram, generate
 from dtrace_nb.errors import DError
+from dtrace_nb.lang import kernel_types
 from dtrace_nb.lang.check import CheckedProgram, MacroEnv, check
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.parser import parse
 from dtrace_nb.probes import BindContext, Binding, ProbeCatalog
+from dtrace_nb.runtime.btf import kernel_member
 
 
 class ProgramRequest(Protocol):
@@ -40,6 +42,7 @@ def compile_program(cfg: ProgramRequest, catalog: Optional[ProbeCatalog] = None,
     bind_ctx = BindContext(target_pid=target_pid if target_pid is not None else -1,
                            target_exe=target_exe)
     macros = MacroEnv(target=target_pid, pid=os.getpid(), args=list(cfg.macro_args))
+    kernel_types.use_resolver(kernel_member)  # curthread->member: layouts from BTF
     checked = check(program, catalog, macros, opts, bind_ctx)
     bindings = bind_probes(catalog, checked, bind_ctx)  # a provider's refusal, located
     return checked, generate(checked, bindings)

@@ -20,7 +20,7 @@ from typing import Callable, ContextManager, Optional
 
 from dtrace_nb.codegen import BpfProgram
 from dtrace_nb.runtime.attach import AttachedProbe, TriggerProbe, load_attributes, probe_for
-from dtrace_nb.runtime.btf import task_offsets
+from dtrace_nb.runtime.translated import cflags as translated_cflags
 from dtrace_nb.runtime.loader import LoadedObject, compile_c, create_maps, load_function
 from dtrace_nb.runtime.maps import Map, PerCpuArrayMap, RingBufferMap, StackTraceMap
 from dtrace_nb.runtime.symbols import StackSymbols
@@ -52,7 +52,7 @@ class LoadedProgram:
         code reads; a failure is a DLoadError or DEnvironmentError (call close() then)."""
         program = self.program
         # the offsets cost a BTF scan; programs that do not read the task need none
-        cflags = [f"-D{k}={v}" for k, v in task_offsets().items()] if program.reads_task else []
+        cflags = translated_cflags() if program.reads_task else []
         compiled = compile_c(self._bcc, program.c_source, cflags,
                              [fn.name for fn in program.functions])
         self.compiled_from_cache = compiled.cached

@@ -20,6 +20,9 @@ from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
                                   StringType, TranslatedType, native_type, promote,
                                   unary_promote)
+from dtrace_nb.lang import kernel_types
+from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
+from dtrace_nb.lang.translated import member_type, struct_of
 from dtrace_nb.probes import ArgInfo, MemberInfo
 
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
@@ -227,6 +230,10 @@ class ExprChecker(VariableRules):
 
     def member(self, e: ast.Member) -> DType:
         t = self.expr(e.base)
+        if struct_of(t) is not None:
+            return member_type(t, e).dtype
+        if isinstance(t, (KernelPtr, KernelStruct)):
+            return kernel_types.member_type(t, e)
         if isinstance(t, TranslatedType):
             if not e.arrow:
                 raise DCompileError(f"{t} is a pointer: use -> to reach its members", e.span)

@@ -12,8 +12,10 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVAILABLE_BUILTINS
 from dtrace_nb.lang.check.results import Annotations, Variable
-from dtrace_nb.lang.check.state import CheckState, check_keys, describe
-from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
+from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe
+from dtrace_nb.lang import translated
+from dtrace_nb.lang.kernel_types import KernelArray, element_type
+from dtrace_nb.lang.types import CHAR, INT64, DType, StringType, TranslatedType, VoidType
 
 _RESERVED = ("execname", "args")
 _UNKNOWN_HINT = ("assign it first (x = ...), or use a built-in: pid tid ppid uid gid execname "
@@ -49,6 +51,14 @@ class VariableRules:
             return EXECNAME
         if n in PROBE_STRINGS:
             return StringType(self.st.probe_string_size)
+        if n in translated.PATH_VARIABLES:
+            return StringType(self.st.strsize)
+        if n in translated.TRANSLATED_VARIABLES:
+            return translated.TRANSLATED_VARIABLES[n]
+        if n in translated.CONSTANTS:
+            return translated.CONSTANT_TYPES[n]
+        if n in translated.INDEXED_VARIABLES:
+            raise DCompileError(f"{n} must be indexed: {n}[...]", e.span)
         if n in UNAVAILABLE_BUILTINS:
             raise DCompileError(UNAVAILABLE_BUILTINS[n], e.span)
         if n == "args":
@@ -75,9 +85,20 @@ class VariableRules:
         if isinstance(base, ast.Ident) and base.name == "args" \
                 and ("global", "args") not in self.st.vars:
             return self.args_index(e)
+        if self._indexes_a_string(base):
+            return self._string_char(e)
+        if isinstance(self.ann.type_or_none(base), KernelArray):
+            if len(e.indexes) != 1 or not self.expr(e.indexes[0]).is_int:
+                raise DCompileError("an array is indexed by one integer", e.span)
+            t = self.ann.type(base)
+            assert isinstance(t, KernelArray)
+            return element_type(t, e, const_value(e.indexes[0], self.ann))
         if not isinstance(base, ast.Ident):
             raise DCompileError("only associative arrays and args[] can be indexed", e.span)
         key_types = self._key_types(e)
+        if base.name in translated.INDEXED_VARIABLES and ("global", base.name) not in self.st.vars:
+            return translated.index_type(base.name, e, key_types,
+                                         const_value(e.indexes[0], self.ann))
         var = self.st.vars.get(("global", base.name))
         if var is None:
             if self.lenient:
@@ -88,6 +109,29 @@ class VariableRules:
         self._match_keys(var, key_types, e)
         self.ann.vars[e] = var
         return var.type
+
+    def _indexes_a_string(self, base: ast.Expr) -> bool:
+        """Whether `base[i]` reads a character of a string (execname[0], s[strlen(s) - 1],
+        self->name[i]) rather than an associative array."""
+        if isinstance(base, ast.Ident):
+            var = self.st.vars.get(("global", base.name))
+            if var is None:
+                return base.name in ("execname", *PROBE_STRINGS)
+            return not var.is_assoc and var.type.is_string
+        if isinstance(base, (ast.ScopedVar, ast.Member, ast.Call, ast.StringOf)):
+            return self.expr(base).is_string
+        return False
+
+    def _string_char(self, e: ast.Index) -> DType:
+        t = self.expr(e.base)
+        if len(e.indexes) != 1 or not self.expr(e.indexes[0]).is_int:
+            raise DCompileError("a string is indexed by one integer", e.span)
+        n = const_value(e.indexes[0], self.ann)
+        # a struct member is a char array of a known size (pr_name, comm): DTrace checks it
+        if isinstance(e.base, ast.Member) and n is not None and not 0 <= n < t.size:
+            raise DCompileError(f"index outside array bounds: {n}, max is {t.size}",
+                                e.indexes[0].span)
+        return CHAR
 
     def _key_types(self, e: ast.Index) -> list[DType]:
         key_types = [self.expr(k) for k in e.indexes]

@@ -11,6 +11,7 @@ from dtrace_nb.lang.check.macros import MacroEnv
 from dtrace_nb.lang.check.results import AggInfo, Annotations, CheckedClause, Variable
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.printer import to_source
+from dtrace_nb.lang.translated import constant
 from dtrace_nb.lang.types import DType, IntType, StringType, type_from_words, VoidType
 from dtrace_nb.probes import BindContext, Probe, ProbeCatalog
 
@@ -72,6 +73,8 @@ def const_value(e: ast.Expr, ann: Annotations) -> Optional[int]:
         return -v if e.op == "-" else v if e.op == "+" else ~v
     if isinstance(e, ast.SizeOf):
         return ann.size(e)
+    if isinstance(e, ast.Ident):
+        return constant(e, ann.var(e) is not None)
     if isinstance(e, ast.Cast):
         v = const_value(e.operand, ann)
         t = ann.type_or_none(e)
