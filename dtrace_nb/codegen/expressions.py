@@ -112,6 +112,9 @@ class ExprEmitter(VariableExprs, StringExprs):
     def builtin(self, e: ast.Ident) -> str:
         n = e.name
         fs = self.fs
+        constant = fs.ann.macro(e)  # a predefined constant (SIGUSR1, DTRACEFLT_BADADDR...)
+        if isinstance(constant, int):
+            return f"(({self.ty(e).c_type()}){constant}LL)"
         if n.startswith("arg") and n[3:].isdigit():
             fs.args_used.add(int(n[3:]))
             return f"dt_arg{n[3:]}"

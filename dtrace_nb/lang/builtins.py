@@ -50,6 +50,10 @@ AGG_FUNCS: dict[str, tuple[int, int]] = {
     "count": (0, 0), "sum": (1, 0), "min": (1, 0), "max": (1, 0), "avg": (1, 0),
     "stddev": (1, 0), "quantize": (1, 0), "lquantize": (1, 3), "llquantize": (1, 4),
 }
+# Trailing constant parameters that may be left out, and their values (lquantize's step).
+AGG_PARAM_DEFAULTS: dict[str, tuple[int, ...]] = {"lquantize": (1,)}
+# Histograms take an optional last argument: the increment added to the value's bucket.
+AGG_INCREMENT = ("quantize", "lquantize", "llquantize")
 
 
 @dataclass(frozen=True)

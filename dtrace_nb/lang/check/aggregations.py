@@ -9,7 +9,7 @@ from typing import Optional
 
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import AGG_FUNCS
+from dtrace_nb.lang.builtins import AGG_FUNCS, AGG_INCREMENT, AGG_PARAM_DEFAULTS
 from dtrace_nb.lang.check.results import AggInfo
 from dtrace_nb.lang.check.state import (INT64_MAX, INT64_MIN, agg_target, check_keys,
                                         key_name)
@@ -31,17 +31,26 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
                             e.value.span,
                             hint="one of " + ", ".join(f"{f}()" for f in AGG_FUNCS))
     nvals, nparams = AGG_FUNCS[call.name]
-    want = nvals + nparams
-    if call.name == "llquantize" and len(call.args) == 4:
-        want = 4  # DTrace's older four-argument form has no steps; we need them
-    if len(call.args) != nvals + nparams:
-        raise DCompileError(f"{call.name}() takes {want} argument{'s' * (want != 1)}, "
-                            f"{len(call.args)} given", call.span)
+    defaults = AGG_PARAM_DEFAULTS.get(call.name, ())
+    lo = nvals + nparams - len(defaults)
+    hi = nvals + nparams + (call.name in AGG_INCREMENT)
+    n = len(call.args)
+    if not lo <= n <= hi:
+        want = f"{lo}" if lo == hi else f"{lo} {'or' if hi == lo + 1 else 'to'} {hi}"
+        raise DCompileError(f"{call.name}() takes {want} argument{'s' * (hi != 1)}, "
+                            f"{n} given", call.span)
     for a in call.args[:nvals]:
         if not w.x.expr(a).is_int:
             raise DCompileError(f"{call.name}() needs an integer argument, not "
                                 f"{w.x.ann.type(a)}", a.span)
-    params = tuple(w.x.constant(a, f"{call.name}() parameter") for a in call.args[nvals:])
+    given = call.args[nvals:nvals + nparams]
+    params = tuple(w.x.constant(a, f"{call.name}() parameter") for a in given)
+    if len(given) < nparams:
+        params += defaults[len(defaults) - (nparams - len(given)):]
+    incr = increment(call)
+    if incr is not None and not w.x.expr(incr).is_int:
+        raise DCompileError(f"{call.name}() increment must be an integer, not "
+                            f"{w.x.ann.type(incr)}", incr.span)
     _check_params(call, params)
     key_types = [_key_type(w, k) for k in keys]
     for k, t in zip(keys, key_types):
@@ -54,6 +63,15 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
                                [key_name(k, i) for i, k in enumerate(keys)], e.span, params)
         return
     _same_shape(info, call, params, key_types, keys, e.target)
+
+
+def increment(call: ast.Call) -> Optional[ast.Expr]:
+    """The optional increment of quantize(v, incr), lquantize(v, lo, hi, step, incr) and
+    llquantize(v, factor, lo, hi, steps, incr): the argument after the parameters."""
+    if call.name not in AGG_INCREMENT:
+        return None
+    nvals, nparams = AGG_FUNCS[call.name]
+    return call.args[nvals + nparams] if len(call.args) > nvals + nparams else None
 
 
 def _same_shape(info: AggInfo, call: ast.Call, params: tuple[int, ...],
@@ -89,20 +107,21 @@ def _key_type(w: Walk, k: ast.Expr) -> DType:
 
 
 def _check_params(call: ast.Call, params: tuple[int, ...]) -> None:
-    for a, v in zip(call.args[-len(params):] if params else [], params):
+    for a, v in zip(call.args[1:], params):  # a defaulted parameter is in range
         if not INT64_MIN <= v <= INT64_MAX:
             raise DCompileError(f"{call.name}() parameter {v} does not fit in 64 bits", a.span)
     if call.name == "lquantize":
         base, limit, step = params
+        step_span = call.args[3].span if len(call.args) > 3 else call.span
         if step <= 0:
-            raise DCompileError("lquantize() step must be greater than zero", call.args[3].span)
+            raise DCompileError("lquantize() step must be greater than zero", step_span)
         if limit <= base:
             raise DCompileError("lquantize() upper bound must be greater than the lower bound",
                                 call.args[2].span)
         levels = (limit - base) // step
         if (limit - base) % step:
             raise DCompileError("lquantize() range must be a multiple of the step",
-                                call.args[3].span)
+                                step_span)
         if levels > LQUANTIZE_MAX_LEVELS:
             raise DCompileError(f"lquantize() has {levels} levels; at most "
                                 f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
