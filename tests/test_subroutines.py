@@ -6,6 +6,8 @@ out by hand in the comment next to it).
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.test_language import run_d
@@ -82,3 +84,88 @@ def test_aggregating_function_arguments_refused(tmp_path, program, message):
     r = run_d(tmp_path, program)
     assert r.returncode != 0
     assert message in r.stderr
+
+
+@pytest.mark.parametrize("paths", [
+    ("/foo/bar/../../baz/.//", "foo/bar/./././././baz/"),
+    ("/foo/bar/baz/../../../../../../", "a/../.."),
+    ("z/a/b/../../././c///d/e", ""),
+    ("./", "../../.."),
+    ("/a/..", "//"),
+])
+def test_cleanpath(tmp_path, paths):
+    # the lexical clean DTrace's cleanpath() does ("" stays "", "." for a relative path
+    # that cleans to nothing, ".." at the root stays there, leading ".." stay)
+    want = {"/foo/bar/../../baz/.//": "/baz", "foo/bar/./././././baz/": "foo/bar/baz",
+            "/foo/bar/baz/../../../../../../": "/", "a/../..": "..",
+            "z/a/b/../../././c///d/e": "z/c/d/e", "": "", "./": ".",
+            "../../..": "../../..", "/a/..": "/", "//": "/"}
+    calls = ", ".join(f'cleanpath("{p}")' for p in paths)
+    r = run_d(tmp_path, f'BEGIN {{ printf("[%s] [%s]\\n", {calls}); exit(0); }}')
+    assert r.stdout == f"[{want[paths[0]]}] [{want[paths[1]]}]\n\n", r.stderr
+
+
+def test_getmajor_getminor(tmp_path):
+    # Linux's kernel dev_t: the minor in the low 20 bits, the major in the 12 above them
+    # (the upper 32 bits are not part of it); 8:1 is /dev/sda1's number, (8 << 20) | 1
+    r = run_d(tmp_path, 'BEGIN { printf("%x %x %d:%d\\n", getmajor(0xabcdef0123456789ll),'
+                        ' getminor(0xabcdef0123456789ll), getmajor(0x800001), getminor(0x800001));'
+                        ' exit(0); }')
+    assert r.stdout == "234 56789 8:1\n\n", r.stderr
+
+
+# 96 bytes the target writes once: five IPv6 addresses, then an IPv4 address and a MAC
+ADDRESSES = ("fe800000000000000214" "4fff" "fe0b" "76c8"
+             "10800000000000000000" "0808" "000c" "417a"
+             + "00" * 15 + "01" + "00" * 12 + "7f000001" + "00" * 10 + "ffff" + "7f000001"
+             + "c0a80117" + "000102030405" + "00" * 6)
+WRITER = ("import os; fd = os.open('/dev/null', os.O_WRONLY); "
+          f"os.write(fd, bytes.fromhex('{ADDRESSES}'))")
+
+
+def test_network_and_link_addresses(tmp_path):
+    # the addresses are copied in from the target's write() buffer; each clause keeps
+    # to three formatters (the verifier walks each one's loops)
+    program = """
+syscall::write:entry /pid == $target && arg2 == 96/ {
+  this->p = copyin(arg1, 96);
+  printf("%s\\n%s\\n%s\\n", inet_ntop(AF_INET6, this->p), inet_ntop(AF_INET6, this->p + 16),
+         inet_ntop(AF_INET6, this->p + 32));
+}
+syscall::write:entry /pid == $target && arg2 == 96/ {
+  this->p = copyin(arg1, 96);
+  printf("%s\\n%s\\n", inet_ntop(AF_INET6, this->p + 48), inet_ntop(AF_INET6, this->p + 64));
+}
+syscall::write:entry /pid == $target && arg2 == 96/ {
+  this->p = copyin(arg1, 96);
+  printf("%s %s %s\\n", inet_ntoa6(this->p + 48), inet_ntoa6(this->p + 64),
+         inet_ntoa6(this->p + 64, 1));
+}
+syscall::write:entry /pid == $target && arg2 == 96/ {
+  this->p = copyin(arg1, 96);
+  printf("%s %s %s\\n", inet_ntop(AF_INET, this->p + 80), inet_ntoa(this->p + 80),
+         link_ntop(ARPHRD_ETHER, this->p + 84));
+}
+"""
+    r = run_d(tmp_path, program, extra=("-c", f'{sys.executable} -c "{WRITER}"'))
+    assert r.returncode == 0, r.stderr
+    # RFC 5952 text: the longest run of zero groups as ::, IPv4-compatible and -mapped
+    # addresses end in a dotted quad (inet_ntoa6 prints the quad alone unless asked)
+    assert r.stdout == ("fe80::214:4fff:fe0b:76c8\n1080::808:c:417a\n::1\n"
+                        "::127.0.0.1\n::ffff:127.0.0.1\n"
+                        "127.0.0.1 127.0.0.1 ::ffff:127.0.0.1\n"
+                        "192.168.1.23 192.168.1.23 00:01:02:03:04:05\n\n")
+
+
+@pytest.mark.parametrize("call", ["inet_ntop(-1, 0)", "link_ntop(-1, 0)"])
+def test_unknown_address_family_is_an_illegal_operation(tmp_path, call):
+    # the family is checked before the address is read: arg4 is DTRACEFLT_ILLOP (3)
+    r = run_d(tmp_path, f'BEGIN {{ trace({call}); }}\n'
+                        'ERROR { printf("%d %d\\n", arg4, arg4 == DTRACEFLT_ILLOP); exit(0); }')
+    assert r.stdout == "3 1\n\n", r.stderr
+
+
+def test_bad_address_faults(tmp_path):
+    r = run_d(tmp_path, 'BEGIN { trace(inet_ntoa6(0)); }\n'
+                        'ERROR { printf("%d\\n", arg4); exit(0); }')
+    assert r.stdout == "1\n\n", r.stderr

@@ -210,6 +210,10 @@ class ExprEmitter(VariableExprs, StringExprs):
             return f"dt_strtoll({self.operand(a[0])}, (s64)({base}))"
         if n == "rand":
             return "((s32)bpf_get_prandom_u32())"
+        if n in ("getmajor", "getminor"):
+            # Linux's dev_t inside the kernel: major above the 20 bits of the minor
+            v = f"(u32)({self.int_expr(a[0])})"
+            return f"({v} >> 20)" if n == "getmajor" else f"({v} & 0xfffff)"
         if n in _BYTE_SWAPS:
             bits, ct = _BYTE_SWAPS[n]
             return f"(({ct})__builtin_bswap{bits}(({ct})({self.int_expr(a[0])})))"

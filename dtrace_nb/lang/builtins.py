@@ -65,6 +65,8 @@ class Sub:
     optional: int = 0
     result: str = "int"
     int_type: Optional[IntType] = None
+    size: Optional[int] = None  # the longest string result, NUL included (cut to strsize)
+    constant_args: tuple[int, ...] = ()  # arguments that must be integer constants
 
 
 SUBROUTINES: dict[str, Sub] = {
@@ -92,7 +94,14 @@ SUBROUTINES: dict[str, Sub] = {
     "htonl": Sub(("int",), result="int", int_type=UINT32),
     "ntohll": Sub(("int",), result="int", int_type=UINT64),
     "htonll": Sub(("int",), result="int", int_type=UINT64),
-    "inet_ntoa": Sub(("int",), result="string"),
+    "inet_ntoa": Sub(("int",), result="string", size=16),
+    "inet_ntoa6": Sub(("int", "int"), optional=1, result="string", size=48,
+                      constant_args=(1,)),
+    "inet_ntop": Sub(("int", "int"), result="string", size=48),
+    "link_ntop": Sub(("int", "int"), result="string", size=64),
+    "cleanpath": Sub(("string",), result="string"),
+    "getmajor": Sub(("int",), result="int", int_type=UINT32),
+    "getminor": Sub(("int",), result="int", int_type=UINT32),
     "speculation": Sub((), result="int", int_type=INT),
     "progenyof": Sub(("int",), result="int", int_type=INT),
 }

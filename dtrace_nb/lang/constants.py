@@ -43,6 +43,11 @@ _PROCESS_STATES = {"SSLEEP": 1, "SRUN": 2, "SZOMB": 3, "SSTOP": 4, "SIDL": 5, "S
 _CHILD_CODES = {"CLD_EXITED": 1, "CLD_KILLED": 2, "CLD_DUMPED": 3, "CLD_TRAPPED": 4,
                 "CLD_STOPPED": 5, "CLD_CONTINUED": 6}
 _DATA_MODELS = {"PR_MODEL_ILP32": 1, "PR_MODEL_LP64": 2}
+# address families of inet_ntop() and hardware types of link_ntop() (Linux's numbers)
+AF_INET, AF_INET6 = 2, 10
+ARPHRD_ETHER, ARPHRD_INFINIBAND = 1, 32
+_NETWORK = {"AF_INET": AF_INET, "AF_INET6": AF_INET6, "ARPHRD_ETHER": ARPHRD_ETHER,
+            "ARPHRD_INFINIBAND": ARPHRD_INFINIBAND}
 
 CONSTANTS: dict[str, tuple[int, IntType]] = {
     **{n: (v, INT) for n, v in _signals().items()},
@@ -51,5 +56,6 @@ CONSTANTS: dict[str, tuple[int, IntType]] = {
     **{n: (v, CHAR) for n, v in _PROCESS_STATES.items()},
     **{n: (v, INT) for n, v in _CHILD_CODES.items()},
     **{n: (v, CHAR) for n, v in _DATA_MODELS.items()},
+    **{n: (v, INT) for n, v in _NETWORK.items()},
     "NULL": (0, VOID_PTR),
 }

@@ -279,6 +279,9 @@ class ExprChecker(VariableRules):
                 raise DCompileError(f"{e.name}() argument {i + 1} must be a string, not {t}",
                                     a.span, hint="read a string from an address with "
                                                  "copyinstr() (user) or stringof() (kernel)")
+        for i in sub.constant_args:
+            if i < n:
+                self.constant(e.args[i], f"{e.name}() argument {i + 1}")
         if e.name == "copyin":
             size = self.constant(e.args[1], "copyin() size")
             if not 0 < size <= 4096:
@@ -291,8 +294,9 @@ class ExprChecker(VariableRules):
     def _string_result(self, e: ast.Call) -> DType:
         if e.name == "lltostr":
             return StringType(24)
-        if e.name == "inet_ntoa":
-            return StringType(16)
+        size = SUBROUTINES[e.name].size
+        if size is not None:
+            return StringType(min(size, self.st.strsize))
         if e.name == "stringof":
             t = self.ann.type(e.args[0])
             return t if t.is_string else StringType(self.st.strsize)
