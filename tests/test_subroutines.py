@@ -169,3 +169,17 @@ def test_bad_address_faults(tmp_path):
     r = run_d(tmp_path, 'BEGIN { trace(inet_ntoa6(0)); }\n'
                         'ERROR { printf("%d\\n", arg4); exit(0); }')
     assert r.stdout == "1\n\n", r.stderr
+
+
+def test_strtok_continues_with_null(tmp_path):
+    # strtok(NULL, d) goes on where the last call stopped, across the clauses of a firing;
+    # runs of delimiters are skipped; no token left gives the empty string
+    r = run_d(tmp_path, 'BEGIN { this->s = ",,,Carrots,,Barley,Oatmeal,,,Beans,";'
+                        ' printf("[%s]\\n", strtok(this->s, ",")); }\n'
+                        'BEGIN { printf("[%s] [%s]\\n", strtok(NULL, ","), strtok(NULL, ",")); }\n'
+                        'BEGIN { printf("[%s] [%s]\\n", strtok(NULL, ","), strtok(NULL, ",")); }\n'
+                        'BEGIN { printf("[%s] [%s] [%s] [%s]\\n", strtok("foobar", "o"),'
+                        ' strtok("oobar", "o"), strtok("foo", "bar"), strtok("a/b:c", ":/"));'
+                        ' printf("[%s]\\n", strtok(NULL, ":/")); exit(0); }')
+    assert r.stdout == ("[Carrots]\n[Barley] [Oatmeal]\n[Beans] []\n"
+                        "[f] [bar] [foo] [a]\n[b]\n\n"), r.stderr

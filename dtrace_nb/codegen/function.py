@@ -35,6 +35,7 @@ class FunctionState:
     uses: set[str] = field(default_factory=set)
     args_used: set[int] = field(default_factory=set)  # N of every argN read
     faulted: set[int] = field(default_factory=set)  # clauses with a fault handler
+    shared: dict[str, str] = field(default_factory=dict)  # buffers by name (shared_buffer)
     _tmp: int = 0
 
     def __post_init__(self) -> None:
@@ -65,6 +66,15 @@ class FunctionState:
                                 hint="lower strsize (-x strsize=128) or split the clauses")
         self.uses.add("scratch")
         return f"(dt_s + {off})"
+
+    def shared_buffer(self, name: str, size: int) -> str:
+        """The scratch buffer `name`, the same for every clause of this function: state a
+        subroutine keeps from one call to the next (strtok's string and position). The
+        scratch map is per CPU and outlives a firing, as DTrace's per-CPU state does."""
+        if name not in self.shared:
+            self.shared[name] = self.alloc(size)
+        self.uses.add("scratch")
+        return self.shared[name]
 
     def fault(self, kind: int, addr: str) -> str:
         """C statement reporting a fault at the current action and leaving the clause."""

@@ -184,6 +184,17 @@ class StringExprs:
             pre.append(f"dt_strcase({buf}, {s(0)}, {int(n == 'toupper')});")
         return StrVal(size, ptr=buf, pre=pre)
 
+    def _strtok(self, e: ast.Call, size: int) -> StrVal:
+        strbuf = self.fs.res.strbuf
+        state = self.fs.shared_buffer("strtok", strbuf + 8)
+        buf = self.fs.alloc(2 * strbuf)
+        pre: list[str] = []
+        again = const_value(e.args[0], self.fs.ann) == 0  # strtok(NULL, delim)
+        src = "0" if again else self.operand(e.args[0], pre)
+        delim = self.operand(e.args[1], pre)
+        pre.append(f"dt_strtok({buf}, {state}, {src}, {int(not again)}, {delim});")
+        return StrVal(size, ptr=buf, pre=pre)
+
     def _lltostr(self, e: ast.Call, size: int) -> StrVal:
         buf = self.fs.alloc(2 * self.fs.res.strbuf)
         base = self.int_expr(e.args[1]) if len(e.args) == 2 else "10"
@@ -320,7 +331,7 @@ _STRING_RULES: dict[type, str] = {
 _SUBROUTINES: dict[str, str] = {
     "copyinstr": "_copyinstr", "stringof": "_stringof_call", "lltostr": "_lltostr",
     "inet_ntoa": "_inet_ntoa", "inet_ntoa6": "_inet_ntoa6", "inet_ntop": "_inet_ntop",
-    "link_ntop": "_link_ntop",
+    "link_ntop": "_link_ntop", "strtok": "_strtok",
     **{n: "_helper_call" for n in ("strjoin", "substr", "strchr", "strrchr", "strstr",
                                    "basename", "dirname", "cleanpath", "toupper", "tolower")},
 }

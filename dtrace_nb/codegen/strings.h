@@ -577,3 +577,50 @@ static __always_inline void dt_cleanpath(char *dst, const char *s)
 		dst[w++] = '.';
 	dst[w & DT_SMASK] = 0;
 }
+
+/* D's strtok(s, delim): the next token of s, as C's strtok; s NULL (has_s 0) goes on
+ * with the string of the last call. `st` keeps that string (DT_STRBUF bytes) and the
+ * position after the last token (a u32 after it). No token left gives "" (DTrace: NULL).
+ * The delimiters become a 256-bit set first, so each character is tested in one step. */
+static __always_inline void dt_strtok(char *dst, char *st, const char *s, int has_s,
+				      const char *delim)
+{
+	volatile u32 *pos = (volatile u32 *)(st + DT_STRBUF);
+	u64 set[4] = {};
+	u32 i = 0;
+	if (has_s) {
+		dt_strcpy(st, s);
+		*pos = 0;
+	}
+	#pragma clang loop unroll(disable)
+	for (; i < DT_STRSIZE - 1; i++) {
+		u8 c = delim[i];
+		if (c == 0)
+			break;
+		set[(c >> 6) & 3] |= 1ULL << (c & 63);
+	}
+	i = *pos & DT_SMASK;
+	#pragma clang loop unroll(disable)
+	for (u32 k = 0; k < DT_STRSIZE - 1; k++) {
+		u8 c = st[i & DT_SMASK];
+		if (c == 0 || !((set[(c >> 6) & 3] >> (c & 63)) & 1))
+			break;
+		i++;
+	}
+	/* through memory: the skip loop's exits then enter the token loop as one state */
+	*pos = i;
+	u32 start = *pos & DT_SMASK, o = 0;
+	#pragma clang loop unroll(disable)
+	for (u32 k = 0; k < DT_STRSIZE - 1; k++) {
+		u8 c = st[(start + k) & DT_SMASK];
+		if (c == 0)
+			break;
+		i = start + k + 1;
+		if ((set[(c >> 6) & 3] >> (c & 63)) & 1)
+			break;
+		dst[k] = c;
+		o = k + 1;
+	}
+	*pos = i;
+	dst[o & DT_SMASK] = 0;
+}

@@ -58,8 +58,9 @@ AGG_INCREMENT = ("quantize", "lquantize", "llquantize")
 
 @dataclass(frozen=True)
 class Sub:
-    """A subroutine: argument kinds ('int', 'string', 'any') with `optional` trailing ones,
-    and the result type ('string' results use the program's strsize unless sized)."""
+    """A subroutine: argument kinds ('int', 'string', 'string or NULL', 'any') with
+    `optional` trailing ones, and the result type ('string' results use the program's
+    strsize unless sized)."""
 
     args: tuple[str, ...]
     optional: int = 0
@@ -100,6 +101,8 @@ SUBROUTINES: dict[str, Sub] = {
     "inet_ntop": Sub(("int", "int"), result="string", size=48),
     "link_ntop": Sub(("int", "int"), result="string", size=64),
     "cleanpath": Sub(("string",), result="string"),
+    # strtok(NULL, delim) goes on with the string of the last call
+    "strtok": Sub(("string or NULL", "string"), result="string"),
     "getmajor": Sub(("int",), result="int", int_type=UINT32),
     "getminor": Sub(("int",), result="int", int_type=UINT32),
     "speculation": Sub((), result="int", int_type=INT),
