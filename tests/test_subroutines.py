@@ -183,3 +183,30 @@ def test_strtok_continues_with_null(tmp_path):
                         ' printf("[%s]\\n", strtok(NULL, ":/")); exit(0); }')
     assert r.stdout == ("[Carrots]\n[Barley] [Oatmeal]\n[Beans] []\n"
                         "[f] [bar] [foo] [a]\n[b]\n\n"), r.stderr
+
+
+@pytest.mark.parametrize("program, lines", [
+    # dt_printf_validate's words: the key a conversion takes must fit its prototype
+    ('BEGIN { @[stack()] = count(); printa("%p\\n", @); }',
+     ["printa( ) argument #2 is incompatible with conversion #1 prototype:",
+      "\tconversion: %p", "\t prototype: pointer or integer", "\t  argument: stack"]),
+    ('BEGIN { @["a", 1] = count(); printa("%s %s %@d\\n", @); }',
+     ["printa( ) argument #3 is incompatible with conversion #2 prototype:",
+      "\t prototype: char [] or string (or use stringof)"]),
+    ('BEGIN { @[1] = count(); printa("%k %@d\\n", @); }',
+     ["\tconversion: %k", "\t prototype: stack"]),
+])
+def test_printa_conversions_fit_the_keys(tmp_path, program, lines):
+    r = run_d(tmp_path, program)
+    assert r.returncode != 0
+    for line in lines:
+        assert line in r.stderr, r.stderr
+
+
+def test_printa_k_of_a_stack_key(tmp_path):
+    # %k prints the key's frames (a newline, then one indented frame a line), %@d its count
+    r = run_d(tmp_path, 'BEGIN { @[stack()] = sum(5); printa("%k|%@d\\n", @); exit(0); }')
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert text.startswith("\n              vmlinux`"), text
+    assert "|5\n" in text and text.count("|") == 1, text

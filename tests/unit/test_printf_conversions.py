@@ -177,3 +177,10 @@ def test_at_flag_marks_an_aggregation_conversion():
     assert c.is_agg and c.width == "8" and c.conv == "u"
     (c,) = parse_format("%d")
     assert not c.is_agg and c.kind == "int"
+
+
+def test_k_prints_the_symbolised_stack_text():
+    # %k takes a stack() or ustack(): the consumer hands over its frames' text
+    frames = "\n              vmlinux`a+0x1\n              vmlinux`b+0x2\n"
+    assert pf("[%k]", frames) == f"[{frames}]"
+    assert [p.kind for p in parse_format("%k %@d") if not isinstance(p, str)] == ["stack", "agg"]

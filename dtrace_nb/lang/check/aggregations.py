@@ -160,8 +160,11 @@ def agg_arg(w: Walk, call: ast.Call, i: int) -> None:
     referenced(w, a)
 
 
-def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr], has_format: bool) -> None:
-    """printa()'s aggregations: defined, and printable together (keys of one shape)."""
+def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr],
+                fmt: Optional[list] = None) -> None:
+    """printa()'s aggregations: defined, printable together (keys of one shape), and
+    their keys fit the format's conversions (`fmt`, its conversions in order)."""
+    has_format = fmt is not None
     infos = []
     for a in args:
         if not isinstance(a, ast.AggRef):
@@ -177,3 +180,39 @@ def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr], has_format: bool)
         if [t.is_int for t in info.key_types] != [t.is_int for t in first.key_types]:
             raise DCompileError(f"@{info.name} and @{first.name} have different keys and "
                                 "cannot be printed together", a.span)
+    if fmt and infos:
+        _printa_conversions(call, fmt, infos[0][1].key_types)
+
+
+# what each conversion takes, in dt_printf.c's words (its prototypes)
+_PROTOTYPES = {**{c: "integer" for c in "diouxX"}, "c": "char, short, or int",
+               "p": "pointer or integer", "a": "pointer or integer",
+               "A": "pointer or integer", "s": "char [] or string (or use stringof)",
+               "S": "char [] or string (or use stringof)", "k": "stack", "Y": "integer",
+               **{c: "double" for c in "eEfgG"}}
+
+
+def _printa_conversions(call: ast.Call, fmt: list, key_types: list[DType]) -> None:
+    """dt_printf_validate: the conversions without '@' take the keys in order ('*' takes
+    one too): a stack key only %k, a string key %s or %S, an integer key the others."""
+    ki = 0
+    for number, conv in enumerate(fmt, 1):
+        wants = [None] * conv.star_count + ([] if conv.is_agg else [conv.conv])
+        for want in wants:
+            if ki >= len(key_types):
+                return  # too few keys: text/printa.py says so when printing
+            t = key_types[ki]
+            kind = "stack" if isinstance(t, StackType) else "string" if t.is_string else "int"
+            if want is None or want not in "ksS":
+                fits = kind == "int"
+            else:
+                fits = kind == ("stack" if want == "k" else "string")
+            if not fits:
+                conv_text = "*" if want is None else f"%{conv.conv}"
+                proto = "integer" if want is None else _PROTOTYPES.get(want, want)
+                shown = "stack" if kind == "stack" else str(t)
+                raise DCompileError(f"printa( ) argument #{ki + 2} is incompatible with "
+                                    f"conversion #{number} prototype:\n\tconversion: "
+                                    f"{conv_text}\n\t prototype: {proto}\n\t  argument: "
+                                    f"{shown}", call.span)
+            ki += 1
