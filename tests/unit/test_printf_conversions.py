@@ -156,7 +156,7 @@ def test_length_modifiers_print_by_the_argument_type():
 
 @pytest.mark.parametrize("bad", [
     "%", "abc %5",      # name expected before end of format string
-    "%k", "%q", "%-+q",  # undefined conversions
+    "%q", "%j", "%-+q",  # undefined conversions
     "%5%",             # %% cannot be combined with other format flags
     "%1$d",            # positional formats are unsupported
     "%**d",            # more than one '*' for the width
