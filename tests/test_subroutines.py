@@ -210,3 +210,20 @@ def test_printa_k_of_a_stack_key(tmp_path):
     text = r.stdout
     assert text.startswith("\n              vmlinux`"), text
     assert "|5\n" in text and text.count("|") == 1, text
+
+
+@pytest.mark.parametrize("call, message", [
+    # dt_cg_agg_llquantize's rules on factor, magnitudes and steps
+    ("llquantize(1, 10, 2, 6, 80)", "must evenly divide pow(argument #1 (factor), lmag "
+                                    "(argument #2) + 1) when steps>factor and lmag>0"),
+    ("llquantize(1, 10, 0, 6, 30)", "must evenly divide the square of argument #1 (factor)"),
+    ("llquantize(1, 10, 0, 6, 3)", "must evenly divide argument #1 (factor) when steps<factor"),
+    ("llquantize(1, 10, 0, 6, 15)", "must be a multiple of argument #1 (factor)"),
+    ("llquantize(1, 10, 0, 6, 65536)", "argument #4 must be an unsigned 16-bit quantity"),
+    ("llquantize(1, 1, 0, 6, 20)", "argument #1 must be an unsigned 16-bit quantity greater"),
+    ("llquantize(1, 10, 4, 2, 20)", "(high magnitude) must be at least argument #2"),
+])
+def test_llquantize_parameters_refused(tmp_path, call, message):
+    r = run_d(tmp_path, f"BEGIN {{ @ = {call}; }}")
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr

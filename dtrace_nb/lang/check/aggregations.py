@@ -126,19 +126,51 @@ def _check_params(call: ast.Call, params: tuple[int, ...]) -> None:
             raise DCompileError(f"lquantize() has {levels} levels; at most "
                                 f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
     elif call.name == "llquantize":
-        factor, low, high, nsteps = params
-        if factor < 2:
-            raise DCompileError("llquantize() factor must be at least 2", call.args[1].span)
-        if low < 0 or high < low:
-            raise DCompileError("llquantize() magnitudes must satisfy 0 <= low <= high",
-                                call.args[2].span)
-        if nsteps < factor or nsteps % factor:
-            raise DCompileError("llquantize() steps must be a multiple of the factor",
-                                call.args[4].span)
-        # high < 64 first: factor ** (high + 1) of a huge high would never finish
-        if high >= 64 or factor ** (high + 1) > 2**63:
-            raise DCompileError("llquantize() high magnitude overflows 64 bits",
-                                call.args[3].span)
+        _check_llquantize(call, *params)
+
+
+def _check_llquantize(call: ast.Call, factor: int, low: int, high: int, steps: int) -> None:
+    """dt_cg_agg_llquantize's rules, in its words (arguments counted after the value)."""
+    a = call.args
+    u16 = 0xFFFF
+    if not 2 <= factor <= u16:
+        raise DCompileError("llquantize( ) argument #1 must be an unsigned 16-bit quantity "
+                            "greater than or equal to 2", a[1].span)
+    if not 0 <= low <= u16:
+        raise DCompileError("llquantize( ) argument #2 must be an unsigned 16-bit quantity",
+                            a[2].span)
+    if not 0 <= high <= u16:
+        raise DCompileError("llquantize( ) argument #3 must be an unsigned 16-bit quantity",
+                            a[3].span)
+    if high < low:
+        raise DCompileError("llquantize( ) argument #3 (high magnitude) must be at least "
+                            "argument #2 (low magnitude)", a[3].span)
+    # DTrace's limit is 64 unsigned bits; the buckets here are computed in signed ones.
+    # (high < 64 first: factor ** (high + 1) of a huge high would never finish.)
+    if high >= 64 or factor ** (high + 1) > 2**63:
+        raise DCompileError("llquantize( ) argument #3 (high magnitude) will cause overflow "
+                            "of 64 bits", a[3].span)
+    if steps <= 0:
+        raise DCompileError("llquantize( ) argument #4 must be a non-zero positive integer "
+                            "constant", a[4].span)
+    if steps > u16:
+        raise DCompileError("llquantize( ) argument #4 must be an unsigned 16-bit quantity",
+                            a[4].span)
+    if steps < factor and factor % steps:
+        raise DCompileError("llquantize() argument #4 (steps) must evenly divide argument #1 "
+                            "(factor) when steps<factor", a[1].span)
+    if steps > factor:
+        if steps % factor:
+            raise DCompileError("llquantize() argument #4 (steps) must be a multiple of "
+                                "argument #1 (factor) when steps>factor", a[1].span)
+        if low == 0 and (factor * factor) % steps:
+            raise DCompileError("llquantize() argument #4 (steps) must evenly divide the "
+                                "square of argument #1 (factor) when steps>factor and "
+                                "lmag==0", a[1].span)
+        if low > 0 and factor ** (low + 1) % steps:
+            raise DCompileError("llquantize() argument #4 (steps) must evenly divide "
+                                "pow(argument #1 (factor), lmag (argument #2) + 1) when "
+                                "steps>factor and lmag>0", a[1].span)
 
 
 def referenced(w: Walk, a: ast.AggRef) -> Optional[AggInfo]:
