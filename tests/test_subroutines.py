@@ -227,3 +227,11 @@ def test_llquantize_parameters_refused(tmp_path, call, message):
     r = run_d(tmp_path, f"BEGIN {{ @ = {call}; }}")
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
+
+
+def test_lquantize_range_need_not_be_a_multiple_of_the_step(tmp_path):
+    # lquantize(v, 0, 10, 3): levels 0, 3, 6 (10 // 3 = 3); 9 and above overflow
+    r = run_d(tmp_path, 'BEGIN { @ = lquantize(7, 0, 10, 3); @ = lquantize(9, 0, 10, 3);'
+                        ' exit(0); }')
+    assert r.stdout == ("\n\n" + HIST_HEAD + row("3", 0, 2) + row("6", 1, 2) + row(">= 9", 1, 2)
+                        + "\n"), r.stderr

@@ -111,22 +111,36 @@ def _check_params(call: ast.Call, params: tuple[int, ...]) -> None:
         if not INT64_MIN <= v <= INT64_MAX:
             raise DCompileError(f"{call.name}() parameter {v} does not fit in 64 bits", a.span)
     if call.name == "lquantize":
-        base, limit, step = params
-        step_span = call.args[3].span if len(call.args) > 3 else call.span
-        if step <= 0:
-            raise DCompileError("lquantize() step must be greater than zero", step_span)
-        if limit <= base:
-            raise DCompileError("lquantize() upper bound must be greater than the lower bound",
-                                call.args[2].span)
-        levels = (limit - base) // step
-        if (limit - base) % step:
-            raise DCompileError("lquantize() range must be a multiple of the step",
-                                step_span)
-        if levels > LQUANTIZE_MAX_LEVELS:
-            raise DCompileError(f"lquantize() has {levels} levels; at most "
-                                f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
+        _check_lquantize(call, *params)
     elif call.name == "llquantize":
         _check_llquantize(call, *params)
+
+
+def _check_lquantize(call: ast.Call, base: int, limit: int, step: int) -> None:
+    """dt_cg_agg_lquantize's rules, in its words; a range that is not a multiple of the
+    step is valid (the last level ends below the limit)."""
+    a = call.args
+    i32 = (-2**31, 2**31 - 1)
+    if not i32[0] <= base <= i32[1]:
+        raise DCompileError("lquantize( ) argument #1 must be a 32-bit quantity", a[1].span)
+    if not i32[0] <= limit <= i32[1]:
+        raise DCompileError("lquantize( ) argument #2 must be a 32-bit quantity", a[2].span)
+    if limit <= base:
+        raise DCompileError("lquantize( ) base (argument #1) must be less than limit "
+                            "(argument #2)", a[2].span)
+    step_span = a[3].span if len(a) > 3 else call.span
+    if step <= 0:
+        raise DCompileError("lquantize( ) argument #3 must be a non-zero positive integer "
+                            "constant", step_span)
+    if step > 0xFFFF:
+        raise DCompileError("lquantize( ) argument #3 must be a 16-bit quantity", step_span)
+    levels = (limit - base) // step
+    if levels == 0:
+        raise DCompileError("lquantize( ) step (argument #3) too large: must have at least "
+                            "one quantization level", call.span)
+    if levels > LQUANTIZE_MAX_LEVELS:  # DTrace allows 65535: here each level is map space
+        raise DCompileError(f"lquantize() has {levels} levels; at most "
+                            f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
 
 
 def _check_llquantize(call: ast.Call, factor: int, low: int, high: int, steps: int) -> None:
