@@ -235,3 +235,23 @@ def test_lquantize_range_need_not_be_a_multiple_of_the_step(tmp_path):
                         ' exit(0); }')
     assert r.stdout == ("\n\n" + HIST_HEAD + row("3", 0, 2) + row("6", 1, 2) + row(">= 9", 1, 2)
                         + "\n"), r.stderr
+
+
+@pytest.mark.parametrize("call", ["mutex_owned(0)", "mutex_owner(8)", "rw_read_held(0)",
+                                  "rw_write_held(16)", "rw_iswriter(0)",
+                                  "mutex_type_adaptive(0)"])
+def test_lock_subroutines_read_the_lock_word(tmp_path, call):
+    # they read the lock at its address: an unmapped one is a bad-address fault (1)
+    r = run_d(tmp_path, f'BEGIN {{ trace({call}); }}\n'
+                        'ERROR { printf("%d\\n", arg4); exit(0); }')
+    assert r.stdout == "1\n\n", r.stderr
+
+
+@pytest.mark.parametrize("call, message", [
+    ("d_path(0)", "only fentry/LSM programs may call"),
+    ("usym(0)", "needs the address recorded with its process"),
+    ("jstack()", "ustack helpers"),
+])
+def test_left_out_subroutines_say_why(tmp_path, call, message):
+    r = run_d(tmp_path, f"BEGIN {{ trace({call}); }}")
+    assert r.returncode != 0 and message in r.stderr, r.stderr

@@ -103,10 +103,40 @@ SUBROUTINES: dict[str, Sub] = {
     "cleanpath": Sub(("string",), result="string"),
     # strtok(NULL, delim) goes on with the string of the last call
     "strtok": Sub(("string or NULL", "string"), result="string"),
+    # Linux's struct mutex and rwlock_t (qrwlock), read at the lock's address
+    "mutex_owned": Sub(("int",), result="int", int_type=INT),
+    "mutex_owner": Sub(("int",), result="int", int_type=PtrType(8, False, "kthread_t *", None)),
+    "mutex_type_adaptive": Sub(("int",), result="int", int_type=INT),
+    "mutex_type_spin": Sub(("int",), result="int", int_type=INT),
+    "rw_read_held": Sub(("int",), result="int", int_type=INT),
+    "rw_write_held": Sub(("int",), result="int", int_type=INT),
+    "rw_iswriter": Sub(("int",), result="int", int_type=INT),
     "getmajor": Sub(("int",), result="int", int_type=UINT32),
     "getminor": Sub(("int",), result="int", int_type=UINT32),
     "speculation": Sub((), result="int", int_type=INT),
     "progenyof": Sub(("int",), result="int", int_type=INT),
+}
+
+# Subroutines and actions DTrace has that dtrace-nb does not, with the reason a user gets.
+_USER_SYMBOL = ("{}() is not available yet: it needs the address recorded with its process "
+                "to symbolise; print it with printf(\"%A\", addr) or take ustack()")
+UNAVAILABLE_SUBROUTINES = {
+    "d_path": "d_path() needs the kernel's bpf_d_path(), which only fentry/LSM programs may "
+              "call: tracepoint, perf and uprobe programs cannot",
+    "jstack": "jstack() needs the JVM's DTrace helper (ustack helpers), which Linux's JVMs "
+              "do not provide; use ustack()",
+    "pcap": "pcap() is not supported: dtrace-nb writes no capture files; trace the packet "
+            "with tracemem()",
+    "ddi_pathname": "ddi_pathname() reads Solaris's device tree, which Linux does not have",
+    "getf": "getf() is not available: use fds[] when it is, or the file's path from a "
+            "tracepoint argument",
+    **{n: _USER_SYMBOL.format(n) for n in ("uaddr", "usym", "ufunc", "umod")},
+    "alloca": "alloca() is not available yet: D pointers into scratch memory (stores "
+              "through them, indexing) are not implemented",
+    "bcopy": "bcopy() is not available yet: it copies into alloca() memory, which is not "
+             "implemented",
+    "copyinto": "copyinto() is not available yet: it copies into alloca() memory, which is "
+                "not implemented",
 }
 
 # Actions: statements that record data or change the session. name -> (min, max) args.

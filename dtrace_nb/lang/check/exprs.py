@@ -12,7 +12,8 @@ from typing import Callable, Optional
 
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, SUBROUTINES
+from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES,
+                                     UNAVAILABLE_SUBROUTINES)
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
 from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
@@ -262,6 +263,8 @@ class ExprChecker(VariableRules):
         if e.name in ACTIONS:
             raise DCompileError(f"{e.name}() is an action and has no value", e.span)
         sub = SUBROUTINES.get(e.name)
+        if sub is None and e.name in UNAVAILABLE_SUBROUTINES:
+            raise DCompileError(UNAVAILABLE_SUBROUTINES[e.name], where)
         if sub is None:
             raise DCompileError(f"unknown function '{e.name}()'", where)
         n, hi = len(e.args), len(sub.args)
