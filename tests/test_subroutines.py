@@ -255,3 +255,12 @@ def test_lock_subroutines_read_the_lock_word(tmp_path, call):
 def test_left_out_subroutines_say_why(tmp_path, call, message):
     r = run_d(tmp_path, f"BEGIN {{ trace({call}); }}")
     assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("call", ["strlen(0)", 'strtok("abc", NULL)', 'strjoin(NULL, "a")',
+                                  "cleanpath(NULL)"])
+def test_null_string_argument_is_a_bad_address(tmp_path, call):
+    # NULL is a char * D accepts where a string goes; reading it faults at address 0
+    r = run_d(tmp_path, f'BEGIN {{ trace({call}); }}\n'
+                        'ERROR { printf("%d %d\\n", arg4, arg5); exit(0); }')
+    assert r.stdout == "1 0\n\n", r.stderr

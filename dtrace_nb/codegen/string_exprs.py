@@ -63,7 +63,16 @@ class StringExprs:
     # -- values ---------------------------------------------------------------------------
 
     def str_val(self, e: ast.Expr) -> StrVal:
+        if not self.ty(e).is_string:  # NULL where a string goes (the checker allows 0 only)
+            return self._null_string(e)
         return dispatch(self, _STRING_RULES, e, "a string ")
+
+    def _null_string(self, e: ast.Expr) -> StrVal:
+        """A string argument given as NULL: reading it is a bad-address fault at 0, as in
+        DTrace (the empty string stands for it in the code that follows, never reached)."""
+        strbuf = self.fs.res.strbuf
+        return StrVal(strbuf, ptr=self.fs.alloc(2 * strbuf),
+                      pre=[self.fs.fault(FLT_BADADDR, "0")])
 
     def _str_lit(self, e: ast.StrLit) -> StrVal:
         return StrVal(self.ty(e).size, lit=e.value.encode())

@@ -60,7 +60,8 @@ AGG_INCREMENT = ("quantize", "lquantize", "llquantize")
 class Sub:
     """A subroutine: argument kinds ('int', 'string', 'string or NULL', 'any') with
     `optional` trailing ones, and the result type ('string' results use the program's
-    strsize unless sized)."""
+    strsize unless sized). A 'string' may be given as NULL, a bad address when the clause
+    runs; 'string or NULL' gives NULL a meaning (strtok's continuation)."""
 
     args: tuple[str, ...]
     optional: int = 0
