@@ -253,6 +253,7 @@ class StringExprs:
         faults); `text(buf, addr)` is its call, negative when the read failed. The buffer
         has 64 bytes of working space past its first strbuf bytes (strings.h's dst)."""
         strbuf = self.fs.res.strbuf
+        self.fs.uses.add("addresses")  # addresses.h
         buf = self.fs.alloc(max(2 * strbuf, strbuf + 64))
         addr = self.fs.tmp("a")
         return StrVal(size, ptr=buf, pre=[
