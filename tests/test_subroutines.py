@@ -264,3 +264,13 @@ def test_null_string_argument_is_a_bad_address(tmp_path, call):
     r = run_d(tmp_path, f'BEGIN {{ trace({call}); }}\n'
                         'ERROR { printf("%d %d\\n", arg4, arg5); exit(0); }')
     assert r.stdout == "1 0\n\n", r.stderr
+
+
+@pytest.mark.parametrize("program, message", [
+    ('BEGIN { strtok(1234, "abc"); }', "strtok() argument 1 must be a string, not int"),
+    ('BEGIN { strtok("abc", 1234); }', "strtok() argument 2 must be a string, not int"),
+    ("BEGIN { strlen(12); }", "strlen() argument 1 must be a string, not int"),
+])
+def test_integers_other_than_null_are_not_strings(tmp_path, program, message):
+    r = run_d(tmp_path, program)
+    assert r.returncode != 0 and message in r.stderr, r.stderr

@@ -282,7 +282,7 @@ class ExprChecker(VariableRules):
             if kind in ("string", "string or NULL") and not t.is_string \
                     and const_value(a, self.ann) == 0:
                 continue
-            if kind == "string" and not t.is_string:
+            if kind in ("string", "string or NULL") and not t.is_string:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be a string, not {t}",
                                     a.span, hint="read a string from an address with "
                                                  "copyinstr() (user) or stringof() (kernel)")
