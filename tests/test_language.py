@@ -227,7 +227,8 @@ BEGIN { commit(self->a); discard(self->b); exit(0); }
     ('BEGIN { trace(y); }', "1:15", "unknown variable 'y'"),
     ('BEGIN { trace(strlen(1)); }', "1:22", "strlen() argument 1 must be a string"),
     ('BEGIN { trace(args[0]); }', "1:15", "args[0] does not exist"),
-    ('BEGIN { @a = lquantize(1, 10, 0, 1); }', "1:31", "lquantize() upper bound must be greater"),
+    ('BEGIN { @a = lquantize(1, 10, 0, 1); }', "1:31",
+     "lquantize( ) base (argument #1) must be less than limit (argument #2)"),
 ])
 def test_compile_errors(tmp_path, program, where, message):
     done = run_d(tmp_path, program)

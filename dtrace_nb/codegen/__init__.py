@@ -86,6 +86,8 @@ def _generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
     w.line(f"#define DT_NSPEC {res.nspec}")
     w.line(prelude())
     w.line(header("strings.h"))
+    if any("addresses" in f.uses for f in functions):
+        w.line(header("addresses.h"))
     if any(a.info.func in ("lquantize", "llquantize") for a in res.aggs.values()):
         w.line(header("aggregate.h"))
     seen: set[str] = set()

@@ -12,7 +12,9 @@ from dtrace_nb.codegen.layout import AggLayout, pid_slot, record_slot
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR
 from dtrace_nb.lang import ast
+from dtrace_nb.lang.builtins import AGG_INCREMENT
 from dtrace_nb.lang.check import const_value
+from dtrace_nb.lang.check.aggregations import increment
 from dtrace_nb.lang.types import StackType
 
 # actions whose arguments are all recorded as fields (printf and system after the format,
@@ -117,6 +119,10 @@ class ActionEmitter:
             key = "&dt_zero" if agg.keyless else self.agg_key(agg, keys)
             if call.args:
                 w.line(f"s64 dt_x = (s64)({x.int_expr(call.args[0])});")
+            if call.name in AGG_INCREMENT:
+                incr = increment(call)
+                value = "1" if incr is None else f"(s64)({x.int_expr(incr)})"
+                w.line(f"s64 dt_incr = {value};")
             w.line(f"struct {agg.value_struct} *dt_v = {agg.map_name}.lookup({key});")
             if not agg.keyless:
                 with w.block("if (!dt_v)"):
@@ -168,17 +174,17 @@ def agg_update(agg: AggLayout) -> list[str]:
     if f == "stddev":
         return ["dt_v->n += 1;", "dt_v->v += dt_x;", "dt_add_square(dt_v->sq, dt_x);"]
     if f == "quantize":
-        return ["dt_v->b[dt_quantize_bucket(dt_x) & 127] += 1;"]
+        return ["dt_v->b[dt_quantize_bucket(dt_x) & 127] += dt_incr;"]
     mask = agg.value_fields[0][2] - 1
     if f == "lquantize":
         base, limit, step = agg.info.params
         levels = (limit - base) // step
         return [f"dt_v->b[dt_lquantize_bucket(dt_x, {base}LL, {levels}, {step}LL) & {mask}] "
-                "+= 1;"]
+                "+= dt_incr;"]
     if f == "llquantize":
         factor, low, high, nsteps = agg.info.params
         return [f"dt_v->b[dt_llquantize_bucket(dt_x, {factor}, {low}, {high}, {nsteps}) & "
-                f"{mask}] += 1;"]
+                f"{mask}] += dt_incr;"]
     raise ValueError(f)
 
 

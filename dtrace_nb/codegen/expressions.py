@@ -44,6 +44,20 @@ _TASK_BUILTINS = frozenset(("ppid", "vtimestamp"))
 _SESSION_MACROS = {"target": "DT_STATE_TARGET", "pid": "DT_STATE_PID"}
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 # integer subroutines that are one C expression of their (integer) argument
+# lock subroutine -> (bytes read at the lock's address, the C of the result from them).
+# Linux's struct mutex starts with its owner (the task, with 3 flag bits below it); an
+# rwlock_t (qrwlock) with its 32-bit count: readers from bit 9, a writer in the low
+# byte (0xff), a waiting writer at 0x100. Every Linux mutex is adaptive (it spins, then
+# sleeps), none a spin mutex.
+_LOCK_READS = {
+    "mutex_owned": (8, "(({w} & ~7ULL) == bpf_get_current_task())"),
+    "mutex_owner": (8, "({w} & ~7ULL)"),
+    "mutex_type_adaptive": (8, "((void){w}, 1)"),
+    "mutex_type_spin": (8, "((void){w}, 0)"),
+    "rw_read_held": (4, "(({w} & ~0x1ffU) != 0)"),
+    "rw_write_held": (4, "(({w} & 0xffU) == 0xff)"),
+    "rw_iswriter": (4, "(({w} & 0x1ffU) != 0)"),
+}
 _BYTE_SWAPS = {"ntohs": (16, "u16"), "htons": (16, "u16"), "ntohl": (32, "u32"),
                "htonl": (32, "u32"), "ntohll": (64, "u64"), "htonll": (64, "u64")}
 
@@ -138,6 +152,9 @@ class ExprEmitter(VariableExprs, StringExprs):
     def builtin(self, e: ast.Ident) -> str:
         n = e.name
         fs = self.fs
+        constant = fs.ann.macro(e)  # a predefined constant (SIGUSR1, DTRACEFLT_BADADDR...)
+        if isinstance(constant, int):
+            return f"(({self.ty(e).c_type()}){constant}LL)"
         if n.startswith("arg") and n[3:].isdigit():
             fs.args_used.add(int(n[3:]))
             return f"dt_arg{n[3:]}"
@@ -246,6 +263,12 @@ class ExprEmitter(VariableExprs, StringExprs):
             return f"dt_strtoll({self.operand(a[0])}, (s64)({base}))"
         if n == "rand":
             return "((s32)bpf_get_prandom_u32())"
+        if n in _LOCK_READS:
+            return self.lock_word(e)
+        if n in ("getmajor", "getminor"):
+            # Linux's dev_t inside the kernel: major above the 20 bits of the minor
+            v = f"(u32)({self.int_expr(a[0])})"
+            return f"({v} >> 20)" if n == "getmajor" else f"({v} & 0xfffff)"
         if n in _BYTE_SWAPS:
             bits, ct = _BYTE_SWAPS[n]
             return f"(({ct})__builtin_bswap{bits}(({ct})({self.int_expr(a[0])})))"
@@ -258,6 +281,17 @@ class ExprEmitter(VariableExprs, StringExprs):
         if n == "copyin":
             return self.copyin(e)
         raise DCompileError(f"cannot generate code for {n}()", e.span)
+
+    def lock_word(self, e: ast.Call) -> str:
+        """The mutex and rwlock subroutines: the lock word at the address (a bad address
+        faults), tested as dtrace-utils does on Linux."""
+        width, test = _LOCK_READS[e.name]
+        addr, word = self.fs.tmp("a"), self.fs.tmp("w")
+        return stmt_expr([f"u64 {addr} = (u64)({self.int_expr(e.args[0])});",
+                          f"u{width * 8} {word} = 0;",
+                          if_stmt(f"bpf_probe_read_kernel(&{word}, {width}, (void *){addr}) < 0",
+                                  [self.fs.fault(FLT_BADADDR, addr)])],
+                         test.format(w=word))
 
     def copyin(self, e: ast.Call) -> str:
         size = const_value(e.args[1], self.fs.ann)

@@ -31,10 +31,11 @@ class FunctionState:
     # scratch bytes 0..strbuf-1 stay zero: the empty string for absent variables
     scratch_top: int = 0
     # what the body needs from the preamble: 'globals', 'this', 'scratch', 'fault',
-    # 'spec', 'task'
+    # 'spec', 'task', 'addresses' (the header addresses.h)
     uses: set[str] = field(default_factory=set)
     args_used: set[int] = field(default_factory=set)  # N of every argN read
     faulted: set[int] = field(default_factory=set)  # clauses with a fault handler
+    shared: dict[str, str] = field(default_factory=dict)  # buffers by name (shared_buffer)
     _tmp: int = 0
 
     def __post_init__(self) -> None:
@@ -74,6 +75,15 @@ class FunctionState:
         if thread is not None and thread.stacks:
             raise DCompileError(f"{what} is not available at {self.binding.probes[0].description}: "
                                 f"{thread.stacks}", span)
+
+    def shared_buffer(self, name: str, size: int) -> str:
+        """The scratch buffer `name`, the same for every clause of this function: state a
+        subroutine keeps from one call to the next (strtok's string and position). The
+        scratch map is per CPU and outlives a firing, as DTrace's per-CPU state does."""
+        if name not in self.shared:
+            self.shared[name] = self.alloc(size)
+        self.uses.add("scratch")
+        return self.shared[name]
 
     def fault(self, kind: int, addr: str) -> str:
         """C statement reporting a fault at the current action and leaving the clause."""

@@ -245,6 +245,8 @@ def analyse(checked: CheckedProgram) -> Resources:
         _record_actions(c.clause, rec, res, checked.annotations)
         res.records[c.index] = rec
     if any(a.kind in ("stack", "ustack") for r in res.records.values() for a in r.actions) \
+            or any(getattr(f.dtype, "name", "") in ("stack", "ustack")  # printf's %k
+                   for r in res.records.values() for f in r.fields) \
             or any(isinstance(f.dtype, StackType) for a in aggs.values() for f in a.key_fields):
         res.stack_entries = 4096
     bufsize = int(opts["bufsize"])

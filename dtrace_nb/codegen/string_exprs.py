@@ -6,7 +6,7 @@ integer half; the string value of each node class is found in a dispatch table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from dtrace_nb.codegen import kernel_members, translated
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
@@ -17,6 +17,8 @@ from dtrace_nb.faults import FLT_BADADDR, FLT_ILLOP
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
 from dtrace_nb.lang.translated import PATH_VARIABLES, struct_of
+from dtrace_nb.lang.check import const_value
+from dtrace_nb.lang.constants import AF_INET, AF_INET6, ARPHRD_ETHER, ARPHRD_INFINIBAND
 from dtrace_nb.lang.types import DType
 
 _PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
@@ -64,7 +66,16 @@ class StringExprs:
     # -- values ---------------------------------------------------------------------------
 
     def str_val(self, e: ast.Expr) -> StrVal:
+        if not self.ty(e).is_string:  # NULL where a string goes (the checker allows 0 only)
+            return self._null_string(e)
         return dispatch(self, _STRING_RULES, e, "a string ")
+
+    def _null_string(self, e: ast.Expr) -> StrVal:
+        """A string argument given as NULL: reading it is a bad-address fault at 0, as in
+        DTrace (the empty string stands for it in the code that follows, never reached)."""
+        strbuf = self.fs.res.strbuf
+        return StrVal(strbuf, ptr=self.fs.alloc(2 * strbuf),
+                      pre=[self.fs.fault(FLT_BADADDR, "0")])
 
     def _str_lit(self, e: ast.StrLit) -> StrVal:
         return StrVal(self.ty(e).size, lit=e.value.encode())
@@ -190,10 +201,21 @@ class StringExprs:
         elif n == "strstr":
             src = s(0)
             pre.append(f"dt_strfrom({buf}, {src}, dt_index({src}, {s(1)}, 0));")
-        elif n in ("basename", "dirname"):
+        elif n in ("basename", "dirname", "cleanpath"):
             pre.append(f"dt_{n}({buf}, {s(0)});")
         elif n in ("toupper", "tolower"):
             pre.append(f"dt_strcase({buf}, {s(0)}, {int(n == 'toupper')});")
+        return StrVal(size, ptr=buf, pre=pre)
+
+    def _strtok(self, e: ast.Call, size: int) -> StrVal:
+        strbuf = self.fs.res.strbuf
+        state = self.fs.shared_buffer("strtok", strbuf + 8)
+        buf = self.fs.alloc(2 * strbuf)
+        pre: list[str] = []
+        again = const_value(e.args[0], self.fs.ann) == 0  # strtok(NULL, delim)
+        src = "0" if again else self.operand(e.args[0], pre)
+        delim = self.operand(e.args[1], pre)
+        pre.append(f"dt_strtok({buf}, {state}, {src}, {int(not again)}, {delim});")
         return StrVal(size, ptr=buf, pre=pre)
 
     def _lltostr(self, e: ast.Call, size: int) -> StrVal:
@@ -206,12 +228,51 @@ class StringExprs:
             f"dt_lltostr({buf}, (s64)({self.int_expr(e.args[0])}), {b});"])
 
     def _inet_ntoa(self, e: ast.Call, size: int) -> StrVal:
-        buf = self.fs.alloc(2 * self.fs.res.strbuf)
+        return self._address_text(e, size, e.args[0], lambda buf, a: f"dt_inet_ntoa({buf}, {a})")
+
+    def _inet_ntoa6(self, e: ast.Call, size: int) -> StrVal:
+        prefixed = const_value(e.args[1], self.fs.ann) if len(e.args) == 2 else 0
+        return self._address_text(e, size, e.args[0],
+                                  lambda buf, a: f"dt_inet_ntoa6({buf}, {a}, {int(bool(prefixed))})")
+
+    def _inet_ntop(self, e: ast.Call, size: int) -> StrVal:
+        """inet_ntop(af, addr): af is known only when the clause runs; another family is
+        an illegal operation, as in DTrace."""
+        af = self.fs.tmp("f")
+
+        def text(buf: str, a: str) -> str:
+            return (f"({af} == {AF_INET} ? dt_inet_ntoa({buf}, {a}) : "
+                    f"dt_inet_ntoa6({buf}, {a}, 1))")
+        v = self._address_text(e, size, e.args[1], text)
+        v.pre[:0] = [f"s64 {af} = (s64)({self.int_expr(e.args[0])});",
+                     if_stmt(f"{af} != {AF_INET} && {af} != {AF_INET6}",
+                             [self.fs.fault(FLT_ILLOP, af)])]
+        return v
+
+    def _link_ntop(self, e: ast.Call, size: int) -> StrVal:
+        """link_ntop(type, addr): an Ethernet (6 bytes) or InfiniBand (20) address."""
+        ty = self.fs.tmp("t")
+
+        def text(buf: str, a: str) -> str:
+            return f"dt_link_ntop({buf}, {a}, {ty} == {ARPHRD_ETHER} ? 6 : 20)"
+        v = self._address_text(e, size, e.args[1], text)
+        v.pre[:0] = [f"s64 {ty} = (s64)({self.int_expr(e.args[0])});",
+                     if_stmt(f"{ty} != {ARPHRD_ETHER} && {ty} != {ARPHRD_INFINIBAND}",
+                             [self.fs.fault(FLT_ILLOP, ty)])]
+        return v
+
+    def _address_text(self, e: ast.Call, size: int, addr_arg: ast.Expr,
+                      text: Callable[[str, str], str]) -> StrVal:
+        """A strings.h formatter reading the bytes at a kernel address (a bad address
+        faults); `text(buf, addr)` is its call, negative when the read failed. The buffer
+        has 64 bytes of working space past its first strbuf bytes (strings.h's dst)."""
+        strbuf = self.fs.res.strbuf
+        self.fs.uses.add("addresses")  # addresses.h
+        buf = self.fs.alloc(max(2 * strbuf, strbuf + 64))
         addr = self.fs.tmp("a")
         return StrVal(size, ptr=buf, pre=[
-            f"u64 {addr} = (u64)({self.int_expr(e.args[0])});",
-            if_stmt(f"dt_inet_ntoa({buf}, (void *){addr}) < 0",
-                    [self.fs.fault(FLT_BADADDR, addr)])])
+            f"u64 {addr} = (u64)({self.int_expr(addr_arg)});",
+            if_stmt(f"{text(buf, f'(void *){addr}')} < 0", [self.fs.fault(FLT_BADADDR, addr)])])
 
     # -- moving strings ---------------------------------------------------------------------
 
@@ -293,7 +354,8 @@ _STRING_RULES: dict[type, str] = {
 # string subroutine -> the method emitting it (given the result's size)
 _SUBROUTINES: dict[str, str] = {
     "copyinstr": "_copyinstr", "stringof": "_stringof_call", "lltostr": "_lltostr",
-    "inet_ntoa": "_inet_ntoa",
+    "inet_ntoa": "_inet_ntoa", "inet_ntoa6": "_inet_ntoa6", "inet_ntop": "_inet_ntop",
+    "link_ntop": "_link_ntop", "strtok": "_strtok",
     **{n: "_helper_call" for n in ("strjoin", "substr", "strchr", "strrchr", "strstr",
-                                   "basename", "dirname", "toupper", "tolower")},
+                                   "basename", "dirname", "cleanpath", "toupper", "tolower")},
 }

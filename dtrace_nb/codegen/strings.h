@@ -350,24 +350,125 @@ static __always_inline void dt_strcase(char *dst, const char *s, int upper)
 	dst[i & DT_SMASK] = 0;
 }
 
-/* inet_ntoa(): a dotted quad from the 4 bytes at a kernel address (network order). */
-static __always_inline int dt_inet_ntoa(char *dst, const void *addr)
+/* D's cleanpath(): the path with empty and "." components dropped and each ".." removing
+ * the component before it, lexically (".." at the root stays at the root; leading ".."s
+ * of a relative path stay); "." when a relative path cleans to nothing. One step per
+ * iteration, at most two per character: state 0 is at a component, 1 copies one (and
+ * ends it at a '/'), 2 backs the output up over the component a ".." removes.
+ * The positions live in the unused upper half of dst, volatile: read back from map
+ * memory they are unknown to the verifier, so the paths of one iteration merge instead
+ * of multiplying. */
+static __always_inline void dt_cleanpath(char *dst, const char *s)
 {
-	u8 b[4] = {};
-	if (bpf_probe_read_kernel(b, 4, addr) < 0)
-		return -1;
-	int o = 0;
+	volatile u32 *v = (volatile u32 *)(dst + DT_STRBUF);	/* r, w, floor, state */
+	u32 n = dt_strlen(s);
+	u32 rooted = s[0] == '/';
+	v[0] = rooted;
+	v[1] = rooted;
+	v[2] = rooted;
+	v[3] = 0;
+	if (rooted)
+		dst[0] = '/';
 	#pragma clang loop unroll(disable)
-	for (int k = 0; k < 4; k++) {
-		u8 v = b[k];
-		if (v >= 100)
-			dst[o++ & 15] = '0' + v / 100;
-		if (v >= 10)
-			dst[o++ & 15] = '0' + (v / 10) % 10;
-		dst[o++ & 15] = '0' + v % 10;
-		if (k < 3)
-			dst[o++ & 15] = '.';
+	for (u32 k = 0; k < 2 * DT_STRSIZE; k++) {
+		u32 r = v[0] & DT_SMASK, w = v[1] & DT_SMASK, floor = v[2], state = v[3];
+		if (state == 2) {
+			if (w > floor && dst[w] != '/')
+				v[1] = w - 1;
+			else
+				v[3] = 0;
+			continue;
+		}
+		if (r >= n)
+			break;
+		char c = s[r];
+		if (state == 1) {
+			if (c == '/')
+				v[3] = 0;
+			else {
+				dst[w] = c;
+				v[1] = w + 1;
+			}
+			v[0] = r + 1;
+			continue;
+		}
+		char c1 = s[(r + 1) & DT_SMASK];
+		char c2 = s[(r + 2) & DT_SMASK];
+		if (c == '/' || (c == '.' && (c1 == 0 || c1 == '/'))) {
+			v[0] = r + 1;
+			continue;
+		}
+		if (c == '.' && c1 == '.' && (c2 == 0 || c2 == '/')) {
+			v[0] = r + 2;
+			if (w > floor) {
+				v[1] = w - 1;
+				v[3] = 2;
+			} else if (!rooted) {
+				if (w > 0)
+					dst[w++ & DT_SMASK] = '/';
+				dst[w++ & DT_SMASK] = '.';
+				dst[w++ & DT_SMASK] = '.';
+				v[1] = w;
+				v[2] = w;
+			}
+			continue;
+		}
+		if (w != rooted)
+			dst[w++ & DT_SMASK] = '/';
+		dst[w & DT_SMASK] = c;
+		v[1] = w + 1;
+		v[0] = r + 1;
+		v[3] = 1;
 	}
-	dst[o & 15] = 0;
-	return 0;
+	u32 w = v[1] & DT_SMASK;
+	if (w == 0 && n > 0)
+		dst[w++] = '.';
+	dst[w & DT_SMASK] = 0;
+}
+
+/* D's strtok(s, delim): the next token of s, as C's strtok; s NULL (has_s 0) goes on
+ * with the string of the last call. `st` keeps that string (DT_STRBUF bytes) and the
+ * position after the last token (a u32 after it). No token left gives "" (DTrace: NULL).
+ * The delimiters become a 256-bit set first, so each character is tested in one step. */
+static __always_inline void dt_strtok(char *dst, char *st, const char *s, int has_s,
+				      const char *delim)
+{
+	volatile u32 *pos = (volatile u32 *)(st + DT_STRBUF);
+	u64 set[4] = {};
+	u32 i = 0;
+	if (has_s) {
+		dt_strcpy(st, s);
+		*pos = 0;
+	}
+	#pragma clang loop unroll(disable)
+	for (; i < DT_STRSIZE - 1; i++) {
+		u8 c = delim[i];
+		if (c == 0)
+			break;
+		set[(c >> 6) & 3] |= 1ULL << (c & 63);
+	}
+	i = *pos & DT_SMASK;
+	#pragma clang loop unroll(disable)
+	for (u32 k = 0; k < DT_STRSIZE - 1; k++) {
+		u8 c = st[i & DT_SMASK];
+		if (c == 0 || !((set[(c >> 6) & 3] >> (c & 63)) & 1))
+			break;
+		i++;
+	}
+	/* through memory: the skip loop's exits then enter the token loop as one state */
+	*pos = i;
+	u32 start = *pos & DT_SMASK, o = 0;
+	#pragma clang loop unroll(disable)
+	for (u32 k = 0; k < DT_STRSIZE - 1; k++) {
+		u8 c = st[(start + k) & DT_SMASK];
+		if (c == 0)
+			break;
+		i = start + k + 1;
+		if ((set[(c >> 6) & 3] >> (c & 63)) & 1)
+			break;
+		dst[k] = c;
+		o = k + 1;
+	}
+	*pos = i;
+	dst[o & DT_SMASK] = 0;
 }

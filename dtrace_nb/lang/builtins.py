@@ -44,17 +44,25 @@ AGG_FUNCS: dict[str, tuple[int, int]] = {
     "count": (0, 0), "sum": (1, 0), "min": (1, 0), "max": (1, 0), "avg": (1, 0),
     "stddev": (1, 0), "quantize": (1, 0), "lquantize": (1, 3), "llquantize": (1, 4),
 }
+# Trailing constant parameters that may be left out, and their values (lquantize's step).
+AGG_PARAM_DEFAULTS: dict[str, tuple[int, ...]] = {"lquantize": (1,)}
+# Histograms take an optional last argument: the increment added to the value's bucket.
+AGG_INCREMENT = ("quantize", "lquantize", "llquantize")
 
 
 @dataclass(frozen=True)
 class Sub:
-    """A subroutine: argument kinds ('int', 'string', 'any') with `optional` trailing ones,
-    and the result type ('string' results use the program's strsize unless sized)."""
+    """A subroutine: argument kinds ('int', 'string', 'string or NULL', 'any') with
+    `optional` trailing ones, and the result type ('string' results use the program's
+    strsize unless sized). A 'string' may be given as NULL, a bad address when the clause
+    runs; 'string or NULL' gives NULL a meaning (strtok's continuation)."""
 
     args: tuple[str, ...]
     optional: int = 0
     result: str = "int"
     int_type: Optional[IntType] = None
+    size: Optional[int] = None  # the longest string result, NUL included (cut to strsize)
+    constant_args: tuple[int, ...] = ()  # arguments that must be integer constants
 
 
 SUBROUTINES: dict[str, Sub] = {
@@ -82,9 +90,48 @@ SUBROUTINES: dict[str, Sub] = {
     "htonl": Sub(("int",), result="int", int_type=UINT32),
     "ntohll": Sub(("int",), result="int", int_type=UINT64),
     "htonll": Sub(("int",), result="int", int_type=UINT64),
-    "inet_ntoa": Sub(("int",), result="string"),
+    "inet_ntoa": Sub(("int",), result="string", size=16),
+    "inet_ntoa6": Sub(("int", "int"), optional=1, result="string", size=48,
+                      constant_args=(1,)),
+    "inet_ntop": Sub(("int", "int"), result="string", size=48),
+    "link_ntop": Sub(("int", "int"), result="string", size=64),
+    "cleanpath": Sub(("string",), result="string"),
+    # strtok(NULL, delim) goes on with the string of the last call
+    "strtok": Sub(("string or NULL", "string"), result="string"),
+    # Linux's struct mutex and rwlock_t (qrwlock), read at the lock's address
+    "mutex_owned": Sub(("int",), result="int", int_type=INT),
+    "mutex_owner": Sub(("int",), result="int", int_type=PtrType(8, False, "kthread_t *", None)),
+    "mutex_type_adaptive": Sub(("int",), result="int", int_type=INT),
+    "mutex_type_spin": Sub(("int",), result="int", int_type=INT),
+    "rw_read_held": Sub(("int",), result="int", int_type=INT),
+    "rw_write_held": Sub(("int",), result="int", int_type=INT),
+    "rw_iswriter": Sub(("int",), result="int", int_type=INT),
+    "getmajor": Sub(("int",), result="int", int_type=UINT32),
+    "getminor": Sub(("int",), result="int", int_type=UINT32),
     "speculation": Sub((), result="int", int_type=INT),
     "progenyof": Sub(("int",), result="int", int_type=INT),
+}
+
+# Subroutines and actions DTrace has that dtrace-nb does not, with the reason a user gets.
+_USER_SYMBOL = ("{}() is not available yet: it needs the address recorded with its process "
+                "to symbolise; print it with printf(\"%A\", addr) or take ustack()")
+UNAVAILABLE_SUBROUTINES = {
+    "d_path": "d_path() needs the kernel's bpf_d_path(), which only fentry/LSM programs may "
+              "call: tracepoint, perf and uprobe programs cannot",
+    "jstack": "jstack() needs the JVM's DTrace helper (ustack helpers), which Linux's JVMs "
+              "do not provide; use ustack()",
+    "pcap": "pcap() is not supported: dtrace-nb writes no capture files; trace the packet "
+            "with tracemem()",
+    "ddi_pathname": "ddi_pathname() reads Solaris's device tree, which Linux does not have",
+    "getf": "getf() is not available: use fds[] when it is, or the file's path from a "
+            "tracepoint argument",
+    **{n: _USER_SYMBOL.format(n) for n in ("uaddr", "usym", "ufunc", "umod")},
+    "alloca": "alloca() is not available yet: D pointers into scratch memory (stores "
+              "through them, indexing) are not implemented",
+    "bcopy": "bcopy() is not available yet: it copies into alloca() memory, which is not "
+             "implemented",
+    "copyinto": "copyinto() is not available yet: it copies into alloca() memory, which is "
+                "not implemented",
 }
 
 # Actions: statements that record data or change the session. name -> (min, max) args.

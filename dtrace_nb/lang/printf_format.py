@@ -26,16 +26,17 @@ from dtrace_nb.errors import DCompileError
 
 # which kind of argument each conversion takes
 _KIND = {**{c: "int" for c in "diouxXcp"}, **{c: "float" for c in "eEfgG"},
-         "s": "string", "S": "string", "a": "int", "A": "int", "Y": "time", "%": "none"}
+         "s": "string", "S": "string", "a": "int", "A": "int", "Y": "time", "k": "stack",
+         "%": "none"}
 
 # length modifiers each conversion accepts (dt_printf.c's dictionary: hd, ld, lld, Le,
 # lc, ls, wc, ws...; hh, z, j and t are dtrace-nb's leniency for integer conversions)
 _INT_LENGTHS = ("", "h", "hh", "l", "ll", "z", "j", "t")
 _LENGTHS = {**{c: _INT_LENGTHS for c in "diouxX"}, **{c: ("", "L") for c in "eEfgG"},
             "c": ("", "l", "w"), "s": ("", "l", "w"), "S": ("",), "p": ("",), "a": ("",),
-            "A": ("",), "Y": ("",), "%": ("",)}
+            "A": ("",), "Y": ("",), "k": ("",), "%": ("",)}
 
-_HINT = "conversions: %d %i %u %o %x %X %c %s %S %p %a %A %e %E %f %g %G %Y %%"
+_HINT = "conversions: %d %i %u %o %x %X %c %s %S %p %a %A %e %E %f %g %G %k %Y %%"
 
 
 @dataclass(frozen=True)

@@ -218,4 +218,6 @@ def format_conversion(conv: str, flags: str, width: Optional[int], prec: Optiona
         return c_str(symbol_text(_as(int(value), 8, False), usym), flags, width, prec)
     if conv == "Y":
         return c_str(format_walltime(_as(int(value), 8, True)), flags, width, prec)
+    if conv == "k":  # a stack, already symbolised into its frames' text
+        return c_str(str(value), flags, width, prec)
     return str(value)

@@ -40,7 +40,7 @@ CASES = [
     ("BEGIN { @a = sum(execname); }", "1:18", "needs an integer argument"),
     ('BEGIN { printf("%d %d\\n", 1); }', "1:9", "needs 2 arguments, 1 given"),
     ('BEGIN { printf("%s\\n", 1); }', "1:24", "wants a string"),
-    ('BEGIN { printf("%k\\n", 1); }', "1:16", "invalid conversion 'k'"),
+    ('BEGIN { printf("%k\\n", 1); }', "1:24", "%k needs stack() or ustack()"),
     ("BEGIN { printf(execname); }", "1:9", "format string literal"),
     ("BEGIN { exit(); }", "1:9", "exit() takes 1 argument, 0 given"),
     ("BEGIN /execname/ { }", "1:8", "predicate must be an integer"),

@@ -23,7 +23,7 @@ from tests.fakeprobes import compile_c
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 PROGRAMS = sorted(GOLDEN.glob("*.d"))
 MACRO_ARGS = ("41", "hello")
-HEADERS = ("prelude.h", "strings.h", "aggregate.h", "fault.h", "speculation.h",
+HEADERS = ("prelude.h", "strings.h", "aggregate.h", "addresses.h", "fault.h", "speculation.h",
            "translated.h")
 
 

@@ -156,7 +156,7 @@ def test_length_modifiers_print_by_the_argument_type():
 
 @pytest.mark.parametrize("bad", [
     "%", "abc %5",      # name expected before end of format string
-    "%k", "%q", "%-+q",  # undefined conversions
+    "%q", "%j", "%-+q",  # undefined conversions
     "%5%",             # %% cannot be combined with other format flags
     "%1$d",            # positional formats are unsupported
     "%**d",            # more than one '*' for the width
@@ -177,3 +177,10 @@ def test_at_flag_marks_an_aggregation_conversion():
     assert c.is_agg and c.width == "8" and c.conv == "u"
     (c,) = parse_format("%d")
     assert not c.is_agg and c.kind == "int"
+
+
+def test_k_prints_the_symbolised_stack_text():
+    # %k takes a stack() or ustack(): the consumer hands over its frames' text
+    frames = "\n              vmlinux`a+0x1\n              vmlinux`b+0x2\n"
+    assert pf("[%k]", frames) == f"[{frames}]"
+    assert [p.kind for p in parse_format("%k %@d") if not isinstance(p, str)] == ["stack", "agg"]

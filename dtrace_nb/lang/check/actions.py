@@ -95,14 +95,13 @@ def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str) -> Non
 
 def _printa(w: Walk, call: ast.Call) -> None:
     args = call.args
-    fmt: Optional[ast.StrLit] = None
+    conversions: Optional[list] = None
     if isinstance(args[0], ast.StrLit):
-        fmt = args[0]
-        _format(w, call, fmt)
+        conversions = _format(w, call, args[0])
         args = args[1:]
     if not args:
         raise DCompileError("printa() needs at least one aggregation", call.span)
-    printa_aggs(w, call, args, fmt is not None)
+    printa_aggs(w, call, args, conversions)
 
 
 def _trace(w: Walk, call: ast.Call) -> None:

@@ -9,7 +9,7 @@ from typing import Optional
 
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import AGG_FUNCS
+from dtrace_nb.lang.builtins import AGG_FUNCS, AGG_INCREMENT, AGG_PARAM_DEFAULTS
 from dtrace_nb.lang.check.results import AggInfo
 from dtrace_nb.lang.check.state import (INT64_MAX, INT64_MIN, agg_target, check_keys,
                                         key_name)
@@ -31,17 +31,26 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
                             e.value.span,
                             hint="one of " + ", ".join(f"{f}()" for f in AGG_FUNCS))
     nvals, nparams = AGG_FUNCS[call.name]
-    want = nvals + nparams
-    if call.name == "llquantize" and len(call.args) == 4:
-        want = 4  # DTrace's older four-argument form has no steps; we need them
-    if len(call.args) != nvals + nparams:
-        raise DCompileError(f"{call.name}() takes {want} argument{'s' * (want != 1)}, "
-                            f"{len(call.args)} given", call.span)
+    defaults = AGG_PARAM_DEFAULTS.get(call.name, ())
+    lo = nvals + nparams - len(defaults)
+    hi = nvals + nparams + (call.name in AGG_INCREMENT)
+    n = len(call.args)
+    if not lo <= n <= hi:
+        want = f"{lo}" if lo == hi else f"{lo} {'or' if hi == lo + 1 else 'to'} {hi}"
+        raise DCompileError(f"{call.name}() takes {want} argument{'s' * (hi != 1)}, "
+                            f"{n} given", call.span)
     for a in call.args[:nvals]:
         if not w.x.expr(a).is_int:
             raise DCompileError(f"{call.name}() needs an integer argument, not "
                                 f"{w.x.ann.type(a)}", a.span)
-    params = tuple(w.x.constant(a, f"{call.name}() parameter") for a in call.args[nvals:])
+    given = call.args[nvals:nvals + nparams]
+    params = tuple(w.x.constant(a, f"{call.name}() parameter") for a in given)
+    if len(given) < nparams:
+        params += defaults[len(defaults) - (nparams - len(given)):]
+    incr = increment(call)
+    if incr is not None and not w.x.expr(incr).is_int:
+        raise DCompileError(f"{call.name}() increment must be an integer, not "
+                            f"{w.x.ann.type(incr)}", incr.span)
     _check_params(call, params)
     key_types = [_key_type(w, k) for k in keys]
     for k, t in zip(keys, key_types):
@@ -54,6 +63,15 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
                                [key_name(k, i) for i, k in enumerate(keys)], e.span, params)
         return
     _same_shape(info, call, params, key_types, keys, e.target)
+
+
+def increment(call: ast.Call) -> Optional[ast.Expr]:
+    """The optional increment of quantize(v, incr), lquantize(v, lo, hi, step, incr) and
+    llquantize(v, factor, lo, hi, steps, incr): the argument after the parameters."""
+    if call.name not in AGG_INCREMENT:
+        return None
+    nvals, nparams = AGG_FUNCS[call.name]
+    return call.args[nvals + nparams] if len(call.args) > nvals + nparams else None
 
 
 def _same_shape(info: AggInfo, call: ast.Call, params: tuple[int, ...],
@@ -89,37 +107,84 @@ def _key_type(w: Walk, k: ast.Expr) -> DType:
 
 
 def _check_params(call: ast.Call, params: tuple[int, ...]) -> None:
-    for a, v in zip(call.args[-len(params):] if params else [], params):
+    for a, v in zip(call.args[1:], params):  # a defaulted parameter is in range
         if not INT64_MIN <= v <= INT64_MAX:
             raise DCompileError(f"{call.name}() parameter {v} does not fit in 64 bits", a.span)
     if call.name == "lquantize":
-        base, limit, step = params
-        if step <= 0:
-            raise DCompileError("lquantize() step must be greater than zero", call.args[3].span)
-        if limit <= base:
-            raise DCompileError("lquantize() upper bound must be greater than the lower bound",
-                                call.args[2].span)
-        levels = (limit - base) // step
-        if (limit - base) % step:
-            raise DCompileError("lquantize() range must be a multiple of the step",
-                                call.args[3].span)
-        if levels > LQUANTIZE_MAX_LEVELS:
-            raise DCompileError(f"lquantize() has {levels} levels; at most "
-                                f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
+        _check_lquantize(call, *params)
     elif call.name == "llquantize":
-        factor, low, high, nsteps = params
-        if factor < 2:
-            raise DCompileError("llquantize() factor must be at least 2", call.args[1].span)
-        if low < 0 or high < low:
-            raise DCompileError("llquantize() magnitudes must satisfy 0 <= low <= high",
-                                call.args[2].span)
-        if nsteps < factor or nsteps % factor:
-            raise DCompileError("llquantize() steps must be a multiple of the factor",
-                                call.args[4].span)
-        # high < 64 first: factor ** (high + 1) of a huge high would never finish
-        if high >= 64 or factor ** (high + 1) > 2**63:
-            raise DCompileError("llquantize() high magnitude overflows 64 bits",
-                                call.args[3].span)
+        _check_llquantize(call, *params)
+
+
+def _check_lquantize(call: ast.Call, base: int, limit: int, step: int) -> None:
+    """dt_cg_agg_lquantize's rules, in its words; a range that is not a multiple of the
+    step is valid (the last level ends below the limit)."""
+    a = call.args
+    i32 = (-2**31, 2**31 - 1)
+    if not i32[0] <= base <= i32[1]:
+        raise DCompileError("lquantize( ) argument #1 must be a 32-bit quantity", a[1].span)
+    if not i32[0] <= limit <= i32[1]:
+        raise DCompileError("lquantize( ) argument #2 must be a 32-bit quantity", a[2].span)
+    if limit <= base:
+        raise DCompileError("lquantize( ) base (argument #1) must be less than limit "
+                            "(argument #2)", a[2].span)
+    step_span = a[3].span if len(a) > 3 else call.span
+    if step <= 0:
+        raise DCompileError("lquantize( ) argument #3 must be a non-zero positive integer "
+                            "constant", step_span)
+    if step > 0xFFFF:
+        raise DCompileError("lquantize( ) argument #3 must be a 16-bit quantity", step_span)
+    levels = (limit - base) // step
+    if levels == 0:
+        raise DCompileError("lquantize( ) step (argument #3) too large: must have at least "
+                            "one quantization level", call.span)
+    if levels > LQUANTIZE_MAX_LEVELS:  # DTrace allows 65535: here each level is map space
+        raise DCompileError(f"lquantize() has {levels} levels; at most "
+                            f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
+
+
+def _check_llquantize(call: ast.Call, factor: int, low: int, high: int, steps: int) -> None:
+    """dt_cg_agg_llquantize's rules, in its words (arguments counted after the value)."""
+    a = call.args
+    u16 = 0xFFFF
+    if not 2 <= factor <= u16:
+        raise DCompileError("llquantize( ) argument #1 must be an unsigned 16-bit quantity "
+                            "greater than or equal to 2", a[1].span)
+    if not 0 <= low <= u16:
+        raise DCompileError("llquantize( ) argument #2 must be an unsigned 16-bit quantity",
+                            a[2].span)
+    if not 0 <= high <= u16:
+        raise DCompileError("llquantize( ) argument #3 must be an unsigned 16-bit quantity",
+                            a[3].span)
+    if high < low:
+        raise DCompileError("llquantize( ) argument #3 (high magnitude) must be at least "
+                            "argument #2 (low magnitude)", a[3].span)
+    # DTrace's limit is 64 unsigned bits; the buckets here are computed in signed ones.
+    # (high < 64 first: factor ** (high + 1) of a huge high would never finish.)
+    if high >= 64 or factor ** (high + 1) > 2**63:
+        raise DCompileError("llquantize( ) argument #3 (high magnitude) will cause overflow "
+                            "of 64 bits", a[3].span)
+    if steps <= 0:
+        raise DCompileError("llquantize( ) argument #4 must be a non-zero positive integer "
+                            "constant", a[4].span)
+    if steps > u16:
+        raise DCompileError("llquantize( ) argument #4 must be an unsigned 16-bit quantity",
+                            a[4].span)
+    if steps < factor and factor % steps:
+        raise DCompileError("llquantize() argument #4 (steps) must evenly divide argument #1 "
+                            "(factor) when steps<factor", a[1].span)
+    if steps > factor:
+        if steps % factor:
+            raise DCompileError("llquantize() argument #4 (steps) must be a multiple of "
+                                "argument #1 (factor) when steps>factor", a[1].span)
+        if low == 0 and (factor * factor) % steps:
+            raise DCompileError("llquantize() argument #4 (steps) must evenly divide the "
+                                "square of argument #1 (factor) when steps>factor and "
+                                "lmag==0", a[1].span)
+        if low > 0 and factor ** (low + 1) % steps:
+            raise DCompileError("llquantize() argument #4 (steps) must evenly divide "
+                                "pow(argument #1 (factor), lmag (argument #2) + 1) when "
+                                "steps>factor and lmag>0", a[1].span)
 
 
 def referenced(w: Walk, a: ast.AggRef) -> Optional[AggInfo]:
@@ -141,8 +206,11 @@ def agg_arg(w: Walk, call: ast.Call, i: int) -> None:
     referenced(w, a)
 
 
-def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr], has_format: bool) -> None:
-    """printa()'s aggregations: defined, and printable together (keys of one shape)."""
+def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr],
+                fmt: Optional[list] = None) -> None:
+    """printa()'s aggregations: defined, printable together (keys of one shape), and
+    their keys fit the format's conversions (`fmt`, its conversions in order)."""
+    has_format = fmt is not None
     infos = []
     for a in args:
         if not isinstance(a, ast.AggRef):
@@ -158,3 +226,39 @@ def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr], has_format: bool)
         if [t.is_int for t in info.key_types] != [t.is_int for t in first.key_types]:
             raise DCompileError(f"@{info.name} and @{first.name} have different keys and "
                                 "cannot be printed together", a.span)
+    if fmt and infos:
+        _printa_conversions(call, fmt, infos[0][1].key_types)
+
+
+# what each conversion takes, in dt_printf.c's words (its prototypes)
+_PROTOTYPES = {**{c: "integer" for c in "diouxX"}, "c": "char, short, or int",
+               "p": "pointer or integer", "a": "pointer or integer",
+               "A": "pointer or integer", "s": "char [] or string (or use stringof)",
+               "S": "char [] or string (or use stringof)", "k": "stack", "Y": "integer",
+               **{c: "double" for c in "eEfgG"}}
+
+
+def _printa_conversions(call: ast.Call, fmt: list, key_types: list[DType]) -> None:
+    """dt_printf_validate: the conversions without '@' take the keys in order ('*' takes
+    one too): a stack key only %k, a string key %s or %S, an integer key the others."""
+    ki = 0
+    for number, conv in enumerate(fmt, 1):
+        wants = [None] * conv.star_count + ([] if conv.is_agg else [conv.conv])
+        for want in wants:
+            if ki >= len(key_types):
+                return  # too few keys: text/printa.py says so when printing
+            t = key_types[ki]
+            kind = "stack" if isinstance(t, StackType) else "string" if t.is_string else "int"
+            if want is None or want not in "ksS":
+                fits = kind == "int"
+            else:
+                fits = kind == ("stack" if want == "k" else "string")
+            if not fits:
+                conv_text = "*" if want is None else f"%{conv.conv}"
+                proto = "integer" if want is None else _PROTOTYPES.get(want, want)
+                shown = "stack" if kind == "stack" else str(t)
+                raise DCompileError(f"printa( ) argument #{ki + 2} is incompatible with "
+                                    f"conversion #{number} prototype:\n\tconversion: "
+                                    f"{conv_text}\n\t prototype: {proto}\n\t  argument: "
+                                    f"{shown}", call.span)
+            ki += 1

@@ -12,7 +12,8 @@ from typing import Callable, Optional
 
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, SUBROUTINES
+from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES,
+                                     UNAVAILABLE_SUBROUTINES)
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
 from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
@@ -272,6 +273,8 @@ class ExprChecker(VariableRules):
         if e.name in ACTIONS:
             raise DCompileError(f"{e.name}() is an action and has no value", e.span)
         sub = SUBROUTINES.get(e.name)
+        if sub is None and e.name in UNAVAILABLE_SUBROUTINES:
+            raise DCompileError(UNAVAILABLE_SUBROUTINES[e.name], where)
         if sub is None:
             raise DCompileError(f"unknown function '{e.name}()'", where)
         n, hi = len(e.args), len(sub.args)
@@ -285,10 +288,17 @@ class ExprChecker(VariableRules):
             if kind == "int" and not t.is_int:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be an integer, not {t}",
                                     a.span)
-            if kind == "string" and not t.is_string:
+            # NULL (a constant 0) is a char * too: DTrace faults when the clause runs
+            if kind in ("string", "string or NULL") and not t.is_string \
+                    and const_value(a, self.ann) == 0:
+                continue
+            if kind in ("string", "string or NULL") and not t.is_string:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be a string, not {t}",
                                     a.span, hint="read a string from an address with "
                                                  "copyinstr() (user) or stringof() (kernel)")
+        for i in sub.constant_args:
+            if i < n:
+                self.constant(e.args[i], f"{e.name}() argument {i + 1}")
         if e.name == "copyin":
             size = self.constant(e.args[1], "copyin() size")
             if not 0 < size <= 4096:
@@ -301,8 +311,9 @@ class ExprChecker(VariableRules):
     def _string_result(self, e: ast.Call) -> DType:
         if e.name == "lltostr":
             return StringType(24)
-        if e.name == "inet_ntoa":
-            return StringType(16)
+        size = SUBROUTINES[e.name].size
+        if size is not None:
+            return StringType(min(size, self.st.strsize))
         if e.name == "stringof":
             t = self.ann.type(e.args[0])
             return t if t.is_string else StringType(self.st.strsize)

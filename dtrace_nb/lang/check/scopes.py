@@ -11,6 +11,7 @@ from typing import Optional
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVAILABLE_BUILTINS
+from dtrace_nb.lang.constants import CONSTANTS
 from dtrace_nb.lang.check.results import Annotations, Variable
 from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe
 from dtrace_nb.lang import translated
@@ -61,6 +62,10 @@ class VariableRules:
             raise DCompileError(f"{n} must be indexed: {n}[...]", e.span)
         if n in UNAVAILABLE_BUILTINS:
             raise DCompileError(UNAVAILABLE_BUILTINS[n], e.span)
+        if n in CONSTANTS:
+            value, t = CONSTANTS[n]
+            self.ann.macros[e] = value
+            return t
         if n == "args":
             raise DCompileError("args must be indexed: args[N]", e.span)
         if self.lenient:

@@ -63,7 +63,7 @@ def const_value(e: ast.Expr, ann: Annotations) -> Optional[int]:
     """The value of an integer constant expression, or None."""
     if isinstance(e, (ast.IntLit, ast.CharLit)):
         return e.value
-    if isinstance(e, ast.MacroVar):
+    if isinstance(e, (ast.MacroVar, ast.Ident)):  # an Ident's value: a predefined constant
         v = ann.macro(e)
         return v if isinstance(v, int) else None
     if isinstance(e, ast.Unary) and e.op in ("-", "+", "~"):
