@@ -16,7 +16,7 @@ from typing import Optional
 
 from dtrace_nb import frontend
 from dtrace_nb.display.explain import explain as explain_program
-from dtrace_nb.errors import DError, DUsageError
+from dtrace_nb.errors import DCompileError, DError, DProbeError, DSyntaxError, DUsageError
 from dtrace_nb.runtime.environment import doctor, format_doctor
 from dtrace_nb.session import Session
 from dtrace_nb.text.messages import is_chatter
@@ -59,7 +59,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             source = frontend.program_text(ns)
         except DError:
             pass
-        print(err.render(source), file=sys.stderr)
+        report_error(err, ns, source)
         return 1 if not isinstance(err, DUsageError) else 2
     except KeyboardInterrupt:
         return 130
@@ -70,6 +70,29 @@ def main(argv: Optional[list[str]] = None) -> int:
         if os.environ.get("DTRACE_NB_DEBUG"):
             raise
         return 3
+
+
+# the errors dtrace(1) reports as a program that failed to compile
+_COMPILE_ERRORS = (DCompileError, DSyntaxError, DProbeError)
+
+
+def report_error(err: DError, ns: argparse.Namespace, source: str, stream=None) -> None:
+    """A D error as dtrace(1) prints it (`dtrace: failed to compile script x.d: [D_XXX]
+    line N: ...`: one line a tool can parse), then for a person at a terminal the caret
+    view with its hint. Errors that are not the program's (options, privileges, the
+    verifier) keep our own form."""
+    stream = stream if stream is not None else sys.stderr
+    cmd = None
+    if isinstance(err, _COMPILE_ERRORS) and source:
+        cmd = frontend.command_for(frontend.commands(ns),
+                                   err.span.line if err.span is not None else 1)
+    if cmd is None:
+        print(err.render(source), file=stream)
+        return
+    errtags = "errtags" in frontend.options(ns)
+    print(err.dtrace_line(cmd.failed(), errtags, source, cmd.from_file), file=stream)
+    if stream.isatty():
+        print(err.render(source), file=stream)
 
 
 def list_probes(ns: argparse.Namespace, out=sys.stdout) -> int:
@@ -104,16 +127,27 @@ def trace(ns: argparse.Namespace) -> int:
         if not (ns.quiet and is_chatter(text)):
             print(text, file=sys.stderr)
 
+    cfg.testing = "_DTRACE_TESTING" in os.environ
     session = Session(cfg, on_output=emit, on_message=message)
-    # SIGTERM ends tracing like Ctrl-C does: detach, print, exit.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    caught = [signal.SIGINT]
+
+    def terminate(signo, _frame):
+        caught[0] = signo
+        raise KeyboardInterrupt
+
+    # SIGTERM ends tracing like Ctrl-C does: detach, run END, print, exit.
+    signal.signal(signal.SIGTERM, terminate)
     # drops were reported as they happened; the command needs no Result (nor pandas)
     outcome = session.run(duration=ns.duration)
     if out is not sys.stdout:
         out.close()
     if outcome.error is not None:
-        print(outcome.error.render(source), file=sys.stderr)
+        report_error(outcome.error, ns, source)
         return 1
+    if outcome.interrupted and not session.started_at:
+        # stopped before any probe was live: nothing was traced, and the caller must be
+        # able to tell (the shell's 128 + signal number)
+        return 128 + caught[0]
     return session.exit_status or 0
 
 

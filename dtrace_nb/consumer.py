@@ -72,15 +72,20 @@ class Consumer:
     def __init__(self, checked: CheckedProgram, program: BpfProgram, aggs: AggregationStore,
                  symbols: Symbols, emit: Callable[[str], None],
                  message: Callable[[str], None],
-                 fire_error: Callable[[tuple[int, ...]], None], record_frames: bool = False):
+                 fire_error: Callable[[tuple[int, ...]], None], record_frames: bool = False,
+                 testing: bool = False):
         self.checked, self.program = checked, program
         self.aggs, self.symbols = aggs, symbols
         self.emit, self.message, self.fire_error = emit, message, fire_error
         self.record_frames = record_frames
+        self.testing = testing  # dtrace(1)'s _DTRACE_TESTING: no CPU and ID columns
         self.layouts = {r.epid: r for r in program.resources.records.values()}
         self.quiet = bool(checked.options["quiet"])
         self.heading = False
-        self.exit_status: Optional[int] = None  # the first exit()'s
+        self.exit_status: Optional[int] = None  # the last exit()'s, as dtrace(1)'s g_status
+        # aggregations printa() has printed rows of: not printed again at the end
+        # (libdtrace's DTRACE_AGD_PRINTED)
+        self.printed: set[str] = set()
         self.record_count = 0
         self.errors = 0
         self.record_columns: dict[int, list] = {}  # epid -> decoded row arrays (frames)
@@ -147,9 +152,9 @@ class Consumer:
         out = []
         if not self.quiet:
             if not self.heading:
-                out.append(records.HEADING)
+                out.append(records.heading(self.testing))
                 self.heading = True
-            out.append(records.probe_prefix(rec.cpu, rec.probe))
+            out.append(records.probe_prefix(rec.cpu, rec.probe, self.testing))
         status = None
         for action in layout.actions:
             if not (rec.mask >> action.bit) & 1 and action.kind != "default":
@@ -165,7 +170,7 @@ class Consumer:
             out.append("\n")
         if out:
             self.emit("".join(out))
-        if status is not None and self.exit_status is None:
+        if status is not None:
             self.exit_status = status
         for action in layout.actions:
             if action.kind in ("commit", "discard") and (rec.mask >> action.bit) & 1:
@@ -224,6 +229,7 @@ class Consumer:
 
     def _printa(self, fmt: Optional[str], names: list[str]) -> str:
         snaps = [self.aggs.snapshot(n) for n in names]
+        self.printed.update(n for n, s in zip(names, snaps) if len(s))
         if fmt is None:
             s = snaps[0]
             return "\n" + format_aggregation(s.func, s.keys, s.values, s.key_kinds, s.params)
@@ -268,7 +274,9 @@ class Consumer:
                 self.message(msg)
 
     def end(self, snapshot: dict[str, AggSnapshot]) -> None:
-        """dtrace(1) at the end: a newline, then every aggregation (in program order)."""
+        """dtrace(1) at the end: a newline, then every aggregation (in program order) that
+        printa() has not printed."""
         self.emit(format_all([(s.func, s.keys, s.values, s.key_kinds, s.params)
                               for name in self.program.resources.aggs
-                              if (s := snapshot.get(name)) is not None and len(s)]))
+                              if name not in self.printed
+                              and (s := snapshot.get(name)) is not None and len(s)]))

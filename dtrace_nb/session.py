@@ -45,6 +45,11 @@ class SessionConfig:
     # text; every other record (exit, printa, speculations, ERROR...) is handled as usual.
     # Clauses of BEGIN/END/ERROR and speculative records stay text.
     record_frames: bool = False
+    # the programs as given on the command line (frontend.Command): one 'matched N probes'
+    # notice each, as dtrace(1); without them (a cell), one per clause
+    commands: list = field(default_factory=list)
+    # dtrace(1)'s _DTRACE_TESTING: records without the CPU and ID columns
+    testing: bool = False
 
 
 @dataclass
@@ -98,8 +103,7 @@ class Session:
             self.checked, self.program = compile_program(
                 self.cfg, self.catalog, self.target.pid if self.target else None,
                 self.target.exe if self.target else "")
-            for c in self.checked.clauses:
-                self._message(matched_message([p.text for p in c.clause.probes], len(c.probes)))
+            self._matched_notices()
             self._load()
             self.started_at = time.monotonic()
             self.running = True
@@ -117,6 +121,22 @@ class Session:
                     self.target.kill()
             raise
 
+    def _matched_notices(self) -> None:
+        """dtrace(1)'s notice per program enabled, unless quiet (-q or the quiet option
+        set when it was compiled: `#pragma D option quiet`)."""
+        assert self.checked is not None
+        if self.checked.options["quiet"]:
+            return
+        clauses = self.checked.clauses
+        if not self.cfg.commands:
+            for c in clauses:
+                self._message(matched_message([p.text for p in c.clause.probes], len(c.probes)))
+            return
+        for cmd in self.cfg.commands:
+            n = sum(len(c.probes) for c in clauses
+                    if c.clause.probes and cmd.holds(c.clause.probes[0].span.line))
+            self._message(matched_message(cmd.name, n, cmd.desc))
+
     def _load(self) -> None:
         from dtrace_nb.runtime.aggregations import AggregationReader
         from dtrace_nb.runtime.records import RecordDecoder, RingConsumer
@@ -133,7 +153,8 @@ class Session:
         self.consumer = Consumer(self.checked, self.program, self._reader, symbols,
                                  self._emit, self._message,
                                  lambda args: self._fire("ERROR", args, consume=False),
-                                 record_frames=self.cfg.record_frames)
+                                 record_frames=self.cfg.record_frames,
+                                 testing=self.cfg.testing)
         ring = self._loaded.ring
         if ring is not None:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)

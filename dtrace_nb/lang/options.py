@@ -69,6 +69,9 @@ KNOWN: dict[str, tuple[str, Value]] = {
     "zdefs": ("bool", False),
     "defaultargs": ("bool", False),
     "rawbytes": ("bool", False),
+    # dtrace(1)'s: D_XXX tags in compile errors, DTRACEDROP_XXX tags in drop messages
+    "errtags": ("bool", False),
+    "droptags": ("bool", False),
     # dtrace-nb's own: how many distinct keys an aggregation map may hold.
     "aggkeys": ("int", 10240),
 }

@@ -6,9 +6,13 @@ from __future__ import annotations
 from dtrace_nb.faults import fault_details, fault_words
 
 
-def matched_message(descriptions: list[str], nprobes: int) -> str:
-    """dtrace: description 'syscall::read:entry ' matched 1 probe"""
-    return (f"dtrace: description '{', '.join(descriptions)} ' matched {nprobes} "
+def matched_message(descriptions, nprobes: int, desc: str = "") -> str:
+    """dtrace(1)'s notice for a program enabled: `dtrace: script 'x.d' matched 3 probes`,
+    `dtrace: description 'BEGIN ' matched 1 probe` (the -n text up to its first '{', '/'
+    or ';'). A list of probe descriptions (a clause of a cell) is named as that clause."""
+    if not isinstance(descriptions, str):
+        descriptions, desc = ", ".join(descriptions) + " ", "description"
+    return (f"dtrace: {desc} '{descriptions}' matched {nprobes} "
             f"probe{'s' * (nprobes != 1)}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from dtrace_nb.errors import DCompileError
+from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, DESTRUCTIVE
 from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
@@ -25,7 +25,8 @@ def check_action(w: Walk, call: ast.Call) -> None:
     if not lo <= n <= hi:
         want = f"{lo}" if lo == hi else f"{lo} to {hi}"
         raise DCompileError(f"{call.name}() takes {want} argument{'s' * (hi != 1)}, "
-                            f"{n} given", call.span)
+                            f"{n} given", call.span, tag="D_PROTO_LEN",
+                            dtrace=proto_len(call.name, n, lo, hi))
     if call.name in DESTRUCTIVE:
         w.destructive.append(call)
     if call.name in NOT_ON_LINUX:
@@ -37,8 +38,10 @@ def check_action(w: Walk, call: ast.Call) -> None:
 
 def _int_arg(w: Walk, call: ast.Call, i: int) -> None:
     if not w.x.expr(call.args[i]).is_int:
+        got = w.x.ann.type(call.args[i])
         raise DCompileError(f"{call.name}() argument {i + 1} must be an integer, "
-                            f"not {w.x.ann.type(call.args[i])}", call.args[i].span)
+                            f"not {got}", call.args[i].span, tag="D_PROTO_ARG",
+                            dtrace=proto_arg(call.name, i + 1, "int", str(got)))
 
 
 def _format(w: Walk, call: ast.Call, fmt: ast.StrLit) -> list:
@@ -77,7 +80,7 @@ def _stack_conversion(w: Walk, a: ast.Expr) -> None:
     lo, hi = ACTIONS[a.name]
     if not lo <= len(a.args) <= hi:
         raise DCompileError(f"{a.name}() takes {lo} to {hi} arguments, {len(a.args)} given",
-                            a.span)
+                            a.span, tag="D_PROTO_LEN", dtrace=proto_len(a.name, len(a.args), lo, hi))
     _stack_args(w, a)
     w.x.ann.types[a] = INT64
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError
+from dtrace_nb.errors import DCompileError, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import AGG_FUNCS
 from dtrace_nb.lang.check.results import AggInfo
@@ -36,7 +36,8 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
         want = 4  # DTrace's older four-argument form has no steps; we need them
     if len(call.args) != nvals + nparams:
         raise DCompileError(f"{call.name}() takes {want} argument{'s' * (want != 1)}, "
-                            f"{len(call.args)} given", call.span)
+                            f"{len(call.args)} given", call.span, tag="D_PROTO_LEN",
+                            dtrace=proto_len(call.name, len(call.args), want, want))
     for a in call.args[:nvals]:
         if not w.x.expr(a).is_int:
             raise DCompileError(f"{call.name}() needs an integer argument, not "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from dtrace_nb.errors import DCompileError
+from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, SUBROUTINES
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
@@ -269,15 +269,17 @@ class ExprChecker(VariableRules):
         if not lo <= n <= hi:
             want = f"{lo}" if lo == hi else f"{lo} or {hi}"
             raise DCompileError(f"{e.name}() takes {want} argument{'s' * (hi != 1)}, {n} given",
-                                e.span)
+                                e.span, tag="D_PROTO_LEN", dtrace=proto_len(e.name, n, lo, hi))
         for i, (a, kind) in enumerate(zip(e.args, sub.args)):
             t = self.expr(a)
             if kind == "int" and not t.is_int:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be an integer, not {t}",
-                                    a.span)
+                                    a.span, tag="D_PROTO_ARG",
+                                    dtrace=proto_arg(e.name, i + 1, "int", str(t)))
             if kind == "string" and not t.is_string:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be a string, not {t}",
-                                    a.span, hint="read a string from an address with "
+                                    a.span, tag="D_PROTO_ARG",
+                                    dtrace=proto_arg(e.name, i + 1, "string", str(t)), hint="read a string from an address with "
                                                  "copyinstr() (user) or stringof() (kernel)")
         if e.name == "copyin":
             size = self.constant(e.args[1], "copyin() size")

@@ -35,5 +35,5 @@ def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
         raise type(err)(err.message, spec.span, err.hint, err.detail) from None
     if not probes:
         raise DProbeError(f"probe description {text} does not match any probes",
-                          spec.span, hint="list what exists with dtrace-nb -l -n 'PATTERN'")
+                          spec.span, tag="D_PDESC_ZERO", hint="list what exists with dtrace-nb -l -n 'PATTERN'")
     return probes

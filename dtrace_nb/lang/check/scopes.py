@@ -55,7 +55,8 @@ class VariableRules:
             raise DCompileError("args must be indexed: args[N]", e.span)
         if self.lenient:
             return INT64
-        raise DCompileError(f"unknown variable '{n}'", e.span, hint=_UNKNOWN_HINT)
+        raise DCompileError(f"unknown variable '{n}'", e.span, hint=_UNKNOWN_HINT,
+                            tag="D_IDENT_UNDEF", dtrace=f"failed to resolve {n}: Unknown variable name")
 
     def scoped(self, e: ast.ScopedVar) -> DType:
         var = self.st.vars.get((e.scope, e.name))
