@@ -16,7 +16,8 @@ from typing import Optional
 
 from dtrace_nb import frontend
 from dtrace_nb.display.explain import explain as explain_program
-from dtrace_nb.errors import DCompileError, DError, DProbeError, DSyntaxError, DUsageError
+from dtrace_nb.errors import (DCompileError, DError, DOptionError, DProbeError, DSyntaxError,
+                              DUsageError)
 from dtrace_nb.runtime.environment import doctor, format_doctor
 from dtrace_nb.session import Session
 from dtrace_nb.text.messages import is_chatter
@@ -60,7 +61,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         except DError:
             pass
         report_error(err, ns, source)
-        return 1 if not isinstance(err, DUsageError) else 2
+        return 2 if isinstance(err, DUsageError) and not isinstance(err, DOptionError) else 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, never a traceback
@@ -78,20 +79,24 @@ _COMPILE_ERRORS = (DCompileError, DSyntaxError, DProbeError)
 
 def report_error(err: DError, ns: argparse.Namespace, source: str, stream=None) -> None:
     """A D error as dtrace(1) prints it (`dtrace: failed to compile script x.d: [D_XXX]
-    line N: ...`: one line a tool can parse), then for a person at a terminal the caret
-    view with its hint. Errors that are not the program's (options, privileges, the
-    verifier) keep our own form."""
+    line N: ...`: the first line, the one a tool parses), then our view for people: the
+    line:column, the caret under the source and the hint. Under dtrace(1)'s
+    _DTRACE_TESTING, which quiesces what only people read, the first line alone. Errors
+    that are not the program's (privileges, the verifier) keep our own form."""
     stream = stream if stream is not None else sys.stderr
+    people = "_DTRACE_TESTING" not in os.environ
     cmd = None
     if isinstance(err, _COMPILE_ERRORS) and source:
         cmd = frontend.command_for(frontend.commands(ns),
                                    err.span.line if err.span is not None else 1)
-    if cmd is None:
-        print(err.render(source), file=stream)
-        return
-    errtags = "errtags" in frontend.options(ns)
-    print(err.dtrace_line(cmd.failed(), errtags, source, cmd.from_file), file=stream)
-    if stream.isatty():
+    if cmd is not None:
+        errtags = "errtags" in frontend.options(ns)
+        print(err.dtrace_line(cmd.failed(), errtags, source, cmd.from_file), file=stream)
+    elif isinstance(err, DOptionError):
+        print(f"dtrace: {err.dtrace}", file=stream)
+    else:
+        people = True  # our own form is the only one
+    if people:
         print(err.render(source), file=stream)
 
 

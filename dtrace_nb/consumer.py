@@ -24,7 +24,7 @@ from dtrace_nb.codegen import BpfProgram
 from dtrace_nb.codegen.layout import RecordAction
 from dtrace_nb.errors import DError
 from dtrace_nb.lang.check import CheckedProgram
-from dtrace_nb.lang.options import Options
+from dtrace_nb.lang.options import KNOWN, RUNTIME_OPTIONS, Options
 from dtrace_nb.probes import TriggerAttach
 from dtrace_nb.runtime.records import ErrorRecord, Record, RecordDecoder, records_frame
 from dtrace_nb.text import messages, records
@@ -91,6 +91,7 @@ class Consumer:
         self.record_columns: dict[int, list] = {}  # epid -> decoded row arrays (frames)
         self._columnar_epids: dict[int, bool] = {}
         self._speculations: dict[int, list[Record]] = {}
+        self._current: Optional[Record] = None
         self._drops_reported: dict[tuple[str, int], int] = {}
 
     # -- routing ---------------------------------------------------------------------
@@ -142,12 +143,15 @@ class Consumer:
 
     def _on_error(self, rec: ErrorRecord) -> None:
         """A fault: DTrace's message, then the ERROR probe with DTrace's arguments."""
-        self.message(messages.error_message(rec, rec.probe.description))
+        layout = self.layouts.get(rec.epid)
+        clause = layout.clause if layout is not None else 0
+        self.message(messages.error_message(rec, rec.probe.description, clause))
         self.errors += 1
         self.fire_error((0, rec.epid, rec.action if rec.action else -1, -1, rec.fault,
                          rec.addr))
 
     def _print_record(self, rec: Record) -> None:
+        self._current = rec  # whose actions run (named in setopt()'s messages)
         layout = self.layouts[rec.epid]
         out = []
         if not self.quiet:
@@ -245,10 +249,22 @@ class Consumer:
 
     def _setopt(self, name: str, value: str = "") -> None:
         opts = self.checked.options
-        try:
-            opts.set(name, value if value != "" else None)
-        except DError as err:
-            self.message(messages.setopt_message(name, err.message))
+        why = ""
+        if name not in KNOWN:
+            why = "Invalid option name"
+        elif name not in RUNTIME_OPTIONS:
+            why = "Operation illegal when tracing is active"
+        else:
+            try:
+                opts.set(name, value if value != "" else None)
+            except DError:
+                why = "Invalid value for specified option"
+        if why:
+            rec = self._current
+            # dtrace(1) prints these with a blank line after (the message ends in \n)
+            self.message(messages.liberr_message(
+                rec.epid - 1, rec.probe, rec.probe.description,
+                messages.setopt_message(name, value if value != "" else "1", why)) + "\n")
             return
         if name == "quiet":
             self.quiet = bool(opts["quiet"])

@@ -119,6 +119,11 @@ class DUsageError(DError):
     kind = "usage error"
 
 
+class DOptionError(DUsageError):
+    """A -x option dtrace(1) refuses (`dtrace: failed to set -x bufsize: Invalid value for
+    specified option`): its dfatal(), exit status 1, where bad command-line syntax is 2."""
+
+
 class DLoadError(DError):
     """clang or the BPF verifier rejected the generated program."""
 

@@ -45,6 +45,8 @@ def build_parser(prog: str = CLI,
     p.add_argument("-l", dest="list", action="store_true",
                    help="list probes (matching -n descriptions) instead of tracing")
     p.add_argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
+    p.add_argument("-Z", dest="zdefs", action="store_true",
+                   help="permit probe descriptions that match no probes (-x zdefs)")
     p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
                    help="stop after SECONDS (dtrace-nb addition)")
     return p
@@ -63,6 +65,8 @@ def options(ns: argparse.Namespace) -> dict[str, Optional[str]]:
         out[name] = value if eq else None
     if ns.destructive:
         out["destructive"] = None
+    if getattr(ns, "zdefs", False):
+        out["zdefs"] = None
     return out
 
 

@@ -163,8 +163,8 @@ def test_bad_address_fires_error_and_continues(tmp_path):
                            ' arg1, arg2, arg4, arg5); exit(1); }')
     assert done.returncode == 1
     assert done.stdout == "epid 1 action 1 fault 1 addr 0\n\n"
-    assert ("dtrace: error on enabled probe ID 1 (ID 1: dtrace:::BEGIN): invalid address (0x0) "
-            "in action #1") in done.stderr
+    assert ("dtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): invalid address "
+            "(0x0)\n") in done.stderr
 
 
 def test_divide_by_zero_skips_the_rest_of_the_clause(tmp_path):
@@ -172,13 +172,13 @@ def test_divide_by_zero_skips_the_rest_of_the_clause(tmp_path):
                            'BEGIN { printf("next clause\\n"); exit(0); }')
     assert done.returncode == 0
     assert done.stdout == "next clause\n\n"
-    assert ("dtrace: error on enabled probe ID 1 (ID 1: dtrace:::BEGIN): divide-by-zero in "
-            "action #2") in done.stderr
+    assert "dtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): divide-by-zero\n" \
+        in done.stderr
 
 
 def test_copyinstr_of_bad_user_address(tmp_path):
     done = run_d(tmp_path, 'BEGIN { trace(copyinstr(16)); } BEGIN { exit(0); }')
-    assert "invalid address (0x10) in action #1" in done.stderr
+    assert "(dtrace:::BEGIN): invalid address (0x10)\n" in done.stderr
 
 
 # -- consumer actions ----------------------------------------------------------------------

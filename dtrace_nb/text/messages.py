@@ -26,19 +26,28 @@ def is_chatter(text: str) -> bool:
     return text.startswith("dtrace: description") or "has exited" in text
 
 
-def error_message(rec, desc: str) -> str:
-    """dt_handle_err's wording (no DIF offsets here: there is no DIF)."""
-    where = "predicate" if rec.action == 0 else f"action #{rec.action}"
-    return (f"dtrace: error on enabled probe ID {rec.epid} (ID {rec.probe.id}: {desc}): "
-            f"{fault_words(rec.fault)}{fault_details(rec.fault, rec.addr)} in {where}")
+def error_message(rec, desc: str, clause: int) -> str:
+    """dtrace-utils' dt_handle_err wording: `dtrace: error in dt_clause_4 for probe ID 1
+    (dtrace:::BEGIN): divide-by-zero`, the clause numbered from 0 in program order.
+    dtrace-utils ends it with ` at BPF pc N`, the faulting instruction of its own BPF
+    code; ours does not know which instruction of clang's output faulted, so the line
+    ends after the fault (ERROR's arg2 still says which action)."""
+    return (f"dtrace: error in dt_clause_{clause} for probe ID {rec.probe.id} ({desc}): "
+            f"{fault_words(rec.fault)}{fault_details(rec.fault, rec.addr)}")
+
+
+def liberr_message(clause: int, probe, desc: str, text: str) -> str:
+    """A consumer-side failure of an action (dt_handle_liberr), e.g. a setopt() refused."""
+    return f"dtrace: error in dt_clause_{clause} for probe ID {probe.id} ({desc}): {text}"
 
 
 def normalization_message(factor: int) -> str:
     return f"dtrace: normalization factor must be positive, not {factor}"
 
 
-def setopt_message(name: str, why: str) -> str:
-    return f"dtrace: couldn't set option \"{name}\": {why}"
+def setopt_message(name: str, value: str, why: str) -> str:
+    """dt_setopt's words (without the clause and probe dt_handle_liberr puts first)."""
+    return f"couldn't set option \"{name}\" to \"{value}\": {why}"
 
 
 # How dtrace(1) words each kind of loss (libdtrace's dt_handle_cpudrop and

@@ -12,7 +12,6 @@ from dtrace_nb.lang.builtins import ACTIONS, DESTRUCTIVE
 from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
 from dtrace_nb.lang.check.state import INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX
 from dtrace_nb.lang.check.walk import Walk
-from dtrace_nb.lang.options import KNOWN
 from dtrace_nb.lang.printf_format import parse_format
 from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
 
@@ -154,10 +153,7 @@ def _setopt(w: Walk, call: ast.Call) -> None:
         if not isinstance(a, ast.StrLit):
             raise DCompileError("setopt() takes string constants", a.span)
         w.x.expr(a)
-    opt = call.args[0]
-    assert isinstance(opt, ast.StrLit)
-    if opt.value not in KNOWN:
-        raise DCompileError(f"unknown option '{opt.value}'", opt.span)
+    # an option setopt() cannot set is reported when it runs, as dtrace(1) does
 
 
 def _ints(*ints: int) -> Callable[[Walk, ast.Call], None]:

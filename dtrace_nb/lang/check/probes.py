@@ -33,6 +33,8 @@ def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
         if err.span is not None:
             raise
         raise type(err)(err.message, spec.span, err.hint, err.detail) from None
+    if not probes and st.options["zdefs"]:
+        return []  # -Z: a description that matches nothing enables nothing
     if not probes:
         raise DProbeError(f"probe description {text} does not match any probes",
                           spec.span, tag="D_PDESC_ZERO", hint="list what exists with dtrace-nb -l -n 'PATTERN'")
