@@ -58,19 +58,29 @@ def _printf(w: Walk, call: ast.Call) -> None:
         raise DCompileError(f"{call.name}() needs a format string literal as its first "
                             "argument", call.span)
     wanted: list[str] = []
-    for conv in _format(w, call, fmt):
-        wanted.extend(["int"] * conv.star_count)
+    # per argument wanted: (conversion number from 1, the conversion, "*"/".*"/"" for a
+    # width, a precision or the value), for dtrace(1)'s words about it
+    owner: list[tuple[int, object, str]] = []
+    convs = _format(w, call, fmt)
+    for n, conv in enumerate(convs, 1):
+        for star, dyn in ((conv.width, "*"), (conv.precision, ".*")):
+            if star == "*":
+                wanted.append("int")
+                owner.append((n, conv, dyn))
         if conv.kind != "none":
             wanted.append(conv.kind)
+            owner.append((n, conv, ""))
     args = call.args[1:]
     if len(args) != len(wanted):
+        tag, text = _printf_count_words(call.name, owner, len(args))
         raise DCompileError(f"{call.name}() format \"{fmt.value}\" needs {len(wanted)} "
-                            f"argument{'s' * (len(wanted) != 1)}, {len(args)} given", call.span)
+                            f"argument{'s' * (len(wanted) != 1)}, {len(args)} given", call.span,
+                            tag=tag, dtrace=text)
     for i, (a, kind) in enumerate(zip(args, wanted)):
         if kind == "stack":
             _stack_conversion(w, a)
         else:
-            _printf_arg(call, i, a, w.x.expr(a), kind)
+            _printf_arg(call, i, a, w.x.expr(a), kind, owner[i])
 
 
 def _stack_conversion(w: Walk, a: ast.Expr) -> None:
@@ -84,15 +94,47 @@ def _stack_conversion(w: Walk, a: ast.Expr) -> None:
     w.x.ann.types[a] = INT64
 
 
-def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str) -> None:
+def _printf_count_words(func: str, owner: list, given: int) -> tuple[str, str]:
+    """dt_printf_validate's tag and words for too few or too many arguments."""
+    if given > len(owner):
+        return ("D_PRINTF_ARG_EXTRA", f"{func}( ) prototype mismatch: only {len(owner)} "
+                "arguments required by this format string")
+    n, conv, dyn = owner[given]
+    name = conv.length + conv.conv
+    if dyn:
+        return ("D_PRINTF_DYN_PROTO", f"{func}( ) prototype mismatch: conversion #{n} "
+                f"(%{name}) is missing a corresponding \"{dyn}\" argument")
+    return ("D_PRINTF_ARG_PROTO", f"{func}( ) prototype mismatch: conversion #{n} (%{name}) "
+            "is missing a corresponding value argument")
+
+
+# what dtrace(1) says a conversion takes (dt_printf.c's prototypes), by conversion letter
+_CONV_PROTO = {"s": "char [] or string (or use stringof)", "p": "pointer or integer",
+               "a": "pointer or integer"}
+_XINT = "char, short, int, long, or long long"
+
+
+def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str,
+                owner: tuple) -> None:
     if kind == "agg":
         raise DCompileError("%@ is only valid in printa()", call.args[0].span)
+    n, conv, dyn = owner
+    if dyn:
+        tag = "D_PRINTF_DYN_TYPE"
+        words = (f"{call.name}( ) argument #{i + 2} is incompatible with conversion #{n} "
+                 f"prototype:\n\tconversion: % {dyn} {conv.length + conv.conv}\n"
+                 f"\t prototype: int\n\t  argument: {t}")
+    else:
+        tag = "D_PRINTF_ARG_TYPE"
+        words = (f"{call.name}( ) argument #{i + 2} is incompatible with conversion #{n} "
+                 f"prototype:\n\tconversion: %{conv.length + conv.conv}\n"
+                 f"\t prototype: {_CONV_PROTO.get(conv.conv, _XINT)}\n\t  argument: {t}")
     if kind == "string" and not t.is_string:
         raise DCompileError(f"{call.name}() argument {i + 2} is {t} but the format wants a "
-                            "string", a.span)
+                            "string", a.span, tag=tag, dtrace=words)
     if kind != "string" and not t.is_int:
         raise DCompileError(f"{call.name}() argument {i + 2} is {t} but the format wants "
-                            "an integer", a.span)
+                            "an integer", a.span, tag=tag, dtrace=words)
 
 
 def _printa(w: Walk, call: ast.Call) -> None:

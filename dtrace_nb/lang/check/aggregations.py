@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError, proto_len
+from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import AGG_FUNCS
 from dtrace_nb.lang.check.results import AggInfo
@@ -148,7 +148,9 @@ def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr], has_format: bool)
     for a in args:
         if not isinstance(a, ast.AggRef):
             raise DCompileError("printa() arguments after the format must be aggregations",
-                                a.span)
+                                a.span, tag="D_PRINTA_AGGARG",
+                                dtrace=proto_arg("printa", args.index(a) + 1 + has_format,
+                                                 "aggregation", str(w.x.expr(a))))
         info = referenced(w, a)
         if info is not None:
             infos.append((a, info))

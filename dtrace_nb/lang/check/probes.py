@@ -18,6 +18,7 @@ def resolve_probes(st: CheckState) -> None:
         st.clauses.append(CheckedClause(i, c, list(found.values()), spec_probes=per_spec))
     if not st.clauses:
         raise DCompileError("the program has no probe clauses", st.program.span or None,
+                            tag="D_EMPTY", dtrace="empty D program translation unit",
                             hint="write at least one clause, e.g. BEGIN { exit(0); }")
     st.probes = sorted({p.id: p for c in st.clauses for p in c.probes}.values(),
                        key=lambda p: p.id)
