@@ -111,15 +111,25 @@ class Session:
             self._attach_all()
             if self.target is not None:
                 self.target.release()
-        except BaseException:
-            # nothing was traced yet (BEGIN at most): free everything; stop() has nothing
-            # left to read
-            self.running = False
-            with deferred_interrupts():
-                self._teardown()
-                if self.target is not None:
-                    self.target.kill()
+        except KeyboardInterrupt:
+            if self.running:
+                # BEGIN has run: tracing began, so stop() runs END and prints what was
+                # aggregated, as dtrace(1) does for a signal once it has called go()
+                raise
+            self._abandon()
             raise
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """start() failed before tracing began: free everything; stop() has nothing left
+        to read."""
+        self.running = False
+        with deferred_interrupts():
+            self._teardown()
+            if self.target is not None:
+                self.target.kill()
 
     def _matched_notices(self) -> None:
         """dtrace(1)'s notice per program enabled, unless quiet (-q or the quiet option
