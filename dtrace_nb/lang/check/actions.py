@@ -48,7 +48,8 @@ def _format(w: Walk, call: ast.Call, fmt: ast.StrLit) -> list:
     try:
         return [c for c in parse_format(fmt.value) if not isinstance(c, str)]
     except DCompileError as err:
-        raise DCompileError(err.message, fmt.span, err.hint) from None
+        raise DCompileError(err.message, fmt.span, err.hint, tag=err.tag,
+                            dtrace=err.dtrace) from None
 
 
 def _printf(w: Walk, call: ast.Call) -> None:

@@ -41,7 +41,8 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
     for a in call.args[:nvals]:
         if not w.x.expr(a).is_int:
             raise DCompileError(f"{call.name}() needs an integer argument, not "
-                                f"{w.x.ann.type(a)}", a.span)
+                                f"{w.x.ann.type(a)}", a.span, tag="D_AGG_SCALAR",
+                                dtrace=f"{call.name}( ) argument #1 must be of scalar type")
     params = tuple(w.x.constant(a, f"{call.name}() parameter") for a in call.args[nvals:])
     _check_params(call, params)
     key_types = [_key_type(w, k) for k in keys]
@@ -95,32 +96,87 @@ def _check_params(call: ast.Call, params: tuple[int, ...]) -> None:
             raise DCompileError(f"{call.name}() parameter {v} does not fit in 64 bits", a.span)
     if call.name == "lquantize":
         base, limit, step = params
+        for i, v in ((1, base), (2, limit)):
+            if not -2**31 <= v < 2**31:
+                raise DCompileError(f"lquantize() argument {i + 1} must be a 32-bit quantity",
+                                    call.args[i].span, tag=("", "D_LQUANT_BASEVAL",
+                                                            "D_LQUANT_LIMVAL")[i],
+                                    dtrace=f"lquantize( ) argument #{i} must be a 32-bit "
+                                           "quantity")
         if step <= 0:
-            raise DCompileError("lquantize() step must be greater than zero", call.args[3].span)
+            raise DCompileError("lquantize() step must be greater than zero", call.args[3].span,
+                                tag="D_LQUANT_STEPTYPE", dtrace="lquantize( ) argument #3 "
+                                "must be a non-zero positive integer constant")
         if limit <= base:
             raise DCompileError("lquantize() upper bound must be greater than the lower bound",
-                                call.args[2].span)
+                                call.args[2].span, tag="D_LQUANT_MISMATCH",
+                                dtrace="lquantize( ) base (argument #1) must be less than "
+                                       "limit (argument #2)")
         levels = (limit - base) // step
+        if levels == 0:
+            raise DCompileError("lquantize() step is larger than the range", call.args[3].span,
+                                tag="D_LQUANT_STEPLARGE", dtrace="lquantize( ) step (argument "
+                                "#3) too large: must have at least one quantization level")
         if (limit - base) % step:
             raise DCompileError("lquantize() range must be a multiple of the step",
                                 call.args[3].span)
         if levels > LQUANTIZE_MAX_LEVELS:
             raise DCompileError(f"lquantize() has {levels} levels; at most "
-                                f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
+                                f"{LQUANTIZE_MAX_LEVELS} are supported", call.span,
+                                tag="D_LQUANT_STEPSMALL" if levels > 0xffff else "",
+                                dtrace="lquantize( ) step (argument #3) too small: number of "
+                                       "quantization levels must be a 16-bit quantity")
     elif call.name == "llquantize":
         factor, low, high, nsteps = params
-        if factor < 2:
-            raise DCompileError("llquantize() factor must be at least 2", call.args[1].span)
-        if low < 0 or high < low:
+        if not 2 <= factor <= 0xffff:
+            raise DCompileError("llquantize() factor must be at least 2", call.args[1].span,
+                                tag="D_LLQUANT_FACTORVAL", dtrace="llquantize( ) argument #1 "
+                                "must be an unsigned 16-bit quantity greater than or equal to 2")
+        if not 0 <= low <= 0xffff:
             raise DCompileError("llquantize() magnitudes must satisfy 0 <= low <= high",
-                                call.args[2].span)
-        if nsteps < factor or nsteps % factor:
-            raise DCompileError("llquantize() steps must be a multiple of the factor",
-                                call.args[4].span)
+                                call.args[2].span, tag="D_LLQUANT_LMAGVAL",
+                                dtrace="llquantize( ) argument #2 must be an unsigned 16-bit "
+                                       "quantity")
+        if high < low:
+            raise DCompileError("llquantize() magnitudes must satisfy 0 <= low <= high",
+                                call.args[3].span, tag="D_LLQUANT_HMAGVAL",
+                                dtrace="llquantize( ) argument #3 (high magnitude) must be at "
+                                       "least argument #2 (low magnitude)")
         # high < 64 first: factor ** (high + 1) of a huge high would never finish
         if high >= 64 or factor ** (high + 1) > 2**63:
             raise DCompileError("llquantize() high magnitude overflows 64 bits",
-                                call.args[3].span)
+                                call.args[3].span, tag="D_LLQUANT_HMAGVAL",
+                                dtrace="llquantize( ) argument #3 (high magnitude) will cause "
+                                       "overflow of 64 bits")
+        steps_words = _llquantize_steps_words(factor, low, nsteps)
+        if steps_words or nsteps < factor or nsteps % factor:
+            raise DCompileError("llquantize() steps must be a multiple of the factor",
+                                call.args[4].span,
+                                tag=steps_words[0] if steps_words else "",
+                                dtrace=steps_words[1] if steps_words else "")
+
+
+def _llquantize_steps_words(factor: int, low: int, steps: int) -> tuple[str, str]:
+    """dtrace-utils' rules for llquantize()'s steps, as (tag, words) of the one broken,
+    or () when DTrace takes them."""
+    why = ""
+    if steps <= 0:
+        return ("D_LLQUANT_STEPTYPE",
+                "llquantize( ) argument #4 must be a non-zero positive integer constant")
+    if steps > 0xffff:
+        return ("D_LLQUANT_STEPVAL",
+                "llquantize( ) argument #4 must be an unsigned 16-bit quantity")
+    if steps < factor and factor % steps:
+        why = "must evenly divide argument #1 (factor) when steps<factor"
+    elif steps > factor and steps % factor:
+        why = "must be a multiple of argument #1 (factor) when steps>factor"
+    elif steps > factor and low == 0 and (factor * factor) % steps:
+        why = ("must evenly divide the square of argument #1 (factor) when steps>factor "
+               "and lmag==0")
+    elif steps > factor and low > 0 and factor ** (low + 1) % steps:
+        why = ("must evenly divide pow(argument #1 (factor), lmag (argument #2) + 1) when "
+               "steps>factor and lmag>0")
+    return ("D_LLQUANT_STEPVAL", "llquantize() argument #4 (steps) " + why) if why else ()
 
 
 def referenced(w: Walk, a: ast.AggRef) -> Optional[AggInfo]:

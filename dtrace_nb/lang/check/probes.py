@@ -33,7 +33,8 @@ def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
     except DError as err:
         if err.span is not None:
             raise
-        raise type(err)(err.message, spec.span, err.hint, err.detail) from None
+        raise type(err)(err.message, spec.span, err.hint, err.detail, tag=err.tag,
+                        dtrace=err.dtrace) from None
     if not probes and st.options["zdefs"]:
         return []  # -Z: a description that matches nothing enables nothing
     if not probes:
