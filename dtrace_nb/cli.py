@@ -23,6 +23,11 @@ from dtrace_nb.session import Session
 from dtrace_nb.text.messages import is_chatter
 
 
+# dtrace(1) -V: the D language and API version this implements, in dtrace-utils' form
+# (the version `#pragma D version` and scripts compare with)
+D_VERSION = "Oracle D 2.0"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = frontend.build_parser(
         frontend.CLI, description="DTrace's D language on Linux eBPF.",
@@ -43,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
+        if ns.api_version:
+            print(f"dtrace: {D_VERSION}")
+            return 0
         if ns.doctor:
             checks = doctor()
             print(format_doctor(checks))

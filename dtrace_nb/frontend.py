@@ -45,6 +45,11 @@ def build_parser(prog: str = CLI,
     p.add_argument("-l", dest="list", action="store_true",
                    help="list probes (matching -n descriptions) instead of tracing")
     p.add_argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
+    p.add_argument("-b", dest="bufsize", metavar="SIZE", help="the buffer size (-x bufsize)")
+    p.add_argument("-H", dest="cpphdrs", action="store_true",
+                   help="with -C: print the files #include'd, one a line (-x cpphdrs)")
+    p.add_argument("-V", dest="api_version", action="store_true",
+                   help="print the version of the D language implemented, and exit")
     p.add_argument("-Z", dest="zdefs", action="store_true",
                    help="permit probe descriptions that match no probes (-x zdefs)")
     p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
@@ -65,8 +70,13 @@ def options(ns: argparse.Namespace) -> dict[str, Optional[str]]:
         out[name] = value if eq else None
     if ns.destructive:
         out["destructive"] = None
+    # dtrace(1)'s short forms of options (its main() sets these the same way)
     if getattr(ns, "zdefs", False):
         out["zdefs"] = None
+    if getattr(ns, "cpphdrs", False):
+        out["cpphdrs"] = None
+    if getattr(ns, "bufsize", None) is not None:
+        out["bufsize"] = ns.bufsize
     return out
 
 

@@ -72,6 +72,8 @@ KNOWN: dict[str, tuple[str, Value]] = {
     # dtrace(1)'s: D_XXX tags in compile errors, DTRACEDROP_XXX tags in drop messages
     "errtags": ("bool", False),
     "droptags": ("bool", False),
+    # -H: the C preprocessor (-C) lists the files it includes (read where -C is run)
+    "cpphdrs": ("bool", False),
     # dtrace-nb's own: how many distinct keys an aggregation map may hold.
     "aggkeys": ("int", 10240),
 }

@@ -106,6 +106,18 @@ DTRACE_LINES = [
                                          "speculate( )"),
     ("#pragma D option bufsize=lots\nBEGIN {}", "[D_PRAGMA_OPTSET] line 1: failed to set "
      "option 'bufsize' to 'lots': Invalid value for specified option"),
+    ("BEGIN\n{\n\tc = 123 / ((7 - 7) * 999);\n}",
+     "[D_DIV_ZERO] line 3: expression contains division by zero"),
+    ("BEGIN { c = 123 % 0; }", "[D_DIV_ZERO] line 1: expression contains division by zero"),
+    ("BEGIN { @ = sum(execname); }", "[D_AGG_SCALAR] line 1: sum( ) argument #1 must be of "
+                                     "scalar type"),
+    ("BEGIN { @ = lquantize(1, 10, 0, 1); }", "[D_LQUANT_MISMATCH] line 1: lquantize( ) base "
+     "(argument #1) must be less than limit (argument #2)"),
+    ("BEGIN { @ = llquantize(1, 10, 0, 6, 30); }", "[D_LLQUANT_STEPVAL] line 1: llquantize() "
+     "argument #4 (steps) must evenly divide the square of argument #1 (factor) when "
+     "steps>factor and lmag==0"),
+    ('BEGIN { printf("%**d"); }', "[D_SYNTAX] line 1: format conversion #1 has more than one "
+                                  "'*' specified for the output width"),
     ("#pragma D option nosuch\nBEGIN {}", "[D_PRAGMA_OPTSET] line 1: failed to set option "
                                           "'nosuch': Invalid option name"),
 ]
@@ -165,6 +177,11 @@ def test_cli_refused_option_is_dtrace_fatal(option, why):
     done = cli_run("-x", option, "-e", "-n", "BEGIN", env_extra={"_DTRACE_TESTING": "1"})
     name = option.partition("=")[0]
     assert (done.returncode, done.stderr) == (1, f"dtrace: failed to set -x {name}: {why}\n")
+
+
+def test_cli_version_line():
+    done = cli_run("-V")
+    assert (done.returncode, done.stdout) == (0, "dtrace: Oracle D 2.0\n")
 
 
 def test_cli_usage_error_is_status_2():

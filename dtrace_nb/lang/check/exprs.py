@@ -134,6 +134,11 @@ class ExprChecker(VariableRules):
             raise DCompileError(f"operator {e.op} needs integer operands, not {a} and {b}",
                                 e.span,
                                 hint="join strings with strjoin()" if e.op == "+" else None)
+        if e.op in ("/", "%") and const_value(e.right, self.ann) == 0 \
+                and const_value(e.left, self.ann) is not None:
+            # dtrace folds constant operands while parsing, and refuses this one there
+            raise DCompileError("constant expression divides by zero", e.span,
+                                tag="D_DIV_ZERO", dtrace="expression contains division by zero")
         if e.op in ("<<", ">>"):
             return unary_promote(a)
         if e.op in ("+", "-") and isinstance(a, PtrType) and not isinstance(b, PtrType):
