@@ -24,7 +24,7 @@ class DError(Exception):
     tag = ""  # the D_XXX tag of dtrace-utils' dt_errtags.h, when the error has one
 
     def __init__(self, message: str, span: Optional[Span] = None, hint: str = "",
-                 detail: str = "", tag: str = "", dtrace: str = ""):
+                 detail: str = "", tag: str = "", dtrace: str = "", at_end: bool = False):
         super().__init__(message)
         self.message = message
         if tag:
@@ -32,6 +32,8 @@ class DError(Exception):
         # dtrace(1)'s text for this error (after the tag and line), when it words it
         # otherwise than our message
         self.dtrace = dtrace
+        # found at the end of the input: dtrace(1) names the line after the last newline
+        self.at_end = at_end
         self.span = span if span is not None and span.line > 0 else None
         self.hint = hint
         # Raw tool output (verifier or clang log) available on request; not shown by default.
@@ -72,14 +74,24 @@ class DError(Exception):
         The tag only under -x errtags; the line only for scripts read from a file (as
         libdtrace's dt_set_errmsg: a -n string has no line)."""
         text = "[%s] " % self.tag if errtags and self.tag else ""
-        if line_numbers and self.span is not None:
+        if line_numbers and (self.at_end or self._near_end(source)) and source:
+            text += f"line {source.count(chr(10)) + 1}: "
+        elif line_numbers and self.span is not None:
             text += f"line {self.span.line}: "
         return f"dtrace: {command}: {text}{self.dtrace_text(source)}"
+
+
+    def _near_end(self, source: str) -> bool:
+        return False
 
 
 class DSyntaxError(DError):
     kind = "syntax error"
     tag = "D_SYNTAX"
+
+    def _near_end(self, source: str) -> bool:
+        return not self.dtrace and bool(source) and \
+            (self.span is None or not _span_text(self.span, source))
 
     def dtrace_text(self, source: str = "") -> str:
         """yacc's words: `syntax error near "TOKEN"` (the text the error points at), or

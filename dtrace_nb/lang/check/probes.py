@@ -19,6 +19,7 @@ def resolve_probes(st: CheckState) -> None:
     if not st.clauses:
         raise DCompileError("the program has no probe clauses", st.program.span or None,
                             tag="D_EMPTY", dtrace="empty D program translation unit",
+                            at_end=True,
                             hint="write at least one clause, e.g. BEGIN { exit(0); }")
     st.probes = sorted({p.id: p for c in st.clauses for p in c.probes}.values(),
                        key=lambda p: p.id)
