@@ -194,7 +194,9 @@ def _agg_then_ints(*ints: int) -> Callable[[Walk, ast.Call], None]:
 def _setopt(w: Walk, call: ast.Call) -> None:
     for a in call.args:
         if not isinstance(a, ast.StrLit):
-            raise DCompileError("setopt() takes string constants", a.span)
+            raise DCompileError("setopt() takes string constants", a.span, tag="D_PROTO_ARG",
+                                dtrace=proto_arg("setopt", call.args.index(a) + 1, "char *",
+                                                 str(w.x.expr(a))))
         w.x.expr(a)
     # an option setopt() cannot set is reported when it runs, as dtrace(1) does
 

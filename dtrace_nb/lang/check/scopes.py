@@ -112,11 +112,13 @@ class VariableRules:
             raise DCompileError(f"a variable cannot hold {vt}", e.value.span,
                                 hint="assign a member instead, e.g. x = args[0]->member")
         if e.op != "=" and not vt.is_int:
-            raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span)
+            raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span,
+                                tag="D_OP_INCOMPAT")
         t = self.lvalue(e.target, vt if e.op == "=" else None)
         if t.is_string != vt.is_string:
             raise DCompileError(f"cannot assign {vt} to {describe(e.target)}, which is {t}",
-                                e.span)
+                                e.span, tag="D_OP_INCOMPAT",
+                                dtrace=f'operands have incompatible types: "{t}" {e.op} "{vt}"')
         if e.op != "=" and not t.is_int:
             raise DCompileError(f"operator {e.op} needs an integer variable", e.span)
         return t
