@@ -286,7 +286,7 @@ class Consumer:
                  if v > self._drops_reported.get(k, 0)}
         if fresh:
             self._drops_reported = dict(now)
-            for msg in messages.drop_messages(fresh):
+            for msg in messages.drop_messages(fresh, bool(self.checked.options["droptags"])):
                 self.message(msg)
 
     def end(self, snapshot: dict[str, AggSnapshot]) -> None:

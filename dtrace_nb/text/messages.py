@@ -59,19 +59,29 @@ _TOTAL_DROPS = {"dynamic variable": ("dynamic variable drop", ""),
                 "speculation": ("failed speculation", " (no speculative buffer available)")}
 
 
+# -x droptags: each message names its kind of loss (dtrace's DTRACEDROP_* names)
+_DROP_TAGS = {"ring buffer": "DTRACEDROP_PRINCIPAL", "aggregation": "DTRACEDROP_AGGREGATION",
+              "dynamic variable": "DTRACEDROP_DYNAMIC", "speculation": "DTRACEDROP_SPECUNAVAIL"}
+
+
 def is_loss_message(text: str) -> bool:
     """Whether a consumer message reports lost data (one of drop_messages' lines)."""
     return text.startswith("dtrace: ") and ("drop" in text or "failed speculation" in text)
 
 
-def drop_messages(drops: dict) -> list[str]:
+def drop_messages(drops: dict, droptags: bool = False) -> list[str]:
     """DTrace's words for (kind, cpu) -> count: 'dtrace: 12 aggregation drops on CPU 0',
     'dtrace: 3 drops on CPU 1' (the principal buffer: our ring buffer), 'dtrace: 5 dynamic
     variable drops', 'dtrace: 2 failed speculations (no speculative buffer available)'."""
     out = []
+
+    def tag(kind: str) -> str:
+        return f"[{_DROP_TAGS[kind]}] " if droptags and kind in _DROP_TAGS else ""
+
     for (kind, cpu), n in sorted(drops.items()):
         if n and kind in _PER_CPU_DROPS:
-            out.append(f"dtrace: {n} {_PER_CPU_DROPS[kind]}drop{'s' * (n > 1)} on CPU {cpu}")
+            out.append(f"dtrace: {tag(kind)}{n} {_PER_CPU_DROPS[kind]}drop{'s' * (n > 1)} "
+                       f"on CPU {cpu}")
     totals: dict[str, int] = {}
     for (kind, _cpu), n in drops.items():
         if kind not in _PER_CPU_DROPS:
@@ -79,5 +89,5 @@ def drop_messages(drops: dict) -> list[str]:
     for kind, n in sorted(totals.items()):
         if n:
             what, after = _TOTAL_DROPS.get(kind, (f"{kind} drop", ""))
-            out.append(f"dtrace: {n} {what}{'s' * (n > 1)}{after}")
+            out.append(f"dtrace: {tag(kind)}{n} {what}{'s' * (n > 1)}{after}")
     return out

@@ -187,3 +187,14 @@ def test_cli_version_line():
 def test_cli_usage_error_is_status_2():
     done = cli_run("--no-such-flag")
     assert done.returncode == 2
+
+
+def test_drop_messages_with_droptags():
+    from dtrace_nb.text.messages import drop_messages
+
+    drops = {("aggregation", 0): 3, ("dynamic variable", 1): 1, ("ring buffer", 1): 2}
+    assert drop_messages(drops, droptags=True) == [
+        "dtrace: [DTRACEDROP_AGGREGATION] 3 aggregation drops on CPU 0",
+        "dtrace: [DTRACEDROP_PRINCIPAL] 2 drops on CPU 1",
+        "dtrace: [DTRACEDROP_DYNAMIC] 1 dynamic variable drop"]
+    assert drop_messages(drops)[0] == "dtrace: 3 aggregation drops on CPU 0"

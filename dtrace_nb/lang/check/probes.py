@@ -23,6 +23,9 @@ def resolve_probes(st: CheckState) -> None:
                             hint="write at least one clause, e.g. BEGIN { exit(0); }")
     st.probes = sorted({p.id: p for c in st.clauses for p in c.probes}.values(),
                        key=lambda p: p.id)
+    if not st.probes:  # -Z, and nothing matched
+        raise DProbeError("no probes matched", hint="dtrace-nb traces only probes that exist; "
+                                                    "list them with dtrace-nb -l")
     longest = max(len(s) for p in st.probes for s in (p.provider, p.module, p.function, p.name))
     st.probe_string_size = (longest + 1 + 7) // 8 * 8
 
