@@ -90,7 +90,8 @@ def _stack_conversion(w: Walk, a: ast.Expr) -> None:
     lo, hi = ACTIONS[a.name]
     if not lo <= len(a.args) <= hi:
         raise DCompileError(f"{a.name}() takes {lo} to {hi} arguments, {len(a.args)} given",
-                            a.span, tag="D_PROTO_LEN", dtrace=proto_len(a.name, len(a.args), lo, hi))
+                            a.span, tag="D_PROTO_LEN",
+                            dtrace=proto_len(a.name, len(a.args), lo, hi))
     _stack_args(w, a)
     w.x.ann.types[a] = INT64
 

@@ -284,8 +284,9 @@ class ExprChecker(VariableRules):
             if kind == "string" and not t.is_string:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be a string, not {t}",
                                     a.span, tag="D_PROTO_ARG",
-                                    dtrace=proto_arg(e.name, i + 1, "string", str(t)), hint="read a string from an address with "
-                                                 "copyinstr() (user) or stringof() (kernel)")
+                                    dtrace=proto_arg(e.name, i + 1, "char *", str(t)),
+                                    hint="read a string from an address with "
+                                         "copyinstr() (user) or stringof() (kernel)")
         if e.name == "copyin":
             size = self.constant(e.args[1], "copyin() size")
             if not 0 < size <= 4096:

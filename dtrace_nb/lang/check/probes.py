@@ -43,5 +43,6 @@ def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
         return []  # -Z: a description that matches nothing enables nothing
     if not probes:
         raise DProbeError(f"probe description {text} does not match any probes",
-                          spec.span, tag="D_PDESC_ZERO", hint="list what exists with dtrace-nb -l -n 'PATTERN'")
+                          spec.span, tag="D_PDESC_ZERO",
+                          hint="list what exists with dtrace-nb -l -n 'PATTERN'")
     return probes

@@ -56,7 +56,8 @@ class VariableRules:
         if self.lenient:
             return INT64
         raise DCompileError(f"unknown variable '{n}'", e.span, hint=_UNKNOWN_HINT,
-                            tag="D_IDENT_UNDEF", dtrace=f"failed to resolve {n}: Unknown variable name")
+                            tag="D_IDENT_UNDEF",
+                            dtrace=f"failed to resolve {n}: Unknown variable name")
 
     def scoped(self, e: ast.ScopedVar) -> DType:
         var = self.st.vars.get((e.scope, e.name))
