@@ -114,9 +114,8 @@ CASES = [
      'BEGIN { @c["x", 1] = count(); @c["y", 2] = count(); @c["y", 2] = count();'
      ' @s["x", 1] = sum(10); @s["y", 2] = sum(5); printa("%-4s %d %@u %@d\\n", @c, @s);'
      ' exit(0); }', (),
-     "x    1 1 10\ny    2 2 5\n\n"
-     + "  %-50s %8d %16d\n" % ("x", 1, 1) + "  %-50s %8d %16d\n" % ("y", 2, 2) + "\n"
-     + "  %-50s %8d %16d\n" % ("y", 2, 5) + "  %-50s %8d %16d\n" % ("x", 1, 10)),
+     # printed by printa(), so not again at the end (libdtrace's DTRACE_AGD_PRINTED)
+     "x    1 1 10\ny    2 2 5\n\n"),
     # printf conversions D users write: integers converted for %e/%f/%g, # and + flags
     ("printf-conversions",
      'BEGIN { printf("%e|%10.3f|%g|%x|%X|%#o|%c|%5s|%-5d|%+d|%p|%%\\n", 12345, 3, 100000000,'
@@ -190,7 +189,7 @@ def test_printa_clear_trunc(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == ("\n" + row % ("z", 1) + row % ("x", 5) + row % ("y", 7)
                            + "\n" + row % ("y", 7) + "\n" + row % ("y", 0)
-                           + "\n" + row % ("y", 0))
+                           + "\n")  # printa() printed @a: not again at the end
 
 
 def test_normalize(tmp_path):
