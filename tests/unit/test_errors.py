@@ -118,6 +118,9 @@ DTRACE_LINES = [
      "steps>factor and lmag==0"),
     ('BEGIN { printf("%**d"); }', "[D_SYNTAX] line 1: format conversion #1 has more than one "
                                   "'*' specified for the output width"),
+    ('BEGIN { @[stack()] = count(); printa("%p\\n", @); }', "[D_PRINTF_ARG_TYPE] line 1: "
+     "printa( ) argument #2 is incompatible with conversion #1 prototype:\n\tconversion: %p\n"
+     "\t prototype: pointer or integer\n\t  argument: stack"),
     ("#pragma D option nosuch\nBEGIN {}", "[D_PRAGMA_OPTSET] line 1: failed to set option "
                                           "'nosuch': Invalid option name"),
 ]

@@ -13,7 +13,8 @@ from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
 from dtrace_nb.lang.check.state import INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX
 from dtrace_nb.lang.check.walk import Walk
 from dtrace_nb.lang.printf_format import parse_format
-from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
+from dtrace_nb.lang.types import (INT64, DType, StackType, StringType, TranslatedType,
+                                  VoidType)
 
 NOT_ON_LINUX = ("panic", "breakpoint", "chill", "freopen", "ftruncate")
 
@@ -142,13 +143,31 @@ def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str,
 def _printa(w: Walk, call: ast.Call) -> None:
     args = call.args
     fmt: Optional[ast.StrLit] = None
+    convs = []
     if isinstance(args[0], ast.StrLit):
         fmt = args[0]
-        _format(w, call, fmt)
+        convs = _format(w, call, fmt)
         args = args[1:]
     if not args:
         raise DCompileError("printa() needs at least one aggregation", call.span)
     printa_aggs(w, call, args, fmt is not None)
+    if convs and isinstance(args[0], ast.AggRef) and args[0].name in w.aggs:
+        _printa_key_conversions(call, convs, w.aggs[args[0].name].key_types)
+
+
+def _printa_key_conversions(call: ast.Call, convs: list, keys: list) -> None:
+    """A stack key prints only with %k (dt_printf's pfcheck_stack), as dtrace refuses
+    other conversions of it."""
+    plain = [c for c in convs if c.kind not in ("agg", "none")]
+    for n, (conv, t) in enumerate(zip(plain, keys), 1):
+        if isinstance(t, StackType) and conv.conv != "k":
+            raise DCompileError(f"printa() conversion %{conv.conv} cannot print the stack "
+                                f"key {n}; use %k", call.args[0].span, tag="D_PRINTF_ARG_TYPE",
+                                dtrace=f"printa( ) argument #2 is incompatible with conversion "
+                                       f"#{convs.index(conv) + 1} prototype:\n\tconversion: "
+                                       f"%{conv.length + conv.conv}\n\t prototype: "
+                                       f"{_CONV_PROTO.get(conv.conv, _XINT)}\n\t  argument: "
+                                       "stack")
 
 
 def _trace(w: Walk, call: ast.Call) -> None:
