@@ -16,11 +16,17 @@ from typing import Optional
 
 from dtrace_nb import frontend
 from dtrace_nb.display.explain import explain as explain_program
-from dtrace_nb.errors import DError, DUsageError
+from dtrace_nb.errors import (DCompileError, DError, DOptionError, DProbeError, DSyntaxError,
+                              DUsageError)
 from dtrace_nb.fleet import shell as fleet_shell
 from dtrace_nb.runtime.environment import doctor, format_doctor
 from dtrace_nb.session import Session
 from dtrace_nb.text.messages import is_chatter
+
+
+# dtrace(1) -V: the D language and API version this implements, in dtrace-utils' form
+# (the version `#pragma D version` and scripts compare with)
+D_VERSION = "Oracle D 2.0"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
+        if ns.api_version:
+            print(f"dtrace: {D_VERSION}")
+            return 0
         if ns.doctor:
             checks = doctor()
             print(format_doctor(checks))
@@ -60,8 +69,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             source = frontend.program_text(ns)
         except DError:
             pass
-        print(err.render(source), file=sys.stderr)
-        return 1 if not isinstance(err, DUsageError) else 2
+        report_error(err, ns, source)
+        return 2 if isinstance(err, DUsageError) and not isinstance(err, DOptionError) else 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, never a traceback
@@ -71,6 +80,33 @@ def main(argv: Optional[list[str]] = None) -> int:
         if os.environ.get("DTRACE_NB_DEBUG"):
             raise
         return 3
+
+
+# the errors dtrace(1) reports as a program that failed to compile
+_COMPILE_ERRORS = (DCompileError, DSyntaxError, DProbeError)
+
+
+def report_error(err: DError, ns: argparse.Namespace, source: str, stream=None) -> None:
+    """A D error as dtrace(1) prints it (`dtrace: failed to compile script x.d: [D_XXX]
+    line N: ...`: the first line, the one a tool parses), then our view for people: the
+    line:column, the caret under the source and the hint. Under dtrace(1)'s
+    _DTRACE_TESTING, which quiesces what only people read, the first line alone. Errors
+    that are not the program's (privileges, the verifier) keep our own form."""
+    stream = stream if stream is not None else sys.stderr
+    people = "_DTRACE_TESTING" not in os.environ
+    cmd = None
+    if isinstance(err, _COMPILE_ERRORS) and source:
+        cmd = frontend.command_for(frontend.commands(ns),
+                                   err.span.line if err.span is not None else 1)
+    if cmd is not None:
+        errtags = "errtags" in frontend.options(ns)
+        print(err.dtrace_line(cmd.failed(), errtags, source, cmd.from_file), file=stream)
+    elif isinstance(err, DOptionError):
+        print(f"dtrace: {err.dtrace}", file=stream)
+    else:
+        people = True  # our own form is the only one
+    if people:
+        print(err.render(source), file=stream)
 
 
 def list_probes(ns: argparse.Namespace, out=sys.stdout) -> int:
@@ -105,8 +141,15 @@ def trace(ns: argparse.Namespace) -> int:
         if not (ns.quiet and is_chatter(text)):
             print(text, file=sys.stderr)
 
-    # SIGTERM ends tracing like Ctrl-C does: detach, print, exit.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    cfg.testing = "_DTRACE_TESTING" in os.environ
+    caught = [signal.SIGINT]
+
+    def terminate(signo, _frame):
+        caught[0] = signo
+        raise KeyboardInterrupt
+
+    # SIGTERM ends tracing like Ctrl-C does: detach, run END, print, exit.
+    signal.signal(signal.SIGTERM, terminate)
     if ns.cluster:
         return fleet_shell.trace_command(ns, cfg, out, message)
     session = Session(cfg, on_output=emit, on_message=message)
@@ -115,8 +158,12 @@ def trace(ns: argparse.Namespace) -> int:
     if out is not sys.stdout:
         out.close()
     if outcome.error is not None:
-        print(outcome.error.render(source), file=sys.stderr)
+        report_error(outcome.error, ns, source)
         return 1
+    if outcome.interrupted and not session.started_at:
+        # stopped before any probe was live: nothing was traced, and the caller must be
+        # able to tell (the shell's 128 + signal number)
+        return 128 + caught[0]
     return session.exit_status or 0
 
 

@@ -24,7 +24,7 @@ from dtrace_nb.codegen import BpfProgram
 from dtrace_nb.codegen.layout import RecordAction
 from dtrace_nb.errors import DError
 from dtrace_nb.lang.check import CheckedProgram
-from dtrace_nb.lang.options import Options
+from dtrace_nb.lang.options import KNOWN, RUNTIME_OPTIONS, Options
 from dtrace_nb.probes import TriggerAttach
 from dtrace_nb.runtime.records import ErrorRecord, Record, RecordDecoder, records_frame
 from dtrace_nb.text import messages, records
@@ -72,20 +72,26 @@ class Consumer:
     def __init__(self, checked: CheckedProgram, program: BpfProgram, aggs: AggregationStore,
                  symbols: Symbols, emit: Callable[[str], None],
                  message: Callable[[str], None],
-                 fire_error: Callable[[tuple[int, ...]], None], record_frames: bool = False):
+                 fire_error: Callable[[tuple[int, ...]], None], record_frames: bool = False,
+                 testing: bool = False):
         self.checked, self.program = checked, program
         self.aggs, self.symbols = aggs, symbols
         self.emit, self.message, self.fire_error = emit, message, fire_error
         self.record_frames = record_frames
+        self.testing = testing  # dtrace(1)'s _DTRACE_TESTING: no CPU and ID columns
         self.layouts = {r.epid: r for r in program.resources.records.values()}
         self.quiet = bool(checked.options["quiet"])
         self.heading = False
-        self.exit_status: Optional[int] = None  # the first exit()'s
+        self.exit_status: Optional[int] = None  # the last exit()'s, as dtrace(1)'s g_status
+        # aggregations printa() has printed rows of: not printed again at the end
+        # (libdtrace's DTRACE_AGD_PRINTED)
+        self.printed: set[str] = set()
         self.record_count = 0
         self.errors = 0
         self.record_columns: dict[int, list] = {}  # epid -> decoded row arrays (frames)
         self._columnar_epids: dict[int, bool] = {}
         self._speculations: dict[int, list[Record]] = {}
+        self._current: Optional[Record] = None
         self._drops_reported: dict[tuple[str, int], int] = {}
 
     # -- routing ---------------------------------------------------------------------
@@ -137,19 +143,22 @@ class Consumer:
 
     def _on_error(self, rec: ErrorRecord) -> None:
         """A fault: DTrace's message, then the ERROR probe with DTrace's arguments."""
-        self.message(messages.error_message(rec, rec.probe.description))
+        layout = self.layouts.get(rec.epid)
+        clause = layout.clause if layout is not None else 0
+        self.message(messages.error_message(rec, rec.probe.description, clause))
         self.errors += 1
         self.fire_error((0, rec.epid, rec.action if rec.action else -1, -1, rec.fault,
                          rec.addr))
 
     def _print_record(self, rec: Record) -> None:
+        self._current = rec  # whose actions run (named in setopt()'s messages)
         layout = self.layouts[rec.epid]
         out = []
         if not self.quiet:
             if not self.heading:
-                out.append(records.HEADING)
+                out.append(records.heading(self.testing))
                 self.heading = True
-            out.append(records.probe_prefix(rec.cpu, rec.probe))
+            out.append(records.probe_prefix(rec.cpu, rec.probe, self.testing))
         status = None
         for action in layout.actions:
             if not (rec.mask >> action.bit) & 1 and action.kind != "default":
@@ -165,7 +174,7 @@ class Consumer:
             out.append("\n")
         if out:
             self.emit("".join(out))
-        if status is not None and self.exit_status is None:
+        if status is not None:
             self.exit_status = status
         for action in layout.actions:
             if action.kind in ("commit", "discard") and (rec.mask >> action.bit) & 1:
@@ -224,6 +233,7 @@ class Consumer:
 
     def _printa(self, fmt: Optional[str], names: list[str]) -> str:
         snaps = [self.aggs.snapshot(n) for n in names]
+        self.printed.update(n for n, s in zip(names, snaps) if len(s))
         if fmt is None:
             s = snaps[0]
             return "\n" + format_aggregation(s.func, s.keys, s.values, s.key_kinds, s.params)
@@ -239,10 +249,22 @@ class Consumer:
 
     def _setopt(self, name: str, value: str = "") -> None:
         opts = self.checked.options
-        try:
-            opts.set(name, value if value != "" else None)
-        except DError as err:
-            self.message(messages.setopt_message(name, err.message))
+        why = ""
+        if name not in KNOWN:
+            why = "Invalid option name"
+        elif name not in RUNTIME_OPTIONS:
+            why = "Operation illegal when tracing is active"
+        else:
+            try:
+                opts.set(name, value if value != "" else None)
+            except DError:
+                why = "Invalid value for specified option"
+        if why:
+            rec = self._current
+            # dtrace(1) prints these with a blank line after (the message ends in \n)
+            self.message(messages.liberr_message(
+                rec.epid - 1, rec.probe, rec.probe.description,
+                messages.setopt_message(name, value if value != "" else "1", why)) + "\n")
             return
         if name == "quiet":
             self.quiet = bool(opts["quiet"])
@@ -264,11 +286,13 @@ class Consumer:
                  if v > self._drops_reported.get(k, 0)}
         if fresh:
             self._drops_reported = dict(now)
-            for msg in messages.drop_messages(fresh):
+            for msg in messages.drop_messages(fresh, bool(self.checked.options["droptags"])):
                 self.message(msg)
 
     def end(self, snapshot: dict[str, AggSnapshot]) -> None:
-        """dtrace(1) at the end: a newline, then every aggregation (in program order)."""
+        """dtrace(1) at the end: a newline, then every aggregation (in program order) that
+        printa() has not printed."""
         self.emit(format_all([(s.func, s.keys, s.values, s.key_kinds, s.params)
                               for name in self.program.resources.aggs
-                              if (s := snapshot.get(name)) is not None and len(s)]))
+                              if name not in self.printed
+                              and (s := snapshot.get(name)) is not None and len(s)]))

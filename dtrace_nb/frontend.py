@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from dtrace_nb.errors import DUsageError
@@ -44,6 +46,13 @@ def build_parser(prog: str = CLI,
     p.add_argument("-l", dest="list", action="store_true",
                    help="list probes (matching -n descriptions) instead of tracing")
     p.add_argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
+    p.add_argument("-b", dest="bufsize", metavar="SIZE", help="the buffer size (-x bufsize)")
+    p.add_argument("-H", dest="cpphdrs", action="store_true",
+                   help="with -C: print the files #include'd, one a line (-x cpphdrs)")
+    p.add_argument("-V", dest="api_version", action="store_true",
+                   help="print the version of the D language implemented, and exit")
+    p.add_argument("-Z", dest="zdefs", action="store_true",
+                   help="permit probe descriptions that match no probes (-x zdefs)")
     p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
                    help="stop after SECONDS (dtrace-nb addition)")
     fleet_shell.add_arguments(p)  # --cluster, --hosts, --workers
@@ -63,6 +72,13 @@ def options(ns: argparse.Namespace) -> dict[str, Optional[str]]:
         out[name] = value if eq else None
     if ns.destructive:
         out["destructive"] = None
+    # dtrace(1)'s short forms of options (its main() sets these the same way)
+    if getattr(ns, "zdefs", False):
+        out["zdefs"] = None
+    if getattr(ns, "cpphdrs", False):
+        out["cpphdrs"] = None
+    if getattr(ns, "bufsize", None) is not None:
+        out["bufsize"] = ns.bufsize
     return out
 
 
@@ -110,8 +126,56 @@ def program_text(ns: argparse.Namespace, cell: Optional[str] = None) -> str:
                       hint=f"{where} -n 'PROGRAM' or -s FILE (or -l to list)")
 
 
+@dataclass(frozen=True)
+class Command:
+    """One program given on the command line, as dtrace(1) keeps it (its dtrace_cmd_t):
+    each -s and each -n is compiled and enabled on its own and named in the notices and
+    errors about it. Here they are joined into one program; lines first..last are this
+    one's."""
+
+    desc: str  # 'script' or 'description'
+    name: str  # the script's path, or the -n text cropped at its first '{', '/' or ';'
+    arg: str  # the path or the whole -n text
+    first: int
+    last: int
+
+    @property
+    def from_file(self) -> bool:
+        return self.desc == "script"
+
+    def failed(self) -> str:
+        """What dtrace(1) says failed when this program does not compile."""
+        if self.from_file:
+            return f"failed to compile script {self.arg}"
+        return f"invalid probe specifier {self.arg}"
+
+    def holds(self, line: int) -> bool:
+        return self.first <= line <= self.last
+
+
+def commands(ns: argparse.Namespace) -> list[Command]:
+    """The -s script or the -n programs, with the lines each has in program_text()."""
+    if ns.script:
+        return [Command("script", ns.script, ns.script, 1, 1 << 30)]
+    out, line = [], 1
+    for text in ns.programs or []:
+        last = line + text.count("\n")
+        out.append(Command("description", re.split(r"[{/;]", text, maxsplit=1)[0], text,
+                           line, last))
+        line = last + 1
+    return out
+
+
+def command_for(cmds: list[Command], line: int) -> Optional[Command]:
+    for c in cmds:
+        if c.holds(line):
+            return c
+    return cmds[0] if cmds else None
+
+
 def session_config(ns: argparse.Namespace, source: str, **extra) -> SessionConfig:
     """What the session is asked to do, from the options both shells take."""
+    extra.setdefault("commands", commands(ns))
     return SessionConfig(source, target_command=ns.command, target_pid=ns.pid,
                          macro_args=list(ns.args), options=options(ns), quiet=ns.quiet,
                          **extra)

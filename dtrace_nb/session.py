@@ -49,6 +49,11 @@ class SessionConfig:
     # factor (Session.normalize_factors() has them) and not printed at the end: the fleet
     # merges every host's, divides once and prints them.
     fleet_member: bool = False
+    # the programs as given on the command line (frontend.Command): one 'matched N probes'
+    # notice each, as dtrace(1); without them (a cell), one per clause
+    commands: list = field(default_factory=list)
+    # dtrace(1)'s _DTRACE_TESTING: records without the CPU and ID columns
+    testing: bool = False
 
 
 @dataclass
@@ -106,8 +111,7 @@ class Session:
             self.checked, self.program = compile_program(
                 self.cfg, self.catalog, self.target.pid if self.target else None,
                 self.target.exe if self.target else "")
-            for c in self.checked.clauses:
-                self._message(matched_message([p.text for p in c.clause.probes], len(c.probes)))
+            self._matched_notices()
             self._load()  # clang (or the object cache), maps, the verifier
             self._stage(f"attaching {self.probes_enabled} probe"
                         + "s" * (self.probes_enabled != 1))
@@ -118,15 +122,41 @@ class Session:
             if self.target is not None:
                 self.target.release()
             self._stage("tracing")
-        except BaseException:
-            # nothing was traced yet (BEGIN at most): free everything; stop() has nothing
-            # left to read
-            self.running = False
-            with deferred_interrupts():
-                self._teardown()
-                if self.target is not None:
-                    self.target.kill()
+        except KeyboardInterrupt:
+            if self.running:
+                # BEGIN has run: tracing began, so stop() runs END and prints what was
+                # aggregated, as dtrace(1) does for a signal once it has called go()
+                raise
+            self._abandon()
             raise
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """start() failed before tracing began: free everything; stop() has nothing left
+        to read."""
+        self.running = False
+        with deferred_interrupts():
+            self._teardown()
+            if self.target is not None:
+                self.target.kill()
+
+    def _matched_notices(self) -> None:
+        """dtrace(1)'s notice per program enabled, unless quiet (-q or the quiet option
+        set when it was compiled: `#pragma D option quiet`)."""
+        assert self.checked is not None
+        if self.checked.options["quiet"]:
+            return
+        clauses = self.checked.clauses
+        if not self.cfg.commands:
+            for c in clauses:
+                self._message(matched_message([p.text for p in c.clause.probes], len(c.probes)))
+            return
+        for cmd in self.cfg.commands:
+            n = sum(len(c.probes) for c in clauses
+                    if c.clause.probes and cmd.holds(c.clause.probes[0].span.line))
+            self._message(matched_message(cmd.name, n, cmd.desc))
 
     def _stage(self, text: str) -> None:
         if self.on_stage is not None:
@@ -149,7 +179,8 @@ class Session:
         self.consumer = Consumer(self.checked, self.program, self._reader, symbols,
                                  self._emit, self._message,
                                  lambda args: self._fire("ERROR", args, consume=False),
-                                 record_frames=self.cfg.record_frames)
+                                 record_frames=self.cfg.record_frames,
+                                 testing=self.cfg.testing)
         ring = self._loaded.ring
         if ring is not None:
             decoder = RecordDecoder(self.program.resources.records, self.program.probes)

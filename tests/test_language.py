@@ -114,9 +114,8 @@ CASES = [
      'BEGIN { @c["x", 1] = count(); @c["y", 2] = count(); @c["y", 2] = count();'
      ' @s["x", 1] = sum(10); @s["y", 2] = sum(5); printa("%-4s %d %@u %@d\\n", @c, @s);'
      ' exit(0); }', (),
-     "x    1 1 10\ny    2 2 5\n\n"
-     + "  %-50s %8d %16d\n" % ("x", 1, 1) + "  %-50s %8d %16d\n" % ("y", 2, 2) + "\n"
-     + "  %-50s %8d %16d\n" % ("y", 2, 5) + "  %-50s %8d %16d\n" % ("x", 1, 10)),
+     # printed by printa(), so not again at the end (libdtrace's DTRACE_AGD_PRINTED)
+     "x    1 1 10\ny    2 2 5\n\n"),
     # printf conversions D users write: integers converted for %e/%f/%g, # and + flags
     ("printf-conversions",
      'BEGIN { printf("%e|%10.3f|%g|%x|%X|%#o|%c|%5s|%-5d|%+d|%p|%%\\n", 12345, 3, 100000000,'
@@ -163,8 +162,8 @@ def test_bad_address_fires_error_and_continues(tmp_path):
                            ' arg1, arg2, arg4, arg5); exit(1); }')
     assert done.returncode == 1
     assert done.stdout == "epid 1 action 1 fault 1 addr 0\n\n"
-    assert ("dtrace: error on enabled probe ID 1 (ID 1: dtrace:::BEGIN): invalid address (0x0) "
-            "in action #1") in done.stderr
+    assert ("dtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): invalid address "
+            "(0x0)\n") in done.stderr
 
 
 def test_divide_by_zero_skips_the_rest_of_the_clause(tmp_path):
@@ -172,13 +171,13 @@ def test_divide_by_zero_skips_the_rest_of_the_clause(tmp_path):
                            'BEGIN { printf("next clause\\n"); exit(0); }')
     assert done.returncode == 0
     assert done.stdout == "next clause\n\n"
-    assert ("dtrace: error on enabled probe ID 1 (ID 1: dtrace:::BEGIN): divide-by-zero in "
-            "action #2") in done.stderr
+    assert "dtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): divide-by-zero\n" \
+        in done.stderr
 
 
 def test_copyinstr_of_bad_user_address(tmp_path):
     done = run_d(tmp_path, 'BEGIN { trace(copyinstr(16)); } BEGIN { exit(0); }')
-    assert "invalid address (0x10) in action #1" in done.stderr
+    assert "(dtrace:::BEGIN): invalid address (0x10)\n" in done.stderr
 
 
 # -- consumer actions ----------------------------------------------------------------------
@@ -190,7 +189,7 @@ def test_printa_clear_trunc(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == ("\n" + row % ("z", 1) + row % ("x", 5) + row % ("y", 7)
                            + "\n" + row % ("y", 7) + "\n" + row % ("y", 0)
-                           + "\n" + row % ("y", 0))
+                           + "\n")  # printa() printed @a: not again at the end
 
 
 def test_normalize(tmp_path):

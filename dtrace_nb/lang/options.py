@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-from dtrace_nb.errors import DCompileError, DUsageError
+from dtrace_nb.errors import DCompileError, DOptionError
 from dtrace_nb.lang.ast import Pragma, Span
 
 Value = Union[bool, int, str]
@@ -69,9 +69,20 @@ KNOWN: dict[str, tuple[str, Value]] = {
     "zdefs": ("bool", False),
     "defaultargs": ("bool", False),
     "rawbytes": ("bool", False),
+    # dtrace(1)'s: D_XXX tags in compile errors, DTRACEDROP_XXX tags in drop messages
+    "errtags": ("bool", False),
+    "droptags": ("bool", False),
+    # -H: the C preprocessor (-C) lists the files it includes (read where -C is run)
+    "cpphdrs": ("bool", False),
     # dtrace-nb's own: how many distinct keys an aggregation map may hold.
     "aggkeys": ("int", 10240),
 }
+
+
+# What setopt() may change while tracing (dtrace-utils' dynamic run-time options); the
+# others are refused then ("Operation illegal when tracing is active").
+RUNTIME_OPTIONS = frozenset(("aggrate", "aggsortkey", "aggsortkeypos", "aggsortpos",
+                             "aggsortrev", "flowindent", "quiet", "rawbytes", "switchrate"))
 
 
 # Where a value outside these bounds would reach the generated C as a map size or an
@@ -83,8 +94,19 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "ustackframes": (1, 1 << 10),
     "aggsortpos": (0, 1 << 10),
     "aggsortkeypos": (0, 1 << 10),
-    "strsize": (1, 1 << 30),
+    "strsize": (2, 1 << 30),  # dtrace-utils' minimum: room for one byte and its NUL
 }
+
+
+def _refused(name: str, value: Optional[str], span: Optional[Span], why: str, message: str,
+             hint: str = ""):
+    """An option refused, in dtrace(1)'s words: `failed to set -x NAME: WHY` on the command
+    line, `[D_PRAGMA_OPTSET] failed to set option 'NAME' to 'VALUE': WHY` in a pragma."""
+    if span is None:
+        return DOptionError(message, hint=hint, dtrace=f"failed to set -x {name}: {why}")
+    shown = f"'{name}'" if value is None else f"'{name}' to '{value}'"
+    return DCompileError(message, span, hint=hint, tag="D_PRAGMA_OPTSET",
+                         dtrace=f"failed to set option {shown}: {why}")
 
 
 @dataclass
@@ -101,11 +123,11 @@ class Options:
 
     def set(self, name: str, value: Optional[str], span: Optional[Span] = None,
             source: str = "-x") -> None:
-        err = DCompileError if span is not None else DUsageError
         name = name.strip()
         if name not in KNOWN:
-            raise err(f"unknown option '{name}'", span,
-                      hint="known options: " + ", ".join(sorted(KNOWN)))
+            raise _refused(name, value, span, "Invalid option name",
+                           f"unknown option '{name}'",
+                           hint="known options: " + ", ".join(sorted(KNOWN)))
         kind = KNOWN[name][0]
         try:
             if kind == "bool":
@@ -126,7 +148,8 @@ class Options:
             if lo is not None and not lo <= self.values[name] <= hi:
                 raise ValueError(f"{value} is out of range ({lo} to {hi})")
         except ValueError as ex:
-            raise err(f"option {name}: {ex}", span) from None
+            raise _refused(name, value, span, "Invalid value for specified option",
+                           f"option {name}: {ex}") from None
 
     def set_pair(self, text: str, span: Optional[Span] = None) -> None:
         name, _, value = text.partition("=")

@@ -64,8 +64,12 @@ class Conversion:
 Piece = Union[str, Conversion]
 
 
-def _bad(fmt: str, start: int, end: int, why: str) -> DCompileError:
-    return DCompileError(f"printf( ) format '{fmt[start:end]}': {why}", hint=_HINT)
+def _bad(fmt: str, start: int, end: int, why: str, number: int = 0,
+         dtrace: str = "") -> DCompileError:
+    """A malformed conversion; `dtrace` is dt_printf_create's words after 'format
+    conversion #N ' (its tag is D_SYNTAX)."""
+    return DCompileError(f"printf( ) format '{fmt[start:end]}': {why}", hint=_HINT,
+                         tag="D_SYNTAX", dtrace=f"format conversion #{number} {dtrace}")
 
 
 def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], int]:
@@ -81,7 +85,8 @@ def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], i
     while True:
         if p >= n:
             raise _bad(fmt, i, p, f"invalid conversion 'end of format' (conversion #{number} "
-                                  "name expected before end of format string)")
+                                  "name expected before end of format string)", number,
+                       "name expected before end of format string")
         c = fmt[p]
         if "0" <= c <= "9":  # ASCII only: str.isdigit() is true of "²"
             if not dot and not digits and c == "0":
@@ -105,7 +110,9 @@ def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], i
         elif c == "*":
             if (prec if dot else width) == "*":
                 raise _bad(fmt, i, p, f"conversion #{number} has more than one '*' for the "
-                                      f"output {'precision' if dot else 'width'}")
+                                      f"output {'precision' if dot else 'width'}", number,
+                           "has more than one '*' specified for the output "
+                           + ("precision" if dot else "width"))
             if dot:
                 prec = "*"
             else:
@@ -117,7 +124,8 @@ def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], i
             flags.discard("0")
         elif c == ".":
             if dot:
-                raise _bad(fmt, i, p, f"conversion #{number} has more than one '.'")
+                raise _bad(fmt, i, p, f"conversion #{number} has more than one '.'", number,
+                           "has more than one '.' specified")
             dot, digits = 1, 0
             if prec is None:
                 prec = "0"
@@ -131,18 +139,21 @@ def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], i
             flags.add(" ")
         elif c == "$":
             raise _bad(fmt, i, p, f"conversion #{number} uses unsupported positional "
-                                  "format (%n$)")
+                                  "format (%n$)", number, "uses unsupported positional format "
+                                                          "(%n$)")
         elif c == "%":
             if p - 1 == i + 1:
                 return "%", p
             raise _bad(fmt, i, p, f"invalid conversion '%' (conversion #{number} cannot be "
-                                  "combined with other format flags: %%)")
+                                  "combined with other format flags: %%)", number,
+                       "cannot be combined with other format flags: %%")
         elif c in "hlLwzjt":
             length += c
         else:
             if c not in _KIND or c == "%" or length not in _LENGTHS[c]:
                 raise _bad(fmt, i, p, f"invalid conversion '{c}' (conversion #{number} is "
-                                      f"undefined: %{length}{c})")
+                                      f"undefined: %{length}{c})", number,
+                           f"is undefined: %{length}{c}")
             order = "#0-+' @"
             return Conversion(fmt[i:p], "".join(f for f in order if f in flags), width,
                               prec, c, length), p

@@ -6,9 +6,13 @@ from __future__ import annotations
 from dtrace_nb.faults import fault_details, fault_words
 
 
-def matched_message(descriptions: list[str], nprobes: int) -> str:
-    """dtrace: description 'syscall::read:entry ' matched 1 probe"""
-    return (f"dtrace: description '{', '.join(descriptions)} ' matched {nprobes} "
+def matched_message(descriptions, nprobes: int, desc: str = "") -> str:
+    """dtrace(1)'s notice for a program enabled: `dtrace: script 'x.d' matched 3 probes`,
+    `dtrace: description 'BEGIN ' matched 1 probe` (the -n text up to its first '{', '/'
+    or ';'). A list of probe descriptions (a clause of a cell) is named as that clause."""
+    if not isinstance(descriptions, str):
+        descriptions, desc = ", ".join(descriptions) + " ", "description"
+    return (f"dtrace: {desc} '{descriptions}' matched {nprobes} "
             f"probe{'s' * (nprobes != 1)}")
 
 
@@ -22,19 +26,28 @@ def is_chatter(text: str) -> bool:
     return text.startswith("dtrace: description") or "has exited" in text
 
 
-def error_message(rec, desc: str) -> str:
-    """dt_handle_err's wording (no DIF offsets here: there is no DIF)."""
-    where = "predicate" if rec.action == 0 else f"action #{rec.action}"
-    return (f"dtrace: error on enabled probe ID {rec.epid} (ID {rec.probe.id}: {desc}): "
-            f"{fault_words(rec.fault)}{fault_details(rec.fault, rec.addr)} in {where}")
+def error_message(rec, desc: str, clause: int) -> str:
+    """dtrace-utils' dt_handle_err wording: `dtrace: error in dt_clause_4 for probe ID 1
+    (dtrace:::BEGIN): divide-by-zero`, the clause numbered from 0 in program order.
+    dtrace-utils ends it with ` at BPF pc N`, the faulting instruction of its own BPF
+    code; ours does not know which instruction of clang's output faulted, so the line
+    ends after the fault (ERROR's arg2 still says which action)."""
+    return (f"dtrace: error in dt_clause_{clause} for probe ID {rec.probe.id} ({desc}): "
+            f"{fault_words(rec.fault)}{fault_details(rec.fault, rec.addr)}")
+
+
+def liberr_message(clause: int, probe, desc: str, text: str) -> str:
+    """A consumer-side failure of an action (dt_handle_liberr), e.g. a setopt() refused."""
+    return f"dtrace: error in dt_clause_{clause} for probe ID {probe.id} ({desc}): {text}"
 
 
 def normalization_message(factor: int) -> str:
     return f"dtrace: normalization factor must be positive, not {factor}"
 
 
-def setopt_message(name: str, why: str) -> str:
-    return f"dtrace: couldn't set option \"{name}\": {why}"
+def setopt_message(name: str, value: str, why: str) -> str:
+    """dt_setopt's words (without the clause and probe dt_handle_liberr puts first)."""
+    return f"couldn't set option \"{name}\" to \"{value}\": {why}"
 
 
 # How dtrace(1) words each kind of loss (libdtrace's dt_handle_cpudrop and
@@ -46,19 +59,29 @@ _TOTAL_DROPS = {"dynamic variable": ("dynamic variable drop", ""),
                 "speculation": ("failed speculation", " (no speculative buffer available)")}
 
 
+# -x droptags: each message names its kind of loss (dtrace's DTRACEDROP_* names)
+_DROP_TAGS = {"ring buffer": "DTRACEDROP_PRINCIPAL", "aggregation": "DTRACEDROP_AGGREGATION",
+              "dynamic variable": "DTRACEDROP_DYNAMIC", "speculation": "DTRACEDROP_SPECUNAVAIL"}
+
+
 def is_loss_message(text: str) -> bool:
     """Whether a consumer message reports lost data (one of drop_messages' lines)."""
     return text.startswith("dtrace: ") and ("drop" in text or "failed speculation" in text)
 
 
-def drop_messages(drops: dict) -> list[str]:
+def drop_messages(drops: dict, droptags: bool = False) -> list[str]:
     """DTrace's words for (kind, cpu) -> count: 'dtrace: 12 aggregation drops on CPU 0',
     'dtrace: 3 drops on CPU 1' (the principal buffer: our ring buffer), 'dtrace: 5 dynamic
     variable drops', 'dtrace: 2 failed speculations (no speculative buffer available)'."""
     out = []
+
+    def tag(kind: str) -> str:
+        return f"[{_DROP_TAGS[kind]}] " if droptags and kind in _DROP_TAGS else ""
+
     for (kind, cpu), n in sorted(drops.items()):
         if n and kind in _PER_CPU_DROPS:
-            out.append(f"dtrace: {n} {_PER_CPU_DROPS[kind]}drop{'s' * (n > 1)} on CPU {cpu}")
+            out.append(f"dtrace: {tag(kind)}{n} {_PER_CPU_DROPS[kind]}drop{'s' * (n > 1)} "
+                       f"on CPU {cpu}")
     totals: dict[str, int] = {}
     for (kind, _cpu), n in drops.items():
         if kind not in _PER_CPU_DROPS:
@@ -66,5 +89,5 @@ def drop_messages(drops: dict) -> list[str]:
     for kind, n in sorted(totals.items()):
         if n:
             what, after = _TOTAL_DROPS.get(kind, (f"{kind} drop", ""))
-            out.append(f"dtrace: {n} {what}{'s' * (n > 1)}{after}")
+            out.append(f"dtrace: {tag(kind)}{n} {what}{'s' * (n > 1)}{after}")
     return out

@@ -15,11 +15,21 @@ from dtrace_nb.lang.types import IntType, StringType
 # trace() widths by data size, from libdtrace's dt_consume_cpu
 _TRACE_INT = {8: " %16d", 4: " %8d", 2: " %5d", 1: " %3d"}
 HEADING = "%3s %6s %32s\n" % ("CPU", "ID", "FUNCTION:NAME")
+# under _DTRACE_TESTING dtrace(1) leaves out the columns that vary from run to run
+TESTING_HEADING = "%32s\n" % "FUNCTION:NAME"
 
 
-def probe_prefix(cpu: int, probe) -> str:
-    """The start of a record's line: CPU, probe ID and FUNCTION:NAME."""
-    return "%3d %6d %32s " % (cpu, probe.id, f"{probe.function}:{probe.name}")
+def heading(testing: bool = False) -> str:
+    return TESTING_HEADING if testing else HEADING
+
+
+def probe_prefix(cpu: int, probe, testing: bool = False) -> str:
+    """The start of a record's line: CPU, probe ID and FUNCTION:NAME (only the last
+    under _DTRACE_TESTING, as dtrace(1)'s chew())."""
+    name = f"{probe.function}:{probe.name}"
+    if testing:
+        return "%32s " % name
+    return "%3d %6d %32s " % (cpu, probe.id, name)
 
 
 def trace_text(dtype, value, quiet: bool) -> str:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from dtrace_nb.errors import DCompileError
+from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, DESTRUCTIVE
 from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
 from dtrace_nb.lang.check.state import INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX
 from dtrace_nb.lang.check.walk import Walk
-from dtrace_nb.lang.options import KNOWN
 from dtrace_nb.lang.printf_format import parse_format
-from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
+from dtrace_nb.lang.types import (INT64, DType, StackType, StringType, TranslatedType,
+                                  VoidType)
 
 NOT_ON_LINUX = ("panic", "breakpoint", "chill", "freopen", "ftruncate")
 
@@ -25,7 +25,8 @@ def check_action(w: Walk, call: ast.Call) -> None:
     if not lo <= n <= hi:
         want = f"{lo}" if lo == hi else f"{lo} to {hi}"
         raise DCompileError(f"{call.name}() takes {want} argument{'s' * (hi != 1)}, "
-                            f"{n} given", call.span)
+                            f"{n} given", call.span, tag="D_PROTO_LEN",
+                            dtrace=proto_len(call.name, n, lo, hi))
     if call.name in DESTRUCTIVE:
         w.destructive.append(call)
     if call.name in NOT_ON_LINUX:
@@ -37,8 +38,10 @@ def check_action(w: Walk, call: ast.Call) -> None:
 
 def _int_arg(w: Walk, call: ast.Call, i: int) -> None:
     if not w.x.expr(call.args[i]).is_int:
+        got = w.x.ann.type(call.args[i])
         raise DCompileError(f"{call.name}() argument {i + 1} must be an integer, "
-                            f"not {w.x.ann.type(call.args[i])}", call.args[i].span)
+                            f"not {got}", call.args[i].span, tag="D_PROTO_ARG",
+                            dtrace=proto_arg(call.name, i + 1, "int", str(got)))
 
 
 def _format(w: Walk, call: ast.Call, fmt: ast.StrLit) -> list:
@@ -46,7 +49,8 @@ def _format(w: Walk, call: ast.Call, fmt: ast.StrLit) -> list:
     try:
         return [c for c in parse_format(fmt.value) if not isinstance(c, str)]
     except DCompileError as err:
-        raise DCompileError(err.message, fmt.span, err.hint) from None
+        raise DCompileError(err.message, fmt.span, err.hint, tag=err.tag,
+                            dtrace=err.dtrace) from None
 
 
 def _printf(w: Walk, call: ast.Call) -> None:
@@ -56,19 +60,29 @@ def _printf(w: Walk, call: ast.Call) -> None:
         raise DCompileError(f"{call.name}() needs a format string literal as its first "
                             "argument", call.span)
     wanted: list[str] = []
-    for conv in _format(w, call, fmt):
-        wanted.extend(["int"] * conv.star_count)
+    # per argument wanted: (conversion number from 1, the conversion, "*"/".*"/"" for a
+    # width, a precision or the value), for dtrace(1)'s words about it
+    owner: list[tuple[int, object, str]] = []
+    convs = _format(w, call, fmt)
+    for n, conv in enumerate(convs, 1):
+        for star, dyn in ((conv.width, "*"), (conv.precision, ".*")):
+            if star == "*":
+                wanted.append("int")
+                owner.append((n, conv, dyn))
         if conv.kind != "none":
             wanted.append(conv.kind)
+            owner.append((n, conv, ""))
     args = call.args[1:]
     if len(args) != len(wanted):
+        tag, text = _printf_count_words(call.name, owner, len(args))
         raise DCompileError(f"{call.name}() format \"{fmt.value}\" needs {len(wanted)} "
-                            f"argument{'s' * (len(wanted) != 1)}, {len(args)} given", call.span)
+                            f"argument{'s' * (len(wanted) != 1)}, {len(args)} given", call.span,
+                            tag=tag, dtrace=text)
     for i, (a, kind) in enumerate(zip(args, wanted)):
         if kind == "stack":
             _stack_conversion(w, a)
         else:
-            _printf_arg(call, i, a, w.x.expr(a), kind)
+            _printf_arg(call, i, a, w.x.expr(a), kind, owner[i])
 
 
 def _stack_conversion(w: Walk, a: ast.Expr) -> None:
@@ -77,20 +91,53 @@ def _stack_conversion(w: Walk, a: ast.Expr) -> None:
     lo, hi = ACTIONS[a.name]
     if not lo <= len(a.args) <= hi:
         raise DCompileError(f"{a.name}() takes {lo} to {hi} arguments, {len(a.args)} given",
-                            a.span)
+                            a.span, tag="D_PROTO_LEN",
+                            dtrace=proto_len(a.name, len(a.args), lo, hi))
     _stack_args(w, a)
     w.x.ann.types[a] = INT64
 
 
-def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str) -> None:
+def _printf_count_words(func: str, owner: list, given: int) -> tuple[str, str]:
+    """dt_printf_validate's tag and words for too few or too many arguments."""
+    if given > len(owner):
+        return ("D_PRINTF_ARG_EXTRA", f"{func}( ) prototype mismatch: only {len(owner)} "
+                "arguments required by this format string")
+    n, conv, dyn = owner[given]
+    name = conv.length + conv.conv
+    if dyn:
+        return ("D_PRINTF_DYN_PROTO", f"{func}( ) prototype mismatch: conversion #{n} "
+                f"(%{name}) is missing a corresponding \"{dyn}\" argument")
+    return ("D_PRINTF_ARG_PROTO", f"{func}( ) prototype mismatch: conversion #{n} (%{name}) "
+            "is missing a corresponding value argument")
+
+
+# what dtrace(1) says a conversion takes (dt_printf.c's prototypes), by conversion letter
+_CONV_PROTO = {"s": "char [] or string (or use stringof)", "p": "pointer or integer",
+               "a": "pointer or integer"}
+_XINT = "char, short, int, long, or long long"
+
+
+def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str,
+                owner: tuple) -> None:
     if kind == "agg":
         raise DCompileError("%@ is only valid in printa()", call.args[0].span)
+    n, conv, dyn = owner
+    if dyn:
+        tag = "D_PRINTF_DYN_TYPE"
+        words = (f"{call.name}( ) argument #{i + 2} is incompatible with conversion #{n} "
+                 f"prototype:\n\tconversion: % {dyn} {conv.length + conv.conv}\n"
+                 f"\t prototype: int\n\t  argument: {t}")
+    else:
+        tag = "D_PRINTF_ARG_TYPE"
+        words = (f"{call.name}( ) argument #{i + 2} is incompatible with conversion #{n} "
+                 f"prototype:\n\tconversion: %{conv.length + conv.conv}\n"
+                 f"\t prototype: {_CONV_PROTO.get(conv.conv, _XINT)}\n\t  argument: {t}")
     if kind == "string" and not t.is_string:
         raise DCompileError(f"{call.name}() argument {i + 2} is {t} but the format wants a "
-                            "string", a.span)
+                            "string", a.span, tag=tag, dtrace=words)
     if kind != "string" and not t.is_int:
         raise DCompileError(f"{call.name}() argument {i + 2} is {t} but the format wants "
-                            "an integer", a.span)
+                            "an integer", a.span, tag=tag, dtrace=words)
 
 
 def _printa(w: Walk, call: ast.Call) -> None:
@@ -148,12 +195,11 @@ def _agg_then_ints(*ints: int) -> Callable[[Walk, ast.Call], None]:
 def _setopt(w: Walk, call: ast.Call) -> None:
     for a in call.args:
         if not isinstance(a, ast.StrLit):
-            raise DCompileError("setopt() takes string constants", a.span)
+            raise DCompileError("setopt() takes string constants", a.span, tag="D_PROTO_ARG",
+                                dtrace=proto_arg("setopt", call.args.index(a) + 1, "char *",
+                                                 str(w.x.expr(a))))
         w.x.expr(a)
-    opt = call.args[0]
-    assert isinstance(opt, ast.StrLit)
-    if opt.value not in KNOWN:
-        raise DCompileError(f"unknown option '{opt.value}'", opt.span)
+    # an option setopt() cannot set is reported when it runs, as dtrace(1) does
 
 
 def _ints(*ints: int) -> Callable[[Walk, ast.Call], None]:

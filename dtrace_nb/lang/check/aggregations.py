@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError
+from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import AGG_FUNCS, AGG_INCREMENT, AGG_PARAM_DEFAULTS
 from dtrace_nb.lang.check.results import AggInfo
@@ -38,11 +38,13 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
     if not lo <= n <= hi:
         want = f"{lo}" if lo == hi else f"{lo} {'or' if hi == lo + 1 else 'to'} {hi}"
         raise DCompileError(f"{call.name}() takes {want} argument{'s' * (hi != 1)}, "
-                            f"{n} given", call.span)
+                            f"{n} given", call.span, tag="D_PROTO_LEN",
+                            dtrace=proto_len(call.name, n, lo, hi))
     for a in call.args[:nvals]:
         if not w.x.expr(a).is_int:
             raise DCompileError(f"{call.name}() needs an integer argument, not "
-                                f"{w.x.ann.type(a)}", a.span)
+                                f"{w.x.ann.type(a)}", a.span, tag="D_AGG_SCALAR",
+                                dtrace=f"{call.name}( ) argument #1 must be of scalar type")
     given = call.args[nvals:nvals + nparams]
     params = tuple(w.x.constant(a, f"{call.name}() parameter") for a in given)
     if len(given) < nparams:
@@ -122,22 +124,25 @@ def _check_lquantize(call: ast.Call, base: int, limit: int, step: int) -> None:
     a = call.args
     i32 = (-2**31, 2**31 - 1)
     if not i32[0] <= base <= i32[1]:
-        raise DCompileError("lquantize( ) argument #1 must be a 32-bit quantity", a[1].span)
+        raise DCompileError("lquantize( ) argument #1 must be a 32-bit quantity", a[1].span,
+                            tag="D_LQUANT_BASEVAL")
     if not i32[0] <= limit <= i32[1]:
-        raise DCompileError("lquantize( ) argument #2 must be a 32-bit quantity", a[2].span)
+        raise DCompileError("lquantize( ) argument #2 must be a 32-bit quantity", a[2].span,
+                            tag="D_LQUANT_LIMVAL")
     if limit <= base:
         raise DCompileError("lquantize( ) base (argument #1) must be less than limit "
-                            "(argument #2)", a[2].span)
+                            "(argument #2)", a[2].span, tag="D_LQUANT_MISMATCH")
     step_span = a[3].span if len(a) > 3 else call.span
     if step <= 0:
         raise DCompileError("lquantize( ) argument #3 must be a non-zero positive integer "
-                            "constant", step_span)
+                            "constant", step_span, tag="D_LQUANT_STEPTYPE")
     if step > 0xFFFF:
-        raise DCompileError("lquantize( ) argument #3 must be a 16-bit quantity", step_span)
+        raise DCompileError("lquantize( ) argument #3 must be a 16-bit quantity", step_span,
+                            tag="D_LQUANT_STEPVAL")
     levels = (limit - base) // step
     if levels == 0:
         raise DCompileError("lquantize( ) step (argument #3) too large: must have at least "
-                            "one quantization level", call.span)
+                            "one quantization level", call.span, tag="D_LQUANT_STEPLARGE")
     if levels > LQUANTIZE_MAX_LEVELS:  # DTrace allows 65535: here each level is map space
         raise DCompileError(f"lquantize() has {levels} levels; at most "
                             f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
@@ -149,42 +154,43 @@ def _check_llquantize(call: ast.Call, factor: int, low: int, high: int, steps: i
     u16 = 0xFFFF
     if not 2 <= factor <= u16:
         raise DCompileError("llquantize( ) argument #1 must be an unsigned 16-bit quantity "
-                            "greater than or equal to 2", a[1].span)
+                            "greater than or equal to 2", a[1].span, tag="D_LLQUANT_FACTORVAL")
     if not 0 <= low <= u16:
         raise DCompileError("llquantize( ) argument #2 must be an unsigned 16-bit quantity",
-                            a[2].span)
+                            a[2].span, tag="D_LLQUANT_LMAGVAL")
     if not 0 <= high <= u16:
         raise DCompileError("llquantize( ) argument #3 must be an unsigned 16-bit quantity",
-                            a[3].span)
+                            a[3].span, tag="D_LLQUANT_HMAGVAL")
     if high < low:
         raise DCompileError("llquantize( ) argument #3 (high magnitude) must be at least "
-                            "argument #2 (low magnitude)", a[3].span)
+                            "argument #2 (low magnitude)", a[3].span, tag="D_LLQUANT_HMAGVAL")
     # DTrace's limit is 64 unsigned bits; the buckets here are computed in signed ones.
     # (high < 64 first: factor ** (high + 1) of a huge high would never finish.)
     if high >= 64 or factor ** (high + 1) > 2**63:
         raise DCompileError("llquantize( ) argument #3 (high magnitude) will cause overflow "
-                            "of 64 bits", a[3].span)
+                            "of 64 bits", a[3].span, tag="D_LLQUANT_HMAGVAL")
     if steps <= 0:
         raise DCompileError("llquantize( ) argument #4 must be a non-zero positive integer "
-                            "constant", a[4].span)
+                            "constant", a[4].span, tag="D_LLQUANT_STEPTYPE")
     if steps > u16:
         raise DCompileError("llquantize( ) argument #4 must be an unsigned 16-bit quantity",
-                            a[4].span)
+                            a[4].span, tag="D_LLQUANT_STEPVAL")
     if steps < factor and factor % steps:
         raise DCompileError("llquantize() argument #4 (steps) must evenly divide argument #1 "
-                            "(factor) when steps<factor", a[1].span)
+                            "(factor) when steps<factor", a[1].span, tag="D_LLQUANT_STEPVAL")
     if steps > factor:
         if steps % factor:
             raise DCompileError("llquantize() argument #4 (steps) must be a multiple of "
-                                "argument #1 (factor) when steps>factor", a[1].span)
+                                "argument #1 (factor) when steps>factor", a[1].span,
+                                tag="D_LLQUANT_STEPVAL")
         if low == 0 and (factor * factor) % steps:
             raise DCompileError("llquantize() argument #4 (steps) must evenly divide the "
                                 "square of argument #1 (factor) when steps>factor and "
-                                "lmag==0", a[1].span)
+                                "lmag==0", a[1].span, tag="D_LLQUANT_STEPVAL")
         if low > 0 and factor ** (low + 1) % steps:
             raise DCompileError("llquantize() argument #4 (steps) must evenly divide "
                                 "pow(argument #1 (factor), lmag (argument #2) + 1) when "
-                                "steps>factor and lmag>0", a[1].span)
+                                "steps>factor and lmag>0", a[1].span, tag="D_LLQUANT_STEPVAL")
 
 
 def referenced(w: Walk, a: ast.AggRef) -> Optional[AggInfo]:
@@ -215,7 +221,9 @@ def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr],
     for a in args:
         if not isinstance(a, ast.AggRef):
             raise DCompileError("printa() arguments after the format must be aggregations",
-                                a.span)
+                                a.span, tag="D_PRINTA_AGGARG",
+                                dtrace=proto_arg("printa", args.index(a) + 1 + has_format,
+                                                 "aggregation", str(w.x.expr(a))))
         info = referenced(w, a)
         if info is not None:
             infos.append((a, info))
@@ -260,5 +268,5 @@ def _printa_conversions(call: ast.Call, fmt: list, key_types: list[DType]) -> No
                 raise DCompileError(f"printa( ) argument #{ki + 2} is incompatible with "
                                     f"conversion #{number} prototype:\n\tconversion: "
                                     f"{conv_text}\n\t prototype: {proto}\n\t  argument: "
-                                    f"{shown}", call.span)
+                                    f"{shown}", call.span, tag="D_PRINTF_ARG_TYPE")
             ki += 1

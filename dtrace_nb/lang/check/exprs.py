@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from dtrace_nb.errors import DCompileError
+from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES,
                                      UNAVAILABLE_SUBROUTINES)
@@ -138,6 +138,11 @@ class ExprChecker(VariableRules):
             raise DCompileError(f"operator {e.op} needs integer operands, not {a} and {b}",
                                 e.span,
                                 hint="join strings with strjoin()" if e.op == "+" else None)
+        if e.op in ("/", "%") and const_value(e.right, self.ann) == 0 \
+                and const_value(e.left, self.ann) is not None:
+            # dtrace folds constant operands while parsing, and refuses this one there
+            raise DCompileError("constant expression divides by zero", e.span,
+                                tag="D_DIV_ZERO", dtrace="expression contains division by zero")
         if e.op in ("<<", ">>"):
             return unary_promote(a)
         if e.op in ("+", "-") and isinstance(a, PtrType) and not isinstance(b, PtrType):
@@ -282,20 +287,23 @@ class ExprChecker(VariableRules):
         if not lo <= n <= hi:
             want = f"{lo}" if lo == hi else f"{lo} or {hi}"
             raise DCompileError(f"{e.name}() takes {want} argument{'s' * (hi != 1)}, {n} given",
-                                e.span)
+                                e.span, tag="D_PROTO_LEN", dtrace=proto_len(e.name, n, lo, hi))
         for i, (a, kind) in enumerate(zip(e.args, sub.args)):
             t = self.expr(a)
             if kind == "int" and not t.is_int:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be an integer, not {t}",
-                                    a.span)
+                                    a.span, tag="D_PROTO_ARG",
+                                    dtrace=proto_arg(e.name, i + 1, "int", str(t)))
             # NULL (a constant 0) is a char * too: DTrace faults when the clause runs
             if kind in ("string", "string or NULL") and not t.is_string \
                     and const_value(a, self.ann) == 0:
                 continue
             if kind in ("string", "string or NULL") and not t.is_string:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be a string, not {t}",
-                                    a.span, hint="read a string from an address with "
-                                                 "copyinstr() (user) or stringof() (kernel)")
+                                    a.span, tag="D_PROTO_ARG",
+                                    dtrace=proto_arg(e.name, i + 1, "char *", str(t)),
+                                    hint="read a string from an address with "
+                                         "copyinstr() (user) or stringof() (kernel)")
         for i in sub.constant_args:
             if i < n:
                 self.constant(e.args[i], f"{e.name}() argument {i + 1}")

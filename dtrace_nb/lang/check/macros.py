@@ -42,7 +42,7 @@ class MacroEnv:
                 return self.args[n - 1]
             if self.defaultargs:
                 return ""
-            raise DCompileError(f"macro argument ${n} is not defined", span,
+            raise DCompileError(f"macro argument ${n} is not defined", span, tag="D_MACRO_UNDEF",
                                 hint=f"pass {n} argument(s) after the script "
                                      "(or -x defaultargs to use 0 / \"\")")
         raise DCompileError(f"unknown macro variable ${name}", span)

@@ -18,9 +18,14 @@ def resolve_probes(st: CheckState) -> None:
         st.clauses.append(CheckedClause(i, c, list(found.values()), spec_probes=per_spec))
     if not st.clauses:
         raise DCompileError("the program has no probe clauses", st.program.span or None,
+                            tag="D_EMPTY", dtrace="empty D program translation unit",
+                            at_end=True,
                             hint="write at least one clause, e.g. BEGIN { exit(0); }")
     st.probes = sorted({p.id: p for c in st.clauses for p in c.probes}.values(),
                        key=lambda p: p.id)
+    if not st.probes:  # -Z, and nothing matched
+        raise DProbeError("no probes matched", hint="dtrace-nb traces only probes that exist; "
+                                                    "list them with dtrace-nb -l")
     longest = max(len(s) for p in st.probes for s in (p.provider, p.module, p.function, p.name))
     st.probe_string_size = (longest + 1 + 7) // 8 * 8
 
@@ -32,8 +37,12 @@ def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
     except DError as err:
         if err.span is not None:
             raise
-        raise type(err)(err.message, spec.span, err.hint, err.detail) from None
+        raise type(err)(err.message, spec.span, err.hint, err.detail, tag=err.tag,
+                        dtrace=err.dtrace) from None
+    if not probes and st.options["zdefs"]:
+        return []  # -Z: a description that matches nothing enables nothing
     if not probes:
         raise DProbeError(f"probe description {text} does not match any probes",
-                          spec.span, hint="list what exists with dtrace-nb -l -n 'PATTERN'")
+                          spec.span, tag="D_PDESC_ZERO",
+                          hint="list what exists with dtrace-nb -l -n 'PATTERN'")
     return probes

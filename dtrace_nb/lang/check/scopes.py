@@ -70,7 +70,9 @@ class VariableRules:
             raise DCompileError("args must be indexed: args[N]", e.span)
         if self.lenient:
             return INT64
-        raise DCompileError(f"unknown variable '{n}'", e.span, hint=_UNKNOWN_HINT)
+        raise DCompileError(f"unknown variable '{n}'", e.span, hint=_UNKNOWN_HINT,
+                            tag="D_IDENT_UNDEF",
+                            dtrace=f"failed to resolve {n}: Unknown variable name")
 
     def scoped(self, e: ast.ScopedVar) -> DType:
         var = self.st.vars.get((e.scope, e.name))
@@ -160,11 +162,13 @@ class VariableRules:
             raise DCompileError(f"a variable cannot hold {vt}", e.value.span,
                                 hint="assign a member instead, e.g. x = args[0]->member")
         if e.op != "=" and not vt.is_int:
-            raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span)
+            raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span,
+                                tag="D_OP_INCOMPAT")
         t = self.lvalue(e.target, vt if e.op == "=" else None)
         if t.is_string != vt.is_string:
             raise DCompileError(f"cannot assign {vt} to {describe(e.target)}, which is {t}",
-                                e.span)
+                                e.span, tag="D_OP_INCOMPAT",
+                                dtrace=f'operands have incompatible types: "{t}" {e.op} "{vt}"')
         if e.op != "=" and not t.is_int:
             raise DCompileError(f"operator {e.op} needs an integer variable", e.span)
         return t
