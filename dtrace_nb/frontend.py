@@ -14,6 +14,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
+from dtrace_nb import cpp
 from dtrace_nb.errors import DUsageError
 from dtrace_nb.probes import BindContext
 from dtrace_nb.runtime.target import Target
@@ -45,6 +46,7 @@ def build_parser(prog: str = CLI,
     p.add_argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
     p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
                    help="stop after SECONDS (dtrace-nb addition)")
+    cpp.add_options(p)
     return p
 
 
@@ -98,11 +100,11 @@ def program_text(ns: argparse.Namespace, cell: Optional[str] = None) -> str:
     if len(given) > 1:
         raise DUsageError(f"use either {given[0]} or {given[1]}, not both")
     if ns.script:
-        return read_script(ns.script)
+        return cpp.maybe_preprocess(ns, read_script(ns.script))
     if ns.programs:
-        return "\n".join(ns.programs)
+        return cpp.maybe_preprocess(ns, "\n".join(ns.programs))
     if body is not None:
-        return body
+        return cpp.maybe_preprocess(ns, body)
     where = "write it in the cell body, or use" if cell is not None else "use"
     raise DUsageError("no program given",
                       hint=f"{where} -n 'PROGRAM' or -s FILE (or -l to list)")
