@@ -200,3 +200,16 @@ def _int_promote(t: IntType) -> IntType:
 
 def unary_promote(t: IntType) -> IntType:
     return _int_promote(t)
+
+
+# Typedef names D knows without a declaration that are not keywords of the grammar: the
+# parser's lexer reads them as type names (a program's own typedefs join them).
+_BUILTIN_TYPEDEFS: dict[str, DType] = {}
+
+
+def builtin_typedef_names() -> frozenset[str]:
+    return frozenset(_BUILTIN_TYPEDEFS)
+
+
+def builtin_typedef(name: str) -> Optional[DType]:
+    return _BUILTIN_TYPEDEFS.get(name)

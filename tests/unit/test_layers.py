@@ -25,7 +25,7 @@ LAYERS = (
     ("session",),
     ("display",),
     ("result",),
-    ("frontend",),
+    ("frontend", "cpp"),  # cpp: -C, the preprocessor run over the program text
     ("cli", "magics", "__init__", "__main__"),
 )
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
