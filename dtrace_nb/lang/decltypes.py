@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from dtrace_nb.lang.types import DType, IntType, PtrType, StringType, VoidType
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.types import (DType, IntType, PtrType, StringType, VoidType,
+                                  builtin_typedef, type_from_words)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,10 @@ class TypeTable:
 
     tags: dict[tuple[str, str], DType] = field(default_factory=dict)
     typedefs: dict[str, DType] = field(default_factory=dict)
+    constants: dict[str, tuple[int, DType]] = field(default_factory=dict)  # enumerators
+
+    def constants_by_name(self) -> dict[str, int]:
+        return {name: value for name, (value, _) in self.constants.items()}
 
     def tag(self, kind: str, name: str) -> DType:
         """The type of `kind name` (an incomplete struct or union when not yet defined)."""
@@ -156,3 +163,144 @@ class TypeTable:
 def pointer_to(target: Optional[DType], name: str) -> PtrType:
     """A pointer remembering `target` (None or void: a void pointer)."""
     return PtrType(8, False, f"{name} *", None if isinstance(target, VoidType) else target)
+
+
+# ------------------------------------------------------------------ from the AST to types
+
+
+def fold(e: ast.Expr, names: dict[str, int], what: str) -> int:
+    """The value of an integer constant expression (enumerators, array sizes, bit-field
+    widths); `names` are the constants declared so far."""
+    if isinstance(e, (ast.IntLit, ast.CharLit)):
+        return e.value
+    if isinstance(e, ast.Ident) and e.name in names:
+        return names[e.name]
+    if isinstance(e, ast.Unary) and e.op in _UNARY:
+        return _UNARY[e.op](fold(e.operand, names, what))
+    if isinstance(e, ast.Binary) and e.op in _BINARY:
+        a, b = fold(e.left, names, what), fold(e.right, names, what)
+        if e.op in ("/", "%") and b == 0:
+            raise DCompileError("division by zero in a constant expression", e.span)
+        return _BINARY[e.op](a, b)
+    if isinstance(e, ast.Ternary):
+        return fold(e.then if fold(e.cond, names, what) else e.other, names, what)
+    raise DCompileError(f"{what} must be an integer constant expression", e.span)
+
+
+def _div(a: int, b: int) -> int:  # C's division truncates toward zero
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+_UNARY = {"-": lambda a: -a, "+": lambda a: a, "~": lambda a: ~a, "!": lambda a: int(not a)}
+_BINARY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+           "/": _div, "%": lambda a, b: a - _div(a, b) * b,
+           "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b, "&": lambda a, b: a & b,
+           "|": lambda a, b: a | b, "^": lambda a, b: a ^ b,
+           "==": lambda a, b: int(a == b), "!=": lambda a, b: int(a != b),
+           "<": lambda a, b: int(a < b), "<=": lambda a, b: int(a <= b),
+           ">": lambda a, b: int(a > b), ">=": lambda a, b: int(a >= b),
+           "&&": lambda a, b: int(bool(a and b)), "||": lambda a, b: int(bool(a or b)),
+           "^^": lambda a, b: int(bool(a) != bool(b))}
+
+
+def resolve(table: "TypeTable", tn: ast.TypeName, strsize: int) -> DType:
+    """The type `tn` names, defining the struct, union or enum it carries (once)."""
+    if tn.definition is not None:
+        base: Optional[DType] = _define(table, tn.definition, strsize)
+    elif tn.words[0] in ("struct", "union", "enum") and len(tn.words) == 2:
+        base = table.tag(tn.words[0], tn.words[1])
+        if base is None:
+            raise DCompileError(f"unknown type '{' '.join(tn.words)}'", tn.span)
+    elif tn.typedef:
+        base = table.typedefs.get(tn.words[0]) or builtin_typedef(tn.words[0])
+        if base is None:
+            raise DCompileError(f"unknown type '{tn.words[0]}'", tn.span)
+    else:
+        base = type_from_words(tn.words, tn.pointer, strsize)
+        if base is None:
+            raise DCompileError(f"unknown type '{tn}'", tn.span)
+        return _arrays(table, base, tn, strsize)
+    name = str(base)
+    for _ in range(tn.pointer):
+        base = pointer_to(base, name)
+        name = f"{name} *"
+    return _arrays(table, base, tn, strsize)
+
+
+def _arrays(table: "TypeTable", base: DType, tn: ast.TypeName, strsize: int) -> DType:
+    for dim in reversed(tn.dims):
+        if dim is None:
+            raise DCompileError("an array needs a size here", tn.span)
+        count = fold(dim, table.constants_by_name(), "an array's size")
+        if count <= 0:
+            raise DCompileError(f"an array's size must be positive, not {count}", dim.span)
+        base = ArrayType(base, count)
+    return base
+
+
+def _define(table: "TypeTable", d: ast.Node, strsize: int) -> DType:
+    if isinstance(d, ast.EnumDef):
+        return _define_enum(table, d)
+    assert isinstance(d, ast.StructDef)
+    struct = table.tag(d.kind, d.name)
+    if not isinstance(struct, StructType) or struct.kind != d.kind:
+        raise DCompileError(f"'{d.name}' is already a {struct} tag", d.span)
+    if struct.complete:
+        raise DCompileError(f"{struct} is already defined", d.span)
+    members, seen = [], set()
+    for m in d.members:
+        t = resolve(table, m.type, strsize)
+        if m.name and m.name in seen:
+            raise DCompileError(f"{struct} has two members named '{m.name}'", m.span)
+        seen.add(m.name)
+        if size_of(t) is None:
+            raise DCompileError(f"member '{m.name}' of {struct} has incomplete type {t}",
+                                m.span)
+        bits = None
+        if m.bits is not None:
+            if not isinstance(t, IntType) or isinstance(t, PtrType):
+                raise DCompileError(f"bit-field '{m.name}' must have an integer type, not {t}",
+                                    m.span)
+            bits = fold(m.bits, table.constants_by_name(), "a bit-field's width")
+            if bits < 0 or (bits == 0 and m.name):
+                raise DCompileError(f"bit-field '{m.name}' has width {bits}: a named "
+                                    "bit-field's width must be positive", m.bits.span)
+            if bits > t.size * 8:
+                raise DCompileError(f"bit-field '{m.name}' is wider ({bits} bits) than its "
+                                    f"type {t}", m.bits.span)
+        members.append(MemberSpec(m.name, t, bits))
+    lay_out(struct, members)
+    return struct
+
+
+def _define_enum(table: "TypeTable", d: ast.EnumDef) -> DType:
+    if ("enum", d.name) in table.tags:
+        raise DCompileError(f"enum {d.name} is already defined", d.span)
+    names = table.constants_by_name()
+    values, next_value = [], 0
+    for en in d.enumerators:
+        if en.name in names:
+            raise DCompileError(f"'{en.name}' is already defined as an enumerator", en.span)
+        value = next_value if en.value is None else fold(en.value, names, "an enumerator")
+        if not -(1 << 31) <= value < (1 << 31):
+            raise DCompileError(f"enumerator '{en.name}' ({value}) does not fit in an int",
+                                en.span)
+        names[en.name] = value
+        values.append((en.name, value))
+        next_value = value + 1
+    t = EnumType(4, True, f"enum {d.name}", tuple(values))
+    table.tags[("enum", d.name)] = t
+    for name, value in values:
+        table.constants[name] = (value, t)
+    return t
+
+
+def declared_size(t: DType, span: ast.Span) -> int:
+    """sizeof(t) for the sizeof operator: a declared type's size, 8 for a translated or
+    other opaque pointer; an incomplete struct has none."""
+    if isinstance(t, StructType) and not t.complete:
+        raise DCompileError(f"sizeof cannot be applied to incomplete {t}", span)
+    if isinstance(t, (StructType, ArrayType, IntType, StringType)):
+        return size_of(t) or 0
+    return 8

@@ -17,6 +17,7 @@ from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
 from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
                                         const_value, describe)
+from dtrace_nb.lang.decltypes import declared_size
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
                                   StringType, TranslatedType, native_type, promote,
                                   unary_promote)
@@ -166,7 +167,7 @@ class ExprChecker(VariableRules):
         else:
             assert e.operand is not None
             t = self.expr(e.operand)
-        self.ann.sizes[e] = t.size if isinstance(t, (IntType, StringType)) else 8
+        self.ann.sizes[e] = declared_size(t, e.span)
         return IntType(8, False, "size_t")
 
     def stringof(self, e: ast.StringOf) -> DType:

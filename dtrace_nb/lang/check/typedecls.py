@@ -1,0 +1,189 @@
+"""Pass: the program's type and name declarations, in source order, before its variables
+and clauses are checked: struct/union/enum definitions, typedefs, enumerators, inlines,
+externs and translators.
+
+Names declared this way are compile-time names, so they are replaced in the tree before
+any expression is typed: an enumerator by its value, an inline by its expression (cast to
+its type), `offsetof(T, m)` by the offset, and `xlate<T>(x).m` by translator T's
+expression for member m with its input name bound to x. A clause sees only what was
+declared above it, as in DTrace.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.builtins import INT_BUILTINS, PROBE_STRINGS
+from dtrace_nb.lang.check.state import CheckState
+from dtrace_nb.lang.decltypes import StructType, declared_size
+from dtrace_nb.lang.types import DType, IntType, StringType
+
+_KALLSYMS = ("kernel variables cannot be read here: this kernel's /proc/kallsyms lists no "
+             "data symbols (CONFIG_KALLSYMS_ALL is off)")
+
+
+@dataclass
+class _Translator:
+    decl: ast.TranslatorDecl
+    output: DType
+    members: dict[str, ast.TranslatorMember]
+
+
+@dataclass
+class _Names:
+    """What a name declared so far stands for, as the tree is rewritten."""
+
+    st: CheckState
+    inlines: dict[str, tuple[ast.InlineDecl, DType]]
+    translators: list[_Translator]
+
+    def replacement(self, e: ast.Expr) -> Optional[ast.Expr]:
+        struct_vars = self.st.struct_vars
+        if isinstance(e, ast.SizeOf) and isinstance(e.operand, ast.Ident) \
+                and e.operand.name in struct_vars:
+            t = struct_vars[e.operand.name][0]
+            return ast.IntLit(declared_size(t, e.span), True, True, span=e.span)
+        if isinstance(e, ast.Ident) and e.name in struct_vars:
+            raise DCompileError(f"'{e.name}' is of type {struct_vars[e.name][0]}: variables "
+                                "of struct type are not supported beyond sizeof()", e.span)
+        if isinstance(e, ast.Ident):
+            if e.name in self.st.types.constants:
+                return ast.IntLit(self.st.types.constants[e.name][0], span=e.span)
+            if e.name in self.inlines:
+                return self._inline(*self.inlines[e.name], e.span)
+        if isinstance(e, ast.OffsetOf):
+            return ast.IntLit(_offset(self.st, e), True, True, span=e.span)
+        if isinstance(e, ast.KernelSym):
+            raise DCompileError(f"{e.module}`{e.name}: {_KALLSYMS}", e.span)
+        if isinstance(e, ast.Member) and isinstance(e.base, ast.Xlate):
+            return self._translated(e.base, e.name, e.span)
+        if isinstance(e, ast.Xlate):
+            raise DCompileError("xlate<T>(x) is only supported with a member: "
+                                "xlate<T>(x).member", e.span)
+        return None
+
+    def _inline(self, decl: ast.InlineDecl, t: DType, span: ast.Span) -> ast.Expr:
+        value = copy.deepcopy(decl.value)
+        if isinstance(t, IntType):
+            return ast.Cast(decl.type, value, span=span)
+        return value
+
+    def _translated(self, x: ast.Xlate, member: str, span: ast.Span) -> ast.Expr:
+        to = self.st.type_of(ast.TypeName(x.to.words, 0, None, x.to.typedef, span=x.to.span))
+        found = next((t for t in reversed(self.translators) if t.output is to), None)
+        if found is None:
+            raise DCompileError(f"no translator to {to} is declared", x.span)
+        m = found.members.get(member)
+        if m is None:
+            raise DCompileError(f"translator to {to} has no member '{member}'", span)
+        body = copy.deepcopy(m.value)
+        bound = ast.Cast(found.decl.input, x.operand, span=x.operand.span)
+        return _substitute(body, lambda e: bound if isinstance(e, ast.Ident) and
+                           e.name == found.decl.input_name else None)
+
+
+def declare_types(st: CheckState) -> None:
+    names = _Names(st, {}, [])
+    for item in st.program.items:
+        if isinstance(item, ast.TypeDecl):
+            st.type_of(item.type)
+        elif isinstance(item, ast.TypedefDecl):
+            _typedef(st, item)
+        elif isinstance(item, ast.InlineDecl):
+            _inline(st, names, item)
+        elif isinstance(item, ast.ExternDecl):
+            raise DCompileError(f"extern {item.name}: {_KALLSYMS}", item.span)
+        elif isinstance(item, ast.TranslatorDecl):
+            names.translators.append(_translator(st, names, item))
+        elif isinstance(item, ast.VarDecl):
+            _variable_type(st, names, item)
+        elif isinstance(item, ast.Clause):
+            _substitute(item, names.replacement)
+
+
+def _typedef(st: CheckState, d: ast.TypedefDecl) -> None:
+    if d.name in st.types.typedefs:
+        raise DCompileError(f"typedef '{d.name}' is already declared", d.span)
+    st.types.typedefs[d.name] = st.type_of(d.type)
+
+
+def _declared_twice(st: CheckState, names: _Names, name: str, span: ast.Span) -> None:
+    if name in names.inlines or name in st.types.constants or name in INT_BUILTINS \
+            or name in PROBE_STRINGS or name in ("execname", "args") \
+            or any(key[1] == name for key in st.vars):
+        raise DCompileError(f"'{name}' is already declared", span)
+
+
+def _inline(st: CheckState, names: _Names, d: ast.InlineDecl) -> None:
+    _declared_twice(st, names, d.name, d.span)
+    t = st.type_of(d.type)
+    if not isinstance(t, (IntType, StringType)):
+        raise DCompileError(f"inline '{d.name}' of type {t}: only integer, pointer and "
+                            "string inlines are supported", d.span)
+    d.value = _substitute(d.value, names.replacement)  # names declared above it only
+    names.inlines[d.name] = (d, t)
+
+
+def _translator(st: CheckState, names: _Names, d: ast.TranslatorDecl) -> _Translator:
+    output = st.type_of(d.output)
+    st.type_of(d.input)
+    if not isinstance(output, StructType) or not output.complete:
+        raise DCompileError(f"a translator's output must be a defined struct or union, not "
+                            f"{output}", d.output.span)
+    members: dict[str, ast.TranslatorMember] = {}
+    for m in d.members:
+        if output.field(m.name) is None:
+            raise DCompileError(f"{output} has no member '{m.name}'", m.span)
+        if m.name in members:
+            raise DCompileError(f"member '{m.name}' is translated twice", m.span)
+        m.value = _substitute(m.value, names.replacement)
+        members[m.name] = m
+    return _Translator(d, output, members)
+
+
+def _variable_type(st: CheckState, names: _Names, d: ast.VarDecl) -> None:
+    """Array sizes and key types may use the names declared above; variables of struct
+    type or fixed-size arrays are refused here, located, until code generation has them."""
+    _substitute(d, names.replacement)
+    t = st.type_of(d.type)
+    if d.dims:
+        raise DCompileError(f"'{d.name}': fixed-size array variables are not supported "
+                            "(an associative array int a[int] is)", d.span)
+    if isinstance(t, StructType):
+        st.struct_vars[d.name] = (t, d.span)
+
+
+def _offset(st: CheckState, e: ast.OffsetOf) -> int:
+    t = st.type_of(e.of_type)
+    if not isinstance(t, StructType) or not t.complete:
+        raise DCompileError(f"offsetof() needs a struct or union type, not {t}", e.of_type.span)
+    f = t.field(e.member)
+    if f is None:
+        raise DCompileError(f"{t} has no member '{e.member}'", e.span)
+    if f.bits:
+        raise DCompileError(f"cannot take the offset of bit-field '{e.member}'", e.span)
+    return f.offset
+
+
+def _substitute(node, replace):
+    """`node` with every expression below it for which `replace` gives a node replaced
+    by that node (the replacement itself is looked into again, so inlines nest); the
+    tree is changed in place where it can be, and the new root is returned."""
+    if isinstance(node, ast.Expr):
+        new = replace(node)
+        if new is not None:
+            return _substitute(new, replace)
+    if isinstance(node, ast.Node):
+        for f in fields(node):
+            if f.name in ("span", "ty", "name_span"):
+                continue
+            v = getattr(node, f.name)
+            if isinstance(v, ast.Node):
+                setattr(node, f.name, _substitute(v, replace))
+            elif isinstance(v, list):
+                v[:] = [_substitute(x, replace) if isinstance(x, ast.Node) else x for x in v]
+    return node
