@@ -1,0 +1,157 @@
+"""D's declarations end to end: struct/union/enum types and their layout, typedefs, inline
+names, translators with xlate, offsetof and sizeof, and -C (the C preprocessor). Each
+program runs through `dtrace-nb -s` on the real kernel; expected values are worked out by
+hand from C's layout rules in the comment next to each case."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+CLI = [sys.executable, "-m", "dtrace_nb.cli"]
+ROOT = os.path.dirname(os.path.dirname(__file__))
+
+
+def run_d(tmp_path, program: str, *options: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "prog.d"
+    path.write_text(program)
+    return subprocess.run([*CLI, "-q", *options, "-s", str(path)], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+
+
+# (id, program, expected stdout)
+CASES = [
+    # enumerators count on from the last value; they may use earlier ones; 5/4 is 1
+    ("enum-values",
+     "enum colors { RED, ORANGE = 5 + 5, YELLOW = 2, GREEN, BLUE = GREEN + ORANGE,\n"
+     "  PINK = 5 / 4, INDIGO = -2, VIOLET };\n"
+     'BEGIN { printf("%d %d %d %d %d %d %d\\n", RED, ORANGE, GREEN, BLUE, PINK, INDIGO,'
+     " VIOLET); exit(0); }",
+     "0 10 3 13 1 -2 -1\n\n"),
+    # int x (0), char c (4), pad to 8, long l (8): 16; char[3] then int: 4 + 4 = 8
+    ("struct-layout",
+     "struct s { int x; char c; long l; };\nstruct t { char b[3]; int i; };\n"
+     'BEGIN { printf("%d %d %d %d %d\\n", sizeof(struct s), offsetof(struct s, c),'
+     " offsetof(struct s, l), sizeof(struct t), offsetof(struct t, i)); exit(0); }",
+     "16 4 8 8 4\n\n"),
+    # a union is as big as its largest member; every member is at 0
+    ("union-layout",
+     "union u { char c; int i; long l; short s[7]; };\n"
+     'BEGIN { printf("%d %d %d\\n", sizeof(union u), offsetof(union u, l),'
+     " offsetof(union u, s)); exit(0); }",
+     "16 0 0\n\n"),
+    # bit-fields share their int unit while they fit: a:3 b:5 c:20 in one int, d:10 in the
+    # next (28 + 10 > 32: bits 32..41); char e takes the next free byte, 6; size 8 (as gcc)
+    ("bit-fields",
+     "struct b { int a : 3; int b : 5; int c : 20; int d : 10; char e; };\n"
+     'BEGIN { printf("%d %d\\n", sizeof(struct b), offsetof(struct b, e)); exit(0); }',
+     "8 6\n\n"),
+    # a typedef names a struct, a pointer, an integer; a struct may point to itself
+    ("typedefs",
+     "typedef struct node { struct node *next; int v; } node_t;\ntypedef node_t *nodep_t;\n"
+     "typedef unsigned char byte_t;\nbyte_t b;\n"
+     'BEGIN { b = 300; printf("%d %d %d %d\\n", sizeof(node_t), sizeof(nodep_t), b,'
+     " offsetof(node_t, v)); exit(0); }",
+     "16 8 44 8\n\n"),
+    # a struct variable has the struct's size; nested anonymous union at 8 (after long)
+    ("struct-variable",
+     "struct r { long id; union { int i; char c[12]; } u; } rec;\n"
+     'BEGIN { printf("%d %d\\n", sizeof(rec), offsetof(struct r, u)); exit(0); }',
+     "24 8\n\n"),
+    # inlines: constants, expressions of builtins, strings; cast to their type
+    ("inlines",
+     "inline int N = 100 + 23;\ninline string WHO = probename;\ninline int ON = pid != 0;\n"
+     "inline char SMALL = 300;\ninline int TWICE = N * 2;\n"
+     'BEGIN { printf("%d %s %d %d %d\\n", N, WHO, ON, SMALL, TWICE); exit(0); }',
+     "123 BEGIN 1 44 246\n\n"),
+    # an inline in a predicate; an enum constant in an inline
+    ("inline-in-predicate",
+     "enum e { A = 7 };\ninline int LIMIT = A + 1;\n"
+     'BEGIN /LIMIT == 8/ { printf("yes %d\\n", LIMIT); }\nBEGIN { exit(0); }',
+     "yes 8\n\n"),
+    # a translator's member expression with its input bound to xlate's operand
+    ("translator",
+     "struct info { int doubled; int plus; };\n"
+     "translator struct info < int X > { doubled = X * 2; plus = X + 1; };\n"
+     "inline int SEVEN = 7;\n"
+     'BEGIN { printf("%d %d\\n", xlate<struct info>(SEVEN).doubled,'
+     " xlate<struct info *>(20)->plus); exit(0); }",
+     "14 21\n\n"),
+    # `struct D`s` is the program's own struct s
+    ("scoped-tag",
+     "struct s { int x; int y; };\n"
+     'BEGIN { printf("%d\\n", offsetof(struct D`s, y)); exit(0); }',
+     "4\n\n"),
+]
+
+
+@pytest.mark.parametrize("program, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_declarations(tmp_path, program, expected):
+    r = run_d(tmp_path, program)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected
+
+
+# (id, program, where, message): refused with a located D error
+ERRORS = [
+    ("struct-twice", "struct s { int a; };\nstruct s { int b; };\nBEGIN { exit(0); }",
+     "2:1", "struct s is already defined"),
+    ("no-member", "struct s { int a; };\nBEGIN { trace(offsetof(struct s, b)); }",
+     "2:15", "struct s has no member 'b'"),
+    ("offsetof-bit-field", "struct s { int a : 2; };\nBEGIN { trace(offsetof(struct s, a)); }",
+     "2:15", "cannot take the offset of bit-field 'a'"),
+    ("bit-field-too-wide", "struct s { char a : 9; };\nBEGIN { exit(0); }",
+     "1:21", "bit-field 'a' is wider (9 bits) than its type char"),
+    ("enumerator-twice", "enum e { A, B };\nenum f { B };\nBEGIN { exit(0); }",
+     "2:10", "'B' is already defined as an enumerator"),
+    ("inline-twice", "inline int x = 1;\ninline int x = 2;\nBEGIN { exit(0); }",
+     "2:1", "'x' is already declared"),
+    ("inline-later", "BEGIN { trace(LATER); }\ninline int LATER = 1;",
+     "1:15", "LATER"),
+    ("unknown-typedef", "BEGIN { trace(sizeof(struct nosuch)); }",
+     "1:15", "sizeof cannot be applied to incomplete struct nosuch"),
+    ("kernel-symbol", "BEGIN { trace(`max_pfn); }", "1:15", "CONFIG_KALLSYMS_ALL"),
+    ("translator-member", "struct i { int a; };\ntranslator struct i < int X > { b = X; };\n"
+     "BEGIN { exit(0); }",
+     "2:33", "struct i has no member 'b'"),
+]
+
+
+@pytest.mark.parametrize("program, where, message", [c[1:] for c in ERRORS],
+                         ids=[c[0] for c in ERRORS])
+def test_declaration_errors(tmp_path, program, where, message):
+    r = run_d(tmp_path, program, "-e")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{where}: " in r.stderr and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cpp_define_and_include(tmp_path):
+    """-C: a #define, an #include of a file found through -I, -D from the command line,
+    and #ifdef of what libdtrace predefines; an error after the #include keeps its line."""
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "limits.h").write_text("#define LIMIT 42\n#define WHO \"cpp\"\n")
+    program = ('#include "limits.h"\n#define TWICE(x) ((x) * 2)\nBEGIN\n{\n#ifdef __linux\n'
+               '\tprintf("%s %d %d %d\\n", WHO, LIMIT, TWICE(LIMIT), EXTRA);\n#endif\n'
+               "\texit(0);\n}\n")
+    r = run_d(tmp_path, program, "-C", f"-I{tmp_path / 'inc'}", "-DEXTRA=5")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "cpp 42 84 5\n\n"
+    r = run_d(tmp_path, program.replace("\texit(0);", "\tnosuch(1);"), "-C",
+              f"-I{tmp_path / 'inc'}", "-DEXTRA=5")
+    assert r.returncode == 1 and "8:2: unknown function 'nosuch()'" in r.stderr, r.stderr
+
+
+def test_cpp_undefine_and_list_includes(tmp_path):
+    (tmp_path / "a.h").write_text("#define A 1\n")
+    program = '#include "a.h"\nBEGIN {\n#ifdef __linux\n\texit(1);\n#endif\n\texit(A - 1);\n}\n'
+    r = run_d(tmp_path, program, "-C", "-H", f"-I{tmp_path}", "-U__linux")
+    assert r.returncode == 0, r.stderr
+    assert f"{tmp_path}/a.h" in r.stderr  # -H: each included file on stderr
+    r = run_d(tmp_path, '#include "missing.h"\nBEGIN { exit(0); }\n', "-C")
+    assert r.returncode == 1 and "Preprocessor failed" in r.stderr, r.stderr
