@@ -82,6 +82,16 @@ CASES = [
      'BEGIN { printf("%d %d\\n", xlate<struct info>(SEVEN).doubled,'
      " xlate<struct info *>(20)->plus); exit(0); }",
      "14 21\n\n"),
+    # members of a global and a clause-local struct variable written and read back; a
+    # nested anonymous struct's member; += and ++ on members; a union's members overlap:
+    # 0x01020304's low byte is 4 (little-endian)
+    ("struct-members",
+     "struct c { int x; char ch; long y; struct { short s; } in; } P;\n"
+     "this struct c Q;\nunion u { int i; char b; } U;\n"
+     "BEGIN { P.x = 5; P.ch = 'a'; P.y = -3; P.x += 2; P.in.s = 9; P.y++; this->Q.x = 11;\n"
+     "  U.i = 0x01020304;\n"
+     '  printf("%d %c %d %d %d %d\\n", P.x, P.ch, P.y, P.in.s, this->Q.x, U.b); exit(0); }',
+     "7 a -2 9 11 4\n\n"),
     # `struct D`s` is the program's own struct s
     ("scoped-tag",
      "struct s { int x; int y; };\n"
@@ -116,6 +126,10 @@ ERRORS = [
     ("unknown-typedef", "BEGIN { trace(sizeof(struct nosuch)); }",
      "1:15", "sizeof cannot be applied to incomplete struct nosuch"),
     ("kernel-symbol", "BEGIN { trace(`max_pfn); }", "1:15", "CONFIG_KALLSYMS_ALL"),
+    ("struct-as-value", "struct s { int a; } v;\nBEGIN { trace(v); }", "2:15",
+     "a struct variable is used through its members"),
+    ("write-through-pointer", "struct s { int a; };\nBEGIN { ((struct s *)0)->a = 1; }",
+     "2:9", "memory behind a pointer cannot be written"),
     ("translator-member", "struct i { int a; };\ntranslator struct i < int X > { b = X; };\n"
      "BEGIN { exit(0); }",
      "2:33", "struct i has no member 'b'"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.string_exprs import StringExprs, StrVal, dispatch
+from dtrace_nb.codegen.struct_exprs import is_declared_member, read_member
 from dtrace_nb.codegen.variables import VariableExprs
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
@@ -96,6 +97,8 @@ class ExprEmitter(VariableExprs, StringExprs):
         return f"(({self.ty(e).c_type()})dt_arg{ref.n})"
 
     def _member(self, e: ast.Member) -> str:
+        if is_declared_member(self, e):
+            return read_member(self, e)
         return f"(({self.ty(e).c_type()})({self.member_expr(e)}))"
 
     def _cast(self, e: ast.Cast) -> str:

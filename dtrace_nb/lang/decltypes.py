@@ -148,6 +148,8 @@ class TypeTable:
     tags: dict[tuple[str, str], DType] = field(default_factory=dict)
     typedefs: dict[str, DType] = field(default_factory=dict)
     constants: dict[str, tuple[int, DType]] = field(default_factory=dict)  # enumerators
+    # definitions already made, by the identity of their node (kept alive with it)
+    defined: dict[int, tuple[ast.Node, DType]] = field(default_factory=dict)
 
     def constants_by_name(self) -> dict[str, int]:
         return {name: value for name, (value, _) in self.constants.items()}
@@ -240,6 +242,13 @@ def _arrays(table: "TypeTable", base: DType, tn: ast.TypeName, strsize: int) -> 
 
 
 def _define(table: "TypeTable", d: ast.Node, strsize: int) -> DType:
+    """The type definition `d` defines (defined once, however often it is resolved)."""
+    if id(d) not in table.defined:
+        table.defined[id(d)] = (d, _define_once(table, d, strsize))
+    return table.defined[id(d)][1]
+
+
+def _define_once(table: "TypeTable", d: ast.Node, strsize: int) -> DType:
     if isinstance(d, ast.EnumDef):
         return _define_enum(table, d)
     assert isinstance(d, ast.StructDef)

@@ -23,8 +23,6 @@ def declare_variables(st: CheckState) -> None:
 
 
 def _declare(st: CheckState, decl: ast.VarDecl) -> None:
-    if decl.name in st.struct_vars:  # of struct type: only sizeof() knows it (typedecls.py)
-        return
     t = st.type_of(decl.type)
     keys = None
     if decl.key_types is not None:

@@ -15,6 +15,7 @@ from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, SUBROUTINES
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
+from dtrace_nb.lang.check.struct_members import struct_member
 from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
                                         const_value, describe)
 from dtrace_nb.lang.decltypes import declared_size
@@ -237,6 +238,9 @@ class ExprChecker(VariableRules):
                                     hint="members: " + ", ".join(x.name for x in t.members))
             self.ann.members[e] = self._member_read(e)
             return m.dtype
+        declared = struct_member(self, e, t)
+        if declared is not None:
+            return declared
         raise DCompileError(f"'{'->' if e.arrow else '.'}{e.name}' needs a struct; "
                             f"{describe(e.base)} is {t}", e.span,
                             hint="kernel struct types are not available; providers give "

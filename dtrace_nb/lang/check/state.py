@@ -44,7 +44,7 @@ class CheckState:
     destructive: list[ast.Call] = field(default_factory=list)
     # the program's declared types (typedecls.py), and its variables of struct type
     types: TypeTable = field(default_factory=TypeTable)
-    struct_vars: dict[str, tuple[DType, ast.Span]] = field(default_factory=dict)
+    struct_vars: dict[tuple[str, str], tuple[DType, ast.Span]] = field(default_factory=dict)
 
     @property
     def strsize(self) -> int:

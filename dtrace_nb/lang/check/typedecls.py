@@ -12,7 +12,7 @@ declared above it, as in DTrace.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from dtrace_nb.errors import DCompileError
@@ -40,16 +40,19 @@ class _Names:
     st: CheckState
     inlines: dict[str, tuple[ast.InlineDecl, DType]]
     translators: list[_Translator]
+    member_bases: set = field(default_factory=set)  # struct variables used as v.member
 
     def replacement(self, e: ast.Expr) -> Optional[ast.Expr]:
-        struct_vars = self.st.struct_vars
-        if isinstance(e, ast.SizeOf) and isinstance(e.operand, ast.Ident) \
-                and e.operand.name in struct_vars:
-            t = struct_vars[e.operand.name][0]
+        struct_var = _struct_var(self.st, e)
+        if isinstance(e, ast.SizeOf) and e.operand is not None \
+                and _struct_var(self.st, e.operand):
+            t = _struct_var(self.st, e.operand)
             return ast.IntLit(declared_size(t, e.span), True, True, span=e.span)
-        if isinstance(e, ast.Ident) and e.name in struct_vars:
-            raise DCompileError(f"'{e.name}' is of type {struct_vars[e.name][0]}: variables "
-                                "of struct type are not supported beyond sizeof()", e.span)
+        if isinstance(e, ast.Member) and not e.arrow and _struct_var(self.st, e.base):
+            self.member_bases.add(id(e.base))
+        elif struct_var is not None and id(e) not in self.member_bases:
+            raise DCompileError(f"{_described(e)} is a {struct_var}: a struct variable is "
+                                "used through its members (v.member) or sizeof", e.span)
         if isinstance(e, ast.Ident):
             if e.name in self.st.types.constants:
                 return ast.IntLit(self.st.types.constants[e.name][0], span=e.span)
@@ -154,7 +157,26 @@ def _variable_type(st: CheckState, names: _Names, d: ast.VarDecl) -> None:
         raise DCompileError(f"'{d.name}': fixed-size array variables are not supported "
                             "(an associative array int a[int] is)", d.span)
     if isinstance(t, StructType):
-        st.struct_vars[d.name] = (t, d.span)
+        if d.scope == "self" or d.key_types:
+            raise DCompileError(f"'{d.name}': thread-local and associative variables of "
+                                "struct type are not supported (global and this-> ones are)",
+                                d.span)
+        st.struct_vars[(d.scope, d.name)] = (t, d.span)
+
+
+def _struct_var(st: CheckState, e) -> Optional[DType]:
+    """The struct type of variable reference `e`, when it names a struct variable."""
+    if isinstance(e, ast.Ident):
+        found = st.struct_vars.get(("global", e.name))
+    elif isinstance(e, ast.ScopedVar):
+        found = st.struct_vars.get((e.scope, e.name))
+    else:
+        return None
+    return found[0] if found else None
+
+
+def _described(e) -> str:
+    return e.name if isinstance(e, ast.Ident) else f"{e.scope}->{e.name}"
 
 
 def _offset(st: CheckState, e: ast.OffsetOf) -> int:

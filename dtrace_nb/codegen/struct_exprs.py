@@ -1,0 +1,92 @@
+"""Members of declared structs and unions as BPF C: the member's address is worked out
+from its base (a struct variable's bytes in the globals or clause-locals map value, read
+directly; memory behind a pointer, read with bpf_probe_read_kernel and a fault on a bad
+address); bit-fields are shifted and masked out of their storage unit."""
+
+from __future__ import annotations
+
+from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
+from dtrace_nb.faults import FLT_BADADDR
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.decltypes import Field
+from dtrace_nb.lang.types import IntType, promote
+
+
+def is_declared_member(em, e: ast.Expr) -> bool:
+    return isinstance(e, ast.Member) and isinstance(em.fs.ann.members.get(e), Field)
+
+
+def _address(em, e: ast.Expr) -> tuple[str, bool]:
+    """(C address of the struct value `e` denotes, whether it is a map value's memory that
+    can be read and written directly)."""
+    if isinstance(e, (ast.Ident, ast.ScopedVar)):
+        return f"((u8 *){em.var_place(em.layout(em.fs.ann.vars[e]))})", True
+    if isinstance(e, ast.Member) and not e.arrow:
+        base, direct = _address(em, e.base)
+        return f"({base} + {em.fs.ann.members[e].offset})", direct
+    if isinstance(e, ast.Member):  # p->m
+        return f"((u8 *)(u64)({em.int_expr(e.base)}) + {em.fs.ann.members[e].offset})", False
+    assert isinstance(e, ast.Unary) and e.op == "*"
+    return f"((u8 *)(u64)({em.int_expr(e.operand)}))", False
+
+
+def _member_address(em, e: ast.Member) -> tuple[str, bool]:
+    f: Field = em.fs.ann.members[e]
+    if e.arrow:
+        return f"((u8 *)(u64)({em.int_expr(e.base)}) + {f.offset})", False
+    base, direct = _address(em, e.base)
+    return f"({base} + {f.offset})", direct
+
+
+def read_member(em, e: ast.Member) -> str:
+    f: Field = em.fs.ann.members[e]
+    t = f.dtype
+    assert isinstance(t, IntType)
+    addr, direct = _member_address(em, e)
+    unit = f"u{t.size * 8}"
+    if direct:
+        raw = f"(*({unit} *){addr})"
+    else:
+        v, a = em.fs.tmp("d"), em.fs.tmp("a")
+        raw = stmt_expr([f"u8 *{a} = {addr};", f"{unit} {v} = 0;",
+                         if_stmt(f"bpf_probe_read_kernel(&{v}, {t.size}, {a}) < 0",
+                                 [em.fs.fault(FLT_BADADDR, f"(u64){a}")])], v)
+    if not f.bits:
+        return f"(({t.c_type()}){raw})"
+    mask = (1 << f.bits) - 1
+    bits = f"((u64)({raw} >> {f.bit_offset}) & {mask:#x}ULL)"
+    if t.signed:  # sign-extend from the field's top bit
+        shift = 64 - f.bits
+        return f"(({t.c_type()})(((s64)({bits} << {shift})) >> {shift}))"
+    return f"(({t.c_type()}){bits})"
+
+
+def assign_member(em, e: ast.Assign) -> str:
+    target = e.target
+    assert isinstance(target, ast.Member)
+    f: Field = em.fs.ann.members[target]
+    t = f.dtype
+    addr, _ = _member_address(em, target)
+    if e.op == "=":
+        value = em.int_expr(e.value)
+    else:
+        op, vt = e.op[:-1], em.ty(e.value)
+        rt = promote(t, vt) if op not in ("<<", ">>") else t
+        value = em.arith(op, read_member(em, target), em.int_expr(e.value), t, vt, rt)
+    return _store(em, t, addr, value)
+
+
+def incdec_member(em, target: ast.Member, op: str, post: bool) -> str:
+    t = em.fs.ann.members[target].dtype
+    ct = t.c_type()
+    old = em.fs.tmp("o")
+    sign = "+" if op == "++" else "-"
+    addr, _ = _member_address(em, target)
+    stored = _store(em, t, addr, f"{old} {sign} 1")
+    return stmt_expr([f"{ct} {old} = {read_member(em, target)};", f"(void){stored};"],
+                     old if post else f"(({ct})({old} {sign} 1))")
+
+
+def _store(em, t: IntType, addr: str, value: str) -> str:
+    ct, v = t.c_type(), em.fs.tmp("v")
+    return stmt_expr([f"{ct} {v} = ({ct})({value});", f"*({ct} *){addr} = {v};"], v)

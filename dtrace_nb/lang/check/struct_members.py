@@ -1,0 +1,68 @@
+"""Members of declared structs and unions: `v.m` of a struct variable (global or
+clause-local), `p->m` and `(*p).m` of a pointer to a declared struct, nested `v.a.b`.
+The member's Field (offset, bits) goes into the annotations for the code generator."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from dtrace_nb.errors import DCompileError
+from dtrace_nb.lang import ast
+from dtrace_nb.lang.decltypes import ArrayType, Field, StructType
+from dtrace_nb.lang.types import DType, PtrType
+
+
+def struct_member(checker, e: ast.Member, t: DType) -> Optional[DType]:
+    """The type of member `e` of a value of type `t`, or None when `t` is not a declared
+    struct (or pointer to one): then the caller's rules apply."""
+    if e.arrow:
+        if not (isinstance(t, PtrType) and isinstance(t.target, StructType)):
+            return None
+        struct = t.target
+    else:
+        if not isinstance(t, StructType):
+            if isinstance(t, PtrType) and isinstance(t.target, StructType):
+                raise DCompileError(f"{t} is a pointer: use -> to reach its members", e.span)
+            return None
+        struct = t
+        _addressable(e.base)
+    if not struct.complete:
+        raise DCompileError(f"{struct} is incomplete: it has no members", e.span)
+    f = struct.field(e.name)
+    if f is None:
+        raise DCompileError(f"{struct} has no member '{e.name}'", e.span,
+                            hint="members: " + ", ".join(x.name for x in struct.fields or ()))
+    if isinstance(f.dtype, ArrayType):
+        raise DCompileError(f"member '{e.name}' of {struct} is an array: array members "
+                            "are not supported", e.span)
+    checker.ann.members[e] = f
+    return f.dtype
+
+
+def _addressable(base: ast.Expr) -> None:
+    if isinstance(base, (ast.Ident, ast.ScopedVar, ast.Member)):
+        return
+    if isinstance(base, ast.Unary) and base.op == "*":
+        return
+    raise DCompileError("'.' needs a struct variable or member here", base.span)
+
+
+def member_lvalue(checker, target: ast.Member) -> DType:
+    """The type of an assignable member: one of a struct variable (kernel memory behind
+    a pointer cannot be written), and not a bit-field."""
+    t = checker.expr(target)
+    f = checker.ann.members.get(target)
+    if not isinstance(f, Field):
+        raise DCompileError(f"{target.name} cannot be assigned: only members of struct "
+                            "variables can", target.span)
+    root = target
+    while isinstance(root, ast.Member) and not root.arrow:
+        root = root.base
+    if not isinstance(root, (ast.Ident, ast.ScopedVar)):
+        raise DCompileError("memory behind a pointer cannot be written; assign members of "
+                            "struct variables", target.span)
+    if f.bits:
+        raise DCompileError(f"bit-field '{f.name}' cannot be assigned", target.span)
+    if not t.is_int:
+        raise DCompileError(f"member '{f.name}' of type {t} cannot be assigned", target.span)
+    return t
