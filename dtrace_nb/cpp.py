@@ -21,6 +21,7 @@ from dtrace_nb.errors import DCompileError, DUsageError
 _PREDEFINED = ("-D__linux", "-D__unix", "-D__SVR4", "-D__SUNW_D=1", "-U__GNUC__",
                "-D__SUNW_D_64", "-D__Linux", "-D__amd64", "-D__SUNW_D_VERSION=0x02000000")
 _MAIN = "<stdin>"
+_MESSAGE_PLACE = re.compile(r"^<stdin>:(\d+):(?:\d+:)?", re.M)
 _MARKER = re.compile(r'#\s*(?:line\s+)?(\d+)\s+"((?:[^"\\]|\\.)*)"[ \t\d]*$')
 
 
@@ -73,12 +74,11 @@ def preprocess(text: str, args: list[str], cpp: Optional[str] = None) -> str:
                              text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DUsageError(f"could not run {cpp}: {exc}") from None
+    # cpp's own messages (errors, warnings, -H's list of included files) as dtrace shows
+    # them: the program is cpp's /dev/stdin there, and lines carry no column
+    _forward(_MESSAGE_PLACE.sub(r"/dev/stdin:\1:", run.stderr))
     if run.returncode != 0:
-        first = next((ln for ln in run.stderr.splitlines() if "error" in ln),
-                     run.stderr.strip().splitlines()[0] if run.stderr.strip() else "")
-        raise DCompileError("Preprocessor failed to process input program"
-                            + (f" ({_tidy(first)})" if first else ""))
-    _forward(run.stderr)  # warnings, and -H's list of included files
+        raise DCompileError("Preprocessor failed to process input program")
     return restore_lines(run.stdout)
 
 
@@ -90,8 +90,6 @@ def _forward(stderr: str) -> None:
         sys.stderr.flush()
 
 
-def _tidy(message: str) -> str:
-    return message.replace(f"{_MAIN}:", "line ").strip()
 
 
 def restore_lines(output: str) -> str:

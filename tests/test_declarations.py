@@ -92,6 +92,14 @@ CASES = [
      "  U.i = 0x01020304;\n"
      '  printf("%d %c %d %d %d %d\\n", P.x, P.ch, P.y, P.in.s, this->Q.x, U.b); exit(0); }',
      "7 a -2 9 11 4\n\n"),
+    # a whole struct assigned from another of its type, nested struct included; later
+    # writes to the source do not show in the copy
+    ("struct-copy",
+     "struct in { int a; long b; };\nstruct out { char c; struct in i; } A, B;\n"
+     "this struct out T;\n"
+     "BEGIN { A.c = 'x'; A.i.a = 3; A.i.b = 4; B = A; this->T = B; A.i.a = 9;\n"
+     '  printf("%c %d %d %d %d\\n", B.c, B.i.a, B.i.b, this->T.i.b, A.i.a); exit(0); }',
+     "x 3 4 4 9\n\n"),
     # `struct D`s` is the program's own struct s
     ("scoped-tag",
      "struct s { int x; int y; };\n"
@@ -128,6 +136,8 @@ ERRORS = [
     ("kernel-symbol", "BEGIN { trace(`max_pfn); }", "1:15", "CONFIG_KALLSYMS_ALL"),
     ("struct-as-value", "struct s { int a; } v;\nBEGIN { trace(v); }", "2:15",
      "a struct variable is used through its members"),
+    ("struct-copy-other-type", "struct s { int a; } v;\nstruct t { int a; } w;\n"
+     "BEGIN { v = w; }", "3:9", "cannot assign a struct t to v, a struct s"),
     ("write-through-pointer", "struct s { int a; };\nBEGIN { ((struct s *)0)->a = 1; }",
      "2:9", "memory behind a pointer cannot be written"),
     ("translator-member", "struct i { int a; };\ntranslator struct i < int X > { b = X; };\n"

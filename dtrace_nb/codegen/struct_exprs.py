@@ -90,3 +90,14 @@ def incdec_member(em, target: ast.Member, op: str, post: bool) -> str:
 def _store(em, t: IntType, addr: str, value: str) -> str:
     ct, v = t.c_type(), em.fs.tmp("v")
     return stmt_expr([f"{ct} {v} = ({ct})({value});", f"*({ct} *){addr} = {v};"], v)
+
+
+def assign_struct(em, e: ast.Assign) -> str:
+    """`a = b` of two struct variables: b's bytes copied over a's, eight at a time (both
+    are map-value fields rounded up to 8 bytes)."""
+    dst, _ = _address(em, e.target)
+    src, _ = _address(em, e.value)
+    size = em.layout(em.fs.ann.vars[e.target]).field.size
+    d, s = em.fs.tmp("sd"), em.fs.tmp("ss")
+    copy = [f"{d}[{i}] = {s}[{i}];" for i in range(size // 8)]
+    return stmt_expr([f"u64 *{d} = (u64 *){dst};", f"u64 *{s} = (u64 *){src};", *copy], "0")

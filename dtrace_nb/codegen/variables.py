@@ -14,9 +14,11 @@ from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.layout import VarLayout
 from dtrace_nb.codegen.string_exprs import StrVal
-from dtrace_nb.codegen.struct_exprs import assign_member, incdec_member, is_declared_member
+from dtrace_nb.codegen.struct_exprs import (assign_member, assign_struct, incdec_member,
+                                            is_declared_member)
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import Variable
+from dtrace_nb.lang.decltypes import StructType
 from dtrace_nb.lang.types import DType, promote
 
 
@@ -99,6 +101,8 @@ class VariableExprs:
             return assign_member(self, e)
         var = self.fs.ann.vars[target]
         vl = self.layout(var)
+        if isinstance(var.type, StructType):
+            return assign_struct(self, e)
         if var.type.is_string:
             return self.assign_string(vl, target, self.str_val(e.value))
         ct = var.type.c_type()

@@ -50,6 +50,9 @@ class _Names:
             return ast.IntLit(declared_size(t, e.span), True, True, span=e.span)
         if isinstance(e, ast.Member) and not e.arrow and _struct_var(self.st, e.base):
             self.member_bases.add(id(e.base))
+        elif isinstance(e, ast.Assign) and e.op == "=" and _struct_var(self.st, e.target):
+            _struct_copy(self.st, e)  # a whole struct assigned from another of its type
+            self.member_bases.update((id(e.target), id(e.value)))
         elif struct_var is not None and id(e) not in self.member_bases:
             raise DCompileError(f"{_described(e)} is a {struct_var}: a struct variable is "
                                 "used through its members (v.member) or sizeof", e.span)
@@ -173,6 +176,16 @@ def _struct_var(st: CheckState, e) -> Optional[DType]:
     else:
         return None
     return found[0] if found else None
+
+
+def _struct_copy(st: CheckState, e: ast.Assign) -> None:
+    to, source = _struct_var(st, e.target), _struct_var(st, e.value)
+    if source is None:
+        raise DCompileError(f"{_described(e.target)} is a {to}: only a {to} variable can be "
+                            "assigned to it", e.value.span)
+    if source is not to:
+        raise DCompileError(f"cannot assign a {source} to {_described(e.target)}, a {to}",
+                            e.span)
 
 
 def _described(e) -> str:
