@@ -134,6 +134,9 @@ ERRORS = [
     ("unknown-typedef", "BEGIN { trace(sizeof(struct nosuch)); }",
      "1:15", "sizeof cannot be applied to incomplete struct nosuch"),
     ("kernel-symbol", "BEGIN { trace(`max_pfn); }", "1:15", "CONFIG_KALLSYMS_ALL"),
+    # extern declarations alone are accepted (whatever kernel type they name); a use is not
+    ("extern-used", "extern int a[4][2], *b;\nextern x;\nextern struct inode i;\n"
+     "BEGIN { trace(x); }", "4:15", "x: kernel variables cannot be read here"),
     ("struct-as-value", "struct s { int a; } v;\nBEGIN { trace(v); }", "2:15",
      "a struct variable is used through its members"),
     ("struct-copy-other-type", "struct s { int a; } v;\nstruct t { int a; } w;\n"

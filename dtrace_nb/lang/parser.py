@@ -431,9 +431,12 @@ class _ToAST:
                             list(dims), span=span)
 
     def extern_decl(self, c):
-        spec = _declared(c[1])
-        return [ast.ExternDecl(self._pointer_to(spec, stars), str(name), span=self._span())
-                for stars, name, _keys, _span in _values(c[2:])]
+        # `extern x;` is an int, as in C
+        spec = _declared(c[1]) if c[1] is not None else ast.TypeName(("int",),
+                                                                     span=self._span())
+        return [ast.ExternDecl(self._pointer_to(spec, stars, dims), str(name),
+                               span=self._span())
+                for stars, name, dims, _span in _values(c[2:])]
 
     def typedef_decl(self, c):
         spec, out = c[1], []

@@ -41,6 +41,7 @@ class _Names:
     inlines: dict[str, tuple[ast.InlineDecl, DType]]
     translators: list[_Translator]
     member_bases: set = field(default_factory=set)  # struct variables used as v.member
+    externs: set = field(default_factory=set)  # names of kernel symbols declared extern
 
     def replacement(self, e: ast.Expr) -> Optional[ast.Expr]:
         struct_var = _struct_var(self.st, e)
@@ -57,6 +58,8 @@ class _Names:
             raise DCompileError(f"{_described(e)} is a {struct_var}: a struct variable is "
                                 "used through its members (v.member) or sizeof", e.span)
         if isinstance(e, ast.Ident):
+            if e.name in self.externs and e.name not in self.inlines:
+                raise DCompileError(f"{e.name}: {_KALLSYMS}", e.span)
             if e.name in self.st.types.constants:
                 return ast.IntLit(self.st.types.constants[e.name][0], span=e.span)
             if e.name in self.inlines:
@@ -102,7 +105,9 @@ def declare_types(st: CheckState) -> None:
         elif isinstance(item, ast.InlineDecl):
             _inline(st, names, item)
         elif isinstance(item, ast.ExternDecl):
-            raise DCompileError(f"extern {item.name}: {_KALLSYMS}", item.span)
+            # a kernel symbol's type, for uses of it, which are refused (no data symbols);
+            # the declaration alone is harmless, whatever kernel type it names
+            names.externs.add(item.name)
         elif isinstance(item, ast.TranslatorDecl):
             names.translators.append(_translator(st, names, item))
         elif isinstance(item, ast.VarDecl):
