@@ -182,3 +182,17 @@ def test_cpp_undefine_and_list_includes(tmp_path):
     assert f"{tmp_path}/a.h" in r.stderr  # -H: each included file on stderr
     r = run_d(tmp_path, '#include "missing.h"\nBEGIN { exit(0); }\n', "-C")
     assert r.returncode == 1 and "Preprocessor failed" in r.stderr, r.stderr
+
+
+def test_c_indexing_of_copied_in_data(tmp_path):
+    """C's indexing and array members of copied-in bytes: the path cat opens is
+    "/etc/hostname", so index 1 is 'e', and a struct laid over it has c[2] == 't'."""
+    program = ("struct path { char c[4]; int w; };\n"
+               "syscall::openat:entry /pid == $target && ((char *)copyin(arg1, 4))[0] == '/'"
+               " && ((char *)copyin(arg1, 4))[1] == 'e'/ {\n"
+               "  this->p = (struct path *)copyin(arg1, 8);\n"
+               '  printf("%c %c %c\\n", ((char *)copyin(arg1, 8))[1], this->p->c[2],'
+               " (*this->p).c[3]);\n  exit(0);\n}\n")
+    r = run_d(tmp_path, program, "-c", "cat /etc/hostname")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("e t c\n\n"), r.stdout

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.faults import FLT_BADADDR
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.decltypes import Field
+from dtrace_nb.lang.decltypes import ArrayType, Field
 from dtrace_nb.lang.types import IntType, promote
 
 
@@ -41,8 +41,10 @@ def _member_address(em, e: ast.Member) -> tuple[str, bool]:
 def read_member(em, e: ast.Member) -> str:
     f: Field = em.fs.ann.members[e]
     t = f.dtype
-    assert isinstance(t, IntType)
     addr, direct = _member_address(em, e)
+    if isinstance(t, ArrayType):  # the address of its first element
+        return f"((u64)({addr}))"
+    assert isinstance(t, IntType)
     unit = f"u{t.size * 8}"
     if direct:
         raw = f"(*({unit} *){addr})"

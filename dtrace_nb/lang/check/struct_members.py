@@ -32,10 +32,9 @@ def struct_member(checker, e: ast.Member, t: DType) -> Optional[DType]:
     if f is None:
         raise DCompileError(f"{struct} has no member '{e.name}'", e.span,
                             hint="members: " + ", ".join(x.name for x in struct.fields or ()))
-    if isinstance(f.dtype, ArrayType):
-        raise DCompileError(f"member '{e.name}' of {struct} is an array: array members "
-                            "are not supported", e.span)
     checker.ann.members[e] = f
+    if isinstance(f.dtype, ArrayType):  # as in C, an array is the address of its first element
+        return PtrType(8, False, f"{f.dtype.elem} *", f.dtype.elem)
     return f.dtype
 
 
@@ -63,6 +62,8 @@ def member_lvalue(checker, target: ast.Member) -> DType:
                             "struct variables", target.span)
     if f.bits:
         raise DCompileError(f"bit-field '{f.name}' cannot be assigned", target.span)
+    if isinstance(f.dtype, ArrayType):
+        raise DCompileError(f"array member '{f.name}' cannot be assigned", target.span)
     if not t.is_int:
         raise DCompileError(f"member '{f.name}' of type {t} cannot be assigned", target.span)
     return t

@@ -68,6 +68,11 @@ class _Names:
             return ast.IntLit(_offset(self.st, e), True, True, span=e.span)
         if isinstance(e, ast.KernelSym):
             raise DCompileError(f"{e.module}`{e.name}: {_KALLSYMS}", e.span)
+        if isinstance(e, ast.Index) and len(e.indexes) == 1 and _c_indexable(e.base):
+            # C's p[i] is *(p + i): only a global name can be an associative array, so an
+            # index of anything else (a cast, a member, this->p) is C's
+            return ast.Unary("*", ast.Binary("+", e.base, e.indexes[0], span=e.span),
+                             span=e.span)
         if isinstance(e, ast.Member) and isinstance(e.base, ast.Xlate):
             return self._translated(e.base, e.name, e.span)
         if isinstance(e, ast.Xlate):
@@ -181,6 +186,10 @@ def _struct_var(st: CheckState, e) -> Optional[DType]:
     else:
         return None
     return found[0] if found else None
+
+
+def _c_indexable(base: ast.Expr) -> bool:
+    return not isinstance(base, (ast.Ident, ast.AggRef))
 
 
 def _struct_copy(st: CheckState, e: ast.Assign) -> None:
