@@ -33,36 +33,41 @@ CASES = [
      'BEGIN { printf("%d %d %d %d %d %d %d\\n", RED, ORANGE, GREEN, BLUE, PINK, INDIGO,'
      " VIOLET); exit(0); }",
      "0 10 3 13 1 -2 -1\n\n"),
+    # DTrace lays declarations out as libctf does: each member at its alignment after the
+    # previous one, the size the end of the last member (not padded to the alignment).
     # int x (0), char c (4), pad to 8, long l (8): 16; char[3] then int: 4 + 4 = 8
     ("struct-layout",
      "struct s { int x; char c; long l; };\nstruct t { char b[3]; int i; };\n"
      'BEGIN { printf("%d %d %d %d %d\\n", sizeof(struct s), offsetof(struct s, c),'
      " offsetof(struct s, l), sizeof(struct t), offsetof(struct t, i)); exit(0); }",
      "16 4 8 8 4\n\n"),
-    # a union is as big as its largest member; every member is at 0
+    # a union is as big as its largest member (short[7]: 14); every member is at 0
     ("union-layout",
      "union u { char c; int i; long l; short s[7]; };\n"
      'BEGIN { printf("%d %d %d\\n", sizeof(union u), offsetof(union u, l),'
      " offsetof(union u, s)); exit(0); }",
-     "16 0 0\n\n"),
-    # bit-fields share their int unit while they fit: a:3 b:5 c:20 in one int, d:10 in the
-    # next (28 + 10 > 32: bits 32..41); char e takes the next free byte, 6; size 8 (as gcc)
+     "14 0 0\n\n"),
+    # a bit-field is an integer of its width, as big as the next power of two bytes and
+    # aligned to that: a:3 at 0 (1 byte), b:5 at 1, c:20 at 4 (4 bytes), d:10 at 8
+    # (2 bytes, its bits end in byte 9), char e at 10: size 11
     ("bit-fields",
      "struct b { int a : 3; int b : 5; int c : 20; int d : 10; char e; };\n"
      'BEGIN { printf("%d %d\\n", sizeof(struct b), offsetof(struct b, e)); exit(0); }',
-     "8 6\n\n"),
-    # a typedef names a struct, a pointer, an integer; a struct may point to itself
+     "11 10\n\n"),
+    # a typedef names a struct, a pointer, an integer; a struct may point to itself (and
+    # is 8 + 4 bytes: no padding at the end)
     ("typedefs",
      "typedef struct node { struct node *next; int v; } node_t;\ntypedef node_t *nodep_t;\n"
      "typedef unsigned char byte_t;\nbyte_t b;\n"
      'BEGIN { b = 300; printf("%d %d %d %d\\n", sizeof(node_t), sizeof(nodep_t), b,'
      " offsetof(node_t, v)); exit(0); }",
-     "16 8 44 8\n\n"),
-    # a struct variable has the struct's size; nested anonymous union at 8 (after long)
+     "12 8 44 8\n\n"),
+    # a struct variable has the struct's size; nested anonymous union (12 bytes, aligned
+    # to 4) at 8, after the long: 20
     ("struct-variable",
      "struct r { long id; union { int i; char c[12]; } u; } rec;\n"
      'BEGIN { printf("%d %d\\n", sizeof(rec), offsetof(struct r, u)); exit(0); }',
-     "24 8\n\n"),
+     "20 8\n\n"),
     # inlines: constants, expressions of builtins, strings; cast to their type
     ("inlines",
      "inline int N = 100 + 23;\ninline string WHO = probename;\ninline int ON = pid != 0;\n"
@@ -100,6 +105,13 @@ CASES = [
      "BEGIN { A.c = 'x'; A.i.a = 3; A.i.b = 4; B = A; this->T = B; A.i.a = 9;\n"
      '  printf("%c %d %d %d %d\\n", B.c, B.i.a, B.i.b, this->T.i.b, A.i.a); exit(0); }',
      "x 3 4 4 9\n\n"),
+    # bit-fields written and read back: truncated to their width, sign-extended when
+    # signed (7 in a signed 3-bit field is -1; 13 in an unsigned 3-bit one is 5)
+    ("bit-field-values",
+     "struct b { int s : 3; unsigned u : 3; int w : 12; } B;\n"
+     "BEGIN { B.s = 7; B.u = 13; B.w = 2047; B.w++;\n"
+     '  printf("%d %d %d %d\\n", B.s, B.u, B.w, sizeof(B)); exit(0); }',
+     "-1 5 -2048 4\n\n"),
     # `struct D`s` is the program's own struct s
     ("scoped-tag",
      "struct s { int x; int y; };\n"

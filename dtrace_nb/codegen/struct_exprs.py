@@ -8,7 +8,7 @@ from __future__ import annotations
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.faults import FLT_BADADDR
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.decltypes import ArrayType, Field
+from dtrace_nb.lang.decltypes import ArrayType, Field, bit_field_size
 from dtrace_nb.lang.types import IntType, promote
 
 
@@ -45,13 +45,14 @@ def read_member(em, e: ast.Member) -> str:
     if isinstance(t, ArrayType):  # the address of its first element
         return f"((u64)({addr}))"
     assert isinstance(t, IntType)
-    unit = f"u{t.size * 8}"
+    nbytes = bit_field_size(f.bits) if f.bits else t.size  # a bit-field's own bytes only
+    unit = f"u{nbytes * 8}"
     if direct:
         raw = f"(*({unit} *){addr})"
     else:
         v, a = em.fs.tmp("d"), em.fs.tmp("a")
         raw = stmt_expr([f"u8 *{a} = {addr};", f"{unit} {v} = 0;",
-                         if_stmt(f"bpf_probe_read_kernel(&{v}, {t.size}, {a}) < 0",
+                         if_stmt(f"bpf_probe_read_kernel(&{v}, {nbytes}, {a}) < 0",
                                  [em.fs.fault(FLT_BADADDR, f"(u64){a}")])], v)
     if not f.bits:
         return f"(({t.c_type()}){raw})"
@@ -75,23 +76,33 @@ def assign_member(em, e: ast.Assign) -> str:
         op, vt = e.op[:-1], em.ty(e.value)
         rt = promote(t, vt) if op not in ("<<", ">>") else t
         value = em.arith(op, read_member(em, target), em.int_expr(e.value), t, vt, rt)
-    return _store(em, t, addr, value)
+    return _store(em, t, addr, value, f.bits)
 
 
 def incdec_member(em, target: ast.Member, op: str, post: bool) -> str:
-    t = em.fs.ann.members[target].dtype
+    f = em.fs.ann.members[target]
+    t = f.dtype
     ct = t.c_type()
     old = em.fs.tmp("o")
     sign = "+" if op == "++" else "-"
     addr, _ = _member_address(em, target)
-    stored = _store(em, t, addr, f"{old} {sign} 1")
+    stored = _store(em, t, addr, f"{old} {sign} 1", f.bits)
     return stmt_expr([f"{ct} {old} = {read_member(em, target)};", f"(void){stored};"],
                      old if post else f"(({ct})({old} {sign} 1))")
 
 
-def _store(em, t: IntType, addr: str, value: str) -> str:
+def _store(em, t: IntType, addr: str, value: str, bits: int = 0) -> str:
     ct, v = t.c_type(), em.fs.tmp("v")
-    return stmt_expr([f"{ct} {v} = ({ct})({value});", f"*({ct} *){addr} = {v};"], v)
+    if not bits:
+        return stmt_expr([f"{ct} {v} = ({ct})({value});", f"*({ct} *){addr} = {v};"], v)
+    # a bit-field: its own bytes take the value's low bits; the value of the assignment
+    # is what the field now holds (truncated, and sign-extended when the type is signed)
+    unit = f"u{bit_field_size(bits) * 8}"
+    mask, shift = (1 << bits) - 1, 64 - bits
+    held = (f"(({ct})(((s64)(((u64){v} & {mask:#x}ULL) << {shift})) >> {shift}))" if t.signed
+            else f"(({ct})((u64){v} & {mask:#x}ULL))")
+    return stmt_expr([f"{ct} {v} = ({ct})({value});",
+                      f"*({unit} *){addr} = ({unit})((u64){v} & {mask:#x}ULL);"], held)
 
 
 def assign_struct(em, e: ast.Assign) -> str:

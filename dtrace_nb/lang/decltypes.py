@@ -108,36 +108,42 @@ class MemberSpec:
     bits: Optional[int] = None  # None: not a bit-field
 
 
+def bit_field_size(bits: int) -> int:
+    """The bytes a bit-field of `bits` occupies: CTF makes it an integer of that width,
+    sized to the next power of two bytes (libctf's ctf_add_integer)."""
+    size = 1
+    while size * 8 < bits:
+        size *= 2
+    return size
+
+
 def lay_out(struct: StructType, members: list[MemberSpec]) -> None:
-    """Give `struct` its fields, size and alignment. A bit-field takes the next bits of
-    the storage unit of its type when they fit, else starts the next unit (gcc's rule)."""
+    """Give `struct` its fields, size and alignment as DTrace's declarations get them from
+    libctf (ctf_add_member): each member starts at the first byte after the previous
+    member's last bit, rounded up to its own alignment; a bit-field is an integer of its
+    width (so it starts on a byte and is bit_field_size() bytes); the size is the end of
+    the last member, not padded to the alignment; a union's members all start at 0."""
     fields: list[Field] = []
-    end_bits = 0  # bits used so far
-    align = 1
+    end_bits, size, align = 0, 0, 1
     for m in members:
-        a = align_of(m.dtype)
-        size = size_of(m.dtype) or 0
-        if struct.kind == "union":
-            fields.append(Field(m.name, m.dtype, 0, m.bits or 0, 0))
-            end_bits = max(end_bits, (m.bits if m.bits is not None else size * 8))
-        elif m.bits is not None:
-            unit = size * 8
-            start = end_bits
-            if m.bits == 0:  # an unnamed zero-width bit-field: start the next unit
-                end_bits = _round_up(end_bits, unit)
-                continue
-            if start // unit != (start + m.bits - 1) // unit:
-                start = _round_up(start, unit)
-            unit_offset = start // unit * size
-            fields.append(Field(m.name, m.dtype, unit_offset, m.bits, start - unit_offset * 8))
-            end_bits = start + m.bits
+        if m.bits is not None:
+            msize = bit_field_size(m.bits) if m.bits else 0
+            mbits = m.bits
         else:
-            offset = _round_up((end_bits + 7) // 8, a)
-            fields.append(Field(m.name, m.dtype, offset))
-            end_bits = (offset + size) * 8
-        align = max(align, a)
-    struct.fields = tuple(f for f in fields if f.name)
-    struct.size = _round_up((end_bits + 7) // 8, align)
+            msize = size_of(m.dtype) or 0
+            mbits = msize * 8
+        malign = msize if m.bits is not None else align_of(m.dtype)
+        if struct.kind == "union":
+            offset = 0
+        else:
+            offset = _round_up(_round_up(end_bits, 8) // 8, max(malign, 1))
+            end_bits = offset * 8 + mbits
+        if m.name:
+            fields.append(Field(m.name, m.dtype, offset, m.bits or 0, 0))
+        size = max(size, offset + msize)
+        align = max(align, malign)
+    struct.fields = tuple(fields)
+    struct.size = size
     struct.align = align
 
 

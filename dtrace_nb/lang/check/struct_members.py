@@ -60,8 +60,6 @@ def member_lvalue(checker, target: ast.Member) -> DType:
     if not isinstance(root, (ast.Ident, ast.ScopedVar)):
         raise DCompileError("memory behind a pointer cannot be written; assign members of "
                             "struct variables", target.span)
-    if f.bits:
-        raise DCompileError(f"bit-field '{f.name}' cannot be assigned", target.span)
     if isinstance(f.dtype, ArrayType):
         raise DCompileError(f"array member '{f.name}' cannot be assigned", target.span)
     if not t.is_int:
