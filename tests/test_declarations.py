@@ -112,6 +112,14 @@ CASES = [
      "BEGIN { B.s = 7; B.u = 13; B.w = 2047; B.w++;\n"
      '  printf("%d %d %d %d\\n", B.s, B.u, B.w, sizeof(B)); exit(0); }',
      "-1 5 -2048 4\n\n"),
+    # an inline of struct type names a struct variable or a translation
+    ("struct-inlines",
+     "struct s { int x; char c; } V;\ninline struct s ALIAS = V;\n"
+     "translator struct s < int T > { x = T + 1; c = 'k'; };\n"
+     "inline int I = 123;\ninline struct s XL = xlate<struct s>(I);\n"
+     "BEGIN { V.x = 4; V.c = 'q';\n"
+     '  printf("%d %c %d %c\\n", ALIAS.x, ALIAS.c, XL.x, XL.c); exit(0); }',
+     "4 q 124 k\n\n"),
     # `struct D`s` is the program's own struct s
     ("scoped-tag",
      "struct s { int x; int y; };\n"

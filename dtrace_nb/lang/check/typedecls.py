@@ -49,6 +49,9 @@ class _Names:
                 and _struct_var(self.st, e.operand):
             t = _struct_var(self.st, e.operand)
             return ast.IntLit(declared_size(t, e.span), True, True, span=e.span)
+        if isinstance(e, ast.Member) and not e.arrow and isinstance(e.base, ast.Ident) \
+                and isinstance(self.inlines.get(e.base.name, (None, None))[1], StructType):
+            e.base = copy.deepcopy(self.inlines[e.base.name][0].value)  # v.m of inline v
         if isinstance(e, ast.Member) and not e.arrow and _struct_var(self.st, e.base):
             self.member_bases.add(id(e.base))
         elif isinstance(e, ast.Assign) and e.op == "=" and _struct_var(self.st, e.target):
@@ -137,10 +140,22 @@ def _declared_twice(st: CheckState, names: _Names, name: str, span: ast.Span) ->
 def _inline(st: CheckState, names: _Names, d: ast.InlineDecl) -> None:
     _declared_twice(st, names, d.name, d.span)
     t = st.type_of(d.type)
-    if not isinstance(t, (IntType, StringType)):
-        raise DCompileError(f"inline '{d.name}' of type {t}: only integer, pointer and "
-                            "string inlines are supported", d.span)
-    d.value = _substitute(d.value, names.replacement)  # names declared above it only
+    if isinstance(t, StructType):
+        # a name for a struct variable or a translation: v.member then reads through it
+        source = _struct_var(st, d.value)
+        if isinstance(d.value, ast.Xlate):
+            source = st.type_of(ast.TypeName(d.value.to.words, 0, None, d.value.to.typedef,
+                                             span=d.value.to.span))
+        if source is not t:
+            raise DCompileError(f"inline '{d.name}' is a {t}: its value must be a {t} "
+                                "variable or xlate<" + str(t) + ">(...)", d.value.span)
+    elif not isinstance(t, (IntType, StringType)):
+        raise DCompileError(f"inline '{d.name}' of type {t}: only integer, pointer, string "
+                            "and struct inlines are supported", d.span)
+    if isinstance(d.value, ast.Xlate):
+        d.value.operand = _substitute(d.value.operand, names.replacement)
+    elif not isinstance(t, StructType):
+        d.value = _substitute(d.value, names.replacement)  # names declared above it only
     names.inlines[d.name] = (d, t)
 
 
