@@ -120,6 +120,15 @@ CASES = [
      "BEGIN { V.x = 4; V.c = 'q';\n"
      '  printf("%d %c %d %c\\n", ALIAS.x, ALIAS.c, XL.x, XL.c); exit(0); }',
      "4 q 124 k\n\n"),
+    # a translator from a struct value; a struct assigned a whole translation (each member
+    # the translator defines); a member translated twice takes the last definition
+    ("translator-from-struct",
+     "struct in { int a; char c; } I;\nstruct out { int twice; char up; } O;\n"
+     "translator struct out < struct in v > { twice = 0; twice = ((struct in)v).a * 2;"
+     " up = v.c - 32; };\n"
+     "BEGIN { I.a = 21; I.c = 'q'; O = xlate<struct out>(I);\n"
+     '  printf("%d %c %d\\n", O.twice, O.up, xlate<struct out>(I).twice); exit(0); }',
+     "42 Q 42\n\n"),
     # `struct D`s` is the program's own struct s
     ("scoped-tag",
      "struct s { int x; int y; };\n"

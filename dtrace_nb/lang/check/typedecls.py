@@ -49,11 +49,16 @@ class _Names:
                 and _struct_var(self.st, e.operand):
             t = _struct_var(self.st, e.operand)
             return ast.IntLit(declared_size(t, e.span), True, True, span=e.span)
+        if isinstance(e, ast.Member) and not e.arrow:
+            e.base = self._without_struct_cast(e.base)
         if isinstance(e, ast.Member) and not e.arrow and isinstance(e.base, ast.Ident) \
                 and isinstance(self.inlines.get(e.base.name, (None, None))[1], StructType):
             e.base = copy.deepcopy(self.inlines[e.base.name][0].value)  # v.m of inline v
         if isinstance(e, ast.Member) and not e.arrow and _struct_var(self.st, e.base):
             self.member_bases.add(id(e.base))
+        elif isinstance(e, ast.Assign) and e.op == "=" and _struct_var(self.st, e.target) \
+                and isinstance(e.value, ast.Xlate):
+            return self._translate_into(e)
         elif isinstance(e, ast.Assign) and e.op == "=" and _struct_var(self.st, e.target):
             _struct_copy(self.st, e)  # a whole struct assigned from another of its type
             self.member_bases.update((id(e.target), id(e.value)))
@@ -89,16 +94,56 @@ class _Names:
             return ast.Cast(decl.type, value, span=span)
         return value
 
-    def _translated(self, x: ast.Xlate, member: str, span: ast.Span) -> ast.Expr:
+    def _without_struct_cast(self, e: ast.Expr) -> ast.Expr:
+        """`(struct s)v` of a struct s variable is v itself (translators write it)."""
+        while isinstance(e, ast.Cast) and e.to.pointer == 0 \
+                and isinstance(self.st.type_of(e.to), StructType):
+            to, source = self.st.type_of(e.to), _struct_var(self.st, e.operand)
+            if source is None and not isinstance(e.operand, ast.Cast):
+                return e  # a translator's input name, until xlate binds it
+            if source is not None and source is not to:
+                raise DCompileError(f"cannot cast a {source} to {to}", e.span)
+            e = e.operand
+        return e
+
+    def _translate_into(self, e: ast.Assign) -> ast.Expr:
+        """`v = xlate<T>(x)`: each member the translator defines assigned in turn."""
+        x = e.value
+        assert isinstance(x, ast.Xlate)
+        to = _struct_var(self.st, e.target)
+        found = self._translator_to(x)
+        if found.output is not to:
+            raise DCompileError(f"cannot assign a {found.output} to {_described(e.target)}, "
+                                f"a {to}", e.span)
+        out: Optional[ast.Expr] = None
+        for name in found.members:
+            target = ast.Member(copy.deepcopy(e.target), name, span=e.target.span)
+            one = ast.Assign("=", target, ast.Member(copy.deepcopy(x), name, span=x.span),
+                             span=e.span)
+            out = one if out is None else ast.Binary(",", out, one, span=e.span)
+            out.split_statement = True  # as a statement: one statement per member
+        if out is None:
+            raise DCompileError(f"the translator to {to} defines no members to assign",
+                                e.span)
+        return out
+
+    def _translator_to(self, x: ast.Xlate) -> _Translator:
         to = self.st.type_of(ast.TypeName(x.to.words, 0, None, x.to.typedef, span=x.to.span))
         found = next((t for t in reversed(self.translators) if t.output is to), None)
         if found is None:
             raise DCompileError(f"no translator to {to} is declared", x.span)
+        return found
+
+    def _translated(self, x: ast.Xlate, member: str, span: ast.Span) -> ast.Expr:
+        found = self._translator_to(x)
+        to = found.output
         m = found.members.get(member)
         if m is None:
             raise DCompileError(f"translator to {to} has no member '{member}'", span)
         body = copy.deepcopy(m.value)
-        bound = ast.Cast(found.decl.input, x.operand, span=x.operand.span)
+        bound = x.operand
+        if not isinstance(self.st.type_of(found.decl.input), StructType):
+            bound = ast.Cast(found.decl.input, x.operand, span=x.operand.span)
         return _substitute(body, lambda e: bound if isinstance(e, ast.Ident) and
                            e.name == found.decl.input_name else None)
 
@@ -169,8 +214,6 @@ def _translator(st: CheckState, names: _Names, d: ast.TranslatorDecl) -> _Transl
     for m in d.members:
         if output.field(m.name) is None:
             raise DCompileError(f"{output} has no member '{m.name}'", m.span)
-        if m.name in members:
-            raise DCompileError(f"member '{m.name}' is translated twice", m.span)
         m.value = _substitute(m.value, names.replacement)
         members[m.name] = m
     return _Translator(d, output, members)
@@ -249,5 +292,18 @@ def _substitute(node, replace):
             if isinstance(v, ast.Node):
                 setattr(node, f.name, _substitute(v, replace))
             elif isinstance(v, list):
-                v[:] = [_substitute(x, replace) if isinstance(x, ast.Node) else x for x in v]
+                v[:] = [y for x in v for y in _split(_substitute(x, replace)
+                                                     if isinstance(x, ast.Node) else x)]
     return node
+
+
+def _split(item) -> list:
+    """A statement `a, b` made of one assignment per member is two statements."""
+    if not (isinstance(item, ast.ExprStmt) and getattr(item.expr, "split_statement", False)):
+        return [item]
+    parts, e = [], item.expr
+    while isinstance(e, ast.Binary) and getattr(e, "split_statement", False):
+        parts.append(e.right)
+        e = e.left
+    parts.append(e)
+    return [ast.ExprStmt(p, span=item.span) for p in reversed(parts)]
