@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError, DUsageError
+from dtrace_nb.errors import DCompileError, DError, DUsageError
 
 # What libdtrace defines for every cpp run (dt_open.c), on a 64-bit Linux x86 host.
 _PREDEFINED = ("-D__linux", "-D__unix", "-D__SVR4", "-D__SUNW_D=1", "-U__GNUC__",
@@ -39,8 +39,37 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="with -C: print the name of each file included, on stderr")
 
 
+# -x options that set the preprocessor up, as their -C -D -U -I counterparts do
+_X_OPTIONS = ("cpp", "define", "undef", "incdir", "stdc")
+
+
+def take_x_options(ns: argparse.Namespace) -> None:
+    """Move `-x cpp`, `-x define=`, `-x undef=`, `-x incdir=` and `-x stdc=` out of the
+    DTrace options into the preprocessor's (they must act before the program is read)."""
+    kept = []
+    for opt in getattr(ns, "options", None) or []:
+        name, eq, value = opt.partition("=")
+        if name not in _X_OPTIONS:
+            kept.append(opt)
+        elif name == "cpp":
+            ns.cpp = True
+        elif name == "stdc":
+            if value not in ("a", "c", "s", "t"):
+                raise DError("failed to set -x stdc: Invalid value for specified option")
+            ns.cpp_stdc = value
+        elif not eq or not value:
+            raise DError(f"failed to set -x {name}: Invalid value for specified option")
+        else:
+            {"define": ns.cpp_defines, "undef": ns.cpp_undefines,
+             "incdir": ns.cpp_includes}[name].append(value)
+    if hasattr(ns, "options"):
+        ns.options = kept
+
+
 def cpp_arguments(ns: argparse.Namespace) -> list[str]:
-    args = list(_PREDEFINED)
+    # -x stdc=s is K&R C (cpp -traditional-cpp); a, c and t are ISO C
+    args = ["-traditional-cpp" if getattr(ns, "cpp_stdc", "a") == "s" else "-std=c99"]
+    args += _PREDEFINED
     args += [f"-D{d}" for d in getattr(ns, "cpp_defines", None) or []]
     args += [f"-U{u}" for u in getattr(ns, "cpp_undefines", None) or []]
     args += [f"-I{i}" for i in getattr(ns, "cpp_includes", None) or []]
@@ -52,6 +81,7 @@ def cpp_arguments(ns: argparse.Namespace) -> list[str]:
 def maybe_preprocess(ns: argparse.Namespace, text: str) -> str:
     """`text` preprocessed when -C was given (once per namespace: the shells may ask for
     the program text again to show an error), else `text` unchanged."""
+    take_x_options(ns)
     if not getattr(ns, "cpp", False):
         return text
     done = getattr(ns, "_cpp_done", None)
@@ -70,7 +100,7 @@ def preprocess(text: str, args: list[str], cpp: Optional[str] = None) -> str:
         raise DUsageError("-C needs the C preprocessor, and no 'cpp' is on PATH",
                           hint="install it (Debian: apt-get install cpp)")
     try:
-        run = subprocess.run([cpp, "-std=c99", *args, "-"], input=text, capture_output=True,
+        run = subprocess.run([cpp, *args, "-"], input=text, capture_output=True,
                              text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DUsageError(f"could not run {cpp}: {exc}") from None

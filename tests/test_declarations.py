@@ -225,3 +225,18 @@ def test_c_indexing_of_copied_in_data(tmp_path):
     r = run_d(tmp_path, program, "-c", "cat /etc/hostname")
     assert r.returncode == 0, r.stderr
     assert r.stdout.endswith("e t c\n\n"), r.stdout
+
+
+def test_cpp_x_options(tmp_path):
+    """-x cpp, -x define=, -x undef= and -x incdir= act as -C, -D, -U and -I do; a bad
+    -x stdc= value is refused as dtrace refuses it."""
+    (tmp_path / "d.h").write_text("typedef char foo;\n")
+    program = ('#include "d.h"\nBEGIN {\n#ifdef __linux\n\texit(1);\n#endif\n'
+               '\tprintf("%c%d\\n", (foo)0x67, sizeof(foo) + V);\n\texit(0);\n}\n')
+    r = run_d(tmp_path, program, "-xcpp", f"-xincdir={tmp_path}", "-xundef=__linux",
+              "-xdefine=V=2", "-xstdc=a")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "g3\n\n"
+    r = run_d(tmp_path, program, "-C", "-xstdc=X")
+    assert r.returncode == 1
+    assert "failed to set -x stdc: Invalid value for specified option" in r.stderr
