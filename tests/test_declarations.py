@@ -129,6 +129,20 @@ CASES = [
      "BEGIN { I.a = 21; I.c = 'q'; O = xlate<struct out>(I);\n"
      '  printf("%d %c %d\\n", O.twice, O.up, xlate<struct out>(I).twice); exit(0); }',
      "42 Q 42\n\n"),
+    # fixed-size array variables: elements written, incremented, truncated to their type
+    # (300 in a char is 44), read back; an element never written is 0; 5 ints: 20 bytes
+    ("fixed-arrays",
+     "int a[5];\nchar c[3];\n"
+     "BEGIN { a[0] = 7; a[4] = a[0] * 2; i = 2; a[i]++; a[i] += 5; c[1] = 300;\n"
+     '  printf("%d %d %d %d %d %d\\n", a[0], a[4], a[2], a[1], c[1], sizeof(a));'
+     " exit(0); }",
+     "7 14 6 0 44 20\n\n"),
+    # an index out of bounds at run time is DTrace's fault: the clause's output is
+    # dropped and ERROR fires
+    ("fixed-array-bounds",
+     "int a[5];\nBEGIN { i = 8; a[i] = 1; printf(\"not reached\\n\"); exit(1); }\n"
+     'ERROR { printf("fault %d\\n", arg4); exit(0); }',
+     "fault 11\n\n"),
     # `struct D`s` is the program's own struct s
     ("scoped-tag",
      "struct s { int x; int y; };\n"
@@ -172,6 +186,8 @@ ERRORS = [
      "BEGIN { v = w; }", "3:9", "cannot assign a struct t to v, a struct s"),
     ("write-through-pointer", "struct s { int a; };\nBEGIN { ((struct s *)0)->a = 1; }",
      "2:9", "memory behind a pointer cannot be written"),
+    ("array-index-constant", "int a[5];\nBEGIN { a[5] = 1; }", "2:11",
+     "index 5 is out of bounds: the array has 5 elements"),
     ("translator-member", "struct i { int a; };\ntranslator struct i < int X > { b = X; };\n"
      "BEGIN { exit(0); }",
      "2:33", "struct i has no member 'b'"),

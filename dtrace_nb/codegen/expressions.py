@@ -240,7 +240,7 @@ _INT_RULES: dict[type, str] = {
     ast.SizeOf: "_sizeof", ast.Ident: "_ident", ast.ScopedVar: "_scoped",
     ast.Index: "_index", ast.Member: "_member", ast.Cast: "_cast", ast.Unary: "_unary",
     ast.Postfix: "_postfix", ast.Ternary: "_ternary", ast.Binary: "_binary",
-    ast.Assign: "assign", ast.Call: "_int_call",
+    ast.Assign: "assign", ast.Call: "_int_call", ast.ArrayElem: "_member",
 }
 
 __all__ = ["ExprEmitter", "StrVal"]

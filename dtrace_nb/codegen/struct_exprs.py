@@ -6,14 +6,27 @@ address); bit-fields are shifted and masked out of their storage unit."""
 from __future__ import annotations
 
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
-from dtrace_nb.faults import FLT_BADADDR
+from dtrace_nb.faults import FLT_BADADDR, FLT_BADINDEX
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.decltypes import ArrayType, Field, bit_field_size
+from dtrace_nb.lang.decltypes import ArrayType, Field, bit_field_size, size_of
 from dtrace_nb.lang.types import IntType, promote
 
 
 def is_declared_member(em, e: ast.Expr) -> bool:
-    return isinstance(e, ast.Member) and isinstance(em.fs.ann.members.get(e), Field)
+    return isinstance(e, ast.ArrayElem) or (isinstance(e, ast.Member)
+                                             and isinstance(em.fs.ann.members.get(e), Field))
+
+
+def _element_address(em, e: ast.ArrayElem) -> str:
+    """The address of a[i], after checking 0 <= i < the array's length (DTrace's
+    "index out of bounds" fault otherwise)."""
+    t = em.ty(e.array)
+    assert isinstance(t, ArrayType)
+    base, _ = _address(em, e.array)
+    ix = em.fs.tmp("ix")
+    check = stmt_expr([f"u64 {ix} = (u64)({em.int_expr(e.index)});",
+                       if_stmt(f"{ix} >= {t.count}", [em.fs.fault(FLT_BADINDEX, ix)])], ix)
+    return f"({base} + {check} * {size_of(t.elem)})"
 
 
 def _address(em, e: ast.Expr) -> tuple[str, bool]:
@@ -30,7 +43,9 @@ def _address(em, e: ast.Expr) -> tuple[str, bool]:
     return f"((u8 *)(u64)({em.int_expr(e.operand)}))", False
 
 
-def _member_address(em, e: ast.Member) -> tuple[str, bool]:
+def _member_address(em, e) -> tuple[str, bool]:
+    if isinstance(e, ast.ArrayElem):
+        return _element_address(em, e), True
     f: Field = em.fs.ann.members[e]
     if e.arrow:
         return f"((u8 *)(u64)({em.int_expr(e.base)}) + {f.offset})", False
@@ -38,8 +53,8 @@ def _member_address(em, e: ast.Member) -> tuple[str, bool]:
     return f"({base} + {f.offset})", direct
 
 
-def read_member(em, e: ast.Member) -> str:
-    f: Field = em.fs.ann.members[e]
+def read_member(em, e) -> str:
+    f: Field = _field(em, e)
     t = f.dtype
     addr, direct = _member_address(em, e)
     if isinstance(t, ArrayType):  # the address of its first element
@@ -66,8 +81,7 @@ def read_member(em, e: ast.Member) -> str:
 
 def assign_member(em, e: ast.Assign) -> str:
     target = e.target
-    assert isinstance(target, ast.Member)
-    f: Field = em.fs.ann.members[target]
+    f: Field = _field(em, target)
     t = f.dtype
     addr, _ = _member_address(em, target)
     if e.op == "=":
@@ -80,7 +94,7 @@ def assign_member(em, e: ast.Assign) -> str:
 
 
 def incdec_member(em, target: ast.Member, op: str, post: bool) -> str:
-    f = em.fs.ann.members[target]
+    f = _field(em, target)
     t = f.dtype
     ct = t.c_type()
     old = em.fs.tmp("o")
@@ -89,6 +103,13 @@ def incdec_member(em, target: ast.Member, op: str, post: bool) -> str:
     stored = _store(em, t, addr, f"{old} {sign} 1", f.bits)
     return stmt_expr([f"{ct} {old} = {read_member(em, target)};", f"(void){stored};"],
                      old if post else f"(({ct})({old} {sign} 1))")
+
+
+def _field(em, e) -> Field:
+    """The Field a member denotes; an array element is a field of the element type."""
+    if isinstance(e, ast.ArrayElem):
+        return Field("", em.ty(e), 0)
+    return em.fs.ann.members[e]
 
 
 def _store(em, t: IntType, addr: str, value: str, bits: int = 0) -> str:

@@ -203,6 +203,15 @@ class Xlate(Expr):
 
 
 @dataclass(eq=False)
+class ArrayElem(Expr):
+    """`a[i]` of a fixed-size array variable (`int a[5];`): the checker's rewrite of an
+    Index whose base is declared so, bounds-checked at run time."""
+
+    array: Expr
+    index: Expr
+
+
+@dataclass(eq=False)
 class KernelSym(Expr):
     """A backquoted kernel symbol: `` `max_pfn `` (module '') or `` vmlinux`max_pfn ``."""
 

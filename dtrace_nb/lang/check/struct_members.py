@@ -9,6 +9,7 @@ from typing import Optional
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.decltypes import ArrayType, Field, StructType
+from dtrace_nb.lang.check.state import const_value
 from dtrace_nb.lang.types import DType, PtrType
 
 
@@ -46,6 +47,10 @@ def _addressable(base: ast.Expr) -> None:
     raise DCompileError("'.' needs a struct variable or member here", base.span)
 
 
+def element_lvalue(checker, target: ast.ArrayElem) -> DType:
+    return checker.expr(target)
+
+
 def member_lvalue(checker, target: ast.Member) -> DType:
     """The type of an assignable member: one of a struct variable (kernel memory behind
     a pointer cannot be written), and not a bit-field."""
@@ -65,3 +70,18 @@ def member_lvalue(checker, target: ast.Member) -> DType:
     if not t.is_int:
         raise DCompileError(f"member '{f.name}' of type {t} cannot be assigned", target.span)
     return t
+
+
+def array_elem(checker, e: ast.ArrayElem) -> DType:
+    """`a[i]` of a fixed-size array variable: its element type; a constant index must be
+    within the bounds (a computed one is checked when it runs)."""
+    t = checker.expr(e.array)
+    assert isinstance(t, ArrayType)
+    it = checker.expr(e.index)
+    if not it.is_int:
+        raise DCompileError(f"an array index must be an integer, not {it}", e.index.span)
+    value = const_value(e.index, checker.ann)
+    if value is not None and not 0 <= value < t.count:
+        raise DCompileError(f"index {value} is out of bounds: the array has {t.count} "
+                            "elements", e.index.span)
+    return t.elem

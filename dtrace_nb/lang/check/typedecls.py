@@ -19,7 +19,7 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import INT_BUILTINS, PROBE_STRINGS
 from dtrace_nb.lang.check.state import CheckState
-from dtrace_nb.lang.decltypes import StructType, declared_size
+from dtrace_nb.lang.decltypes import ArrayType, StructType, declared_size
 from dtrace_nb.lang.types import DType, IntType, StringType
 
 _KALLSYMS = ("kernel variables cannot be read here: this kernel's /proc/kallsyms lists no "
@@ -63,8 +63,10 @@ class _Names:
             _struct_copy(self.st, e)  # a whole struct assigned from another of its type
             self.member_bases.update((id(e.target), id(e.value)))
         elif struct_var is not None and id(e) not in self.member_bases:
-            raise DCompileError(f"{_described(e)} is a {struct_var}: a struct variable is "
-                                "used through its members (v.member) or sizeof", e.span)
+            how = ("an array variable is used through its elements (a[i]) or sizeof"
+                   if isinstance(struct_var, ArrayType) else
+                   "a struct variable is used through its members (v.member) or sizeof")
+            raise DCompileError(f"{_described(e)} is a {struct_var}: {how}", e.span)
         if isinstance(e, ast.Ident):
             if e.name in self.externs and e.name not in self.inlines:
                 raise DCompileError(f"{e.name}: {_KALLSYMS}", e.span)
@@ -76,6 +78,13 @@ class _Names:
             return ast.IntLit(_offset(self.st, e), True, True, span=e.span)
         if isinstance(e, ast.KernelSym):
             raise DCompileError(f"{e.module}`{e.name}: {_KALLSYMS}", e.span)
+        if isinstance(e, ast.Index) and isinstance(struct_var, type(None)) \
+                and isinstance(_struct_var(self.st, e.base), ArrayType):
+            if len(e.indexes) != 1:
+                raise DCompileError(f"{_described(e.base)} has one dimension: index it with "
+                                    "one value", e.span)
+            self.member_bases.add(id(e.base))
+            return ast.ArrayElem(e.base, e.indexes[0], span=e.span)
         if isinstance(e, ast.Index) and len(e.indexes) == 1 and _c_indexable(e.base):
             # C's p[i] is *(p + i): only a global name can be an associative array, so an
             # index of anything else (a cast, a member, this->p) is C's
@@ -225,9 +234,20 @@ def _variable_type(st: CheckState, names: _Names, d: ast.VarDecl) -> None:
     _substitute(d, names.replacement)
     t = st.type_of(d.type)
     if d.dims:
-        raise DCompileError(f"'{d.name}': fixed-size array variables are not supported "
-                            "(an associative array int a[int] is)", d.span)
-    if isinstance(t, StructType):
+        t = st.type_of(ast.TypeName(d.type.words, d.type.pointer, d.type.definition,
+                                    d.type.typedef, list(d.dims), span=d.type.span))
+        d.type.dims = list(d.dims)  # the variable's type is the array
+        if d.scope != "global":
+            raise DCompileError(f"'{d.name}': only global variables can be fixed-size "
+                                "arrays", d.span)
+        elem = t
+        while isinstance(elem, ArrayType):
+            elem = elem.elem
+        if not isinstance(elem, IntType) or isinstance(t.elem, ArrayType):
+            raise DCompileError(f"'{d.name}': only one-dimensional arrays of integers are "
+                                "supported", d.span)
+        st.struct_vars[(d.scope, d.name)] = (t, d.span)
+    elif isinstance(t, StructType):
         if d.scope == "self" or d.key_types:
             raise DCompileError(f"'{d.name}': thread-local and associative variables of "
                                 "struct type are not supported (global and this-> ones are)",
