@@ -241,6 +241,7 @@ _INT_RULES: dict[type, str] = {
     ast.Index: "_index", ast.Member: "_member", ast.Cast: "_cast", ast.Unary: "_unary",
     ast.Postfix: "_postfix", ast.Ternary: "_ternary", ast.Binary: "_binary",
     ast.Assign: "assign", ast.Call: "_int_call", ast.ArrayElem: "_member",
+    ast.AddressOf: "_member",
 }
 
 __all__ = ["ExprEmitter", "StrVal"]

@@ -13,7 +13,8 @@ from dtrace_nb.lang.types import IntType, promote
 
 
 def is_declared_member(em, e: ast.Expr) -> bool:
-    return isinstance(e, ast.ArrayElem) or (isinstance(e, ast.Member)
+    """An element, member or address of a declared struct or array (this module's)."""
+    return isinstance(e, (ast.ArrayElem, ast.AddressOf)) or (isinstance(e, ast.Member)
                                              and isinstance(em.fs.ann.members.get(e), Field))
 
 
@@ -54,6 +55,8 @@ def _member_address(em, e) -> tuple[str, bool]:
 
 
 def read_member(em, e) -> str:
+    if isinstance(e, ast.AddressOf):
+        return f"((u64){_address(em, e.operand)[0]})"
     f: Field = _field(em, e)
     t = f.dtype
     addr, direct = _member_address(em, e)

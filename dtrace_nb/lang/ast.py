@@ -212,6 +212,14 @@ class ArrayElem(Expr):
 
 
 @dataclass(eq=False)
+class AddressOf(Expr):
+    """The address of a struct or array variable's bytes: the checker's rewrite of
+    `trace(v)` into `tracemem(&v, sizeof (v))` (D itself refuses `&v`)."""
+
+    operand: Expr
+
+
+@dataclass(eq=False)
 class KernelSym(Expr):
     """A backquoted kernel symbol: `` `max_pfn `` (module '') or `` vmlinux`max_pfn ``."""
 

@@ -270,20 +270,17 @@ def _define_once(table: "TypeTable", d: ast.Node, strsize: int) -> DType:
             raise DCompileError(f"{struct} has two members named '{m.name}'", m.span)
         seen.add(m.name)
         if size_of(t) is None:
-            raise DCompileError(f"member '{m.name}' of {struct} has incomplete type {t}",
-                                m.span)
+            raise DCompileError(f"incomplete struct/union/enum {t}: {m.name}", m.span)
         bits = None
         if m.bits is not None:
             if not isinstance(t, IntType) or isinstance(t, PtrType):
-                raise DCompileError(f"bit-field '{m.name}' must have an integer type, not {t}",
-                                    m.span)
+                raise DCompileError(f"invalid type for bit-field: {m.name}", m.span)
             bits = fold(m.bits, table.constants_by_name(), "a bit-field's width")
             if bits < 0 or (bits == 0 and m.name):
-                raise DCompileError(f"bit-field '{m.name}' has width {bits}: a named "
-                                    "bit-field's width must be positive", m.bits.span)
+                raise DCompileError("positive integral constant expression expected as "
+                                    "bit-field size", m.bits.span)
             if bits > t.size * 8:
-                raise DCompileError(f"bit-field '{m.name}' is wider ({bits} bits) than its "
-                                    f"type {t}", m.bits.span)
+                raise DCompileError(f"bit-field too big for type: {m.name}", m.bits.span)
         members.append(MemberSpec(m.name, t, bits))
     lay_out(struct, members)
     return struct
@@ -296,7 +293,7 @@ def _define_enum(table: "TypeTable", d: ast.EnumDef) -> DType:
     values, next_value = [], 0
     for en in d.enumerators:
         if en.name in names:
-            raise DCompileError(f"'{en.name}' is already defined as an enumerator", en.span)
+            raise DCompileError(f"identifier redeclared: {en.name}", en.span)
         value = next_value if en.value is None else fold(en.value, names, "an enumerator")
         if not -(1 << 31) <= value < (1 << 31):
             raise DCompileError(f"enumerator '{en.name}' ({value}) does not fit in an int",

@@ -15,7 +15,7 @@ from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, SUBROUTINES
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
-from dtrace_nb.lang.check.struct_members import array_elem, struct_member
+from dtrace_nb.lang.check.struct_members import address_of, array_elem, struct_member
 from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
                                         const_value, describe)
 from dtrace_nb.lang.decltypes import declared_size
@@ -315,5 +315,5 @@ _RULES: dict[type, Callable[..., DType]] = {
     ast.Assign: ExprChecker.assign, ast.Cast: ExprChecker.cast,
     ast.SizeOf: ExprChecker.sizeof, ast.StringOf: ExprChecker.stringof,
     ast.Member: ExprChecker.member, ast.Call: ExprChecker.call,
-    ast.ArrayElem: array_elem,
+    ast.ArrayElem: array_elem, ast.AddressOf: address_of,
 }

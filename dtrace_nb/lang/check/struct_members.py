@@ -28,10 +28,12 @@ def struct_member(checker, e: ast.Member, t: DType) -> Optional[DType]:
         struct = t
         _addressable(e.base)
     if not struct.complete:
-        raise DCompileError(f"{struct} is incomplete: it has no members", e.span)
+        op = "->" if e.arrow else "."
+        raise DCompileError(f"operator {op} cannot be applied to a forward declaration: no "
+                            f"{struct} definition is available", e.span)
     f = struct.field(e.name)
     if f is None:
-        raise DCompileError(f"{struct} has no member '{e.name}'", e.span,
+        raise DCompileError(f"{e.name} is not a member of {struct}", e.span,
                             hint="members: " + ", ".join(x.name for x in struct.fields or ()))
     checker.ann.members[e] = f
     if isinstance(f.dtype, ArrayType):  # as in C, an array is the address of its first element
@@ -85,3 +87,8 @@ def array_elem(checker, e: ast.ArrayElem) -> DType:
         raise DCompileError(f"index {value} is out of bounds: the array has {t.count} "
                             "elements", e.index.span)
     return t.elem
+
+
+def address_of(checker, e: ast.AddressOf) -> DType:
+    checker.expr(e.operand)
+    return PtrType(8, False, "void *", None)

@@ -20,7 +20,8 @@ from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import INT_BUILTINS, PROBE_STRINGS
 from dtrace_nb.lang.check.state import CheckState
 from dtrace_nb.lang.decltypes import ArrayType, StructType, declared_size
-from dtrace_nb.lang.types import DType, IntType, StringType
+from dtrace_nb.lang.check.results import Annotations
+from dtrace_nb.lang.types import DType, IntType, PtrType, StringType
 
 _KALLSYMS = ("kernel variables cannot be read here: this kernel's /proc/kallsyms lists no "
              "data symbols (CONFIG_KALLSYMS_ALL is off)")
@@ -78,6 +79,15 @@ class _Names:
             return ast.IntLit(_offset(self.st, e), True, True, span=e.span)
         if isinstance(e, ast.KernelSym):
             raise DCompileError(f"{e.module}`{e.name}: {_KALLSYMS}", e.span)
+        if isinstance(e, ast.Call) and e.name == "trace" and len(e.args) == 1 \
+                and _struct_var(self.st, e.args[0]):
+            # trace() of a struct or array records its bytes, shown as tracemem shows them
+            v = e.args[0]
+            self.member_bases.add(id(v))
+            size = declared_size(_struct_var(self.st, v), v.span)
+            return ast.Call("tracemem", [ast.AddressOf(v, span=v.span),
+                                         ast.IntLit(size, span=v.span)],
+                            name_span=e.name_span, span=e.span)
         if isinstance(e, ast.Index) and isinstance(struct_var, type(None)) \
                 and isinstance(_struct_var(self.st, e.base), ArrayType):
             if len(e.indexes) != 1:
@@ -188,7 +198,7 @@ def _declared_twice(st: CheckState, names: _Names, name: str, span: ast.Span) ->
     if name in names.inlines or name in st.types.constants or name in INT_BUILTINS \
             or name in PROBE_STRINGS or name in ("execname", "args") \
             or any(key[1] == name for key in st.vars):
-        raise DCompileError(f"'{name}' is already declared", span)
+        raise DCompileError(f"identifier redefined: {name}", span)
 
 
 def _inline(st: CheckState, names: _Names, d: ast.InlineDecl) -> None:
@@ -215,7 +225,11 @@ def _inline(st: CheckState, names: _Names, d: ast.InlineDecl) -> None:
 
 def _translator(st: CheckState, names: _Names, d: ast.TranslatorDecl) -> _Translator:
     output = st.type_of(d.output)
-    st.type_of(d.input)
+    given = st.type_of(d.input)
+    for other in names.translators:
+        if other.output is output and st.type_of(other.decl.input) == given:
+            raise DCompileError(f"translator from {given} to {output} has already been "
+                                "declared", _closing(d))
     if not isinstance(output, StructType) or not output.complete:
         raise DCompileError(f"a translator's output must be a defined struct or union, not "
                             f"{output}", d.output.span)
@@ -224,8 +238,33 @@ def _translator(st: CheckState, names: _Names, d: ast.TranslatorDecl) -> _Transl
         if output.field(m.name) is None:
             raise DCompileError(f"{output} has no member '{m.name}'", m.span)
         m.value = _substitute(m.value, names.replacement)
+        _check_member(st, d, given, output.field(m.name).dtype, m)
         members[m.name] = m
     return _Translator(d, output, members)
+
+
+def _check_member(st: CheckState, d: ast.TranslatorDecl, given: DType, to: DType,
+                  m: ast.TranslatorMember) -> None:
+    """Type a member's expression with the input bound to a value of the input type (a
+    struct input is typed when xlate binds it), as DTrace checks a translator when it is
+    declared: members and types must exist, and the value must suit the member."""
+    from dtrace_nb.lang.check.exprs import ExprChecker  # exprs needs this pass's module
+
+    if isinstance(given, StructType):
+        return
+    bound = ast.Cast(d.input, ast.IntLit(0, span=d.span), span=d.span)
+    body = _substitute(copy.deepcopy(m.value), lambda e: bound if isinstance(e, ast.Ident)
+                       and e.name == d.input_name else None)
+    t = ExprChecker(st, Annotations(), lenient=True).expr(body)
+    if isinstance(to, PtrType) != isinstance(t, PtrType) or to.is_string != t.is_string:
+        raise DCompileError(f"translator member {m.name} definition uses incompatible types: "
+                            f'"{to}" = "{t}"', _closing(d))
+
+
+def _closing(d: ast.Node) -> ast.Span:
+    """The end of a declaration: where DTrace finds what is wrong with it as a whole."""
+    return ast.Span(d.span.end_line, max(1, d.span.end_col - 2), d.span.end_line,
+                    d.span.end_col)
 
 
 def _variable_type(st: CheckState, names: _Names, d: ast.VarDecl) -> None:
@@ -287,12 +326,12 @@ def _described(e) -> str:
 def _offset(st: CheckState, e: ast.OffsetOf) -> int:
     t = st.type_of(e.of_type)
     if not isinstance(t, StructType) or not t.complete:
-        raise DCompileError(f"offsetof() needs a struct or union type, not {t}", e.of_type.span)
+        raise DCompileError("offsetof operand must be a struct or union type", e.of_type.span)
     f = t.field(e.member)
     if f is None:
-        raise DCompileError(f"{t} has no member '{e.member}'", e.span)
+        raise DCompileError(f"{e.member} is not a member of {t}", e.span)
     if f.bits:
-        raise DCompileError(f"cannot take the offset of bit-field '{e.member}'", e.span)
+        raise DCompileError(f"cannot take offset of a bit-field: {e.member}", e.span)
     return f.offset
 
 
