@@ -143,6 +143,10 @@ CASES = [
      "int a[5];\nBEGIN { i = 8; a[i] = 1; printf(\"not reached\\n\"); exit(1); }\n"
      'ERROR { printf("fault %d\\n", arg4); exit(0); }',
      "fault 11\n\n"),
+    # D's predefined names: NULL, the signal numbers and errno values (Linux's)
+    ("predefined-names",
+     'BEGIN { printf("%d %d %d %d %d\\n", NULL, SIGKILL, SIGUSR1, EPERM, ENOENT); exit(0); }',
+     "0 9 10 1 2\n\n"),
     # `struct D`s` is the program's own struct s
     ("scoped-tag",
      "struct s { int x; int y; };\n"

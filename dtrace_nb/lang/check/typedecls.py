@@ -18,9 +18,10 @@ from typing import Optional
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import INT_BUILTINS, PROBE_STRINGS
+from dtrace_nb.lang.check.results import Annotations
 from dtrace_nb.lang.check.state import CheckState
 from dtrace_nb.lang.decltypes import ArrayType, StructType, declared_size
-from dtrace_nb.lang.check.results import Annotations
+from dtrace_nb.lang.predefined import predefined_constants
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType
 
 _KALLSYMS = ("kernel variables cannot be read here: this kernel's /proc/kallsyms lists no "
@@ -75,6 +76,8 @@ class _Names:
                 return ast.IntLit(self.st.types.constants[e.name][0], span=e.span)
             if e.name in self.inlines:
                 return self._inline(*self.inlines[e.name], e.span)
+            if e.name in predefined_constants() and ("global", e.name) not in self.st.vars:
+                return ast.IntLit(predefined_constants()[e.name], span=e.span)
         if isinstance(e, ast.OffsetOf):
             return ast.IntLit(_offset(self.st, e), True, True, span=e.span)
         if isinstance(e, ast.KernelSym):
