@@ -44,6 +44,7 @@ class _Names:
     translators: list[_Translator]
     member_bases: set = field(default_factory=set)  # struct variables used as v.member
     externs: set = field(default_factory=set)  # names of kernel symbols declared extern
+    declared: set = field(default_factory=set)  # global variables declared so far
 
     def replacement(self, e: ast.Expr) -> Optional[ast.Expr]:
         struct_var = _struct_var(self.st, e)
@@ -76,7 +77,7 @@ class _Names:
                 return ast.IntLit(self.st.types.constants[e.name][0], span=e.span)
             if e.name in self.inlines:
                 return self._inline(*self.inlines[e.name], e.span)
-            if e.name in predefined_constants() and ("global", e.name) not in self.st.vars:
+            if e.name in predefined_constants() and e.name not in self.declared:
                 return ast.IntLit(predefined_constants()[e.name], span=e.span)
         if isinstance(e, ast.OffsetOf):
             return ast.IntLit(_offset(self.st, e), True, True, span=e.span)
@@ -187,6 +188,8 @@ def declare_types(st: CheckState) -> None:
             names.translators.append(_translator(st, names, item))
         elif isinstance(item, ast.VarDecl):
             _variable_type(st, names, item)
+            if item.scope == "global":
+                names.declared.add(item.name)
         elif isinstance(item, ast.Clause):
             _substitute(item, names.replacement)
 
