@@ -182,6 +182,8 @@ ERRORS = [
      "1:15", "sizeof cannot be applied to incomplete struct nosuch"),
     ("kernel-symbol", "BEGIN { trace(`max_pfn); }", "1:15", "CONFIG_KALLSYMS_ALL"),
     # extern declarations alone are accepted (whatever kernel type they name); a use is not
+    ("extern-function", "extern int f(int, ...);\nextern int *(*fp)(void);\n"
+     "BEGIN { trace(fp); }", "3:15", "fp: kernel variables cannot be read here"),
     ("extern-used", "extern int a[4][2], *b;\nextern x;\nextern struct inode i;\n"
      "BEGIN { trace(x); }", "4:15", "x: kernel variables cannot be read here"),
     ("struct-as-value", "struct s { int a; } v;\nBEGIN { trace(v + 1); }", "2:15",

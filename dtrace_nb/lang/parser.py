@@ -459,11 +459,17 @@ class _ToAST:
     def c_declarator(self, c):
         stars = _tokens(c, "STAR")
         name = _tokens(c, "IDENT")[0]
-        dims, i = [], c.index(name) + 1
-        while i < len(c):  # '[' size-or-None ']'
-            dims.append(c[i + 1])
-            i += 3
+        dims = [c[i + 1] for i, x in enumerate(c) if isinstance(x, Token) and x.type == "LSQB"]
         return stars, name, dims, self._span()
+
+    def function_pointer(self, c):
+        return _tokens(c, "STAR"), _tokens(c, "IDENT")[0], [], self._span()
+
+    def parameters(self, c):
+        return None
+
+    def parameter(self, c):
+        return None
 
     def member_decl(self, c):
         spec, out = c[0], []
