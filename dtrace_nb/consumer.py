@@ -196,7 +196,10 @@ class Consumer:
         if kind == "trace":
             return records.trace_text(fields[0].dtype, values[0], self.quiet)
         if kind == "tracemem":
-            return records.tracemem_text(values[0], values[1] if len(values) > 1 else None)
+            # the buffer is the size rounded up to 8 bytes: show the size asked for (and
+            # no more than the dynamic size, tracemem's third argument)
+            count = min(values[1], action.args[0]) if len(values) > 1 else action.args[0]
+            return records.tracemem_text(values[0], count)
         if kind in ("stack", "ustack"):
             return self.symbols.stack_text(kind, values[0], values[1], action.args)
         if kind == "printa":

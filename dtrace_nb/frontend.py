@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from dtrace_nb import cpp
 from dtrace_nb.errors import DUsageError
 from dtrace_nb.fleet import shell as fleet_shell
 from dtrace_nb.probes import BindContext
@@ -47,8 +48,6 @@ def build_parser(prog: str = CLI,
                    help="list probes (matching -n descriptions) instead of tracing")
     p.add_argument("-v", dest="verbose", action="store_true", help="with -l: argument types")
     p.add_argument("-b", dest="bufsize", metavar="SIZE", help="the buffer size (-x bufsize)")
-    p.add_argument("-H", dest="cpphdrs", action="store_true",
-                   help="with -C: print the files #include'd, one a line (-x cpphdrs)")
     p.add_argument("-V", dest="api_version", action="store_true",
                    help="print the version of the D language implemented, and exit")
     p.add_argument("-Z", dest="zdefs", action="store_true",
@@ -56,6 +55,7 @@ def build_parser(prog: str = CLI,
     p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
                    help="stop after SECONDS (dtrace-nb addition)")
     fleet_shell.add_arguments(p)  # --cluster, --hosts, --workers
+    cpp.add_options(p)
     return p
 
 
@@ -75,8 +75,6 @@ def options(ns: argparse.Namespace) -> dict[str, Optional[str]]:
     # dtrace(1)'s short forms of options (its main() sets these the same way)
     if getattr(ns, "zdefs", False):
         out["zdefs"] = None
-    if getattr(ns, "cpphdrs", False):
-        out["cpphdrs"] = None
     if getattr(ns, "bufsize", None) is not None:
         out["bufsize"] = ns.bufsize
     return out
@@ -116,11 +114,11 @@ def program_text(ns: argparse.Namespace, cell: Optional[str] = None) -> str:
     if len(given) > 1:
         raise DUsageError(f"use either {given[0]} or {given[1]}, not both")
     if ns.script:
-        return read_script(ns.script)
+        return cpp.maybe_preprocess(ns, read_script(ns.script))
     if ns.programs:
-        return "\n".join(ns.programs)
+        return cpp.maybe_preprocess(ns, "\n".join(ns.programs))
     if body is not None:
-        return body
+        return cpp.maybe_preprocess(ns, body)
     where = "write it in the cell body, or use" if cell is not None else "use"
     raise DUsageError("no program given",
                       hint=f"{where} -n 'PROGRAM' or -s FILE (or -l to list)")

@@ -14,6 +14,7 @@ from dtrace_nb.codegen import kernel_members, translated
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.string_exprs import StringExprs, StrVal, dispatch
+from dtrace_nb.codegen.struct_exprs import is_declared_member, read_member
 from dtrace_nb.codegen.variables import VariableExprs
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.faults import FLT_BADADDR, FLT_DIVZERO
@@ -136,6 +137,8 @@ class ExprEmitter(VariableExprs, StringExprs):
             return translated.member_int(self, e)
         if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):
             return kernel_members.member_int(self, e)
+        if is_declared_member(self, e):
+            return read_member(self, e)
         return f"(({self.ty(e).c_type()})({self.member_expr(e)}))"
 
     def _cast(self, e: ast.Cast) -> str:
@@ -310,7 +313,8 @@ _INT_RULES: dict[type, str] = {
     ast.SizeOf: "_sizeof", ast.Ident: "_ident", ast.ScopedVar: "_scoped",
     ast.Index: "_index", ast.Member: "_member", ast.Cast: "_cast", ast.Unary: "_unary",
     ast.Postfix: "_postfix", ast.Ternary: "_ternary", ast.Binary: "_binary",
-    ast.Assign: "assign", ast.Call: "_int_call",
+    ast.Assign: "assign", ast.Call: "_int_call", ast.ArrayElem: "_member",
+    ast.AddressOf: "_member",
 }
 
 __all__ = ["ExprEmitter", "StrVal"]

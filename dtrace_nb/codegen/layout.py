@@ -24,6 +24,7 @@ from dtrace_nb.lang.check import (
     const_value,
     flat_statements,
 )
+from dtrace_nb.lang.decltypes import ArrayType, StructType, size_of
 from dtrace_nb.lang.types import DType, IntType, StackType, StringType
 from dtrace_nb.aggregate import buckets  # the one model of the buckets (imports nothing)
 
@@ -101,6 +102,8 @@ class Field:
         return isinstance(self.dtype, IntType) and self.dtype.signed
 
     def c_decl(self) -> str:
+        if isinstance(self.dtype, (StructType, ArrayType)):  # a struct's or array's bytes
+            return f"u8 {self.name}[{self.size}];"
         if self.is_string:
             return f"char {self.name}[{self.size}];"
         return f"{'s64' if self.signed else 'u64'} {self.name};"
@@ -261,6 +264,8 @@ def analyse(checked: CheckedProgram) -> Resources:
 def _var_value_field(t: DType, strbuf: int, name: str) -> Field:
     if isinstance(t, StringType):
         return Field(name, 0, strbuf, StringType(strbuf))
+    if isinstance(t, (StructType, ArrayType)):
+        return Field(name, 0, _round8(max(1, size_of(t) or 1)), t)
     return Field(name, 0, 8, t)
 
 

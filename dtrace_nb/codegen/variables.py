@@ -14,8 +14,11 @@ from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
 from dtrace_nb.codegen.function import FunctionState
 from dtrace_nb.codegen.layout import VarLayout
 from dtrace_nb.codegen.string_exprs import StrVal
+from dtrace_nb.codegen.struct_exprs import (assign_member, assign_struct, incdec_member,
+                                            is_declared_member)
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check import Variable
+from dtrace_nb.lang.decltypes import StructType
 from dtrace_nb.lang.types import DType, promote
 
 
@@ -96,8 +99,12 @@ class VariableExprs:
 
     def assign(self, e: ast.Assign) -> str:
         target = e.target
+        if is_declared_member(self, target):
+            return assign_member(self, e)
         var = self.fs.ann.vars[target]
         vl = self.layout(var)
+        if isinstance(var.type, StructType):
+            return assign_struct(self, e)
         if var.type.is_string:
             return self.assign_string(vl, target, self.str_val(e.value))
         ct = var.type.c_type()
@@ -131,6 +138,8 @@ class VariableExprs:
             [f"{vl.map_name}.delete({key});"])], v)
 
     def incdec(self, target: ast.Expr, op: str, post: bool) -> str:
+        if is_declared_member(self, target):
+            return incdec_member(self, target, op, post)
         var = self.fs.ann.vars[target]
         vl = self.layout(var)
         ct = var.type.c_type()

@@ -155,10 +155,18 @@ class Assign(Expr):
 
 @dataclass(eq=False)
 class TypeName(Node):
-    """A C/D type as written: base words plus pointer depth, e.g. ('unsigned', 'int'), 1."""
+    """A C/D type as written: base words plus pointer depth, e.g. ('unsigned', 'int'), 1.
+
+    A struct, union or enum type defined where it is written (`struct s { int a; } x;`,
+    `typedef enum { A, B } e_t;`) has words ('struct', 's') and its `definition`; an
+    anonymous one is named by where it starts. A typedef name is one word, `typedef`
+    True. `dims` are array sizes written after the declarator (`int a[4]` in a struct)."""
 
     words: tuple[str, ...]
     pointer: int = 0
+    definition: Optional["Node"] = None
+    typedef: bool = False
+    dims: list = field(default_factory=list)
 
     def __str__(self) -> str:
         return " ".join(self.words) + " " * bool(self.pointer) + "*" * self.pointer
@@ -176,6 +184,47 @@ class SizeOf(Expr):
 
     of_type: Optional[TypeName] = None
     operand: Optional[Expr] = None
+
+
+@dataclass(eq=False)
+class OffsetOf(Expr):
+    """`offsetof(type, member)`: the member's byte offset in a struct or union."""
+
+    of_type: TypeName
+    member: str
+
+
+@dataclass(eq=False)
+class Xlate(Expr):
+    """`xlate <type> (operand)`: the operand translated by the translator to `type`."""
+
+    to: TypeName
+    operand: Expr
+
+
+@dataclass(eq=False)
+class ArrayElem(Expr):
+    """`a[i]` of a fixed-size array variable (`int a[5];`): the checker's rewrite of an
+    Index whose base is declared so, bounds-checked at run time."""
+
+    array: Expr
+    index: Expr
+
+
+@dataclass(eq=False)
+class AddressOf(Expr):
+    """The address of a struct or array variable's bytes: the checker's rewrite of
+    `trace(v)` into `tracemem(&v, sizeof (v))` (D itself refuses `&v`)."""
+
+    operand: Expr
+
+
+@dataclass(eq=False)
+class KernelSym(Expr):
+    """A backquoted kernel symbol: `` `max_pfn `` (module '') or `` vmlinux`max_pfn ``."""
+
+    module: str
+    name: str
 
 
 @dataclass(eq=False)
@@ -244,6 +293,92 @@ class VarDecl(Node):
     type: TypeName
     name: str
     key_types: Optional[list[TypeName]] = None
+    # `int a[5]`: a fixed-size array (its sizes, as written), not an associative array
+    dims: list = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class MemberDecl(Node):
+    """One member of a struct or union: its type (with array sizes), name, and bit-field
+    width (an anonymous bit-field has name "")."""
+
+    type: TypeName
+    name: str
+    bits: Optional[Expr] = None
+
+
+@dataclass(eq=False)
+class StructDef(Node):
+    """The body of `struct name { ... }` or `union name { ... }` (kind 'struct'/'union')."""
+
+    kind: str
+    name: str
+    members: list[MemberDecl]
+
+
+@dataclass(eq=False)
+class Enumerator(Node):
+    name: str
+    value: Optional[Expr] = None
+
+
+@dataclass(eq=False)
+class EnumDef(Node):
+    """`enum name { A, B = 5, C }` (name "" when anonymous)."""
+
+    name: str
+    enumerators: list[Enumerator]
+
+
+@dataclass(eq=False)
+class TypeDecl(Node):
+    """A declaration that only defines a type: `struct s { ... };`, `enum e { ... };`,
+    or declares a tag: `struct s;`. (A type defined in a declaration that also declares
+    names is defined by its first declarator's TypeName, `definition` set.)"""
+
+    type: TypeName
+
+
+@dataclass(eq=False)
+class TypedefDecl(Node):
+    """`typedef type name;` (the declarator's pointers and array sizes are in `type`)."""
+
+    type: TypeName
+    name: str
+
+
+@dataclass(eq=False)
+class InlineDecl(Node):
+    """`inline type name = expression;`: a typed name for a constant expression."""
+
+    type: TypeName
+    name: str
+    value: Expr
+
+
+@dataclass(eq=False)
+class ExternDecl(Node):
+    """`extern type name;`: a kernel symbol's type, declared for `` `name `` uses."""
+
+    type: TypeName
+    name: str
+
+
+@dataclass(eq=False)
+class TranslatorMember(Node):
+    name: str
+    value: Expr
+
+
+@dataclass(eq=False)
+class TranslatorDecl(Node):
+    """`translator output < input name > { member = expression; ... };`: how to make an
+    `output` from an `input` value called `name` in the members' expressions."""
+
+    output: TypeName
+    input: TypeName
+    input_name: str
+    members: list[TranslatorMember]
 
 
 @dataclass(eq=False)
@@ -262,6 +397,13 @@ class Program(Node):
     @property
     def decls(self) -> list[VarDecl]:
         return [i for i in self.items if isinstance(i, VarDecl)]
+
+    @property
+    def type_decls(self) -> list[Node]:
+        """Declarations of types and names, in source order: struct/union/enum
+        definitions, typedefs, inlines, externs and translators."""
+        return [i for i in self.items if isinstance(i, (TypeDecl, TypedefDecl, InlineDecl,
+                                                        ExternDecl, TranslatorDecl))]
 
 
 def children(node) -> list:

@@ -73,7 +73,6 @@ KNOWN: dict[str, tuple[str, Value]] = {
     "errtags": ("bool", False),
     "droptags": ("bool", False),
     # -H: the C preprocessor (-C) lists the files it includes (read where -C is run)
-    "cpphdrs": ("bool", False),
     # dtrace-nb's own: how many distinct keys an aggregation map may hold.
     "aggkeys": ("int", 10240),
 }

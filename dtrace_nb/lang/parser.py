@@ -16,6 +16,7 @@ from typing import Optional
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
+from lark.lark import PostLex
 
 from dtrace_nb.errors import DSyntaxError
 from dtrace_nb.lang import ast
@@ -74,7 +75,41 @@ def _parser() -> Lark:
     grammar = resources.files("dtrace_nb.lang").joinpath("grammar.lark").read_text()
     return Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True,
                 maybe_placeholders=True, lexer_callbacks=_LEXER_CHECKS,
-                cache=_private_cache(grammar) or False)
+                postlex=_TypedefNames(), cache=_private_cache(grammar) or False)
+
+
+class _TypedefNames(PostLex):
+    """Names declared by `typedef` become TYPEDEF_NAME tokens from there on, as DTrace's
+    lexer looks every identifier up in its type tables: `foo_t x;` then declares x. The
+    declared name is the last identifier outside brackets before a ',' or ';' that ends
+    a declarator of the typedef."""
+
+    always_accept = ("IDENT",)  # where only a type can start, a name may be a typedef
+
+    def process(self, stream):
+        from dtrace_nb.lang.types import builtin_typedef_names
+
+        names = set(builtin_typedef_names())
+        in_typedef, depth, last = False, 0, None
+        for tok in stream:
+            kind = tok.type
+            if kind in ("IDENT", "PROBE_DESC") and str(tok) in names:
+                tok = Token.new_borrow_pos("TYPEDEF_NAME", str(tok), tok)
+            elif in_typedef:
+                if kind in ("LBRACE", "LPAR", "LSQB"):
+                    depth += 1
+                elif kind in ("RBRACE", "RPAR", "RSQB"):
+                    depth -= 1
+                elif depth == 0 and kind in ("IDENT", "PROBE_DESC"):
+                    last = str(tok)
+                elif depth == 0 and kind in ("COMMA", "SEMI"):
+                    if last:
+                        names.add(last)
+                    last = None
+                    in_typedef = kind == "COMMA"
+            elif str(tok) == "typedef":
+                in_typedef, depth, last = True, 0, None
+            yield tok
 
 
 def _private_cache(grammar: str) -> Optional[str]:
@@ -206,19 +241,14 @@ _LEXER_CHECKS = {
 # D's reserved words that start constructs dtrace-nb does not implement (the AST has no
 # node for them). They are reported by name rather than as a confusing parse error.
 _RESERVED = {
-    "inline": "inline definitions are not supported",
-    "translator": "translator definitions are not supported",
-    "xlate": "the xlate operator is not supported",
     "provider": "provider definitions (USDT) are not supported",
     "probe": "'probe' is reserved in D",
-    "typedef": "typedef is not supported; write the full type",
-    "offsetof": "offsetof is not supported",
     "import": "'import' is reserved in D",
     **{w: f"'{w}' is reserved in D: D has no loops, jumps or switch"
        for w in ("for", "while", "do", "break", "continue", "goto", "switch", "case",
                  "default", "return")},
     **{w: f"'{w}' is reserved in D and not supported"
-       for w in ("auto", "extern", "static", "register", "restrict", "counter", "userland")},
+       for w in ("auto", "static", "register", "restrict", "counter", "userland")},
 }
 
 
@@ -243,6 +273,18 @@ def _tokens(children, kind: str) -> list[Token]:
 def _values(children) -> list:
     """The converted children, punctuation and keywords left out."""
     return [c for c in children if c is not None and not isinstance(c, Token)]
+
+
+def _declared(spec: ast.TypeName) -> ast.TypeName:
+    """The type the second and later declarators after `spec` get: a struct defined in
+    place is defined by the first, and named by its tag after that."""
+    if spec.definition is None:
+        return spec
+    return ast.TypeName(spec.words, span=spec.span)
+
+
+def _anonymous(here: tuple) -> str:
+    return f"<anon@{here[0]}:{here[1]}>"
 
 
 # C's binary operators by binding strength (all left-associative); ',' is D's comma operator.
@@ -353,23 +395,122 @@ class _ToAST:
     # -- declarations
 
     def decl(self, c):
-        return self._decls("global", c[0], _values(c[1:]))
+        spec, declarators = c[0], _values(c[1:])
+        if not declarators:
+            if spec.definition is None and spec.words[0] not in ("struct", "union", "enum"):
+                raise DSyntaxError("this declaration declares nothing: give it a name",
+                                   self._span())
+            return ast.TypeDecl(spec, span=self._span())
+        return self._decls("global", spec, declarators)
 
     def scoped_decl(self, c):
-        return self._decls(str(c[0]), c[1], _values(c[2:]))
+        return self._decls(str(c[0]), _declared(c[1]), _values(c[2:]))
 
     def _decls(self, scope, spec, declarators):
-        words, spec_span = spec
+        """One VarDecl per declarator; a struct defined here is defined by the first."""
         out = []
-        for stars, name, keys, dspan in declarators:
-            type_span = spec_span
-            if stars:
-                type_span = Span(spec_span.line, spec_span.col, stars[-1].end_line,
-                                 stars[-1].end_column)
-            out.append(ast.VarDecl(scope, ast.TypeName(words, len(stars), span=type_span),
-                                   str(name), keys, span=Span(self.here[0], self.here[1],
-                                                              dspan.end_line, dspan.end_col)))
+        for i, (stars, name, keys, dspan) in enumerate(declarators):
+            spec = _declared(spec) if i else spec
+            dims = []
+            if keys and all(isinstance(k, ast.IntLit) for k in keys):
+                dims, keys = keys, None
+            elif keys and any(isinstance(k, ast.IntLit) for k in keys):
+                raise DSyntaxError("an array's size and an associative array's key types "
+                                   "cannot be mixed", dspan)
+            out.append(ast.VarDecl(scope, self._pointer_to(spec, stars), str(name), keys,
+                                   dims, span=Span(self.here[0], self.here[1],
+                                                   dspan.end_line, dspan.end_col)))
         return out
+
+    @staticmethod
+    def _pointer_to(spec: ast.TypeName, stars, dims=()) -> ast.TypeName:
+        span = spec.span
+        if stars:
+            span = Span(span.line, span.col, stars[-1].end_line, stars[-1].end_column)
+        return ast.TypeName(spec.words, len(stars), spec.definition, spec.typedef,
+                            list(dims), span=span)
+
+    def extern_decl(self, c):
+        # `extern x;` is an int, as in C
+        spec = _declared(c[1]) if c[1] is not None else ast.TypeName(("int",),
+                                                                     span=self._span())
+        return [ast.ExternDecl(self._pointer_to(spec, stars, dims), str(name),
+                               span=self._span())
+                for stars, name, dims, _span in _values(c[2:])]
+
+    def typedef_decl(self, c):
+        spec, out = c[1], []
+        for i, (stars, name, dims, span) in enumerate(_values(c[2:])):
+            spec = _declared(spec) if i else spec
+            out.append(ast.TypedefDecl(self._pointer_to(spec, stars, dims), str(name),
+                                       span=self._span()))
+        return out
+
+    def inline_decl(self, c):
+        return ast.InlineDecl(c[1], str(c[2]), c[4], span=self._span())
+
+    def translator_decl(self, c):
+        members = [m for m in c[7:] if isinstance(m, ast.TranslatorMember)]
+        return ast.TranslatorDecl(c[1], c[3], str(c[4]), members, span=self._span())
+
+    def xlate_member(self, c):
+        return ast.TranslatorMember(str(c[0]), c[2], span=self._span())
+
+    def c_declarator(self, c):
+        stars = _tokens(c, "STAR")
+        name = _tokens(c, "IDENT")[0]
+        dims = [c[i + 1] for i, x in enumerate(c) if isinstance(x, Token) and x.type == "LSQB"]
+        return stars, name, dims, self._span()
+
+    def function_pointer(self, c):
+        return _tokens(c, "STAR"), _tokens(c, "IDENT")[0], [], self._span()
+
+    def parameters(self, c):
+        return None
+
+    def parameter(self, c):
+        return None
+
+    def member_decl(self, c):
+        spec, out = c[0], []
+        for i, (stars, name, dims, bits, span) in enumerate(_values(c[1:])):
+            spec = _declared(spec) if i else spec
+            out.append(ast.MemberDecl(self._pointer_to(spec, stars, dims),
+                                      str(name) if name else "", bits, span=span))
+        return out
+
+    def member_declarator(self, c):
+        stars, name, dims, span = c[0]
+        bits = c[-1] if len(c) > 1 and isinstance(c[-1], ast.Expr) else None
+        return stars, name, dims, bits, self._span()
+
+    def anonymous_bits(self, c):
+        return [], None, [], c[1], self._span()
+
+    def sou_def(self, c):
+        kind, name = str(c[0]), c[1]
+        if kind == "enum" and len(c) > 4:
+            raise DSyntaxError("an enum's body lists names (A, B = 2, ...), not members",
+                               self._span())
+        members = [m for group in c[3:-1] if isinstance(group, list) for m in group]
+        tag = str(name) if name is not None else _anonymous(self.here)
+        span = self._span()
+        return ast.TypeName((kind, tag), definition=ast.StructDef(kind, tag, members, span=span),
+                            span=span)
+
+    def enum_def(self, c):
+        name = c[1]
+        if str(c[0]) != "enum":
+            raise DSyntaxError(f"a {c[0]}'s body declares members (type name;), not a list "
+                               "of names", self._span())
+        tag = str(name) if name is not None else _anonymous(self.here)
+        span = self._span()
+        enumerators = [e for e in c if isinstance(e, ast.Enumerator)]
+        return ast.TypeName(("enum", tag), definition=ast.EnumDef(tag, enumerators, span=span),
+                            span=span)
+
+    def enumerator(self, c):
+        return ast.Enumerator(str(c[0]), c[2] if len(c) > 2 else None, span=self._span())
 
     def scope(self, c):
         return c[0]
@@ -380,20 +521,27 @@ class _ToAST:
     def key_list(self, c):
         return _values(c)
 
+    def array_size(self, c):
+        return self.int_lit(c)
+
     def key_type(self, c):
-        return ast.TypeName(c[0][0], len(c) - 1, span=self._span())
+        return self._pointer_to(c[0], _tokens(c[1:], "STAR"))
 
     type_name = key_type
 
     def type_spec(self, words):
-        return tuple(words), self._span()
+        return ast.TypeName(tuple(words), span=self._span())
 
     def tagged_type(self, c):
-        return (c[0], str(c[1])), self._span()
+        # `struct D`s` is the program's own struct s (module D); other modules' the same tag
+        return ast.TypeName((str(c[0]), str(c[1]).rpartition("`")[2]), span=self._span())
+
+    def typedef_name(self, c):
+        return ast.TypeName((str(c[0]),), typedef=True, span=self._span())
 
     def named_type(self, c):
         _reserved(c[0])
-        return (str(c[0]),), self._span()
+        return ast.TypeName((str(c[0]),), typedef=True, span=self._span())
 
     def type_word(self, c):
         return str(c[0])
@@ -452,6 +600,16 @@ class _ToAST:
 
     def stringof(self, c):
         return ast.StringOf(c[1], span=self._span())
+
+    def xlate(self, c):
+        return ast.Xlate(c[2], c[5], span=self._span())
+
+    def offsetof(self, c):
+        return ast.OffsetOf(c[2], str(c[4]), span=self._span())
+
+    def kernel_symbol(self, c):
+        module, _, name = str(c[0]).partition("`")
+        return ast.KernelSym(module, name, span=_token_span(c[0]))
 
     def index(self, c):
         return ast.Index(c[0], c[2], span=self._span())
@@ -516,13 +674,14 @@ _NAMED = {
     "PRED_END": "'/' closing the predicate", "PROBE_DESC": "a probe description",
     "IDENT": "an identifier", "NUMBER": "a number", "STRING": "a string", "CHAR":
     "a character constant", "AGG": "an aggregation", "MACRO": "a macro variable",
-    "PRAGMA": "a #pragma line", "$END": "end of input",
+    "PRAGMA": "a #pragma line", "$END": "end of input", "KSYM": "a kernel symbol",
+    "TYPEDEF_NAME": "a type name",
 }
 # Tokens that can follow a complete operand: not worth listing when something else fits.
 _AFTER_OPERAND = set(_PUNCT) - {"LBRACE", "RBRACE", "RPAR", "RSQB", "SEMI", "COMMA", "COLON",
                                 "BANG", "TILDE"}
 _BINARY_ONLY = {"PERCENT", "EQ", "NE", "LOR", "LAND", "LXOR", "QMARK"}
-_EXPR_START = {"NUMBER", "FLOAT", "STRING", "CHAR", "IDENT", "AGG", "MACRO", "LPAR", "PLUS",
+_EXPR_START = {"NUMBER", "FLOAT", "STRING", "CHAR", "IDENT", "KSYM", "AGG", "MACRO", "LPAR", "PLUS",
                "MINUS", "BANG", "TILDE", "STAR", "AMP", "INC", "DEC"}
 _ORDER = ["SEMI", "RBRACE", "RPAR", "RSQB", "COLON", "COMMA", "PRED_END", "SLASH", "LBRACE",
           "an expression", "a type name", "IDENT", "STAR", "PROBE_DESC", "a declaration"]
@@ -541,7 +700,9 @@ def _vocabulary() -> tuple[dict[str, str], frozenset[str], frozenset[str]]:
         if len(rule.expansion) == 1 and rule.expansion[0].is_term:
             by_rule.setdefault(rule.origin.name, set()).add(rule.expansion[0].name)
     types = frozenset(by_rule.get("type_word", ()))
-    decl_start = types | by_rule.get("tag", set()) | by_rule.get("scope", set())
+    decl_start = (types | by_rule.get("tag", set()) | by_rule.get("scope", set())
+                  | {k for k, v in keywords.items()
+                     if v in ("extern", "typedef", "inline", "translator")} | {"TYPEDEF_NAME"})
     return keywords, types, frozenset(decl_start)
 
 
@@ -636,7 +797,8 @@ def _expected(names: set[str], in_clause: bool = False) -> str:
             names -= decl_start | {"PROBE_DESC"}
     groups = []
     expr_start = _EXPR_START | {k for k, v in keywords.items()
-                                if v in ("sizeof", "stringof", "self", "this")}
+                                if v in ("sizeof", "stringof", "self", "this", "offsetof",
+                                         "xlate")}
     if len(names & expr_start) >= 4:
         statement = {k for k, v in keywords.items() if v == "if"} | {"SEMI", "LBRACE"}
         if statement <= names:  # where a statement may start

@@ -40,6 +40,8 @@ def to_source(node: ast.Node) -> str:
         return " ".join(["#pragma", "D", *node.words])
     if isinstance(node, ast.VarDecl):
         return _decl(node)
+    if isinstance(node, _DECLARATIONS):
+        return _type_decl(node)
     if isinstance(node, ast.TypeName):
         return _type(node)
     if isinstance(node, ast.ProbeSpec):
@@ -74,12 +76,51 @@ def _clause(c: ast.Clause) -> str:
 def _decl(d: ast.VarDecl) -> str:
     scope = "" if d.scope == "global" else d.scope + " "
     keys = f"[{', '.join(_type(k) for k in d.key_types)}]" if d.key_types else ""
+    keys += "".join(f"[{_expr(n)[0]}]" for n in d.dims)
     stars = "*" * d.type.pointer
-    return f"{scope}{' '.join(d.type.words)} {stars}{d.name}{keys};"
+    return f"{scope}{_spec(d.type)} {stars}{d.name}{keys};"
 
 
 def _type(t: ast.TypeName) -> str:
-    return " ".join(t.words) + (" " + "*" * t.pointer if t.pointer else "")
+    return _spec(t) + (" " + "*" * t.pointer if t.pointer else "")
+
+
+_DECLARATIONS = (ast.TypeDecl, ast.TypedefDecl, ast.InlineDecl, ast.ExternDecl,
+                 ast.TranslatorDecl)
+
+
+def _spec(t: ast.TypeName) -> str:
+    """A type specifier, with the struct, union or enum body when it is defined here."""
+    d = t.definition
+    name = "" if t.words[1:2] and t.words[1].startswith("<anon") else " " + t.words[-1]
+    if isinstance(d, ast.StructDef):
+        body = " ".join(_declarator(m.type, m.name, m.bits) + ";" for m in d.members)
+        return f"{d.kind}{name} {{ {body} }}".replace("{  }", "{ }")
+    if isinstance(d, ast.EnumDef):
+        items = ", ".join(e.name + (f" = {_expr(e.value)[0]}" if e.value else "")
+                          for e in d.enumerators)
+        return f"enum{name} {{ {items} }}"
+    return " ".join(t.words)
+
+
+def _declarator(t: ast.TypeName, name: str, bits=None) -> str:
+    dims = "".join(f"[{_expr(n)[0] if n is not None else ''}]" for n in t.dims)
+    width = f" : {_expr(bits)[0]}" if bits is not None else ""
+    return f"{_spec(t)} {'*' * t.pointer}{name}{dims}{width}".rstrip()
+
+
+def _type_decl(d) -> str:
+    if isinstance(d, ast.TypeDecl):
+        return _spec(d.type) + ";"
+    if isinstance(d, ast.TypedefDecl):
+        return f"typedef {_declarator(d.type, d.name)};"
+    if isinstance(d, ast.InlineDecl):
+        return f"inline {_type(d.type)} {d.name} = {_sub(d.value, ASSIGN)};"
+    if isinstance(d, ast.ExternDecl):
+        return f"extern {_declarator(d.type, d.name)};"
+    members = " ".join(f"{m.name} = {_sub(m.value, ASSIGN)};" for m in d.members)
+    return (f"translator {_type(d.output)} < {_type(d.input)} {d.input_name} > "
+            f"{{ {members} }};")
 
 
 # ---------------------------------------------------------------------------- statements
@@ -151,6 +192,12 @@ def _expr(e: ast.Expr) -> tuple[str, int]:
         return f"sizeof({inner})", UNARY
     if isinstance(e, ast.StringOf):
         return f"stringof({_expr(e.operand)[0]})", UNARY
+    if isinstance(e, ast.OffsetOf):
+        return f"offsetof({_type(e.of_type)}, {e.member})", PRIMARY
+    if isinstance(e, ast.Xlate):
+        return f"xlate < {_type(e.to)} > ({_expr(e.operand)[0]})", PRIMARY
+    if isinstance(e, ast.KernelSym):
+        return f"{e.module}`{e.name}", PRIMARY
     if isinstance(e, ast.Cast):
         return f"({_type(e.to)}){_sub(e.operand, CAST)}", CAST
     if isinstance(e, ast.Binary):

@@ -200,3 +200,29 @@ def _int_promote(t: IntType) -> IntType:
 
 def unary_promote(t: IntType) -> IntType:
     return _int_promote(t)
+
+
+# Typedef names D knows without a declaration that are not keywords of the grammar: the
+# parser's lexer reads them as type names (a program's own typedefs join them). The
+# translated structures' names are known to the lexer; a name whose type is None here is
+# "unknown type" to the checker until its translator gives it one.
+_BUILTIN_TYPEDEFS: dict[str, Optional[DType]] = {
+    "caddr_t": PtrType(8, False, "caddr_t", CHAR), "hrtime_t": INT64,
+    "time_t": IntType(8, True, "time_t"), "ino_t": IntType(8, False, "ino_t"),
+    "ptrdiff_t": IntType(8, True, "ptrdiff_t"), "zoneid_t": IntType(4, True, "zoneid_t"),
+    "projid_t": IntType(4, True, "projid_t"), "taskid_t": IntType(4, True, "taskid_t"),
+    "boolean_t": IntType(4, False, "boolean_t"),
+    **{name: None for name in ("psinfo_t", "lwpsinfo_t", "cpuinfo_t", "fileinfo_t",
+                               "bufinfo_t", "devinfo_t", "conninfo_t", "ipinfo_t",
+                               "ifinfo_t", "tcpinfo_t", "tcpsinfo_t", "tcplsinfo_t",
+                               "udpinfo_t", "udpsinfo_t", "pktinfo_t", "csinfo_t",
+                               "ipv4info_t", "ipv6info_t", "kthread_t", "proc_t")},
+}
+
+
+def builtin_typedef_names() -> frozenset[str]:
+    return frozenset(_BUILTIN_TYPEDEFS)
+
+
+def builtin_typedef(name: str) -> Optional[DType]:
+    return _BUILTIN_TYPEDEFS.get(name)

@@ -23,7 +23,7 @@ CASES = [
     ("syscall::read:entry { @a[1 = count(); }", "1:37", "expected ']'"),
     ('BEGIN { printf("\\q"); }', "1:16", "unknown escape sequence '\\q'"),
     ('BEGIN { printf("abc); }', "1:16", "unterminated string literal"),
-    ("BEGIN { `x; }", "1:9", "invalid character '`'"),
+    ("BEGIN { x = 1 ` 2; }", "1:15", "invalid character '`'"),
     ("BEGIN { trace(99999999999999999999999); }", "1:15", "does not fit in 64 bits"),
     ("BEGIN { trace(08); }", "1:15", "invalid octal constant"),
     ("BEGIN { trace(1 +); }", "1:18", "expected an expression"),

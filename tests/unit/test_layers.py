@@ -26,7 +26,7 @@ LAYERS = (
     ("display",),
     ("result",),
     ("fleet",),  # many hosts' sessions through Dask, merged; the shells use it
-    ("frontend",),
+    ("frontend", "cpp"),  # cpp: -C, the preprocessor run over the program text
     ("cli", "magics", "__init__", "__main__"),
 )
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

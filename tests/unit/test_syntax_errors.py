@@ -54,7 +54,7 @@ CASES = [
     ("BEGIN { trace(12abc); }", "1:15", "invalid suffix 'abc' on integer constant"),
     ("BEGIN { trace(1.5); }", "1:15", "floating-point constants are not supported"),
     # -- characters and lines that are not D
-    ("BEGIN { `x; }", "1:9", "invalid character '`'"),
+    ("BEGIN { x = 1 ` 2; }", "1:15", "invalid character '`'"),
     ("BEGIN { x = 1 # 2; }", "1:15", "invalid character '#'"),
     ("BEGIN { x = 1; /* never closed", "1:16", "unterminated comment"),
     ("#include <stdio.h>\nBEGIN {}", "1:1", "only '#pragma D ...' lines are supported"),
@@ -64,8 +64,12 @@ CASES = [
     ("self foo;", "1:9", "unexpected ';'"),
     ("BEGIN { while (x) { y; } }", "1:9", "'while' is reserved in D"),
     ("BEGIN { return; }", "1:9", "'return' is reserved in D"),
-    ("inline int one = 1;", "1:1", "inline definitions are not supported"),
-    ("BEGIN { x = xlate<psinfo_t *>(curthread); }", "1:13", "xlate operator is not supported"),
+    ("inline int one = ;", "1:18", "unexpected ';': expected an expression"),
+    ("BEGIN { x = xlate<int *>curthread; }", "1:25", "unexpected identifier 'curthread': "
+     "expected '('"),
+    ("struct s { int a; int; };", "1:22", "unexpected ';'"),
+    ("enum e { A, B = };", "1:17", "unexpected '}': expected an expression"),
+    ("typedef int;", "1:12", "unexpected ';'"),
 ]
 
 

@@ -6,6 +6,8 @@ its RULES), each in its own module:
 1. declarations.apply_pragmas: `#pragma D option` lines set options;
 2. probes.resolve_probes: every probe description (macros expanded) matched in the
    ProbeCatalog, the only place the compiler meets providers;
+2b. typedecls.declare_types: struct/union/enum types, typedefs, inlines, translators;
+   their names replaced in the clauses (enumerators, inlines, offsetof, xlate);
 3. declarations.declare_variables: declared variables exist with their types;
 4. statements.learn_variable_types: variables take the type of their first assignment in
    program order (a lenient walk);
@@ -36,6 +38,7 @@ from dtrace_nb.lang.check.results import (AggInfo, Annotations, ArgRef, CheckedC
 from dtrace_nb.lang.check.speculation import check_speculation
 from dtrace_nb.lang.check.state import MAX_NESTING, CheckState, const_value
 from dtrace_nb.lang.check.statements import check_statements, learn_variable_types
+from dtrace_nb.lang.check.typedecls import declare_types
 from dtrace_nb.lang.options import Options
 from dtrace_nb.probes import BindContext, ProbeCatalog
 
@@ -55,7 +58,7 @@ def _number_variables(st: CheckState) -> None:
 
 
 PASSES: tuple[Callable[[CheckState], None], ...] = (
-    apply_pragmas, resolve_probes, declare_variables, learn_variable_types, check_statements,
+    apply_pragmas, resolve_probes, declare_types, declare_variables, learn_variable_types, check_statements,
     check_speculation, _destructive, _number_variables,
 )
 

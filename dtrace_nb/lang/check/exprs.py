@@ -16,8 +16,10 @@ from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES,
                                      UNAVAILABLE_SUBROUTINES)
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
+from dtrace_nb.lang.check.struct_members import address_of, array_elem, struct_member
 from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
                                         const_value, describe)
+from dtrace_nb.lang.decltypes import declared_size
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
                                   StringType, TranslatedType, native_type, promote,
                                   unary_promote)
@@ -175,7 +177,7 @@ class ExprChecker(VariableRules):
         else:
             assert e.operand is not None
             t = self.expr(e.operand)
-        self.ann.sizes[e] = t.size if isinstance(t, (IntType, StringType)) else 8
+        self.ann.sizes[e] = declared_size(t, e.span)
         return IntType(8, False, "size_t")
 
     def stringof(self, e: ast.StringOf) -> DType:
@@ -252,6 +254,9 @@ class ExprChecker(VariableRules):
                 raise DCompileError(f"{t}'s {e.name} is not available: {read.refused}", e.span)
             self.ann.members[e] = read
             return m.dtype
+        declared = struct_member(self, e, t)
+        if declared is not None:
+            return declared
         raise DCompileError(f"'{'->' if e.arrow else '.'}{e.name}' needs a struct; "
                             f"{describe(e.base)} is {t}", e.span,
                             hint="kernel struct types are not available; providers give "
@@ -339,4 +344,5 @@ _RULES: dict[type, Callable[..., DType]] = {
     ast.Assign: ExprChecker.assign, ast.Cast: ExprChecker.cast,
     ast.SizeOf: ExprChecker.sizeof, ast.StringOf: ExprChecker.stringof,
     ast.Member: ExprChecker.member, ast.Call: ExprChecker.call,
+    ast.ArrayElem: array_elem, ast.AddressOf: address_of,
 }

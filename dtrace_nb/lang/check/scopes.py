@@ -11,6 +11,7 @@ from typing import Optional
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVAILABLE_BUILTINS
+from dtrace_nb.lang.check.struct_members import element_lvalue, member_lvalue
 from dtrace_nb.lang.constants import CONSTANTS
 from dtrace_nb.lang.check.results import Annotations, Variable
 from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe
@@ -214,6 +215,10 @@ class VariableRules:
             if not var.is_assoc:
                 raise DCompileError(f"{n} is a scalar and cannot be indexed", target.span)
             self._match_keys(var, key_types, target)
+        elif isinstance(target, ast.Member):
+            return member_lvalue(self, target)
+        elif isinstance(target, ast.ArrayElem):
+            return element_lvalue(self, target)
         else:
             raise DCompileError(f"{describe(target)} cannot be assigned", target.span,
                                 hint="assign variables: x, x[key], self->x, this->x")

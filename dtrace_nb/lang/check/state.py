@@ -11,8 +11,9 @@ from dtrace_nb.lang.check.macros import MacroEnv
 from dtrace_nb.lang.check.results import AggInfo, Annotations, CheckedClause, Variable
 from dtrace_nb.lang.options import Options
 from dtrace_nb.lang.printer import to_source
+from dtrace_nb.lang.decltypes import TypeTable, resolve
 from dtrace_nb.lang.translated import constant
-from dtrace_nb.lang.types import DType, IntType, StringType, type_from_words, VoidType
+from dtrace_nb.lang.types import DType, IntType, StringType, VoidType
 from dtrace_nb.probes import BindContext, Probe, ProbeCatalog
 
 # Deeper nesting (of expressions, statements and blocks together) is refused: the checker
@@ -42,6 +43,9 @@ class CheckState:
     aggs: dict[str, AggInfo] = field(default_factory=dict)
     uses_exit: bool = False
     destructive: list[ast.Call] = field(default_factory=list)
+    # the program's declared types (typedecls.py), and its variables of struct type
+    types: TypeTable = field(default_factory=TypeTable)
+    struct_vars: dict[tuple[str, str], tuple[DType, ast.Span]] = field(default_factory=dict)
 
     @property
     def strsize(self) -> int:
@@ -49,8 +53,8 @@ class CheckState:
 
     def type_of(self, tn: ast.TypeName) -> DType:
         """The type a declaration or cast names."""
-        t = type_from_words(tn.words, tn.pointer, self.strsize)
-        if t is None or isinstance(t, VoidType):
+        t = resolve(self.types, tn, self.strsize)
+        if isinstance(t, VoidType):
             raise DCompileError(f"unknown type '{tn}'", tn.span)
         return t
 
