@@ -103,7 +103,7 @@ def _hooks(event: str):
     return [tracepoint_hook("block", event, arg_exprs=(rid, rid),
                             notes=(f"the request: the {event} record's dev and sector "
                                    f"(bufinfo_t translated from the record's fields)",
-                                   f"the request (devinfo_t from the record's dev field)"),
+                                   "the request (devinfo_t from the record's dev field)"),
                             declarations=(FLAGS_HELPER,))]
 
 

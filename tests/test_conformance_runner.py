@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_conformance_runner import suite  # noqa: F401  (the fixture)
+from tests.unit.test_conformance_runner import make_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.kernel
-def test_a_run_through_the_real_command(suite, tmp_path):
+def test_a_run_through_the_real_command(tmp_path):
+    suite = make_suite(tmp_path / "suite")
     out = tmp_path / "out"
     dt = ROOT / ".venv" / "bin" / "dtrace-nb"
     done = subprocess.run([sys.executable, "-m", "bench.conformance", "--suite", str(suite),

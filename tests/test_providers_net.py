@@ -4,7 +4,6 @@ counted with DTrace's translated arguments; members Linux cannot supply are refu
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 

@@ -120,7 +120,7 @@ def test_reader_batches_decode_like_single_records():
         return body
 
     raw = [rec(1, [7]), rec(2, [b"abc", -5]), rec(1, [8]), rec(1, [9]), rec(2, [b"xy", 3])]
-    buf, offs, lens, pos = bytearray(), [], [], 0
+    buf, offs, lens = bytearray(), [], []
     for r in raw:
         buf += b"\0" * 8  # the kernel's 8-byte header
         offs.append(len(buf))

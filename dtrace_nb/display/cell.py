@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Optional
 
-from dtrace_nb.display.tables import HISTOGRAMS, table_html, table_text
+from dtrace_nb.display.tables import table_html, table_text
 
 OUTPUT_LINES_LIVE = 40     # printf lines in the live area
 OUTPUT_LINES_KEPT = 1000   # printf lines a finished cell keeps (r.output has them all)

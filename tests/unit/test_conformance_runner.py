@@ -27,8 +27,8 @@ def write(path: Path, text: str, executable: bool = False) -> Path:
     return path
 
 
-@pytest.fixture
-def suite(tmp_path: Path) -> Path:
+def make_suite(tmp_path: Path) -> Path:
+    """A suite of a few tests, in the shapes dtrace-utils' tests come in."""
     unit = tmp_path / "test" / "unittest"
     write(unit / "test.options", "@@runtest-opts: -q\n")
     write(unit / "cat" / "tst.hello.d", 'BEGIN { printf("b\\na\\n"); exit(0); }\n')
@@ -47,6 +47,11 @@ def suite(tmp_path: Path) -> Path:
     write(unit / "other" / "test.options", "@@runtest-opts: -w\n")
     write(unit / "other" / "tst.w.d", "BEGIN { exit(0); }\n")
     return tmp_path
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    return make_suite(tmp_path)
 
 
 def by_name(tests):

@@ -13,7 +13,7 @@ from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
 from dtrace_nb.lang.check.state import INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX
 from dtrace_nb.lang.check.walk import Walk
 from dtrace_nb.lang.printf_format import parse_format
-from dtrace_nb.lang.types import (INT64, DType, StackType, StringType, TranslatedType,
+from dtrace_nb.lang.types import (INT64, DType, StringType, TranslatedType,
                                   VoidType)
 
 NOT_ON_LINUX = ("panic", "breakpoint", "chill", "freopen", "ftruncate")
