@@ -106,7 +106,7 @@ def test_printf(fmt, args, types, want):
     assert format_printf(fmt, args, types) == want
 
 
-@pytest.mark.parametrize("bad", ["%k", "%", "abc %5", "%-+q"])
+@pytest.mark.parametrize("bad", ["%j", "%", "abc %5", "%-+q"])
 def test_printf_rejects_bad_conversions(bad):
     with pytest.raises(DCompileError):
         parse_format(bad)

@@ -69,7 +69,10 @@ def const_value(e: ast.Expr, ann: Annotations) -> Optional[int]:
         return e.value
     if isinstance(e, (ast.MacroVar, ast.Ident)):  # an Ident's value: a predefined constant
         v = ann.macro(e)
-        return v if isinstance(v, int) else None
+        if isinstance(v, int):
+            return v
+        # or a register name of uregs[] (R_PC...), unless a variable has that name
+        return constant(e, ann.var(e) is not None) if isinstance(e, ast.Ident) else None
     if isinstance(e, ast.Unary) and e.op in ("-", "+", "~"):
         v = const_value(e.operand, ann)
         if v is None:
@@ -77,8 +80,6 @@ def const_value(e: ast.Expr, ann: Annotations) -> Optional[int]:
         return -v if e.op == "-" else v if e.op == "+" else ~v
     if isinstance(e, ast.SizeOf):
         return ann.size(e)
-    if isinstance(e, ast.Ident):
-        return constant(e, ann.var(e) is not None)
     if isinstance(e, ast.Cast):
         v = const_value(e.operand, ann)
         t = ann.type_or_none(e)
