@@ -133,12 +133,12 @@ class ExprEmitter(VariableExprs, StringExprs):
                                         [f"{c} = ({p})[{i} & {mask}];"])], c)
 
     def _member(self, e: ast.Member) -> str:
+        if is_declared_member(self, e):  # of a declared struct (or an ArrayElem)
+            return read_member(self, e)
         if struct_of(self.ty(e.base)) is not None:
             return translated.member_int(self, e)
         if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):
             return kernel_members.member_int(self, e)
-        if is_declared_member(self, e):
-            return read_member(self, e)
         return f"(({self.ty(e).c_type()})({self.member_expr(e)}))"
 
     def _cast(self, e: ast.Cast) -> str:
