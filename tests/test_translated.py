@@ -7,6 +7,7 @@ registers the kernel saved), and the members Linux cannot supply refused with a 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -267,7 +268,16 @@ def test_curcpu_is_an_address_of_its_cpu(tmp_path):
     profile-997 { @[cpu, (uint64_t)curcpu] = count(); }
     tick-1500ms { exit(0); }
     END { printa("%d %u %@d\\n", @); }'''
-    lines = ok(run_d(tmp_path, prog)).splitlines()
+    # a busy process per CPU, so that profile-997 samples every CPU (an idle one may
+    # give no sample in 1.5 s)
+    spinners = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
+                for _ in range(os.cpu_count())]
+    try:
+        lines = ok(run_d(tmp_path, prog)).splitlines()
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
     assert lines[0] == "1 1"
     rows = [tuple(map(int, x.split())) for x in lines[1:lines.index("", 1)]]
     pairs = [(c, a) for c, a, _n in rows]

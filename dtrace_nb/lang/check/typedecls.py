@@ -21,6 +21,7 @@ from dtrace_nb.lang.builtins import INT_BUILTINS, PROBE_STRINGS
 from dtrace_nb.lang.check.results import Annotations
 from dtrace_nb.lang.check.state import CheckState
 from dtrace_nb.lang.decltypes import ArrayType, StructType, declared_size
+from dtrace_nb.lang.translated import INDEXED_VARIABLES, TRANSLATED_VARIABLES
 from dtrace_nb.lang.types import DType, IntType, PtrType, StringType
 
 _KALLSYMS = ("kernel variables cannot be read here: this kernel's /proc/kallsyms lists no "
@@ -306,7 +307,20 @@ def _struct_var(st: CheckState, e) -> Optional[DType]:
 
 
 def _c_indexable(base: ast.Expr) -> bool:
-    return not isinstance(base, (ast.Ident, ast.AggRef))
+    """Whether `base[i]` is C's *(base + i), decided before types are known: not a global
+    or thread-local name (associative arrays, strings), and not a member of the built-in
+    translated structures, curthread's kernel structs or a provider's args[] (the checker
+    indexes their strings and arrays by type)."""
+    if isinstance(base, (ast.Ident, ast.AggRef, ast.ScopedVar)):
+        return False
+    root = base
+    while isinstance(root, (ast.Member, ast.Index)):
+        root = root.base
+    if isinstance(root, ast.Ident) and (root.name in TRANSLATED_VARIABLES
+                                        or root.name in INDEXED_VARIABLES
+                                        or root.name in ("args", "curthread")):
+        return not isinstance(base, ast.Member)
+    return True
 
 
 def _struct_copy(st: CheckState, e: ast.Assign) -> None:
