@@ -51,16 +51,19 @@ def c_div(x: int, y: int) -> int:
 
 
 def model(op: str, x: int, tx: str, y: int, ty: str) -> tuple[int, bool]:
-    """C's result (value, signed) of `(tx)x op (ty)y`."""
+    """DTrace's result (value, signed) of `(tx)x op (ty)y`: the result type is C's (integer
+    promotions, usual arithmetic conversions), but each operand keeps its own value in a
+    64-bit register (sign- or zero-extended from its type) and the operator works on the
+    registers, signed or not as the result type is; printing narrows to the result type.
+    (So `(int32_t)-1 / (uint32_t)7` divides 2^64-1, not 2^32-1, as DTrace does.)"""
     a, b = TYPES[tx], TYPES[ty]
     x, y = wrap(x, *a), wrap(y, *b)
     if op in ("<<", ">>"):
         bits, signed = promote(*a)
-        xv = wrap(x, bits, signed)
-        r = xv << y if op == "<<" else xv >> y
+        r = x << y if op == "<<" else wrap(x, 64, signed) >> y
         return wrap(r, bits, signed), signed
     bits, signed = common(a, b)
-    xv, yv = wrap(x, bits, signed), wrap(y, bits, signed)
+    xv, yv = wrap(x, 64, signed), wrap(y, 64, signed)
     r = {"+": xv + yv, "-": xv - yv, "*": xv * yv, "&": xv & yv, "|": xv | yv,
          "^": xv ^ yv}.get(op)
     if op == "/":
@@ -84,7 +87,7 @@ def expressions(draw):
     if op in ("<<", ">>"):
         ty = "int32_t"
         y = draw(st.integers(min_value=0, max_value=promote(*TYPES[tx])[0] - 1))
-    if op in ("/", "%") and wrap(y, *common(TYPES[tx], TYPES[ty])) == 0:
+    if op in ("/", "%") and wrap(y, *TYPES[ty]) == 0:
         y = 3
     return op, x, tx, y, ty
 

@@ -180,7 +180,7 @@ class BindingEmitter:
             w.line(if_stmt(f"!(dt_mask & {1 << bit}ULL)", [f"goto dt_end_{n};"]))
         if c.clause.predicate is not None:
             fs.in_predicate = True
-            cond = self.x.int_expr(c.clause.predicate)
+            cond = self.x.wide(c.clause.predicate)
             fs.in_predicate = False
             w.line(if_stmt(f"!({cond})", [f"goto dt_end_{n};"]))
         if rec is not None:
@@ -233,7 +233,7 @@ class BindingEmitter:
             return
         if isinstance(stmt, ast.If):
             fs.action_no += 1
-            with w.block(f"if ({self.x.int_expr(stmt.cond)})"):
+            with w.block(f"if ({self.x.wide(stmt.cond)})"):
                 self.block(stmt.then)
             if stmt.other:
                 with w.block("else"):

@@ -40,6 +40,7 @@ _TASK_BUILTINS = frozenset(("ppid", "vtimestamp"))
 # $target and $pid change with every run: the session writes them into dtnb_state
 _SESSION_MACROS = {"target": "DT_STATE_TARGET", "pid": "DT_STATE_PID"}
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
+_LOGICAL = ("&&", "||", "^^")
 # integer subroutines that are one C expression of their (integer) argument
 _BYTE_SWAPS = {"ntohs": (16, "u16"), "htons": (16, "u16"), "ntohl": (32, "u32"),
                "htonl": (32, "u32"), "ntohll": (64, "u64"), "htonll": (64, "u64")}
@@ -55,7 +56,29 @@ class ExprEmitter(VariableExprs, StringExprs):
     # -- integers ----------------------------------------------------------------------
 
     def int_expr(self, e: ast.Expr) -> str:
+        """C for `e`'s value in its D type (what a store, record or key holds)."""
         return dispatch(self, _INT_RULES, e)
+
+    def wide(self, e: ast.Expr) -> str:
+        """C for `e`'s value as DTrace's 64-bit register holds it. D evaluates operators in
+        64 bits whatever their operands' C type (`i * 3` of an int is not cut to 32 bits);
+        only a store, a record, a key or a cast narrows a value to its type."""
+        t = self.ty(e)
+        if isinstance(e, ast.Binary) and e.op not in _COMPARE + _LOGICAL + (",",) \
+                and isinstance(t, IntType):
+            return self.arith(e.op, self.wide(e.left), self.wide(e.right), self.ty(e.left),
+                              self.ty(e.right), t)
+        if isinstance(e, ast.Unary) and e.op in ("-", "~", "+"):
+            w = _wide_c(t)
+            return f"(({w})({e.op if e.op != '+' else ''}({w})({self.wide(e.operand)})))"
+        if isinstance(e, ast.Ternary) and isinstance(t, IntType):
+            w = _wide_c(t)
+            return (f"(({self.wide(e.cond)}) ? ({w})({self.wide(e.then)}) : "
+                    f"({w})({self.wide(e.other)}))")
+        return self.int_expr(e)
+
+    def _narrowed(self, e: ast.Expr) -> str:
+        return f"(({self.ty(e).c_type()})({self.wide(e)}))"
 
     def expr_stmt(self, e: ast.Expr) -> str:
         """An expression evaluated for its effect."""
@@ -99,15 +122,13 @@ class ExprEmitter(VariableExprs, StringExprs):
         return f"(({self.ty(e).c_type()})({self.member_expr(e)}))"
 
     def _cast(self, e: ast.Cast) -> str:
-        return f"(({self.ty(e).c_type()})({self.int_expr(e.operand)}))"
+        return f"(({self.ty(e).c_type()})({self.wide(e.operand)}))"
 
     def _postfix(self, e: ast.Postfix) -> str:
         return self.incdec(e.operand, e.op, post=True)
 
     def _ternary(self, e: ast.Ternary) -> str:
-        ct = self.ty(e).c_type()
-        return (f"(({self.int_expr(e.cond)}) ? ({ct})({self.int_expr(e.then)}) : "
-                f"({ct})({self.int_expr(e.other)}))")
+        return self._narrowed(e)
 
     def builtin(self, e: ast.Ident) -> str:
         n = e.name
@@ -143,12 +164,9 @@ class ExprEmitter(VariableExprs, StringExprs):
             return stmt_expr([f"u64 {a} = (u64)({p});", f"{t.c_type()} {v} = 0;",
                               if_stmt(f"bpf_probe_read_kernel(&{v}, {size}, (void *){a}) < 0",
                                       [self.fs.fault(FLT_BADADDR, a)])], v)
-        inner = self.int_expr(e.operand)
         if e.op == "!":
-            return f"(!({inner}))"
-        if e.op == "+":
-            return f"(({t.c_type()})({inner}))"
-        return f"(({t.c_type()})({e.op}({t.c_type()})({inner})))"
+            return f"(!({self.wide(e.operand)}))"
+        return self._narrowed(e)
 
     def _binary(self, e: ast.Binary) -> str:
         op = e.op
@@ -157,10 +175,13 @@ class ExprEmitter(VariableExprs, StringExprs):
             return f"((void)({self.expr_stmt(e.left)}), {self.int_expr(e.right)})"
         if op in _COMPARE and isinstance(lt, StringType):
             return self.str_compare(e)
-        return self.arith(op, self.int_expr(e.left), self.int_expr(e.right), lt, rt, self.ty(e))
+        if op in _COMPARE or op in _LOGICAL:
+            return self.arith(op, self.wide(e.left), self.wide(e.right), lt, rt, self.ty(e))
+        return self._narrowed(e)
 
     def arith(self, op: str, a: str, b: str, lt: DType, rt: DType, t: DType) -> str:
-        """C for integer operator `op` of C operands `a` (type lt) and `b` (rt), of type t."""
+        """C for integer operator `op` of C operands `a` (type lt) and `b` (rt), of D type t,
+        computed in 64 bits (signed or not as t is): see wide()."""
         if op == "&&":
             return f"(!!({a}) && !!({b}))"
         if op == "||":
@@ -168,9 +189,9 @@ class ExprEmitter(VariableExprs, StringExprs):
         if op == "^^":
             return f"(!!({a}) != !!({b}))"
         if op in _COMPARE:
-            p = promote(lt, rt).c_type()
+            p = _wide_c(promote(lt, rt))
             return f"(({p})({a}) {op} ({p})({b}))"
-        ct = t.c_type()
+        ct = _wide_c(t)
         if op in ("+", "-") and isinstance(t, PtrType) and isinstance(lt, PtrType) \
                 and lt.target is not None and not isinstance(rt, PtrType):
             return f"(({ct})(({ct})({a}) {op} ({ct})({b}) * {lt.target.size}))"
@@ -178,11 +199,11 @@ class ExprEmitter(VariableExprs, StringExprs):
         if op in ("/", "%"):
             return self.divide(op, a, b, t)
         if op in ("<<", ">>"):
-            return f"(({ct})(({ct})({a}) {op} (({b}) & {t.bits - 1})))"
+            return f"(({ct})(({ct})({a}) {op} (({b}) & 63)))"
         return f"(({ct})(({ct})({a}) {op} ({ct})({b})))"
 
     def divide(self, op: str, a: str, b: str, t: IntType) -> str:
-        ct = t.c_type()
+        ct = _wide_c(t)
         x, y = self.fs.tmp("n"), self.fs.tmp("q")
         if t.signed:
             fn = "dt_sdiv" if op == "/" else "dt_smod"
@@ -229,6 +250,11 @@ class ExprEmitter(VariableExprs, StringExprs):
                           if_stmt(f"bpf_probe_read_user({buf}, {size}, (void *){addr}) < 0",
                                   [self.fs.fault(FLT_BADADDR, addr)]),
                           f"u64 {r} = (u64){buf};"], r)
+
+
+def _wide_c(t: DType) -> str:
+    """The 64-bit C type DTrace computes `t`'s operators in."""
+    return "s64" if isinstance(t, IntType) and t.signed else "u64"
 
 
 # node class -> the name of the ExprEmitter method giving its integer value

@@ -278,11 +278,13 @@ def _variables(checked: CheckedProgram, res: Resources) -> None:
             res.vars[key] = VarLayout(var, "this", value)
         else:
             storage = "self" if var.scope == "self" else "assoc"
-            if storage == "self":
-                keys = [Field("tid", 0, 8, IntType(8, False, "u64"))]
-            else:
-                keys, _ = _fields([StringType(res.strbuf) if t.is_string else t
-                                   for t in var.key_types], "k")
+            keys, start = [], 0
+            if storage == "self":  # a thread-local array: the thread, then its keys
+                keys, start = [Field("tid", 0, 8, IntType(8, False, "u64"))], 8
+            if var.is_assoc:
+                more, _ = _fields([StringType(res.strbuf) if t.is_string else t
+                                   for t in var.key_types], "k", start)
+                keys += more
             entry = sum(f.size for f in keys) + value.size + 64  # + kernel overhead
             entries = max(1, min(65536, dynvarsize // entry))
             res.vars[key] = VarLayout(var, storage, value,

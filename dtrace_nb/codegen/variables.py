@@ -29,6 +29,8 @@ class VariableExprs:
     if TYPE_CHECKING:
         def int_expr(self, e: ast.Expr) -> str: ...
 
+        def wide(self, e: ast.Expr) -> str: ...
+
         def ty(self, e: ast.Expr) -> DType: ...
 
         def arith(self, op: str, a: str, b: str, lt: DType, rt: DType, t: DType) -> str: ...
@@ -52,13 +54,18 @@ class VariableExprs:
     def dyn_key(self, vl: VarLayout, e: ast.Expr) -> tuple[list[str], str]:
         """(statements, key pointer) for a thread-local or associative variable."""
         k = self.fs.tmp("k")
-        if vl.storage == "self":
+        if vl.storage == "self" and not vl.var.is_assoc:
             return [f"u64 {k} = bpf_get_current_pid_tgid();"], f"&{k}"
         size = sum(f.size for f in vl.key_fields)
+        # zeroed whole: string keys compare as D strings (nothing after the NUL differs)
         stmts = [f"struct {vl.key_struct} *{k} = (void *){self.fs.alloc(size)};",
                  f"__builtin_memset({k}, 0, sizeof(*{k}));"]
+        fields = vl.key_fields
+        if vl.storage == "self":  # a thread-local array: keyed by the thread first
+            stmts.append(f"{k}->{fields[0].name} = bpf_get_current_pid_tgid();")
+            fields = fields[1:]
         assert isinstance(e, ast.Index)
-        for f, x in zip(vl.key_fields, e.indexes):
+        for f, x in zip(fields, e.indexes):
             if f.is_string:
                 stmts += self.store_string(self.str_val(x), f"{k}->{f.name}", f.size)
             else:
@@ -100,12 +107,12 @@ class VariableExprs:
             return self.assign_string(vl, target, self.str_val(e.value))
         ct = var.type.c_type()
         if e.op == "=":
-            value = self.int_expr(e.value)
+            value = self.wide(e.value)
         else:
             op = e.op[:-1]
             vt = self.ty(e.value)
             t = promote(var.type, vt) if op not in ("<<", ">>") else var.type
-            value = self.arith(op, self.int_expr(target), self.int_expr(e.value), var.type,
+            value = self.arith(op, self.int_expr(target), self.wide(e.value), var.type,
                                vt, t)
         return self.store_int(vl, target, ct, value)
 

@@ -2,7 +2,10 @@
 thread-locals (`self->`) and clause-locals (`this->`).
 
 A variable takes the type of its first assignment in program order (or its declaration),
-as in D; assigning creates it. Part of the expression checker (exprs.py)."""
+as in D; assigning creates it. As in DTrace (dt_xcook_ident called to create), `x++`,
+`x += 2`, any use of `self->x`, `this->x` or `a[k]` also create a variable never assigned
+before: an int64_t (0 until set). Only a plain global read (`trace(x)`) of a name nothing
+assigns is an error. Part of the expression checker (exprs.py)."""
 
 from __future__ import annotations
 
@@ -60,10 +63,12 @@ class VariableRules:
     def scoped(self, e: ast.ScopedVar) -> DType:
         var = self.st.vars.get((e.scope, e.name))
         if var is None:
-            if self.lenient:
+            if self.lenient:  # a later clause may assign it first in program order
                 return INT64
-            raise DCompileError(f"{e.scope}->{e.name} is never assigned", e.span,
-                                hint=f"assign it in a clause (e.g. {e.scope}->{e.name} = ...)")
+            var = self._new_var(e.scope, e.name, INT64, e.span)
+        elif var.is_assoc:
+            raise DCompileError(f"{var.label} is an associative array; index it: "
+                                f"{var.label}[...]", e.span)
         self.ann.vars[e] = var
         return var.type
 
@@ -75,19 +80,36 @@ class VariableRules:
         if isinstance(base, ast.Ident) and base.name == "args" \
                 and ("global", "args") not in self.st.vars:
             return self.args_index(e)
-        if not isinstance(base, ast.Ident):
-            raise DCompileError("only associative arrays and args[] can be indexed", e.span)
+        scope, name = self._array_name(e)
         key_types = self._key_types(e)
-        var = self.st.vars.get(("global", base.name))
+        var = self.st.vars.get((scope, name))
         if var is None:
             if self.lenient:
                 return INT64
-            raise DCompileError(f"associative array {base.name} is never assigned", e.span)
+            var = self._new_array(scope, name, INT64, key_types, e.span)
         if not var.is_assoc:
-            raise DCompileError(f"{base.name} is a scalar and cannot be indexed", e.span)
+            raise DCompileError(f"{var.label} is a scalar and cannot be indexed", e.span)
         self._match_keys(var, key_types, e)
         self.ann.vars[e] = var
         return var.type
+
+    @staticmethod
+    def _array_name(e: ast.Index) -> tuple[str, str]:
+        """(scope, name) of an associative array reference: `a[k]` or `self->a[k]`."""
+        base = e.base
+        if isinstance(base, ast.Ident):
+            return "global", base.name
+        if isinstance(base, ast.ScopedVar) and base.scope == "self":
+            return "self", base.name
+        if isinstance(base, ast.ScopedVar):
+            raise DCompileError("clause-local (this->) variables cannot be associative arrays",
+                                e.span)
+        raise DCompileError("only associative arrays and args[] can be indexed", e.span)
+
+    def _new_array(self, scope: str, name: str, t: DType, key_types: list[DType],
+                   span: ast.Span) -> Variable:
+        keys = [StringType(self.st.strsize) if k.is_string else INT64 for k in key_types]
+        return self._new_var(scope, name, t, span, keys)
 
     def _key_types(self, e: ast.Index) -> list[DType]:
         key_types = [self.expr(k) for k in e.indexes]
@@ -136,30 +158,27 @@ class VariableRules:
                                     target.span)
             var = self.st.vars.get(("global", n))
             if var is None:
-                if new_type is None:
-                    return self.ident(target)
-                var = self._new_var("global", n, new_type, target.span)
+                var = self._new_var("global", n, new_type or INT64, target.span)
             elif var.is_assoc:
                 raise DCompileError(f"{n} is an associative array; index it: {n}[...]",
                                     target.span)
         elif isinstance(target, ast.ScopedVar):
             var = self.st.vars.get((target.scope, target.name))
             if var is None:
-                if new_type is None:
-                    return self.scoped(target)
-                var = self._new_var(target.scope, target.name, new_type, target.span)
-        elif isinstance(target, ast.Index) and isinstance(target.base, ast.Ident) \
-                and target.base.name != "args":
+                var = self._new_var(target.scope, target.name, new_type or INT64, target.span)
+            elif var.is_assoc:
+                raise DCompileError(f"{var.label} is an associative array; index it: "
+                                    f"{var.label}[...]", target.span)
+        elif isinstance(target, ast.Index) and not (isinstance(target.base, ast.Ident)
+                                                    and target.base.name == "args"):
+            scope, n = self._array_name(target)
             key_types = self._key_types(target)
-            n = target.base.name
-            var = self.st.vars.get(("global", n))
+            var = self.st.vars.get((scope, n))
             if var is None:
-                if new_type is None:
-                    return self.index(target)
-                keys = [StringType(self.st.strsize) if t.is_string else INT64 for t in key_types]
-                var = self._new_var("global", n, new_type, target.span, keys)
+                var = self._new_array(scope, n, new_type or INT64, key_types, target.span)
             if not var.is_assoc:
-                raise DCompileError(f"{n} is a scalar and cannot be indexed", target.span)
+                raise DCompileError(f"{var.label} is a scalar and cannot be indexed",
+                                    target.span)
             self._match_keys(var, key_types, target)
         else:
             raise DCompileError(f"{describe(target)} cannot be assigned", target.span,
