@@ -79,6 +79,14 @@ EDGES = st.sampled_from([0, 1, -1, 2**31 - 1, 2**31, -(2**31), 2**32 - 1, 2**63 
 OPERAND = st.one_of(INT64, EDGES)
 
 
+def d_constant(v: int) -> str:
+    """`v` as D constant text: -2^63 is no decimal constant (9223372036854775808 fits no
+    signed type, D_INT_OFLOW), so it is written as an expression."""
+    if v == -(2**63):
+        return "(-9223372036854775807LL - 1)"
+    return f"{v}ULL" if v >= 2**63 else f"{v}LL"
+
+
 @st.composite
 def expressions(draw):
     op = draw(st.sampled_from(["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"]))
@@ -98,8 +106,7 @@ def test_integer_arithmetic_matches_c(tmp_path, exprs):
     lines, expected = [], []
     for i, (op, x, tx, y, ty) in enumerate(exprs):
         value, signed = model(op, x, tx, y, ty)
-        lines.append(f"x{i} = ({tx}){x}LL; y{i} = ({ty}){y}LL;" if x < 2**63 and y < 2**63 else
-                     f"x{i} = ({tx}){x}ULL; y{i} = ({ty}){y}ULL;")
+        lines.append(f"x{i} = ({tx}){d_constant(x)}; y{i} = ({ty}){d_constant(y)};")
         # %d prints signed, %u unsigned results; both use the result's own size
         lines.append(f'printf("%{"d" if signed else "u"}\\n", x{i} {op} y{i});')
         expected.append(str(value))
@@ -137,7 +144,7 @@ VALUES = st.lists(st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
 def _aggregate_program(values: list[int], agg: str) -> str:
-    body = "".join(f"v = {v}LL; @q = {agg.replace('V', 'v')};\n" for v in values)
+    body = "".join(f"v = {d_constant(v)}; @q = {agg.replace('V', 'v')};\n" for v in values)
     return "BEGIN {\n" + body + "exit(0);\n}\n"
 
 
@@ -184,7 +191,7 @@ def test_llquantize_buckets_match_the_model(tmp_path, values, params):
 @SETTINGS
 @given(VALUES)
 def test_scalar_aggregations_match_c(tmp_path, values):
-    body = "".join(f"v = {v}LL; @c = count(); @s = sum(v); @mn = min(v); @mx = max(v); "
+    body = "".join(f"v = {d_constant(v)}; @c = count(); @s = sum(v); @mn = min(v); @mx = max(v); "
                    f"@a = avg(v); @sd = stddev(v);\n" for v in values)
     done = run_d(tmp_path, "BEGIN {\n" + body + "printa(\"%@d %@d %@d %@d %@d %@d\\n\", @c, @s, "
                  "@mn, @mx, @a, @sd); exit(0);\n}\n")
