@@ -242,7 +242,7 @@ def analyse(checked: CheckedProgram) -> Resources:
         if not c.has_data:
             continue
         rec = RecordLayout(epid=c.index + 1, clause=c.index, struct_name=f"dtnb_rec{c.index}")
-        _record_actions(c.clause, rec, res, checked.annotations)
+        _record_actions(c.clause, rec, res, checked.annotations, c.records_default)
         res.records[c.index] = rec
     if any(a.kind in ("stack", "ustack") for r in res.records.values() for a in r.actions) \
             or any(isinstance(f.dtype, StackType) for a in aggs.values() for f in a.key_fields):
@@ -292,8 +292,8 @@ def _variables(checked: CheckedProgram, res: Resources) -> None:
 
 
 def _record_actions(clause: ast.Clause, rec: RecordLayout, res: Resources,
-                    ann: Annotations) -> None:
-    if clause.default_action or not clause.body:
+                    ann: Annotations, records_default: bool) -> None:
+    if records_default:
         rec.actions.append(RecordAction("default", []))
         return
 
