@@ -213,7 +213,8 @@ BEGIN { self->a = speculation(); self->b = speculation(); }
 BEGIN { speculate(self->a); printf("kept\\n"); }
 BEGIN { speculate(self->b); printf("dropped\\n"); }
 BEGIN { printf("first\\n"); }
-BEGIN { commit(self->a); discard(self->b); exit(0); }
+BEGIN { commit(self->a); discard(self->b); }
+BEGIN { exit(0); }
 ''', extra=("-x", "nspec=2"))
     assert done.returncode == 0, done.stderr
     assert done.stdout == "first\nkept\n\n"
