@@ -96,6 +96,8 @@ class BindingEmitter:
             if self.checked.uses_exit and not b.runs_after_exit:
                 w.line(if_stmt("dt_exiting()", ["return 0;"]))
             w.line("u32 dt_zero = 0;")
+            if "ts" in fs.uses:
+                w.line("u64 dt_ts = bpf_ktime_get_ns();")
             used = self.used_names()
             if fs.single is None and used & (set(PROBE_STRINGS) | {"id"}):
                 self.spec.reads_probe_table = True

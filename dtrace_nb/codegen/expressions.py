@@ -25,8 +25,8 @@ _INT_BUILTIN_C = {
     "tid": "((s32)bpf_get_current_pid_tgid())",
     "uid": "((u32)bpf_get_current_uid_gid())",
     "gid": "((u32)(bpf_get_current_uid_gid() >> 32))",
-    "timestamp": "bpf_ktime_get_ns()",
-    "walltimestamp": "(bpf_ktime_get_ns() + dt_walltime_offset())",
+    "timestamp": "dt_ts",
+    "walltimestamp": "(dt_ts + dt_walltime_offset())",
     "vtimestamp": "dt_vtimestamp()",
     "cpu": "((s32)bpf_get_smp_processor_id())",
     "ppid": "dt_ppid()",
@@ -37,6 +37,9 @@ _INT_BUILTIN_C = {
 # built-ins the prelude computes from task_struct offsets (the runtime passes them as -D
 # flags, read from BTF: only for programs that use them, FunctionSpec.uses 'task')
 _TASK_BUILTINS = frozenset(("ppid", "vtimestamp"))
+# read once per probe firing (FunctionSpec.uses 'ts'), as DTrace caches its timestamp in
+# the firing's machine state: every clause of one firing sees the same time
+_FIRING_TIME_BUILTINS = frozenset(("timestamp", "walltimestamp"))
 # $target and $pid change with every run: the session writes them into dtnb_state
 _SESSION_MACROS = {"target": "DT_STATE_TARGET", "pid": "DT_STATE_PID"}
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
@@ -148,6 +151,8 @@ class ExprEmitter(VariableExprs, StringExprs):
         if n in _INT_BUILTIN_C:
             if n in _TASK_BUILTINS:
                 fs.uses.add("task")
+            if n in _FIRING_TIME_BUILTINS:
+                fs.uses.add("ts")
             return _INT_BUILTIN_C[n]
         raise DCompileError(f"cannot generate code for variable '{n}'", e.span)
 
