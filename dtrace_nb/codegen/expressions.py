@@ -143,6 +143,8 @@ class ExprEmitter(VariableExprs, StringExprs):
             return f"(({self.ty(e).c_type()})({fs.binding.builtins[n]}))"
         if n == "errno":
             return "0"
+        if n == "NULL":
+            return "((u64)0)"
         if n == "id":
             return str(fs.single.id) if fs.single else "dt_pd->id"
         if n == "epid":
@@ -178,7 +180,7 @@ class ExprEmitter(VariableExprs, StringExprs):
         lt, rt = self.ty(e.left), self.ty(e.right)
         if op == ",":
             return f"((void)({self.expr_stmt(e.left)}), {self.int_expr(e.right)})"
-        if op in _COMPARE and isinstance(lt, StringType):
+        if op in _COMPARE and (isinstance(lt, StringType) or isinstance(rt, StringType)):
             return self.str_compare(e)
         if op in _COMPARE or op in _LOGICAL:
             return self.arith(op, self.wide(e.left), self.wide(e.right), lt, rt, self.ty(e))

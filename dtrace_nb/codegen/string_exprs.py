@@ -247,8 +247,13 @@ class StringExprs:
             out.append(f"({dst})[{size - 1}] = 0;")
         return v.pre + out
 
+    def str_or_null(self, e: ast.Expr) -> StrVal:
+        """A string operand, or NULL (the checker allowed only NULL as a non-string here):
+        the empty string, which this model gives absent and NULL strings alike."""
+        return self.str_val(e) if self.ty(e).is_string else StrVal(1, lit=b"")
+
     def str_compare(self, e: ast.Binary) -> str:
-        a, b = self.str_val(e.left), self.str_val(e.right)
+        a, b = self.str_or_null(e.left), self.str_or_null(e.right)
         if e.op in ("==", "!=") and (a.lit is not None or b.lit is not None):
             lit, other = (a, b) if a.lit is not None else (b, a)
             assert lit.lit is not None

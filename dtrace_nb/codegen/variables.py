@@ -37,6 +37,8 @@ class VariableExprs:
 
         def str_val(self, e: ast.Expr) -> StrVal: ...
 
+        def str_or_null(self, e: ast.Expr) -> StrVal: ...
+
         def store_string(self, v: StrVal, dst: str, size: int) -> list[str]: ...
 
     # -- places -------------------------------------------------------------------------
@@ -103,8 +105,8 @@ class VariableExprs:
         target = e.target
         var = self.fs.ann.vars[target]
         vl = self.layout(var)
-        if var.type.is_string:
-            return self.assign_string(vl, target, self.str_val(e.value))
+        if var.type.is_string:  # a string, or NULL (see str_or_null)
+            return self.assign_string(vl, target, self.str_or_null(e.value))
         ct = var.type.c_type()
         if e.op == "=":
             value = self.wide(e.value)

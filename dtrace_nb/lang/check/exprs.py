@@ -16,7 +16,7 @@ from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, SUBROUTINES
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
 from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
-                                        const_value, describe)
+                                        const_value, describe, is_null)
 from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
                                   StringType, TranslatedType, literal_type, native_type,
                                   promote, unary_promote)
@@ -135,6 +135,9 @@ class ExprChecker(VariableRules):
         if e.op in _COMPARE:
             if (a.is_string and b.is_string) or (a.is_int and b.is_int):
                 return INT
+            if (a.is_string and is_null(e.right, self.ann)) or \
+                    (b.is_string and is_null(e.left, self.ann)):
+                return INT  # `s != NULL`: NULL is below every string (compared as "")
             raise DCompileError(f"operator {e.op} cannot compare {a} with {b}", e.span)
         if e.op in ("&&", "||", "^^"):
             for side, t in ((e.left, a), (e.right, b)):

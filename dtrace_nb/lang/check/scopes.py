@@ -15,10 +15,12 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVAILABLE_BUILTINS
 from dtrace_nb.lang.check.results import Annotations, Variable
-from dtrace_nb.lang.check.state import CheckState, check_keys, describe
-from dtrace_nb.lang.types import INT64, DType, StringType, TranslatedType, VoidType
+from dtrace_nb.lang.check.state import CheckState, check_keys, describe, is_null
+from dtrace_nb.lang.types import (INT64, DType, PtrType, StringType, TranslatedType,
+                                  VoidType)
 
 _RESERVED = ("execname", "args")
+NULL_TYPE = PtrType(8, False, "void *", None)  # D's NULL: (void *)0
 _UNKNOWN_HINT = ("assign it first (x = ...), or use a built-in: pid tid ppid uid gid execname "
                  "timestamp cpu id probefunc arg0..arg9 ...")
 
@@ -56,6 +58,8 @@ class VariableRules:
             raise DCompileError(UNAVAILABLE_BUILTINS[n], e.span)
         if n == "args":
             raise DCompileError("args must be indexed: args[N]", e.span)
+        if n == "NULL":
+            return NULL_TYPE
         if self.lenient:
             return INT64
         raise DCompileError(f"unknown variable '{n}'", e.span, hint=_UNKNOWN_HINT)
@@ -135,7 +139,7 @@ class VariableRules:
         if e.op != "=" and not vt.is_int:
             raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span)
         t = self.lvalue(e.target, vt if e.op == "=" else None)
-        if t.is_string != vt.is_string:
+        if t.is_string != vt.is_string and not (t.is_string and is_null(e.value, self.ann)):
             raise DCompileError(f"cannot assign {vt} to {describe(e.target)}, which is {t}",
                                 e.span)
         if e.op != "=" and not t.is_int:
