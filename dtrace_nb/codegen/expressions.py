@@ -87,7 +87,7 @@ class ExprEmitter(VariableExprs, StringExprs):
         """An expression evaluated for its effect."""
         if isinstance(e, ast.Assign):
             return self.assign(e)
-        if isinstance(e, ast.Call) and self.ty(e).is_string:
+        if self.ty(e).is_string:
             return stmt_expr(self.str_val(e).pre, "0")
         return self.int_expr(e)
 
@@ -115,6 +115,9 @@ class ExprEmitter(VariableExprs, StringExprs):
         return self.read_var(self.fs.ann.vars[e], e)
 
     def _index(self, e: ast.Index) -> str:
+        base_type = self.fs.ann.type_or_none(e.base)
+        if base_type is not None and base_type.is_string:
+            return self.string_char(e)
         ref = self.fs.ann.arg(e)
         if ref is None:
             return self.read_var(self.fs.ann.vars[e], e)
@@ -132,6 +135,15 @@ class ExprEmitter(VariableExprs, StringExprs):
 
     def _ternary(self, e: ast.Ternary) -> str:
         return self._narrowed(e)
+
+    def string_char(self, e: ast.Index) -> str:
+        """`s[i]`: the byte at i of the string's buffer, 0 outside it."""
+        v = self.str_val(e.base)
+        ptr = self.materialize(v)
+        i, c = self.fs.tmp("i"), self.fs.tmp("ch")
+        return stmt_expr([f"s64 {i} = (s64)({self.wide(e.indexes[0])});", f"char {c} = 0;",
+                          if_stmt(f"{i} >= 0 && {i} < {v.size}",
+                                  [f"{c} = ((const char *)({ptr}))[{i}];"])], c)
 
     def builtin(self, e: ast.Ident) -> str:
         n = e.name

@@ -16,7 +16,7 @@ from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVAILABLE_BUILTINS
 from dtrace_nb.lang.check.results import Annotations, Variable
 from dtrace_nb.lang.check.state import CheckState, check_keys, describe, is_null
-from dtrace_nb.lang.types import (INT64, DType, PtrType, StringType, TranslatedType,
+from dtrace_nb.lang.types import (CHAR, INT64, DType, PtrType, StringType, TranslatedType,
                                   VoidType)
 
 _RESERVED = ("execname", "args")
@@ -84,6 +84,8 @@ class VariableRules:
         if isinstance(base, ast.Ident) and base.name == "args" \
                 and ("global", "args") not in self.st.vars:
             return self.args_index(e)
+        if self._string_base(e):
+            return self._string_char(e)
         scope, name = self._array_name(e)
         key_types = self._key_types(e)
         var = self.st.vars.get((scope, name))
@@ -96,6 +98,28 @@ class VariableRules:
         self._match_keys(var, key_types, e)
         self.ann.vars[e] = var
         return var.type
+
+    def _string_base(self, e: ast.Index) -> bool:
+        """Whether `e` indexes a string value (`s[1]`, `execname[0]`, `a[k][1]`) rather than
+        naming an associative array."""
+        base = e.base
+        if isinstance(base, (ast.Ident, ast.ScopedVar)):
+            scope = base.scope if isinstance(base, ast.ScopedVar) else "global"
+            var = self.st.vars.get((scope, base.name))
+            if var is not None:
+                return var.type.is_string and not var.is_assoc
+            return isinstance(base, ast.Ident) and (base.name == "execname"
+                                                    or base.name in PROBE_STRINGS)
+        return True  # a value: a[k][1], "abc"[1], f()[1]
+
+    def _string_char(self, e: ast.Index) -> DType:
+        """`s[i]`: the char at index i of a string (0 past its buffer), as *(s + i)."""
+        if not self.expr(e.base).is_string:
+            raise DCompileError("only associative arrays, strings and args[] can be indexed",
+                                e.span)
+        if len(e.indexes) != 1 or not self.expr(e.indexes[0]).is_int:
+            raise DCompileError("a string takes one integer index", e.span)
+        return CHAR
 
     @staticmethod
     def _array_name(e: ast.Index) -> tuple[str, str]:
