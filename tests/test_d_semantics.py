@@ -114,3 +114,18 @@ def test_d_semantics_errors(tmp_path, program, where, message):
     done = run_d(tmp_path, program)
     assert done.returncode == 1
     assert f"{where}: {message}" in done.stderr, done.stderr
+
+
+def test_string_keys_compare_as_d_strings(tmp_path):
+    """Keys built from strings read into reused buffers (copyinstr of execve's path, small
+    enough for a short copy under strsize=32) are one row per D string: the bytes after a
+    shorter path's NUL are not the previous longer path's."""
+    script = tmp_path / "work.sh"
+    script.write_text("#!/bin/sh\nfor i in 1 2 3; do /usr/bin/true; /bin/true; done\n")
+    script.chmod(0o755)
+    done = run_d(tmp_path, 'syscall::execve:entry /ppid == $target/ '
+                           '{ @[copyinstr(arg0)] = count(); }',
+                 extra=("-x", "strsize=32", "-c", str(script)))
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    assert sorted(rows) == [["/bin/true", "3"], ["/usr/bin/true", "3"]], done.stdout

@@ -239,10 +239,10 @@ class StringExprs:
                     f"{int.from_bytes(data[off:off + 8], 'little'):#x}ULL;"
                     for off in range(0, len(data), 8)]
         n = min(size, v.size)
-        if n <= 64:
-            out = [f"__builtin_memcpy((void *)({dst}), {v.ptr}, {n});"]
-        else:
-            out = [f"bpf_probe_read_kernel_str((void *)({dst}), {n}, {v.ptr});"]
+        # up to the NUL only, never a fixed-size copy: a buffer's bytes after its NUL are
+        # stale (scratch reused from an earlier firing), and a key zeroed beforehand must
+        # stay zero there, or two keys of one D string hash apart (DTrace compares strings)
+        out = [f"bpf_probe_read_kernel_str((void *)({dst}), {n}, {v.ptr});"]
         if v.size > size:
             out.append(f"({dst})[{size - 1}] = 0;")
         return v.pre + out
