@@ -65,6 +65,12 @@ CASES = [
     ("string-index",
      'BEGIN { s = "abc"; printf("%d %d %d %c\\n", s[1], s[3], s[-1], "xyz"[2]); exit(0); }',
      "98 0 0 z\n\n"),
+    # a long literal on one side of ?: and a short one on the other, as a key and a value
+    ("long-strings-in-ternary",
+     'BEGIN { @[pid == 0 ? "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" : "b"] = count();'
+     ' x = pid > 0 ? "a long string literal, longer than eight" : "s"; printf("%s\\n", x);'
+     ' exit(0); }', "a long string literal, longer than eight\n\n  b"
+     "                                                                 1\n"),
     # an expression statement is evaluated for nothing but its faults
     ("expression-statements",
      'BEGIN { probeprov; 1 + 2; x = 3; x; printf("ok %d\\n", x); exit(0); }', "ok 3\n\n"),
@@ -106,6 +112,10 @@ ERRORS = [
      "data-recording actions may not follow commit( )"),
     ("BEGIN { this->a[1] = 2; }", "1:9",
      "clause-local (this->) variables cannot be associative arrays"),
+    # faster than 200 us is no profile probe (dt_prov_profile's limit)
+    ("profile-1ns { exit(0); }", "1:1", "probe description profile-1ns does not match"),
+    ("tick-199us { exit(0); }", "1:1", "probe description tick-199us does not match"),
+    ("BEGIN { @ = llquantize(1, 10, 0, 6); }", "1:13", "llquantize() takes 5 arguments, 4 given"),
 ]
 
 

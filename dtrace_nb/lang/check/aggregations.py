@@ -32,9 +32,7 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
                             hint="one of " + ", ".join(f"{f}()" for f in AGG_FUNCS))
     nvals, nparams = AGG_FUNCS[call.name]
     want = nvals + nparams
-    if call.name == "llquantize" and len(call.args) == 4:
-        want = 4  # DTrace's older four-argument form has no steps; we need them
-    if len(call.args) != nvals + nparams:
+    if len(call.args) != want:
         raise DCompileError(f"{call.name}() takes {want} argument{'s' * (want != 1)}, "
                             f"{len(call.args)} given", call.span)
     for a in call.args[:nvals]:
