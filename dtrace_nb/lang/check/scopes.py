@@ -163,7 +163,12 @@ class VariableRules:
         if e.op != "=" and not vt.is_int:
             raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span)
         t = self.lvalue(e.target, vt if e.op == "=" else None)
-        if t.is_string != vt.is_string and not (t.is_string and is_null(e.value, self.ann)):
+        null = is_null(e.value, self.ann)
+        if e.op == "=" and t.is_int and vt.is_int and not null \
+                and isinstance(t, PtrType) != isinstance(vt, PtrType):  # dt_node_is_argcompat: a pointer takes a pointer or NULL
+            raise DCompileError(f'operands have incompatible types: "{t}" {e.op} "{vt}"',
+                                e.span)
+        if t.is_string != vt.is_string and not (t.is_string and null):
             raise DCompileError(f"cannot assign {vt} to {describe(e.target)}, which is {t}",
                                 e.span)
         if e.op != "=" and not t.is_int:
