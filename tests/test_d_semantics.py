@@ -113,7 +113,7 @@ ERRORS = [
     ("BEGIN { this->a[1] = 2; }", "1:9",
      "clause-local (this->) variables cannot be associative arrays"),
     # a pointer variable takes a pointer or NULL, not an integer (dt_node_is_argcompat)
-    ("BEGIN { self->x[1] = curthread; self->x[2] = pid; }", "1:35",
+    ("BEGIN { self->x[1] = curthread; self->x[2] = pid; }", "1:33",
      'operands have incompatible types: "kthread_t *" = "pid_t"'),
     # faster than 200 us is no profile probe (dt_prov_profile's limit)
     ("profile-1ns { exit(0); }", "1:1", "probe description profile-1ns does not match"),
