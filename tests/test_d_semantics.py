@@ -142,3 +142,14 @@ def test_string_keys_compare_as_d_strings(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
     assert sorted(rows) == [["/bin/true", "3"], ["/usr/bin/true", "3"]], done.stdout
+
+
+def test_trace_widths_are_dtrace_utils(tmp_path):
+    """trace() of integers as dt_print_trace lays them out: a space, then 10 columns for
+    32-bit values, 19 for signed and 20 for unsigned 64-bit ones."""
+    done = run_d(tmp_path, 'BEGIN { trace((int32_t)-1); trace((int64_t)-1); trace((uint64_t)-1);'
+                           ' trace((uint8_t)7); exit(0); }', quiet=False)
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.splitlines()[1]
+    assert line.endswith(":BEGIN " + " %10d" % -1 + " %19d" % -1 + " %20d" % (2**64 - 1)
+                         + " %3d" % 7), repr(line)
