@@ -80,6 +80,9 @@ CASES = [
      "\n\n           value  ------------- Distribution ------------- count    \n"
      "2305843009213693952 |                                         0        \n"
      "4611686018427387904 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@ 1        \n\n"),
+    # $target is 0 without -c or -p, as in DTrace
+    ("target-without-process",
+     'BEGIN { printf("%d %d\\n", $target, pid == $target); exit(0); }', "0 0\n\n"),
     # a speculative clause whose only action is speculate() records the probe line: not
     # seen when discarded, seen when committed
     ("speculate-only-clause",
