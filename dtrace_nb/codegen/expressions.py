@@ -26,7 +26,7 @@ _INT_BUILTIN_C = {
     "uid": "((u32)bpf_get_current_uid_gid())",
     "gid": "((u32)(bpf_get_current_uid_gid() >> 32))",
     "timestamp": "dt_ts",
-    "walltimestamp": "(dt_ts + dt_walltime_offset())",
+    "walltimestamp": "(bpf_ktime_get_ns() + dt_walltime_offset())",
     "vtimestamp": "dt_vtimestamp()",
     "cpu": "((s32)bpf_get_smp_processor_id())",
     "ppid": "dt_ppid()",
@@ -37,9 +37,10 @@ _INT_BUILTIN_C = {
 # built-ins the prelude computes from task_struct offsets (the runtime passes them as -D
 # flags, read from BTF: only for programs that use them, FunctionSpec.uses 'task')
 _TASK_BUILTINS = frozenset(("ppid", "vtimestamp"))
-# read once per probe firing (FunctionSpec.uses 'ts'), as DTrace caches its timestamp in
-# the firing's machine state: every clause of one firing sees the same time
-_FIRING_TIME_BUILTINS = frozenset(("timestamp", "walltimestamp"))
+# read once per probe firing (FunctionSpec.uses 'ts'), as dtrace-utils caches timestamp in
+# the firing's machine state: every clause of one firing sees the same time (walltimestamp
+# is read afresh each time, as there)
+_FIRING_TIME_BUILTINS = frozenset(("timestamp",))
 # $target and $pid change with every run: the session writes them into dtnb_state
 _SESSION_MACROS = {"target": "DT_STATE_TARGET", "pid": "DT_STATE_PID"}
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
