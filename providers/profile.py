@@ -46,6 +46,14 @@ def parse_rate(name: str) -> tuple[str, int, int]:
     return kind, n * _UNITS_NS[unit], 0
 
 
+MIN_PERIOD_NS = 200_000
+
+
+def _period_ns(name: str) -> int:
+    _, period, freq = parse_rate(name)
+    return period or 10**9 // freq
+
+
 class ProfileProvider:
     name = "profile"
     order = 20
@@ -60,8 +68,9 @@ class ProfileProvider:
             names = [n for n in LISTED if glob_match(pattern.name, n)]
         else:
             names = [pattern.name] if _NAME.match(pattern.name) else []
-            for n in names:
-                parse_rate(n)  # reject bad units at compile time
+            # rejects bad units at compile time; a rate faster than 200 us is no probe at
+            # all (dtrace-utils' dt_prov_profile enforces the limit: D_PDESC_ZERO)
+            names = [n for n in names if _period_ns(n) >= MIN_PERIOD_NS]
         return [ProbeSite("", "", n, ARGS) for n in names]
 
     def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:

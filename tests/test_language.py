@@ -147,11 +147,12 @@ def test_program_output(tmp_path, name, program, args, expected):
 
 
 def test_default_output_is_dtrace_layout(tmp_path):
+    # trace() of an int in 10 columns after a space, as dtrace-utils' dt_print_trace
     done = run_d(tmp_path, 'BEGIN { trace(7); trace("x"); exit(0); }', quiet=False)
     assert done.stdout == ("CPU     ID                    FUNCTION:NAME\n"
                            + "%3d %6d %32s " % (int(done.stdout.splitlines()[1].split()[0]), 1,
                                                 ":BEGIN")
-                           + " %8d" % 7 + "  %-33s" % "x" + "\n\n")
+                           + " %10d" % 7 + "  %-33s" % "x" + "\n\n")
 
 
 # -- run-time faults -------------------------------------------------------------------
@@ -212,7 +213,8 @@ BEGIN { self->a = speculation(); self->b = speculation(); }
 BEGIN { speculate(self->a); printf("kept\\n"); }
 BEGIN { speculate(self->b); printf("dropped\\n"); }
 BEGIN { printf("first\\n"); }
-BEGIN { commit(self->a); discard(self->b); exit(0); }
+BEGIN { commit(self->a); discard(self->b); }
+BEGIN { exit(0); }
 ''', extra=("-x", "nspec=2"))
     assert done.returncode == 0, done.stderr
     assert done.stdout == "first\nkept\n\n"

@@ -96,6 +96,8 @@ class BindingEmitter:
             if self.checked.uses_exit and not b.runs_after_exit:
                 w.line(if_stmt("dt_exiting()", ["return 0;"]))
             w.line("u32 dt_zero = 0;")
+            if "ts" in fs.uses:
+                w.line("u64 dt_ts = bpf_ktime_get_ns();")
             used = self.used_names()
             if fs.single is None and used & (set(PROBE_STRINGS) | {"id"}):
                 self.spec.reads_probe_table = True
@@ -180,7 +182,7 @@ class BindingEmitter:
             w.line(if_stmt(f"!(dt_mask & {1 << bit}ULL)", [f"goto dt_end_{n};"]))
         if c.clause.predicate is not None:
             fs.in_predicate = True
-            cond = self.x.int_expr(c.clause.predicate)
+            cond = self.x.wide(c.clause.predicate)
             fs.in_predicate = False
             w.line(if_stmt(f"!({cond})", [f"goto dt_end_{n};"]))
         if rec is not None:
@@ -233,7 +235,7 @@ class BindingEmitter:
             return
         if isinstance(stmt, ast.If):
             fs.action_no += 1
-            with w.block(f"if ({self.x.int_expr(stmt.cond)})"):
+            with w.block(f"if ({self.x.wide(stmt.cond)})"):
                 self.block(stmt.then)
             if stmt.other:
                 with w.block("else"):

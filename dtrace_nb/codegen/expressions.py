@@ -29,7 +29,7 @@ _INT_BUILTIN_C = {
     "tid": "((s32)bpf_get_current_pid_tgid())",
     "uid": "((u32)bpf_get_current_uid_gid())",
     "gid": "((u32)(bpf_get_current_uid_gid() >> 32))",
-    "timestamp": "bpf_ktime_get_ns()",
+    "timestamp": "dt_ts",
     "walltimestamp": "(bpf_ktime_get_ns() + dt_walltime_offset())",
     "vtimestamp": "dt_vtimestamp()",
     "cpu": "((s32)bpf_get_smp_processor_id())",
@@ -41,9 +41,14 @@ _INT_BUILTIN_C = {
 # built-ins the prelude computes from task_struct offsets (the runtime passes them as -D
 # flags, read from BTF: only for programs that use them, FunctionSpec.uses 'task')
 _TASK_BUILTINS = frozenset(("ppid", "vtimestamp"))
+# read once per probe firing (FunctionSpec.uses 'ts'), as dtrace-utils caches timestamp in
+# the firing's machine state: every clause of one firing sees the same time (walltimestamp
+# is read afresh each time, as there)
+_FIRING_TIME_BUILTINS = frozenset(("timestamp",))
 # $target and $pid change with every run: the session writes them into dtnb_state
 _SESSION_MACROS = {"target": "DT_STATE_TARGET", "pid": "DT_STATE_PID"}
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
+_LOGICAL = ("&&", "||", "^^")
 # integer subroutines that are one C expression of their (integer) argument
 # lock subroutine -> (bytes read at the lock's address, the C of the result from them).
 # Linux's struct mutex starts with its owner (the task, with 3 flag bits below it); an
@@ -73,13 +78,35 @@ class ExprEmitter(VariableExprs, StringExprs):
     # -- integers ----------------------------------------------------------------------
 
     def int_expr(self, e: ast.Expr) -> str:
+        """C for `e`'s value in its D type (what a store, record or key holds)."""
         return dispatch(self, _INT_RULES, e)
+
+    def wide(self, e: ast.Expr) -> str:
+        """C for `e`'s value as DTrace's 64-bit register holds it. D evaluates operators in
+        64 bits whatever their operands' C type (`i * 3` of an int is not cut to 32 bits);
+        only a store, a record, a key or a cast narrows a value to its type."""
+        t = self.ty(e)
+        if isinstance(e, ast.Binary) and e.op not in _COMPARE + _LOGICAL + (",",) \
+                and isinstance(t, IntType):
+            return self.arith(e.op, self.wide(e.left), self.wide(e.right), self.ty(e.left),
+                              self.ty(e.right), t)
+        if isinstance(e, ast.Unary) and e.op in ("-", "~", "+"):
+            w = _wide_c(t)
+            return f"(({w})({e.op if e.op != '+' else ''}({w})({self.wide(e.operand)})))"
+        if isinstance(e, ast.Ternary) and isinstance(t, IntType):
+            w = _wide_c(t)
+            return (f"(({self.wide(e.cond)}) ? ({w})({self.wide(e.then)}) : "
+                    f"({w})({self.wide(e.other)}))")
+        return self.int_expr(e)
+
+    def _narrowed(self, e: ast.Expr) -> str:
+        return f"(({self.ty(e).c_type()})({self.wide(e)}))"
 
     def expr_stmt(self, e: ast.Expr) -> str:
         """An expression evaluated for its effect."""
         if isinstance(e, ast.Assign):
             return self.assign(e)
-        if isinstance(e, ast.Call) and self.ty(e).is_string:
+        if self.ty(e).is_string:
             return stmt_expr(self.str_val(e).pre, "0")
         return self.int_expr(e)
 
@@ -107,15 +134,15 @@ class ExprEmitter(VariableExprs, StringExprs):
         return self.read_var(self.fs.ann.vars[e], e)
 
     def _index(self, e: ast.Index) -> str:
+        base_type = self.fs.ann.type_or_none(e.base)
+        if base_type is not None and base_type.is_string:
+            return self.string_char(e)
         ref = self.fs.ann.arg(e)
         if ref is None:
             var = self.fs.ann.var(e)
             if var is not None:
                 return self.read_var(var, e)
-            base_t = self.fs.ann.type_or_none(e.base)
-            if base_t is not None and base_t.is_string:
-                return self.string_char(e)
-            if isinstance(base_t, KernelArray):
+            if isinstance(base_type, KernelArray):
                 return kernel_members.element_int(self, e)
             return translated.uregs(self, e)
         self.fs.args_used.add(ref.n)
@@ -127,7 +154,7 @@ class ExprEmitter(VariableExprs, StringExprs):
         p = self.operand(e.base, pre)
         i, c = self.fs.tmp("i"), self.fs.tmp("ch")
         mask = self.fs.res.strbuf - 1
-        return stmt_expr(pre + [f"s64 {i} = (s64)({self.int_expr(e.indexes[0])});",
+        return stmt_expr(pre + [f"s64 {i} = (s64)({self.wide(e.indexes[0])});",
                                 f"char {c} = 0;",
                                 if_stmt(f"{i} >= 0 && {i} < (s64)dt_strlen({p})",
                                         [f"{c} = ({p})[{i} & {mask}];"])], c)
@@ -142,15 +169,13 @@ class ExprEmitter(VariableExprs, StringExprs):
         return f"(({self.ty(e).c_type()})({self.member_expr(e)}))"
 
     def _cast(self, e: ast.Cast) -> str:
-        return f"(({self.ty(e).c_type()})({self.int_expr(e.operand)}))"
+        return f"(({self.ty(e).c_type()})({self.wide(e.operand)}))"
 
     def _postfix(self, e: ast.Postfix) -> str:
         return self.incdec(e.operand, e.op, post=True)
 
     def _ternary(self, e: ast.Ternary) -> str:
-        ct = self.ty(e).c_type()
-        return (f"(({self.int_expr(e.cond)}) ? ({ct})({self.int_expr(e.then)}) : "
-                f"({ct})({self.int_expr(e.other)}))")
+        return self._narrowed(e)
 
     def builtin(self, e: ast.Ident) -> str:
         n = e.name
@@ -171,6 +196,8 @@ class ExprEmitter(VariableExprs, StringExprs):
                 fs.refuse_foreign_stack(n, e.span)
         if n == "errno":
             return "0"
+        if n == "NULL":
+            return "((u64)0)"
         if n in TRANSLATED_VARIABLES:
             return translated.scalar(self, n)
         value = const_value(e, fs.ann)
@@ -186,6 +213,8 @@ class ExprEmitter(VariableExprs, StringExprs):
         if n in _INT_BUILTIN_C:
             if n in _TASK_BUILTINS:
                 fs.uses.add("task")
+            if n in _FIRING_TIME_BUILTINS:
+                fs.uses.add("ts")
             return _INT_BUILTIN_C[n]
         raise DCompileError(f"cannot generate code for variable '{n}'", e.span)
 
@@ -202,24 +231,24 @@ class ExprEmitter(VariableExprs, StringExprs):
             return stmt_expr([f"u64 {a} = (u64)({p});", f"{t.c_type()} {v} = 0;",
                               if_stmt(f"bpf_probe_read_kernel(&{v}, {size}, (void *){a}) < 0",
                                       [self.fs.fault(FLT_BADADDR, a)])], v)
-        inner = self.int_expr(e.operand)
         if e.op == "!":
-            return f"(!({inner}))"
-        if e.op == "+":
-            return f"(({t.c_type()})({inner}))"
-        return f"(({t.c_type()})({e.op}({t.c_type()})({inner})))"
+            return f"(!({self.wide(e.operand)}))"
+        return self._narrowed(e)
 
     def _binary(self, e: ast.Binary) -> str:
         op = e.op
         lt, rt = self.ty(e.left), self.ty(e.right)
         if op == ",":
             return f"((void)({self.expr_stmt(e.left)}), {self.int_expr(e.right)})"
-        if op in _COMPARE and isinstance(lt, StringType):
+        if op in _COMPARE and (isinstance(lt, StringType) or isinstance(rt, StringType)):
             return self.str_compare(e)
-        return self.arith(op, self.int_expr(e.left), self.int_expr(e.right), lt, rt, self.ty(e))
+        if op in _COMPARE or op in _LOGICAL:
+            return self.arith(op, self.wide(e.left), self.wide(e.right), lt, rt, self.ty(e))
+        return self._narrowed(e)
 
     def arith(self, op: str, a: str, b: str, lt: DType, rt: DType, t: DType) -> str:
-        """C for integer operator `op` of C operands `a` (type lt) and `b` (rt), of type t."""
+        """C for integer operator `op` of C operands `a` (type lt) and `b` (rt), of D type t,
+        computed in 64 bits (signed or not as t is): see wide()."""
         if op == "&&":
             return f"(!!({a}) && !!({b}))"
         if op == "||":
@@ -227,9 +256,9 @@ class ExprEmitter(VariableExprs, StringExprs):
         if op == "^^":
             return f"(!!({a}) != !!({b}))"
         if op in _COMPARE:
-            p = promote(lt, rt).c_type()
+            p = _wide_c(promote(lt, rt))
             return f"(({p})({a}) {op} ({p})({b}))"
-        ct = t.c_type()
+        ct = _wide_c(t)
         if op in ("+", "-") and isinstance(t, PtrType) and isinstance(lt, PtrType) \
                 and lt.target is not None and not isinstance(rt, PtrType):
             return f"(({ct})(({ct})({a}) {op} ({ct})({b}) * {lt.target.size}))"
@@ -237,11 +266,11 @@ class ExprEmitter(VariableExprs, StringExprs):
         if op in ("/", "%"):
             return self.divide(op, a, b, t)
         if op in ("<<", ">>"):
-            return f"(({ct})(({ct})({a}) {op} (({b}) & {t.bits - 1})))"
+            return f"(({ct})(({ct})({a}) {op} (({b}) & 63)))"
         return f"(({ct})(({ct})({a}) {op} ({ct})({b})))"
 
     def divide(self, op: str, a: str, b: str, t: IntType) -> str:
-        ct = t.c_type()
+        ct = _wide_c(t)
         x, y = self.fs.tmp("n"), self.fs.tmp("q")
         if t.signed:
             fn = "dt_sdiv" if op == "/" else "dt_smod"
@@ -305,6 +334,11 @@ class ExprEmitter(VariableExprs, StringExprs):
                           if_stmt(f"bpf_probe_read_user({buf}, {size}, (void *){addr}) < 0",
                                   [self.fs.fault(FLT_BADADDR, addr)]),
                           f"u64 {r} = (u64){buf};"], r)
+
+
+def _wide_c(t: DType) -> str:
+    """The 64-bit C type DTrace computes `t`'s operators in."""
+    return "s64" if isinstance(t, IntType) and t.signed else "u64"
 
 
 # node class -> the name of the ExprEmitter method giving its integer value

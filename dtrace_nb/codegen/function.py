@@ -31,7 +31,7 @@ class FunctionState:
     # scratch bytes 0..strbuf-1 stay zero: the empty string for absent variables
     scratch_top: int = 0
     # what the body needs from the preamble: 'globals', 'this', 'scratch', 'fault',
-    # 'spec', 'task', 'addresses' (the header addresses.h)
+    # 'spec', 'task', 'addresses' (the header addresses.h), 'ts' (the firing's timestamp)
     uses: set[str] = field(default_factory=set)
     args_used: set[int] = field(default_factory=set)  # N of every argN read
     faulted: set[int] = field(default_factory=set)  # clauses with a fault handler

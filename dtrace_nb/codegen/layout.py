@@ -245,7 +245,7 @@ def analyse(checked: CheckedProgram) -> Resources:
         if not c.has_data:
             continue
         rec = RecordLayout(epid=c.index + 1, clause=c.index, struct_name=f"dtnb_rec{c.index}")
-        _record_actions(c.clause, rec, res, checked.annotations)
+        _record_actions(c.clause, rec, res, checked.annotations, c.records_default)
         res.records[c.index] = rec
     if any(a.kind in ("stack", "ustack") for r in res.records.values() for a in r.actions) \
             or any(getattr(f.dtype, "name", "") in ("stack", "ustack")  # printf's %k
@@ -285,11 +285,13 @@ def _variables(checked: CheckedProgram, res: Resources) -> None:
             res.vars[key] = VarLayout(var, "this", value)
         else:
             storage = "self" if var.scope == "self" else "assoc"
-            if storage == "self":
-                keys = [Field("tid", 0, 8, IntType(8, False, "u64"))]
-            else:
-                keys, _ = _fields([StringType(res.strbuf) if t.is_string else t
-                                   for t in var.key_types], "k")
+            keys, start = [], 0
+            if storage == "self":  # a thread-local array: the thread, then its keys
+                keys, start = [Field("tid", 0, 8, IntType(8, False, "u64"))], 8
+            if var.is_assoc:
+                more, _ = _fields([StringType(res.strbuf) if t.is_string else t
+                                   for t in var.key_types], "k", start)
+                keys += more
             entry = sum(f.size for f in keys) + value.size + 64  # + kernel overhead
             entries = max(1, min(65536, dynvarsize // entry))
             res.vars[key] = VarLayout(var, storage, value,
@@ -297,8 +299,8 @@ def _variables(checked: CheckedProgram, res: Resources) -> None:
 
 
 def _record_actions(clause: ast.Clause, rec: RecordLayout, res: Resources,
-                    ann: Annotations) -> None:
-    if clause.default_action or not clause.body:
+                    ann: Annotations, records_default: bool) -> None:
+    if records_default:
         rec.actions.append(RecordAction("default", []))
         return
 

@@ -203,7 +203,7 @@ static __always_inline u32 dt_stackdepth(void *ctx, u64 flags)
 {
 	u64 frames[32];
 	long n = bpf_get_stack(ctx, frames, sizeof(frames), flags);
-	return n > 0 ? (u64)n / 8 : 0; /* unsigned: BPF has no signed division */
+	return n > 0 ? (u32)((u64)n / 8) : 0;	/* unsigned: no sdiv on BPF (v3) */
 }
 
 /* stddev(): add x*x to a 128-bit sum of squares kept as two u64 words (low, high). */

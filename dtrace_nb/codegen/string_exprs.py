@@ -314,16 +314,21 @@ class StringExprs:
                     f"{int.from_bytes(data[off:off + 8], 'little'):#x}ULL;"
                     for off in range(0, len(data), 8)]
         n = min(size, v.size)
-        if n <= 64:
-            out = [f"__builtin_memcpy((void *)({dst}), {v.ptr}, {n});"]
-        else:
-            out = [f"bpf_probe_read_kernel_str((void *)({dst}), {n}, {v.ptr});"]
+        # up to the NUL only, never a fixed-size copy: a buffer's bytes after its NUL are
+        # stale (scratch reused from an earlier firing), and a key zeroed beforehand must
+        # stay zero there, or two keys of one D string hash apart (DTrace compares strings)
+        out = [f"bpf_probe_read_kernel_str((void *)({dst}), {n}, {v.ptr});"]
         if v.size > size:
             out.append(f"({dst})[{size - 1}] = 0;")
         return v.pre + out
 
+    def str_or_null(self, e: ast.Expr) -> StrVal:
+        """A string operand, or NULL (the checker allowed only NULL as a non-string here):
+        the empty string, which this model gives absent and NULL strings alike."""
+        return self.str_val(e) if self.ty(e).is_string else StrVal(1, lit=b"")
+
     def str_compare(self, e: ast.Binary) -> str:
-        a, b = self.str_val(e.left), self.str_val(e.right)
+        a, b = self.str_or_null(e.left), self.str_or_null(e.right)
         if e.op in ("==", "!=") and (a.lit is not None or b.lit is not None):
             lit, other = (a, b) if a.lit is not None else (b, a)
             assert lit.lit is not None

@@ -32,11 +32,15 @@ class VariableExprs:
     if TYPE_CHECKING:
         def int_expr(self, e: ast.Expr) -> str: ...
 
+        def wide(self, e: ast.Expr) -> str: ...
+
         def ty(self, e: ast.Expr) -> DType: ...
 
         def arith(self, op: str, a: str, b: str, lt: DType, rt: DType, t: DType) -> str: ...
 
         def str_val(self, e: ast.Expr) -> StrVal: ...
+
+        def str_or_null(self, e: ast.Expr) -> StrVal: ...
 
         def store_string(self, v: StrVal, dst: str, size: int) -> list[str]: ...
 
@@ -55,15 +59,20 @@ class VariableExprs:
     def dyn_key(self, vl: VarLayout, e: ast.Expr) -> tuple[list[str], str]:
         """(statements, key pointer) for a thread-local or associative variable."""
         k = self.fs.tmp("k")
-        if vl.storage == "self":
-            thread = self.fs.binding.thread  # the probe's thread, when not the current one
-            key = thread.thread_key() if thread is not None else "bpf_get_current_pid_tgid()"
-            return [f"u64 {k} = {key};"], f"&{k}"
+        thread = self.fs.binding.thread  # the probe's thread, when not the current one
+        thread_key = thread.thread_key() if thread is not None else "bpf_get_current_pid_tgid()"
+        if vl.storage == "self" and not vl.var.is_assoc:
+            return [f"u64 {k} = {thread_key};"], f"&{k}"
         size = sum(f.size for f in vl.key_fields)
+        # zeroed whole: string keys compare as D strings (nothing after the NUL differs)
         stmts = [f"struct {vl.key_struct} *{k} = (void *){self.fs.alloc(size)};",
                  f"__builtin_memset({k}, 0, sizeof(*{k}));"]
+        fields = vl.key_fields
+        if vl.storage == "self":  # a thread-local array: keyed by the thread first
+            stmts.append(f"{k}->{fields[0].name} = {thread_key};")
+            fields = fields[1:]
         assert isinstance(e, ast.Index)
-        for f, x in zip(vl.key_fields, e.indexes):
+        for f, x in zip(fields, e.indexes):
             if f.is_string:
                 stmts += self.store_string(self.str_val(x), f"{k}->{f.name}", f.size)
             else:
@@ -105,16 +114,16 @@ class VariableExprs:
         vl = self.layout(var)
         if isinstance(var.type, StructType):
             return assign_struct(self, e)
-        if var.type.is_string:
-            return self.assign_string(vl, target, self.str_val(e.value))
+        if var.type.is_string:  # a string, or NULL (see str_or_null)
+            return self.assign_string(vl, target, self.str_or_null(e.value))
         ct = var.type.c_type()
         if e.op == "=":
-            value = self.int_expr(e.value)
+            value = self.wide(e.value)
         else:
             op = e.op[:-1]
             vt = self.ty(e.value)
             t = promote(var.type, vt) if op not in ("<<", ">>") else var.type
-            value = self.arith(op, self.int_expr(target), self.int_expr(e.value), var.type,
+            value = self.arith(op, self.int_expr(target), self.wide(e.value), var.type,
                                vt, t)
         return self.store_int(vl, target, ct, value)
 

@@ -226,3 +226,19 @@ def builtin_typedef_names() -> frozenset[str]:
 
 def builtin_typedef(name: str) -> Optional[DType]:
     return _BUILTIN_TYPEDEFS.get(name)
+
+
+# DTrace's integer constant types in the order dt_node_int tries them (dt_ints): the first
+# that holds the value, from where the suffix starts; decimal constants skip the unsigned
+# types unless suffixed `u`
+_LITERAL_TYPES = (INT, UINT, LONG, ULONG, IntType(8, True, "long long"),
+                  IntType(8, False, "unsigned long long"))
+
+
+def literal_type(value: int, decimal: bool, unsigned: bool, long: bool) -> Optional[IntType]:
+    """The type of integer constant `value` (None: no built-in type holds it)."""
+    step = 2 if decimal or unsigned else 1
+    for t in _LITERAL_TYPES[int(unsigned) + 2 * int(long)::step]:
+        if value <= (1 << (t.bits - t.signed)) - 1:
+            return t
+    return None

@@ -50,8 +50,8 @@ def quantline(val: int, total: float, positives: bool, negatives: bool) -> str:
 
 def _window(data: list[int], scan_end: int, empty: tuple[int, int]) -> tuple[int, int]:
     """The rows dt_print_*quantize print: one zero bucket either side of the non-zero ones.
-    Only data[:scan_end] is searched for the first non-zero bucket (quantize stops one short
-    of its last bucket, as dt_print_quantize does); nothing found gives `empty`."""
+    Only data[:scan_end] is searched for the first non-zero bucket; nothing found gives
+    `empty`."""
     first = 0
     while first < scan_end and data[first] == 0:
         first += 1
@@ -78,7 +78,8 @@ def _histogram(data: list[int], window: tuple[int, int], label) -> str:
 
 def format_quantize(buckets: Sequence[int]) -> str:
     data = list(buckets) + [0] * (QUANTIZE_NBUCKETS - len(buckets))
-    window = _window(data, QUANTIZE_NBUCKETS - 1, (QUANTIZE_ZERO - 1, QUANTIZE_ZERO + 1))
+    # every bucket, the last (values from 2^62) included, as dt_print_quantize scans them
+    window = _window(data, QUANTIZE_NBUCKETS, (QUANTIZE_ZERO - 1, QUANTIZE_ZERO + 1))
     return _histogram(data, window, quantize_bucket_value)
 
 

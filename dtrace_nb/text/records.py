@@ -12,8 +12,9 @@ from typing import Optional
 
 from dtrace_nb.lang.types import IntType, StringType
 
-# trace() widths by data size, from libdtrace's dt_consume_cpu
-_TRACE_INT = {8: " %16d", 4: " %8d", 2: " %5d", 1: " %3d"}
+# trace() widths by data size and signedness, from dtrace-utils' dt_print_trace
+_TRACE_INT = {8: " %19d", 4: " %10d", 2: " %5d", 1: " %3d"}
+_TRACE_UINT = {8: " %20d", 4: " %10d", 2: " %5d", 1: " %3d"}
 HEADING = "%3s %6s %32s\n" % ("CPU", "ID", "FUNCTION:NAME")
 # under _DTRACE_TESTING dtrace(1) leaves out the columns that vary from run to run
 TESTING_HEADING = "%32s\n" % "FUNCTION:NAME"
@@ -39,7 +40,8 @@ def trace_text(dtype, value, quiet: bool) -> str:
         return str(value) if quiet else "  %-33s" % value
     size = dtype.size if isinstance(dtype, IntType) else 8
     value = dtype.wrap(value) if isinstance(dtype, IntType) else value
-    return ("%d" if quiet else _TRACE_INT.get(size, " %16d")) % value
+    widths = _TRACE_UINT if isinstance(dtype, IntType) and not dtype.signed else _TRACE_INT
+    return ("%d" if quiet else widths.get(size, " %19d")) % value
 
 
 def tracemem_text(data: bytes, count: Optional[int]) -> str:

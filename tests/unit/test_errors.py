@@ -47,7 +47,6 @@ CASES = [
     ("BEGIN { trace(execname + 1); }", "1:15", "needs integer operands"),
     ("BEGIN { trace(pid == execname); }", "1:15", "cannot compare"),
     ("BEGIN { @a = count(); @a += 1; }", "1:23", "cannot be applied to aggregation"),
-    ("BEGIN { trace($target); }", "1:15", "$target is used but no target process"),
     ("BEGIN { trace($3); }", "1:15", "macro argument $3 is not defined"),
     ("#pragma D option nosuchoption\nBEGIN {}", "1:1", "unknown option 'nosuchoption'"),
     ("#pragma D option bufsize=lots\nBEGIN {}", "1:1", "is not a size"),

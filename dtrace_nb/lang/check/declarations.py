@@ -26,8 +26,9 @@ def _declare(st: CheckState, decl: ast.VarDecl) -> None:
     t = st.type_of(decl.type)
     keys = None
     if decl.key_types is not None:
-        if decl.scope != "global":
-            raise DCompileError("only global variables can be associative arrays", decl.span)
+        if decl.scope == "this":
+            raise DCompileError("clause-local (this->) variables cannot be associative arrays",
+                                decl.span)
         keys = [st.type_of(k) for k in decl.key_types]
     key = (decl.scope, decl.name)
     if key in st.vars:

@@ -18,11 +18,11 @@ from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
 from dtrace_nb.lang.check.struct_members import address_of, array_elem, struct_member
 from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
-                                        const_value, describe)
+                                        const_value, describe, is_null)
 from dtrace_nb.lang.decltypes import declared_size
-from dtrace_nb.lang.types import (INT, INT64, UINT64, DType, IntType, MemberType, PtrType,
-                                  StringType, TranslatedType, native_type, promote,
-                                  unary_promote)
+from dtrace_nb.lang.types import (INT, INT64, DType, IntType, MemberType, PtrType,
+                                  StringType, TranslatedType, literal_type, native_type,
+                                  promote, unary_promote)
 from dtrace_nb.lang import kernel_types
 from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
 from dtrace_nb.lang.translated import member_type, struct_of
@@ -58,9 +58,21 @@ class ExprChecker(VariableRules):
     # -- literals and macros -------------------------------------------------------------
 
     def int_lit(self, e: ast.IntLit) -> DType:
-        if e.value > 0x7FFFFFFFFFFFFFFF or e.unsigned:
-            return UINT64 if (e.value > 0xFFFFFFFF or e.long) else IntType(4, False, "uint_t")
-        return INT64 if (e.value > 0x7FFFFFFF or e.long) else INT
+        t = literal_type(e.value, self._decimal(e), e.unsigned, e.long)
+        if t is None:
+            raise DCompileError(f"integer constant 0x{e.value:x} cannot be represented in any "
+                                "built-in integral type", e.span)
+        return t
+
+    def _decimal(self, e: ast.IntLit) -> bool:
+        """Whether the constant is written in decimal (hex and octal ones may be unsigned
+        without a suffix): read from the source text under its span."""
+        sp, lines = e.span, self.st.program.source.splitlines()
+        if not (sp.line == sp.end_line and 1 <= sp.line <= len(lines)):
+            return True
+        text = lines[sp.line - 1][sp.col - 1:sp.end_col - 1]
+        return not (len(text) > 1 and text[0] == "0" and text[1].isalnum()
+                    and text[1] not in "uUlL")
 
     def char_lit(self, e: ast.CharLit) -> DType:
         return IntType(1, True, "char")
@@ -129,6 +141,9 @@ class ExprChecker(VariableRules):
         if e.op in _COMPARE:
             if (a.is_string and b.is_string) or (a.is_int and b.is_int):
                 return INT
+            if (a.is_string and is_null(e.right, self.ann)) or \
+                    (b.is_string and is_null(e.left, self.ann)):
+                return INT  # `s != NULL`: NULL is below every string (compared as "")
             raise DCompileError(f"operator {e.op} cannot compare {a} with {b}", e.span)
         if e.op in ("&&", "||", "^^"):
             for side, t in ((e.left, a), (e.right, b)):
@@ -140,10 +155,9 @@ class ExprChecker(VariableRules):
             raise DCompileError(f"operator {e.op} needs integer operands, not {a} and {b}",
                                 e.span,
                                 hint="join strings with strjoin()" if e.op == "+" else None)
-        if e.op in ("/", "%") and const_value(e.right, self.ann) == 0 \
-                and const_value(e.left, self.ann) is not None:
-            # dtrace folds constant operands while parsing, and refuses this one there
-            raise DCompileError("constant expression divides by zero", e.span,
+        if e.op in ("/", "%") and const_value(e.right, self.ann) == 0:
+            # dt_node_op2 refuses a constant zero divisor whatever the dividend
+            raise DCompileError("expression contains division by zero", e.right.span,
                                 tag="D_DIV_ZERO", dtrace="expression contains division by zero")
         if e.op in ("<<", ">>"):
             return unary_promote(a)

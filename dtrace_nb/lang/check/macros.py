@@ -25,11 +25,8 @@ class MacroEnv:
     defaultargs: bool = False
 
     def value(self, name: str, span: ast.Span) -> str:
-        if name == "target":
-            if self.target is None:
-                raise DCompileError("$target is used but no target process was given",
-                                    span, hint="start one with -c CMD or name one with -p PID")
-            return str(self.target)
+        if name == "target":  # 0 without -c or -p, as in DTrace
+            return str(self.target if self.target is not None else 0)
         if name == "pid":
             return str(self.pid)
         if name in ("ppid", "uid", "gid", "pgid", "sid", "projid", "taskid"):

@@ -127,9 +127,17 @@ class CheckedClause:
     spec_probes: list[list[Probe]] = field(default_factory=list)
 
     @property
+    def records_default(self) -> bool:
+        """Whether a firing records DTrace's default action (the probe line): a clause
+        without statements, or a speculative one whose only action is speculate()
+        (dtrace-utils' dt_cg_clause: no action but the speculation)."""
+        return self.clause.default_action or not self.clause.body or (
+            self.speculative and all(c.name == "speculate" for c in clause_calls(self.clause)))
+
+    @property
     def has_data(self) -> bool:
         """Whether a firing records data for the consumer (DTrace's principal buffer)."""
-        return self.clause.default_action or not self.clause.body or any(
+        return self.records_default or any(
             c.name in RECORDING_ACTIONS for c in clause_calls(self.clause))
 
 

@@ -2,7 +2,10 @@
 thread-locals (`self->`) and clause-locals (`this->`).
 
 A variable takes the type of its first assignment in program order (or its declaration),
-as in D; assigning creates it. Part of the expression checker (exprs.py)."""
+as in D; assigning creates it. As in DTrace (dt_xcook_ident called to create), `x++`,
+`x += 2`, any use of `self->x`, `this->x` or `a[k]` also create a variable never assigned
+before: an int64_t (0 until set). Only a plain global read (`trace(x)`) of a name nothing
+assigns is an error. Part of the expression checker (exprs.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +17,14 @@ from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVA
 from dtrace_nb.lang.check.struct_members import element_lvalue, member_lvalue
 from dtrace_nb.lang.constants import CONSTANTS
 from dtrace_nb.lang.check.results import Annotations, Variable
-from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe
+from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe, is_null
 from dtrace_nb.lang import translated
 from dtrace_nb.lang.kernel_types import KernelArray, element_type
-from dtrace_nb.lang.types import CHAR, INT64, DType, StringType, TranslatedType, VoidType
+from dtrace_nb.lang.types import (CHAR, INT64, DType, PtrType, StringType, TranslatedType,
+                                  VoidType)
 
 _RESERVED = ("execname", "args")
+NULL_TYPE = PtrType(8, False, "void *", None)  # D's NULL: (void *)0
 _UNKNOWN_HINT = ("assign it first (x = ...), or use a built-in: pid tid ppid uid gid execname "
                  "timestamp cpu id probefunc arg0..arg9 ...")
 
@@ -69,6 +74,8 @@ class VariableRules:
             return t
         if n == "args":
             raise DCompileError("args must be indexed: args[N]", e.span)
+        if n == "NULL":
+            return NULL_TYPE
         if self.lenient:
             return INT64
         raise DCompileError(f"unknown variable '{n}'", e.span, hint=_UNKNOWN_HINT,
@@ -78,10 +85,12 @@ class VariableRules:
     def scoped(self, e: ast.ScopedVar) -> DType:
         var = self.st.vars.get((e.scope, e.name))
         if var is None:
-            if self.lenient:
+            if self.lenient:  # a later clause may assign it first in program order
                 return INT64
-            raise DCompileError(f"{e.scope}->{e.name} is never assigned", e.span,
-                                hint=f"assign it in a clause (e.g. {e.scope}->{e.name} = ...)")
+            var = self._new_var(e.scope, e.name, INT64, e.span)
+        elif var.is_assoc:
+            raise DCompileError(f"{var.label} is an associative array; index it: "
+                                f"{var.label}[...]", e.span)
         self.ann.vars[e] = var
         return var.type
 
@@ -101,45 +110,65 @@ class VariableRules:
             t = self.ann.type(base)
             assert isinstance(t, KernelArray)
             return element_type(t, e, const_value(e.indexes[0], self.ann))
-        if not isinstance(base, ast.Ident):
-            raise DCompileError("only associative arrays and args[] can be indexed", e.span)
-        key_types = self._key_types(e)
-        if base.name in translated.INDEXED_VARIABLES and ("global", base.name) not in self.st.vars:
-            return translated.index_type(base.name, e, key_types,
+        if isinstance(base, ast.Ident) and base.name in translated.INDEXED_VARIABLES \
+                and ("global", base.name) not in self.st.vars:
+            return translated.index_type(base.name, e, self._key_types(e),
                                          const_value(e.indexes[0], self.ann))
-        var = self.st.vars.get(("global", base.name))
+        scope, name = self._array_name(e)
+        key_types = self._key_types(e)
+        var = self.st.vars.get((scope, name))
         if var is None:
             if self.lenient:
                 return INT64
-            raise DCompileError(f"associative array {base.name} is never assigned", e.span)
+            var = self._new_array(scope, name, INT64, key_types, e.span)
         if not var.is_assoc:
-            raise DCompileError(f"{base.name} is a scalar and cannot be indexed", e.span)
+            raise DCompileError(f"{var.label} is a scalar and cannot be indexed", e.span)
         self._match_keys(var, key_types, e)
         self.ann.vars[e] = var
         return var.type
 
     def _indexes_a_string(self, base: ast.Expr) -> bool:
         """Whether `base[i]` reads a character of a string (execname[0], s[strlen(s) - 1],
-        self->name[i]) rather than an associative array."""
-        if isinstance(base, ast.Ident):
-            var = self.st.vars.get(("global", base.name))
-            if var is None:
-                return base.name in ("execname", *PROBE_STRINGS)
-            return not var.is_assoc and var.type.is_string
-        if isinstance(base, (ast.ScopedVar, ast.Member, ast.Call, ast.StringOf)):
-            return self.expr(base).is_string
-        return False
+        self->name[i], a[k][1], curpsinfo->pr_psargs[0]) rather than naming an associative
+        array (a[k], self->a[k]) or indexing a kernel array."""
+        if isinstance(base, (ast.Ident, ast.ScopedVar)):
+            scope = base.scope if isinstance(base, ast.ScopedVar) else "global"
+            var = self.st.vars.get((scope, base.name))
+            if var is not None:
+                return var.type.is_string and not var.is_assoc
+            return isinstance(base, ast.Ident) and (base.name == "execname"
+                                                    or base.name in PROBE_STRINGS)
+        return self.expr(base).is_string
 
     def _string_char(self, e: ast.Index) -> DType:
+        """`s[i]`: the char at index i of a string (0 past its buffer), as *(s + i)."""
         t = self.expr(e.base)
         if len(e.indexes) != 1 or not self.expr(e.indexes[0]).is_int:
-            raise DCompileError("a string is indexed by one integer", e.span)
+            raise DCompileError("a string takes one integer index", e.span)
         n = const_value(e.indexes[0], self.ann)
         # a struct member is a char array of a known size (pr_name, comm): DTrace checks it
         if isinstance(e.base, ast.Member) and n is not None and not 0 <= n < t.size:
             raise DCompileError(f"index outside array bounds: {n}, max is {t.size}",
                                 e.indexes[0].span)
         return CHAR
+
+    @staticmethod
+    def _array_name(e: ast.Index) -> tuple[str, str]:
+        """(scope, name) of an associative array reference: `a[k]` or `self->a[k]`."""
+        base = e.base
+        if isinstance(base, ast.Ident):
+            return "global", base.name
+        if isinstance(base, ast.ScopedVar) and base.scope == "self":
+            return "self", base.name
+        if isinstance(base, ast.ScopedVar):
+            raise DCompileError("clause-local (this->) variables cannot be associative arrays",
+                                e.span)
+        raise DCompileError("only associative arrays and args[] can be indexed", e.span)
+
+    def _new_array(self, scope: str, name: str, t: DType, key_types: list[DType],
+                   span: ast.Span) -> Variable:
+        keys = [StringType(self.st.strsize) if k.is_string else INT64 for k in key_types]
+        return self._new_var(scope, name, t, span, keys)
 
     def _key_types(self, e: ast.Index) -> list[DType]:
         key_types = [self.expr(k) for k in e.indexes]
@@ -166,7 +195,12 @@ class VariableRules:
             raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span,
                                 tag="D_OP_INCOMPAT")
         t = self.lvalue(e.target, vt if e.op == "=" else None)
-        if t.is_string != vt.is_string:
+        null = is_null(e.value, self.ann)
+        if e.op == "=" and t.is_int and vt.is_int and not null \
+                and isinstance(t, PtrType) != isinstance(vt, PtrType):  # dt_node_is_argcompat: a pointer takes a pointer or NULL
+            raise DCompileError(f'operands have incompatible types: "{t}" {e.op} "{vt}"',
+                                e.span)
+        if t.is_string != vt.is_string and not (t.is_string and null):
             raise DCompileError(f"cannot assign {vt} to {describe(e.target)}, which is {t}",
                                 e.span, tag="D_OP_INCOMPAT",
                                 dtrace=f'operands have incompatible types: "{t}" {e.op} "{vt}"')
@@ -190,30 +224,27 @@ class VariableRules:
                                     target.span)
             var = self.st.vars.get(("global", n))
             if var is None:
-                if new_type is None:
-                    return self.ident(target)
-                var = self._new_var("global", n, new_type, target.span)
+                var = self._new_var("global", n, new_type or INT64, target.span)
             elif var.is_assoc:
                 raise DCompileError(f"{n} is an associative array; index it: {n}[...]",
                                     target.span)
         elif isinstance(target, ast.ScopedVar):
             var = self.st.vars.get((target.scope, target.name))
             if var is None:
-                if new_type is None:
-                    return self.scoped(target)
-                var = self._new_var(target.scope, target.name, new_type, target.span)
-        elif isinstance(target, ast.Index) and isinstance(target.base, ast.Ident) \
-                and target.base.name != "args":
+                var = self._new_var(target.scope, target.name, new_type or INT64, target.span)
+            elif var.is_assoc:
+                raise DCompileError(f"{var.label} is an associative array; index it: "
+                                    f"{var.label}[...]", target.span)
+        elif isinstance(target, ast.Index) and not (isinstance(target.base, ast.Ident)
+                                                    and target.base.name == "args"):
+            scope, n = self._array_name(target)
             key_types = self._key_types(target)
-            n = target.base.name
-            var = self.st.vars.get(("global", n))
+            var = self.st.vars.get((scope, n))
             if var is None:
-                if new_type is None:
-                    return self.index(target)
-                keys = [StringType(self.st.strsize) if t.is_string else INT64 for t in key_types]
-                var = self._new_var("global", n, new_type, target.span, keys)
+                var = self._new_array(scope, n, new_type or INT64, key_types, target.span)
             if not var.is_assoc:
-                raise DCompileError(f"{n} is a scalar and cannot be indexed", target.span)
+                raise DCompileError(f"{var.label} is a scalar and cannot be indexed",
+                                    target.span)
             self._match_keys(var, key_types, target)
         elif isinstance(target, ast.Member):
             return member_lvalue(self, target)

@@ -93,6 +93,15 @@ def const_value(e: ast.Expr, ann: Annotations) -> Optional[int]:
     return None
 
 
+def is_null(e: ast.Expr, ann: Annotations) -> bool:
+    """Whether `e` is D's NULL pointer: NULL, or an integer constant 0. A string compares
+    with it and takes it as a value (the empty string: this model has no NULL string)."""
+    if isinstance(e, ast.Ident) and e.name == "NULL":
+        return ann.var(e) is None
+    t = ann.type_or_none(e)
+    return t is not None and t.is_int and const_value(e, ann) == 0
+
+
 def check_keys(label: str, first: ast.Span, old: list[DType], new: list[DType],
                span: ast.Span, key_spans: list[ast.Span], but: str) -> None:
     """Keys `new` (here) agree in number and kind (integer or string) with `old` (first

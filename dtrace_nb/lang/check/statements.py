@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import ACTIONS, SUBROUTINES
+from dtrace_nb.lang.builtins import ACTIONS
 from dtrace_nb.lang.check.actions import check_action
 from dtrace_nb.lang.check.aggregations import check_aggregation
 from dtrace_nb.lang.check.exprs import ExprChecker
@@ -74,9 +74,7 @@ def _expr_stmt(w: Walk, e: ast.Expr) -> None:
     elif isinstance(e, (ast.Assign, ast.Postfix)) or (
             isinstance(e, ast.Unary) and e.op in ("++pre", "--pre")):
         w.x.expr(e)
-    elif isinstance(e, ast.Call) and e.name in SUBROUTINES:
-        w.x.expr(e)  # e.g. a bare speculation(): legal, if pointless
     else:
+        # any other expression is evaluated for nothing but its faults, as DTrace does
+        # (`*(char *)NULL;` faults; a bare speculation() or `probeprov;` is legal)
         w.x.expr(e)
-        raise DCompileError("this statement has no effect", e.span,
-                            hint="use trace(expr) or printf() to record a value")
