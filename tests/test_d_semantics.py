@@ -118,11 +118,11 @@ ERRORS = [
      "clause-local (this->) variables cannot be associative arrays"),
     # a pointer variable takes a pointer or NULL, not an integer (dt_node_is_argcompat)
     ("BEGIN { self->x[1] = curthread; self->x[2] = pid; }", "1:33",
-     'operands have incompatible types: "kthread_t *" = "pid_t"'),
+     'operands have incompatible types: "struct task_struct *" = "pid_t"'),
     # faster than 200 us is no profile probe (dt_prov_profile's limit)
     ("profile-1ns { exit(0); }", "1:1", "probe description profile-1ns does not match"),
     ("tick-199us { exit(0); }", "1:1", "probe description tick-199us does not match"),
-    ("BEGIN { @ = llquantize(1, 10, 0, 6); }", "1:13", "llquantize() takes 5 arguments, 4 given"),
+    ("BEGIN { @ = llquantize(1, 10, 0, 6); }", "1:13", "llquantize() takes 5 or 6 arguments, 4 given"),
 ]
 
 

@@ -37,7 +37,7 @@ HEAD = "%32s\n" % "FUNCTION:NAME"
 
 def rec(value: int) -> str:
     """A trace() of an int literal under _DTRACE_TESTING: FUNCTION:NAME, then the value."""
-    return "%32s " % ":BEGIN" + " %8d" % value + "\n"
+    return "%32s " % ":BEGIN" + " %10d" % value + "\n"
 
 
 NOTICE_CASES = [

@@ -307,20 +307,19 @@ def _struct_var(st: CheckState, e) -> Optional[DType]:
 
 
 def _c_indexable(base: ast.Expr) -> bool:
-    """Whether `base[i]` is C's *(base + i), decided before types are known: not a global
-    or thread-local name (associative arrays, strings), and not a member of the built-in
-    translated structures, curthread's kernel structs or a provider's args[] (the checker
-    indexes their strings and arrays by type)."""
-    if isinstance(base, (ast.Ident, ast.AggRef, ast.ScopedVar)):
+    """Whether `base[i]` is C's *(base + i), decided before types are known: a cast, a
+    pointer expression or a member of a declared struct, but not a name (associative
+    arrays, strings), a string value ("abc"[1], a[k][1], copyinstr(p)[0]), nor a member of
+    the built-in translated structures, curthread's kernel structs or a provider's args[]
+    (the checker indexes their strings and arrays by type)."""
+    if not isinstance(base, (ast.Cast, ast.Member, ast.Unary, ast.Binary, ast.Ternary)):
         return False
     root = base
     while isinstance(root, (ast.Member, ast.Index)):
         root = root.base
-    if isinstance(root, ast.Ident) and (root.name in TRANSLATED_VARIABLES
-                                        or root.name in INDEXED_VARIABLES
-                                        or root.name in ("args", "curthread")):
-        return not isinstance(base, ast.Member)
-    return True
+    return not (isinstance(base, ast.Member) and isinstance(root, ast.Ident)
+                and (root.name in TRANSLATED_VARIABLES or root.name in INDEXED_VARIABLES
+                     or root.name in ("args", "curthread")))
 
 
 def _struct_copy(st: CheckState, e: ast.Assign) -> None:
