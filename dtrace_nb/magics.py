@@ -284,10 +284,13 @@ class DTraceMagics(Magics, Configurable):
     def _trace(self, args, source: str):
         if args.cluster:  # many hosts: no live view yet, the merged Result at the end
             try:
-                return fleet_shell.trace_cell(args, frontend.session_config(args, source),
-                                              source)
+                merged = fleet_shell.trace_cell(args, frontend.session_config(args, source),
+                                                source)
             except DError as err:
                 raise DTraceError(err.render(source)) from None
+            from IPython.display import display  # the cell's one output: the merged result
+            display(merged)
+            return merged
         view = self._view(record=bool(os.environ.get("DTRACE_NB_RECORD")))
         self.live = view  # the running cell's view (its control bar): for a test's Stop
         session = self._session(args, source, view.on_output)

@@ -116,7 +116,17 @@ def test_ctrl_c_during_a_compile_kills_the_compiler_and_leaves_nothing(no_cache)
     before_state, before = bpf_state(), _children()
     main = threading.main_thread().ident
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.15, lambda: signal.pthread_kill(main, signal.SIGINT))
+    stop = threading.Event()
+
+    def interrupt_once_the_compiler_runs() -> None:
+        # Ctrl-C lands while the compiler's child process is alive (a fixed delay was
+        # outrun when clang came back in under 0.15 s)
+        while not stop.is_set() and not (_children() - before):
+            time.sleep(0.002)
+        if not stop.is_set():
+            signal.pthread_kill(main, signal.SIGINT)
+
+    timer = threading.Thread(target=interrupt_once_the_compiler_runs, daemon=True)
     started = time.monotonic()
     try:
         timer.start()
@@ -125,7 +135,8 @@ def test_ctrl_c_during_a_compile_kills_the_compiler_and_leaves_nothing(no_cache)
             compile_c(bcc, f"int dtnb_b0(void *ctx) {{ return {time.time_ns() % 1000}; }}",
                       [], ["dtnb_b0"])
     finally:
-        timer.cancel()
+        stop.set()
+        timer.join()
         signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 5
     assert _children() == before

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 from dtrace_nb.display.cell import CellContent, CellView
 from dtrace_nb.display.controlbar import BarState, ControlBar
 from dtrace_nb.session import RunOutcome, Session
+from dtrace_nb.text.messages import is_fault_message
 
 BAR_TICK = 0.2  # seconds between control bar updates (the refresh is DTraceMagics')
 
@@ -39,7 +40,7 @@ def warm_imports() -> threading.Thread:
 
 
 def first_error(messages: list[str]) -> str:
-    return next((m for m in messages if "error on enabled probe" in m), "")
+    return next((m for m in messages if is_fault_message(m)), "")
 
 
 class LiveView:

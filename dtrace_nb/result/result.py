@@ -16,6 +16,7 @@ from dtrace_nb.errors import DError
 from dtrace_nb.result import recording
 from dtrace_nb.session import RunOutcome, Session
 from dtrace_nb.text.messages import is_loss_message
+from dtrace_nb.text.messages import is_fault_message
 
 
 class Aggregations(dict):
@@ -165,7 +166,7 @@ class Result:
         state = "failed" if self.error is not None else (
             self.stop_reason if self.stop_reason in ("stopped", "interrupted") else
             "done" + (f" ({self.stop_reason})" if self.stop_reason else ""))
-        errors = sum(1 for m in self.messages if "error on enabled probe" in m)
+        errors = sum(1 for m in self.messages if is_fault_message(m))
         drops = sum(self.drops.values()) if self.drops else 0
         records = f"{fmt(self.records)} records · " \
             if self.records or not self.aggregations else ""

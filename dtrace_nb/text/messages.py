@@ -26,6 +26,11 @@ def is_chatter(text: str) -> bool:
     return text.startswith("dtrace: description") or "has exited" in text
 
 
+def is_fault_message(text: str) -> bool:
+    """A run-time error line as error_message() words it (dt_handle_err's form)."""
+    return text.startswith("dtrace: error in dt_clause_")
+
+
 def error_message(rec, desc: str, clause: int) -> str:
     """dtrace-utils' dt_handle_err wording: `dtrace: error in dt_clause_4 for probe ID 1
     (dtrace:::BEGIN): divide-by-zero`, the clause numbered from 0 in program order.
