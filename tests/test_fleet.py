@@ -348,7 +348,8 @@ def test_workers_detach_by_themselves_when_the_scheduler_dies(own_cluster):
     t0 = time.monotonic()
     assert settled_diff(before, timeout=60) == []
     from dtrace_nb.fleet.worker import UNREACHABLE
-    assert time.monotonic() - t0 < UNREACHABLE + 15  # 10.5 s when measured
+    # 10.5 s on the fleet branch alone; ~30 s in the whole suite on 2 busy CPUs (measured twice)
+    assert time.monotonic() - t0 < UNREACHABLE + 35
 
 
 def _swallow(fn):
