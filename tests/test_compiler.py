@@ -123,6 +123,7 @@ def test_ctrl_c_during_a_compile_kills_the_compiler_and_leaves_nothing(no_cache)
         # outrun when clang came back in under 0.15 s)
         while not stop.is_set() and not (_children() - before):
             time.sleep(0.002)
+        time.sleep(0.02)  # past the spawn itself, into the compile (see the closing note)
         if not stop.is_set():
             signal.pthread_kill(main, signal.SIGINT)
 
