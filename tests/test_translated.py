@@ -45,7 +45,7 @@ def test_curpsinfo_of_a_target_with_known_argv(tmp_path, workloads):
         printf("[%s] [%s]\\n", curpsinfo->pr_psargs, curpsinfo->pr_fname);
         printf("%d %d %d %d %d\\n", curpsinfo->pr_uid, curpsinfo->pr_gid, curpsinfo->pr_euid,
                curpsinfo->pr_egid, curpsinfo->pr_dmodel == PR_MODEL_LP64);
-        printf("%d %d %d\\n", curpsinfo->pr_nlwp, curpsinfo->pr_sid > 0,
+        printf("%d %d %d\\n", curpsinfo->pr_nlwp, curpsinfo->pr_sid,
                curpsinfo->pr_addr == (uintptr_t)curthread);
         printf("%d %s %s\\n", curpsinfo->pr_argc,
                copyinstr(*(uint64_t *)copyin(curpsinfo->pr_argv + 8, 8)),
@@ -57,7 +57,8 @@ def test_curpsinfo_of_a_target_with_known_argv(tmp_path, workloads):
     assert pr_pid == target and pr_ppid == ppid and ppid != pr_pid
     assert lines[1] == f"[{cmd[:79]}] [sysload]"
     assert lines[2] == f"{os.getuid()} {os.getgid()} {os.geteuid()} {os.getegid()} 1"
-    assert lines[3] == "1 1 1"
+    # the target inherits this process's session (0 where its leader is a kernel thread's child)
+    assert lines[3] == f"1 {os.getsid(0)} 1"
     argc, argv1, env0 = lines[4].split(" ", 2)
     assert (argc, argv1) == ("3", "getppid") and "=" in env0  # envp[0] is NAME=value
 

@@ -89,6 +89,12 @@ class _StopWatch:
         self._pending = None
         return answer
 
+    def say_live(self, live_event) -> None:
+        """Set the fleet's live event from the asking thread: a scheduler that just went
+        away would hold the trace in that call until Dask's connect timeout (30 s) before
+        the first question; queued there, it only delays the answers UNREACHABLE counts."""
+        self._pending = self._asker.submit(lambda: (live_event.set(), self._ask(False))[1])
+
     def __call__(self) -> bool:
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
@@ -144,7 +150,7 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dic
 
     def should_stop() -> bool:
         if not said_live:
-            live.set()  # probes attached: run() asks this only after start()
+            watch.say_live(live)  # probes attached: run() asks this only after start()
             said_live.append(True)
         return watch()
 
