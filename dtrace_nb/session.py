@@ -83,6 +83,7 @@ class Session:
         self.consumer: Optional[Consumer] = None
         self.stop_reason = ""
         self.started_at = self.ended_at = 0.0
+        self.ending = False  # set once the records of the traced time are all read
         self._bcc = None
         self._loaded: Optional[LoadedProgram] = None  # the program in the kernel
         self._reader = self._ring = None
@@ -316,6 +317,8 @@ class Session:
                 self.ended_at = time.monotonic()
             if self.running:
                 self._consume()
+                # what follows is END's text and the exit's printa, not the trace's output
+                self.ending = True
                 self._fire("END")
                 self._consume()
                 self._status()

@@ -134,3 +134,25 @@ def test_reader_batches_decode_like_single_records():
     got.sort(key=lambda x: x[0])
     expect = [dec.decode(r) for r in raw]
     assert [g for _, g in got] == expect
+
+
+def test_records_read_after_the_detach_are_the_traces_output_not_ends(workloads):
+    """A target that exits before the consumer's first read: every printf line of the traced
+    time is still the trace's output (the notebook's scrolling region), and only END's
+    text comes once the session is ending (DTrace's text of the end, folded)."""
+    from dtrace_nb.display.live import LiveView
+
+    src = ('syscall::getppid:entry /pid == $target/ { printf("call %d\\n", 7); }\n'
+           'END { printf("end\\n"); }')
+    view = LiveView(display=lambda *a, **k: None, plots=False, widgets=False)
+    s = Session(SessionConfig(src, target_command=f"{workloads['sysload']} getppid 300",
+                              quiet=True), on_output=view.on_output)
+    view._session = s  # as LiveView.run binds it
+    s.start()
+    try:
+        s.target.proc.wait(timeout=30)  # no poll: all 300 records are still in the ring
+        assert view.lines == []
+    finally:
+        s.stop("target exited")
+    assert view.lines == ["call 7\n"] * 300
+    assert view.end_text == ["end\n", "\n"]

@@ -111,9 +111,10 @@ class LiveView:
                     errors=session.errors)
 
     def on_output(self, text: str) -> None:
-        """Session.on_output: printf output while tracing, DTrace's text once stopping."""
+        """Session.on_output: printf output of the traced time (some of it read only after
+        the probes were detached), then END's and the exit's text."""
         s = self._session
-        (self.end_text if s is not None and s.ended_at else self.lines).append(text)
+        (self.end_text if s is not None and s.ending else self.lines).append(text)
 
     def _take_target_output(self, session: Session) -> None:
         target = session.target

@@ -103,6 +103,14 @@ def choose_workers(workers: dict, hosts: Optional[list[str]] = None,
     return {a: names[a] for a in addrs}
 
 
+def ended_reason(host_reasons: list[str]) -> str:
+    """Why a fleet ended by itself, from why its hosts did: one host's exit() stopped them
+    all; else the reason they share ("target exited"), else none."""
+    if "exit" in host_reasons:
+        return "exit"
+    return host_reasons[0] if len(set(host_reasons)) == 1 else ""
+
+
 class FleetRun:
     """One program traced on chosen workers of the cluster at `address`."""
 
@@ -199,6 +207,9 @@ class FleetRun:
         for a, f in futures.items():
             if not f.done():
                 f.cancel()
+        # every host may have ended between two looks of the loop above (under load)
+        reason = reason or ended_reason([r.data.get("stop_reason", "") for r in runs.values()
+                                         if r.data])
         outcome = self._outcome(list(runs.values()), reason, interrupted,
                                 time.monotonic() - (live_at or started))
         outcome.live_after = (live_at or started) - started
