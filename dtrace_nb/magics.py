@@ -25,6 +25,7 @@ from dtrace_nb.errors import DEnvironmentError, DError
 from dtrace_nb.fleet import shell as fleet_shell
 from dtrace_nb.lang.options import parse_rate_ns
 from dtrace_nb.result.recording import cell_key, load_explanation, save_explanation
+from dtrace_nb.result.recording import extras as recording_extras
 from dtrace_nb.runtime.environment import require_tracing
 from dtrace_nb.session import RunOutcome, Session
 
@@ -227,8 +228,13 @@ class DTraceMagics(Magics, Configurable):
             sys.stdout.write(text)
             sys.stdout.flush()
 
+        load = None
+        if "fleet" in recording_extras(path):
+            from dtrace_nb.fleet.report import FleetResult  # a --cluster cell's recording
+
+            load = FleetResult.load
         return replay(path, display, max_rows=self.max_rows, plot_style=self.plot_style,
-                      plots=self.plots, on_output=stream)
+                      plots=self.plots, on_output=stream, **({"load": load} if load else {}))
 
     def _explain_cell(self, args, source: str, line: str, cell: Optional[str]):
         """--explain; recorded like a trace (an explanation needs the kernel's probe lists
@@ -282,15 +288,19 @@ class DTraceMagics(Magics, Configurable):
         return build
 
     def _trace(self, args, source: str):
-        if args.cluster:  # many hosts: no live view yet, the merged Result at the end
+        if args.cluster:  # many hosts: the merged aggregations refresh as one host's do
+            from dtrace_nb.fleet.liveview import FleetLiveView  # pandas: when tracing
+
+            view = FleetLiveView(self._display(), source, max_rows=self.max_rows,
+                                 plot_style=self.plot_style, plots=self.plots,
+                                 widgets=self.widgets,
+                                 record=bool(os.environ.get("DTRACE_NB_RECORD")))
+            self.live = view
             try:
-                merged = fleet_shell.trace_cell(args, frontend.session_config(args, source),
-                                                source)
+                return fleet_shell.trace_cell(args, frontend.session_config(args, source),
+                                              source, view, self.refresh_interval)
             except DError as err:
                 raise DTraceError(err.render(source)) from None
-            from IPython.display import display  # the cell's one output: the merged result
-            display(merged)
-            return merged
         view = self._view(record=bool(os.environ.get("DTRACE_NB_RECORD")))
         self.live = view  # the running cell's view (its control bar): for a test's Stop
         session = self._session(args, source, view.on_output)

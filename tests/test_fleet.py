@@ -228,6 +228,96 @@ def test_the_magic_returns_a_fleet_result(cluster):
     assert sorted(r.by_host("calls")["host"]) == ["alpha", "beta"]
 
 
+def _fleet_shell():
+    from tests.conftest import ipython_shell
+
+    ip = ipython_shell()
+    ip.run_line_magic("load_ext", "dtrace_nb")
+    return ip, ip.magics_manager.registry["DTraceMagics"]
+
+
+def test_the_magic_shows_the_fleet_live_in_one_area(cluster, tmp_path, monkeypatch):
+    """While the hosts trace, the cell's one area refreshes with the merged totals and the
+    hosts live; at the end it is the fleet's result, and the cell returns nothing. Recorded
+    (DTRACE_NB_RECORD), the cell replays as a FleetResult where BPF cannot load."""
+    from IPython.utils.capture import capture_output
+
+    from dtrace_nb.result.recording import cell_key
+
+    ip, magics = _fleet_shell()
+    monkeypatch.setenv("DTRACE_NB_RECORD", str(tmp_path))
+    magics.refresh_interval = 0.5
+    command = _config(4).target_command  # every call made at once, then 4 s traced
+    line = f"--cluster {cluster.address} -q -T 3 -c {shlex.quote(command)}"
+    cell = PROGRAM + 'syscall::pwrite64:entry /pid == $target/ { printf("w %d\\n", arg2); }'
+    try:
+        with capture_output() as cap:
+            returned = ip.run_cell_magic("dtrace", line, cell)
+    finally:
+        magics.refresh_interval = 1.0
+    assert returned is None
+    view, r = magics.live, ip.user_ns["_dtrace"]
+    assert r.stop_reason == "duration" and r.failed_hosts == [], r.messages
+    total = sum(PWRITES.values())
+    assert r["calls"]["count"].tolist() == [total]
+    assert [s for s in view.bar.stages if not s.startswith("starting")] == \
+        ["tracing on 2 of 2 hosts", "done (duration)"]
+    opened = [o for o in cap.outputs if not o.update]
+    assert len(opened) == 1 and view.updates >= 3, view.updates
+    # a refresh while tracing showed the merged count, the hosts' sum
+    counts = [int(frames["@calls"]["count"].sum()) for _t, status, frames, _f in view.refreshes
+              if "tracing on 2 of 2 hosts" in status and "@calls" in frames]
+    assert counts and counts[-1] == total, [s for _t, s, _fr, _f in view.refreshes]
+    final = cap.outputs[-1].data
+    assert final["text/plain"].startswith("dtrace-nb: done (duration) · ")
+    html = final["text/html"]
+    assert f"{total} lines of output" in html and html.count("[alpha] w ") == PWRITES["alpha"]
+    assert html.count("[beta] w ") == PWRITES["beta"] and "<details>" in html
+    # played back where BPF cannot load: the same totals and each host's rows
+    monkeypatch.delenv("DTRACE_NB_RECORD")
+    monkeypatch.setenv("DTRACE_NB_NO_BPF", "1")
+    monkeypatch.setenv("DTRACE_NB_REPLAY", str(tmp_path))
+    assert (tmp_path / (cell_key(line, cell) + ".json")).exists()
+    with capture_output():
+        ip.run_cell_magic("dtrace", line, cell)
+    again = ip.user_ns["_dtrace"]
+    assert type(again) is type(r) and again.replayed_from
+    assert again["calls"]["count"].tolist() == [total]
+    assert dict(zip(again.by_host("calls")["host"], again.by_host("calls")["count"])) == \
+        PWRITES
+    assert again.hosts["alpha"]["ok"] and again.failed_hosts == []
+
+
+def test_the_stop_button_stops_every_host(cluster):
+    import threading
+
+    ip, magics = _fleet_shell()
+    magics.live = None
+
+    def click_once_tracing():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            view = magics.live
+            if view is not None and view.bar is not None and \
+                    view.bar.state.stage.startswith("tracing on"):
+                time.sleep(1.0)
+                view.bar.button.click()
+                return
+            time.sleep(0.02)
+
+    clicker = threading.Thread(target=click_once_tracing)
+    clicker.start()
+    t0 = time.monotonic()
+    command = _config(60).target_command
+    ip.run_cell_magic("dtrace", f"--cluster {cluster.address} -q -o fr -c {shlex.quote(command)}",
+                      PROGRAM)
+    clicker.join()
+    r = ip.user_ns["fr"]
+    assert r.stop_reason == "stopped" and time.monotonic() - t0 < 40
+    assert r["calls"]["count"].tolist() == [sum(PWRITES.values())]
+    assert magics.live.bar.stages[-1] == "stopped"
+
+
 def test_an_unreachable_cluster_is_one_clear_error():
     done = subprocess.run(
         [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", "tcp://127.0.0.1:9",

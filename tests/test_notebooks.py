@@ -30,8 +30,8 @@ def outputs(nb) -> list:
     return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
 
 
-def test_there_are_five_tutorials():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+def test_there_are_six_tutorials():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -48,8 +48,12 @@ def test_notebook_runs_on_the_kernel(tmp_path, notebook):
         assert any("<table" in h and "pread64" in h for h in html)
         assert any("<details>" in h and "------------- Distribution ------------- count" in h
                    for h in html)
-    if notebook.name.startswith(("01", "02", "03", "05")):
+    if notebook.name.startswith(("01", "02", "03", "05", "06")):
         assert pngs, "a histogram, flame graph or chart as PNG"
+    if notebook.name.startswith("06"):
+        # two hosts traced at once: the merged count, then each host's row
+        text = [o["data"]["text/plain"] for o in outs if "text/plain" in o.get("data", {})]
+        assert any("web1" in t and "web2" in t and "host" in t for t in text)
     if notebook.name.startswith("04"):
         assert any("raw tracepoint sys_enter" in h for h in html)  # the explain view
     # each %%dtrace cell: one output (the live area turned result), no "tracing" left

@@ -23,6 +23,7 @@ class CellContent:
     png: Optional[bytes] = None
     caption: str = ""                             # "6 of 25 keys shown"
     lines: list = field(default_factory=list)     # printf output, as emitted
+    line_count: int = 0                           # lines in all, where `lines` is a tail
     final_text: str = ""                          # DTrace's text of the end (printa...)
     errors: int = 0
     first_error: str = ""
@@ -36,10 +37,11 @@ class CellContent:
         text = "".join(self.lines)
         all_lines = text.splitlines()
         keep = OUTPUT_LINES_LIVE if self.live else OUTPUT_LINES_KEPT
-        if len(all_lines) <= keep:
-            return text, len(all_lines), ""
+        total = max(len(all_lines), self.line_count)
+        if total <= keep:
+            return text, total, ""
         if self.live:
-            return "\n".join(all_lines[-keep:]), len(all_lines), f"the last {keep:,}"
+            return "\n".join(all_lines[-keep:]), total, f"the last {keep:,}"
         half = keep // 2
         shown = all_lines[:half] + [f"... {len(all_lines) - keep:,} lines ..."] + \
             all_lines[-half:]

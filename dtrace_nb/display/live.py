@@ -39,6 +39,20 @@ def warm_imports() -> threading.Thread:
     return t
 
 
+def snapshot_content(snap: dict, plots: bool, plot_style: str, units: dict, max_rows: int,
+                     live: bool) -> CellContent:
+    """The tables and the histograms' PNG of aggregation snapshots (name -> AggSnapshot)."""
+    from dtrace_nb.display.plots import histogram_png, panels_caption
+
+    frames = {"@" + name: s.to_frame() for name, s in snap.items()}
+    funcs = {"@" + name: s.func for name, s in snap.items()}
+    hists = {n: (funcs[n], df) for n, df in frames.items()}
+    png = histogram_png(hists, plot_style, units) if plots else None
+    return CellContent(frames=frames, funcs=funcs, png=png,
+                       caption=panels_caption(hists) if png else "",
+                       max_rows=max_rows, live=live)
+
+
 def first_error(messages: list[str]) -> str:
     return next((m for m in messages if is_fault_message(m)), "")
 
@@ -125,18 +139,13 @@ class LiveView:
 
     def content(self, session: Session, snap: dict, live: bool) -> CellContent:
         """Frames, tables and the PNG of a snapshot (pandas, matplotlib: off the loop)."""
-        from dtrace_nb.display.plots import histogram_png, panels_caption
-
-        frames = {"@" + name: s.to_frame() for name, s in snap.items()}
-        funcs = {"@" + name: s.func for name, s in snap.items()}
-        hists = {n: (funcs[n], df) for n, df in frames.items()}
-        png = histogram_png(hists, self.plot_style, self.units) if self.plots else None
-        return CellContent(frames=frames, funcs=funcs, png=png,
-                           caption=panels_caption(hists) if png else "",
-                           lines=list(self.lines), errors=session.errors,
-                           first_error=first_error(session.messages),
-                           losses=[m for m in session.messages if _is_loss(m)],
-                           max_rows=self.max_rows, live=live)
+        content = snapshot_content(snap, self.plots, self.plot_style, self.units,
+                                   self.max_rows, live)
+        content.lines = list(self.lines)
+        content.errors = session.errors
+        content.first_error = first_error(session.messages)
+        content.losses = [m for m in session.messages if _is_loss(m)]
+        return content
 
     def _draw(self, session: Session, snap: dict, status: str) -> None:
         started = time.monotonic()

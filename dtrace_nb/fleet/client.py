@@ -16,7 +16,9 @@ from typing import Callable, Optional
 from dtrace_nb.aggregate.merge import MergeError, merge_hosts
 from dtrace_nb.aggregate.snapshot import AggSnapshot
 from dtrace_nb.errors import DUsageError
-from dtrace_nb.fleet.worker import BEAT, GRACE, config_fields, trace_on_worker
+from dtrace_nb.fleet.progress import FleetProgress, ProgressBoard
+from dtrace_nb.fleet.worker import (BEAT, GRACE, config_fields, snapshot_from_plain,
+                                    trace_on_worker)
 from dtrace_nb.session import SessionConfig
 
 # a worker that is not live this long after the start is traced without (it may join)
@@ -38,9 +40,7 @@ class HostRun:
         return not self.failure
 
     def snapshots(self) -> dict[str, AggSnapshot]:
-        return {n: AggSnapshot(d["name"], d["func"], d["key_names"], d["key_kinds"],
-                               [tuple(k) for k in d["keys"]], d["values"], tuple(d["params"]))
-                for n, d in self.data.get("snapshots", {}).items()}
+        return {n: snapshot_from_plain(d) for n, d in self.data.get("snapshots", {}).items()}
 
 
 @dataclass
@@ -129,7 +129,12 @@ class FleetRun:
             self.on_message(text)
 
     def run(self, duration: Optional[float] = None,
-            should_stop: Optional[Callable[[], bool]] = None) -> FleetOutcome:
+            should_stop: Optional[Callable[[], bool]] = None,
+            on_progress: Optional[Callable[[FleetProgress], None]] = None,
+            progress_every: float = 1.0) -> FleetOutcome:
+        """Trace until -T (`duration`, counted from all hosts live), should_stop(), an
+        exit() on any host or Ctrl-C. on_progress(FleetProgress) is called about every
+        `progress_every` seconds while it traces (the live view), from this thread."""
         distributed = _import_distributed()
         try:
             client = distributed.Client(self.address, timeout=self.connect_timeout,
@@ -137,11 +142,13 @@ class FleetRun:
         except (OSError, TimeoutError) as exc:
             raise DUsageError(f"cannot reach the cluster at {self.address}: {exc}") from None
         try:
-            return self._run(distributed, client, duration, should_stop)
+            return self._run(distributed, client, duration, should_stop,
+                             on_progress, progress_every)
         finally:
             client.close()
 
-    def _run(self, distributed, client, duration, should_stop) -> FleetOutcome:
+    def _run(self, distributed, client, duration, should_stop, on_progress,
+             progress_every) -> FleetOutcome:
         chosen = choose_workers(client.scheduler_info()["workers"], self.hosts_wanted,
                                 self.count)
         run_id = uuid.uuid4().hex[:12]
@@ -152,7 +159,12 @@ class FleetRun:
         beats, next_beat = 0, 0.0
         beat.set(beats)
         fields = config_fields(self.cfg)
+        board = ProgressBoard(chosen) if on_progress else None
+        reports = distributed.Queue(f"dtrace-nb-{run_id}-progress", client=client) \
+            if on_progress else None
+        next_progress = 0.0
         futures = {a: client.submit(trace_on_worker, fields, run_id, duration,
+                                    progress_every if on_progress else None,
                                     key=f"dtrace-nb-{run_id}-{i}", workers=[a],
                                     allow_other_workers=False, pure=False)
                    for i, a in enumerate(chosen)}
@@ -180,6 +192,13 @@ class FleetRun:
                             self._message(f"dtrace-nb: host {chosen[a]} is not live after "
                                           f"{LIVE_TIMEOUT:.0f} s; tracing without it")
                         deadline = now + duration if duration else None
+                if board is not None and now >= next_progress and stopped_at is None:
+                    next_progress = now + progress_every
+                    try:
+                        board.take(reports.get(batch=True))
+                    except (OSError, TimeoutError):
+                        pass  # the scheduler is slow or gone: _check_lost says which
+                    on_progress(self._progress(board, live, futures, runs, live_at, now))
                 if stopped_at is None:
                     if deadline is not None and now >= deadline:
                         reason = "duration"
@@ -203,6 +222,11 @@ class FleetRun:
             self._wait_done(futures, runs)
         finally:
             stop.set()  # every host stops, whatever ended the run here
+            if reports is not None:
+                try:
+                    reports.close()
+                except (OSError, TimeoutError):
+                    pass  # a scheduler that went away took the queue with it
         self._gather(futures, runs)
         for a, f in futures.items():
             if not f.done():
@@ -214,6 +238,17 @@ class FleetRun:
                                 time.monotonic() - (live_at or started))
         outcome.live_after = (live_at or started) - started
         return outcome
+
+    @staticmethod
+    def _progress(board, live, futures, runs, live_at, now) -> FleetProgress:
+        n = len(futures)
+        if live_at is None:
+            up = sum(1 for a in futures if live[a].is_set())
+            return board.progress(f"starting on {n} host{'s' * (n != 1)} ({up} live)",
+                                  up, 0.0)
+        up = sum(1 for a in futures if runs[a].ok and not futures[a].done())
+        return board.progress(f"tracing on {up} of {n} host{'s' * (n != 1)}", up,
+                              now - live_at)
 
     @staticmethod
     def _check_lost(client, futures, runs) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from dtrace_nb.fleet.client import FleetOutcome, FleetRun
 from dtrace_nb.fleet.text import aggregations_text, host_messages, host_records_text
+from dtrace_nb.result import recording
 from dtrace_nb.result.result import Aggregations, Result
 from dtrace_nb.session import SessionConfig
 
@@ -55,6 +56,28 @@ class FleetResult(Result):
             hosts=hosts,
             live_after=outcome.live_after,
         )
+
+    def save(self, path: str) -> str:
+        """Record the fleet run (the totals, each host's rows, how each host ended)."""
+        fleet = {"per_host": {h: {n: recording.frame_to_json(df) for n, df in aggs.items()}
+                              for h, aggs in self.per_host.items()},
+                 "hosts": {h: {**s, "drops": [[k[0], k[1], v] for k, v in
+                                              s.get("drops", {}).items()]}
+                           for h, s in self.hosts.items()},
+                 "live_after": self.live_after}
+        return recording.save(self, path, extra={"fleet": fleet})
+
+    @classmethod
+    def load(cls, path: str) -> "FleetResult":
+        fields = recording.load(path)
+        fleet = fields.pop("extra").get("fleet", {})
+        fields["aggregations"] = Aggregations(fields["aggregations"])
+        per_host = {h: Aggregations({n: recording.frame_from_json(f) for n, f in aggs.items()})
+                    for h, aggs in fleet.get("per_host", {}).items()}
+        hosts = {h: {**s, "drops": {(k, int(c)): int(v) for k, c, v in s.get("drops", [])}}
+                 for h, s in fleet.get("hosts", {}).items()}
+        return cls(**fields, per_host=per_host, hosts=hosts,
+                   live_after=fleet.get("live_after", 0.0))
 
     @property
     def failed_hosts(self) -> list[str]:

@@ -5,7 +5,6 @@ command (text) and for the magic (a FleetResult)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Callable
 
 from dtrace_nb.errors import DUsageError
@@ -24,13 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(ns: argparse.Namespace, cfg: SessionConfig,
-         on_message: Callable[[str], None]) -> FleetOutcome:
+         on_message: Callable[[str], None], **run_options) -> FleetOutcome:
     for opt, given in (("--bg", getattr(ns, "bg", False)),
                        ("--frames", getattr(ns, "frames", False)), ("-p", ns.pid is not None)):
         if given:
             raise DUsageError(f"{opt} is not supported with --cluster yet")
     return FleetRun(ns.cluster, cfg, hosts=ns.hosts, count=ns.nworkers,
-                    on_message=on_message).run(duration=ns.duration)
+                    on_message=on_message).run(duration=ns.duration, **run_options)
 
 
 def trace_command(ns: argparse.Namespace, cfg: SessionConfig, out, message) -> int:
@@ -51,9 +50,19 @@ def trace_command(ns: argparse.Namespace, cfg: SessionConfig, out, message) -> i
     return next((s for s in statuses if s), 0)
 
 
-def trace_cell(ns: argparse.Namespace, cfg: SessionConfig, source: str):
-    """%%dtrace --cluster: the FleetResult (its text shows the records and the totals)."""
+def trace_cell(ns: argparse.Namespace, cfg: SessionConfig, source: str, view,
+               progress_every: float = 1.0):
+    """%%dtrace --cluster: traced with `view` (a FleetLiveView) refreshing the cell's one
+    area; the FleetResult."""
     from dtrace_nb.fleet.report import FleetResult  # pandas: once the hosts are done
 
-    outcome = _run(ns, cfg, lambda m: print(m, file=sys.stderr))
-    return FleetResult.from_outcome(outcome, source)
+    view.open(ns.duration)
+    outcome = None
+    try:
+        outcome = _run(ns, cfg, view.on_message, should_stop=view.should_stop,
+                       on_progress=view.on_progress, progress_every=progress_every)
+    finally:
+        view.finish(outcome)
+    result = FleetResult.from_outcome(outcome, source)
+    result.refreshes = view.refreshes
+    return result

@@ -5,7 +5,9 @@ Only this function is sent to a worker (with the program text and options as dat
 nothing else runs there. It signals "live" once its probes are attached and stops when
 the run's stop event is set (the client's -T, Ctrl-C, an exit() on any host), when its
 own deadline passes, or when it can no longer reach the scheduler, so a host whose
-client went away detaches by itself within a bounded time.
+client went away detaches by itself within a bounded time. While it traces it can put
+its progress (counters, its aggregations so far, its newest lines) on the run's queue
+for the client's live view.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
 from typing import Optional
 
+from dtrace_nb.aggregate.snapshot import AggSnapshot
 from dtrace_nb.errors import DError
 from dtrace_nb.runtime.compile import compile_program
 from dtrace_nb.session import Session, SessionConfig
+from dtrace_nb.text.messages import is_fault_message
 
 # how often a worker asks the scheduler whether the fleet stopped
 STOP_POLL = 0.25
@@ -36,6 +40,8 @@ LOST_CLIENT = 10.0
 # destructive actions (system(), raise(), stop()...) run on a worker only if the worker
 # was started with this set to 1: a client's -w alone is not enough
 ALLOW_DESTRUCTIVE_ENV = "DTRACE_NB_FLEET_DESTRUCTIVE"
+# printed lines a progress report carries at most (the live view shows the newest only)
+PROGRESS_LINES = 40
 
 
 def destructive_refusal(cfg: SessionConfig) -> Optional[str]:
@@ -123,18 +129,61 @@ class _StopWatch:
         self._asker.shutdown(wait=False)
 
 
-def _plain_snapshot(s) -> dict:
+def plain_snapshot(s: AggSnapshot) -> dict:
     """An AggSnapshot as lists (the reader's numpy columns do not need to travel)."""
     return {"name": s.name, "func": s.func, "key_names": list(s.key_names),
             "key_kinds": list(s.key_kinds), "keys": [tuple(k) for k in s.keys],
             "values": list(s.values), "params": tuple(s.params)}
 
 
-def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dict:
-    """Trace `config` (SessionConfig's fields) on this worker until the fleet stops.
+def snapshot_from_plain(d: dict) -> AggSnapshot:
+    return AggSnapshot(d["name"], d["func"], d["key_names"], d["key_kinds"],
+                       [tuple(k) for k in d["keys"]], d["values"], tuple(d["params"]))
+
+
+class _Progress:
+    """The host's progress, put on the run's queue every `every` seconds from a thread of
+    its own (a scheduler that went away must not hold the trace); a report still being
+    sent when the next is due is skipped: the view only wants the newest."""
+
+    def __init__(self, queue, host: str, address: str):
+        self.queue, self.host, self.address = queue, host, address
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="dtrace-nb-progress")
+        self._sending = None
+        self._lines_sent = 0
+        self.seq = 0
+
+    def __call__(self, session: Session) -> None:
+        if self._sending is not None and not self._sending.done():
+            return
+        text = "".join(session.output)
+        lines = text.splitlines()
+        new = lines[self._lines_sent:]
+        self._lines_sent = len(lines)
+        self.seq += 1
+        report = {"host": self.host, "address": self.address, "seq": self.seq,
+                  "records": session.records, "errors": session.errors,
+                  "drops": sum(session.drops().values()),
+                  "first_error": next((m for m in session.messages
+                                       if is_fault_message(m)), ""),
+                  "lines": new[-PROGRESS_LINES:], "line_count": len(lines),
+                  "factors": session.normalize_factors(),
+                  "snapshots": {n: plain_snapshot(s)
+                                for n, s in session.snapshot().items()}}
+        self._sending = self._sender.submit(self.queue.put, report)
+
+    def close(self) -> None:
+        self._sender.shutdown(wait=False)
+
+
+def trace_on_worker(config: dict, run_id: str, duration: Optional[float],
+                    progress_every: Optional[float] = None) -> dict:
+    """Trace `config` (SessionConfig's fields) on this worker until the fleet stops; with
+    `progress_every`, report progress on the run's queue that often.
     Returns host, snapshots (name -> plain snapshot), normalize factors, output chunks,
-    messages, records, drops, exit status, stop reason and error (text or None)."""
-    from distributed import Event, Variable, get_worker  # on a worker: distributed is there
+    messages, records, drops, errors, exit status, stop reason and error (text or
+    None)."""
+    from distributed import Event, Queue, Variable, get_worker  # on a worker: it is there
 
     worker = get_worker()
     host = str(worker.name) if worker.name is not None else socket.gethostname()
@@ -145,6 +194,8 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dic
     session = Session(cfg)
     deadline = time.monotonic() + duration + GRACE if duration else None
     watch = _StopWatch(stop, beat, deadline)
+    progress = _Progress(Queue(f"dtrace-nb-{run_id}-progress"), host, worker.address) \
+        if progress_every else None
     error: Optional[str] = None
     said_live = []
 
@@ -159,7 +210,8 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dic
         if refusal is not None:
             raise DError(refusal)
         outcome = session.run(duration=duration + GRACE if duration else None,
-                              should_stop=should_stop, tick=3600)
+                              should_stop=should_stop, on_tick=progress,
+                              tick=progress_every or 3600)
         if outcome.error is not None:
             error = outcome.error.render(cfg.source)
         elif watch.reason:
@@ -172,17 +224,20 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float]) -> dic
         error = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     finally:
         watch.close()
+        if progress is not None:
+            progress.close()
         if not said_live:
             live.set()  # ended before it was live: the client must not wait for it
     snap = session._final or {}
     return {
         "host": host,
         "address": worker.address,
-        "snapshots": {n: _plain_snapshot(s) for n, s in snap.items()},
+        "snapshots": {n: plain_snapshot(s) for n, s in snap.items()},
         "factors": session.normalize_factors(),
         "output": list(session.output),
         "messages": list(session.messages),
         "records": session.records,
+        "errors": session.errors,
         "drops": session.drops(),
         "exit_status": session.exit_status,
         "stop_reason": session.stop_reason,

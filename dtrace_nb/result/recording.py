@@ -34,11 +34,11 @@ def cell_key(line: str, cell: Optional[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _frame_to_json(df: "pd.DataFrame") -> dict:
+def frame_to_json(df: "pd.DataFrame") -> dict:
     return json.loads(df.to_json(orient="split", index=False))
 
 
-def _frame_from_json(data: dict) -> "pd.DataFrame":
+def frame_from_json(data: dict) -> "pd.DataFrame":
     import pandas as pd  # here: the magic imports this module at %load_ext
 
     return pd.read_json(StringIO(json.dumps(data)), orient="split")
@@ -51,13 +51,14 @@ def thin(refreshes: list, limit: int = MAX_REFRESHES) -> list:
     return [refreshes[int(i * step)] for i in range(limit - 1)] + [refreshes[-1]]
 
 
-def save(result, path: str) -> str:
-    """Write a Result (result.Result) to `path` as a recording."""
+def save(result, path: str, extra: Optional[dict] = None) -> str:
+    """Write a Result (result.Result) to `path` as a recording; `extra`: what a kind of
+    Result adds (plain JSON data, given back by load() as `extra`)."""
     data = {
         "format": FORMAT,
         "source": result.source,
         "aggregations": {name: {"func": result.funcs.get(name, ""),
-                                "frame": _frame_to_json(df)}
+                                "frame": frame_to_json(df)}
                          for name, df in result.aggregations.items()},
         "output": result.output,
         "messages": result.messages,
@@ -71,10 +72,12 @@ def save(result, path: str) -> str:
         "c_source": result.c_source,
         "timeline": result.history.to_dict() if result.history is not None else None,
         "refreshes": [{"t": t, "status": status,
-                       "frames": {n: _frame_to_json(df) for n, df in frames.items()},
+                       "frames": {n: frame_to_json(df) for n, df in frames.items()},
                        "funcs": funcs}
                       for t, status, frames, funcs in thin(result.refreshes)],
     }
+    if extra:
+        data["extra"] = extra
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -83,20 +86,31 @@ def save(result, path: str) -> str:
     return path
 
 
-def load(path: str) -> dict:
-    """A recording's contents, as the keyword arguments of result.Result (its
-    aggregations as a plain dict of DataFrames: the Result wraps them)."""
+def _read(path: str) -> dict:
     with open(path) as f:
         data = json.load(f)
     if data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a dtrace-nb recording")
+    return data
+
+
+def extras(path: str) -> dict:
+    """What a kind of Result added to the recording (e.g. {'fleet': ...}); {} for one
+    session's."""
+    return _read(path).get("extra") or {}
+
+
+def load(path: str) -> dict:
+    """A recording's contents, as the keyword arguments of result.Result (its
+    aggregations as a plain dict of DataFrames: the Result wraps them), and `extra`."""
+    data = _read(path)
     aggs = {}
     funcs = {}
     for name, a in data["aggregations"].items():
-        aggs[name] = _frame_from_json(a["frame"])
+        aggs[name] = frame_from_json(a["frame"])
         funcs[name] = a["func"]
     refreshes = [(r["t"], r["status"],
-                  {n: _frame_from_json(f) for n, f in r["frames"].items()}, r["funcs"])
+                  {n: frame_from_json(f) for n, f in r["frames"].items()}, r["funcs"])
                  for r in data.get("refreshes", [])]
     return dict(
         aggregations=aggs, output=data["output"], messages=data["messages"],
@@ -106,7 +120,7 @@ def load(path: str) -> dict:
         records=data["records"], target_output=data["target_output"],
         c_source=data["c_source"], source=data["source"], funcs=funcs,
         history=Timeline.from_dict(data["timeline"]) if data.get("timeline") else None,
-        refreshes=refreshes, replayed_from=path)
+        refreshes=refreshes, replayed_from=path, extra=data.get("extra") or {})
 
 
 # ------------------------------------------------------------------ recorded explanations

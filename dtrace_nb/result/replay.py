@@ -22,9 +22,11 @@ def _view(stage: str, content: CellContent) -> CellView:
 
 def replay(path: str, display: Callable, max_rows: int = 20, plot_style: str = "default",
            plots: bool = True, on_output: Optional[Callable[[str], None]] = None,
-           seconds: float = REPLAY_SECONDS) -> Result:
-    """Show a recording's refreshes through the live display, then return its Result."""
-    result = Result.load(path)
+           seconds: float = REPLAY_SECONDS, load: Callable[[str], Result] = Result.load
+           ) -> Result:
+    """Show a recording's refreshes through the live display, then return its Result
+    (`load`: the kind of Result it records, e.g. FleetResult.load)."""
+    result = load(path)
     label = os.path.basename(path)
     handle = display(_view(f"replaying {label}", CellContent()), display_id=True)
     refreshes = result.refreshes

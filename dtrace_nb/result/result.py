@@ -63,6 +63,7 @@ class Result:
     @classmethod
     def load(cls, path: str) -> "Result":
         fields = recording.load(path)
+        fields.pop("extra")
         fields["aggregations"] = Aggregations(fields["aggregations"])
         return cls(**fields)
 
