@@ -289,31 +289,34 @@ class DTraceMagics(Magics, Configurable):
 
     def _trace(self, args, source: str):
         if args.cluster:  # many hosts: the merged aggregations refresh as one host's do
-            from dtrace_nb.fleet.liveview import FleetLiveView  # pandas: when tracing
-
-            view = FleetLiveView(self._display(), source, max_rows=self.max_rows,
-                                 plot_style=self.plot_style, plots=self.plots,
-                                 widgets=self.widgets,
-                                 record=bool(os.environ.get("DTRACE_NB_RECORD")))
-            self.live = view
-            try:
-                return fleet_shell.trace_cell(args, frontend.session_config(args, source),
-                                              source, view, self.refresh_interval)
-            except DError as err:
-                raise DTraceError(err.render(source)) from None
+            view = self._fleet_view(source)
+            return self._fleet_trace(args, source, view)
         view = self._view(record=bool(os.environ.get("DTRACE_NB_RECORD")))
         self.live = view  # the running cell's view (its control bar): for a test's Stop
         session = self._session(args, source, view.on_output)
         outcome = view.run(session, duration=args.duration, tick=self._tick(session.cfg))
         return self._result(view)(session, outcome)
 
+    def _fleet_view(self, source: str):
+        from dtrace_nb.fleet.liveview import FleetLiveView  # pandas: when tracing
+
+        view = FleetLiveView(self._display(), source, max_rows=self.max_rows,
+                             plot_style=self.plot_style, plots=self.plots,
+                             widgets=self.widgets,
+                             record=bool(os.environ.get("DTRACE_NB_RECORD")))
+        self.live = view
+        return view
+
+    def _fleet_trace(self, args, source: str, view, should_stop=None, open_view=True):
+        try:
+            return fleet_shell.trace_cell(args, frontend.session_config(args, source),
+                                          source, view, self.refresh_interval,
+                                          should_stop=should_stop, open_view=open_view)
+        except DError as err:
+            raise DTraceError(err.render(source)) from None
+
     def _background(self, args, source: str):
         from dtrace_nb.display.live import BackgroundTrace  # pandas: when tracing
-
-        if args.cluster:
-            raise DTraceError("%dtrace: --bg is not supported with --cluster yet")
-        view = self._view()
-        session = self._session(args, source, view.on_output)
 
         def done(bg) -> None:
             if bg in self.background:
@@ -323,8 +326,19 @@ class DTraceMagics(Magics, Configurable):
                     if self.shell.user_ns.get(name) is bg:
                         self.shell.user_ns[name] = bg.result
 
-        bg = BackgroundTrace(session, view, self._result(view), duration=args.duration,
-                             tick=self._tick(session.cfg), on_done=done)
+        if args.cluster:
+            from dtrace_nb.fleet.liveview import FleetBackgroundTrace
+
+            fleet_view = self._fleet_view(source)
+            bg = FleetBackgroundTrace(
+                lambda should_stop: self._fleet_trace(args, source, fleet_view, should_stop,
+                                                      open_view=False),
+                fleet_view, duration=args.duration, on_done=done)
+        else:
+            view = self._view()
+            session = self._session(args, source, view.on_output)
+            bg = BackgroundTrace(session, view, self._result(view), duration=args.duration,
+                                 tick=self._tick(session.cfg), on_done=done)
         self.background.append(bg)
         # -o NAME (and _dtrace): the handle while tracing, the Result once it ended; the
         # cell returns nothing, so no Out[] keeps saying "running" after Stop

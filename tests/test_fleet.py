@@ -318,6 +318,39 @@ def test_the_stop_button_stops_every_host(cluster):
     assert magics.live.bar.stages[-1] == "stopped"
 
 
+def test_bg_traces_the_fleet_while_other_cells_run(cluster):
+    ip, magics = _fleet_shell()
+    for name in PWRITES:
+        (cluster.tmp / f"{name}.done").unlink(missing_ok=True)
+    command = _config(60).target_command
+    ip.run_cell_magic("dtrace", f"--cluster {cluster.address} --bg -q -o fb "
+                      f"-c {shlex.quote(command)}", PROGRAM)
+    bg = ip.user_ns["fb"]
+    assert bg.running and "running" in repr(bg)
+    deadline = time.monotonic() + 60
+    while not all((cluster.tmp / f"{n}.done").exists() for n in PWRITES):
+        assert time.monotonic() < deadline and bg.running, bg.error
+        time.sleep(0.05)
+    r = bg.stop()
+    assert isinstance(r, FleetResult) and ip.user_ns["fb"] is r and not bg.running
+    assert r.stop_reason == "stopped" and r.failed_hosts == [], r.messages
+    assert r["calls"]["count"].tolist() == [sum(PWRITES.values())]
+    assert magics.live.bar.stages[-1] == "stopped" and "stopped" in repr(bg)
+
+
+def test_bg_on_an_unreachable_cluster_says_so_in_its_area():
+    from IPython.utils.capture import capture_output
+
+    ip, _magics = _fleet_shell()
+    with capture_output() as cap:
+        ip.run_cell_magic("dtrace", "--cluster tcp://127.0.0.1:9 --bg -o gone", "BEGIN { }")
+        bg = ip.user_ns["gone"]
+        bg.wait(60)
+    assert bg.result is None and "cannot reach the cluster" in str(bg.error)
+    html = cap.outputs[-1].data["text/html"]
+    assert "failed" in html and "cannot reach the cluster at tcp://127.0.0.1:9" in html
+
+
 def test_an_unreachable_cluster_is_one_clear_error():
     done = subprocess.run(
         [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", "tcp://127.0.0.1:9",

@@ -297,6 +297,10 @@ class BackgroundTrace:
                  on_done: Optional[Callable[["BackgroundTrace"], None]] = None):
         self.session = session
         self.make_result = make_result  # Result.from_session (result/ is above display/)
+        self._tick = tick
+        self._begin(view, duration, on_done)
+
+    def _begin(self, view, duration, on_done) -> None:
         self.view = view
         view.background = True
         self.result = None
@@ -304,8 +308,8 @@ class BackgroundTrace:
         self._stop = threading.Event()
         self._on_done = on_done
         self._duration = duration
-        self._thread = threading.Thread(target=self._run, args=(duration, tick),
-                                        name="dtrace-nb background", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="dtrace-nb background",
+                                        daemon=True)
 
     def start(self) -> "BackgroundTrace":
         # Open the live area here, in the cell that starts the session. From the thread it
@@ -315,11 +319,18 @@ class BackgroundTrace:
         self._thread.start()
         return self
 
-    def _run(self, duration, tick) -> None:
+    def _trace(self):
+        """Trace until stopped (self._stop) and return the Result (in the thread)."""
+        outcome = self.view.run(self.session, duration=self._duration, tick=self._tick,
+                                should_stop=self._stop.is_set)
+        return self.make_result(self.session, outcome)
+
+    def _stop_reason(self) -> str:
+        return self.session.stop_reason
+
+    def _run(self) -> None:
         try:
-            outcome = self.view.run(self.session, duration=duration, tick=tick,
-                                    should_stop=self._stop.is_set)
-            self.result = self.make_result(self.session, outcome)
+            self.result = self._trace()
         except BaseException as exc:  # noqa: BLE001 - kept for the user, never lost in a thread
             self.error = exc
         finally:
@@ -347,5 +358,5 @@ class BackgroundTrace:
     def __repr__(self) -> str:
         if self.running:
             return "<dtrace-nb background session: running; .stop() returns the Result>"
-        reason = self.session.stop_reason or "finished"
+        reason = self._stop_reason() or "finished"
         return f"<dtrace-nb background session: {reason}; .result holds the Result>"

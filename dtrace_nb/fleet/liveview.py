@@ -16,7 +16,8 @@ from typing import Callable, Optional
 
 from dtrace_nb.display.cell import CellContent, CellView
 from dtrace_nb.display.controlbar import ControlBar
-from dtrace_nb.display.live import snapshot_content, units_for, warm_imports
+from dtrace_nb.display.live import (BackgroundTrace, snapshot_content, units_for,
+                                    warm_imports)
 from dtrace_nb.fleet.client import FleetOutcome
 from dtrace_nb.fleet.progress import FleetProgress
 from dtrace_nb.fleet.text import aggregations_text, host_messages, host_records_text
@@ -30,6 +31,7 @@ class FleetLiveView:
         self.display, self.source = display, source
         self.max_rows, self.plot_style, self.plots = max_rows, plot_style, plots
         self.widgets, self.record = widgets, record
+        self.background = False  # --bg: no cell to raise in, the area says what failed
         self.bar: Optional[ControlBar] = None
         self.handle = None
         self.units: Optional[dict] = None
@@ -94,16 +96,19 @@ class FleetLiveView:
 
     # -- the end ----------------------------------------------------------------------------
 
-    def finish(self, outcome: Optional[FleetOutcome]) -> None:
+    def finish(self, outcome: Optional[FleetOutcome], failure: str = "") -> None:
         """The area becomes the result (static HTML, the widgets closed). `outcome` None:
-        the run failed before any host traced (the cell raises the error)."""
+        the run failed before any host traced, with `failure` (the cell raises it; in the
+        background the area says it)."""
         if self._render is not None:
             self._render.join()
         if outcome is None:
             self.bar.update(stage="failed")
             with self._lock:
                 if self.handle is not None:
-                    self.handle.update({"text/plain": ""}, raw=True)
+                    view = self._view(CellContent(failure=failure, live=False)) \
+                        if self.background else {"text/plain": ""}
+                    self.handle.update(view, raw=isinstance(view, dict))
             self.bar.close()
             return
         ran = [h for h in outcome.hosts if h.data]
@@ -134,6 +139,22 @@ class FleetLiveView:
                 self.handle.update(self._view(content))
             self.updates += 1
         self.bar.close()
+
+
+class FleetBackgroundTrace(BackgroundTrace):
+    """`%%dtrace --cluster --bg`: the fleet traced from a thread, its area refreshing while
+    other cells run; `.stop()` stops every host and returns the FleetResult."""
+
+    def __init__(self, trace: Callable[[Callable[[], bool]], object], view: FleetLiveView,
+                 duration=None, on_done=None):
+        self._fleet_trace = trace  # trace(should_stop) -> FleetResult
+        self._begin(view, duration, on_done)
+
+    def _trace(self):
+        return self._fleet_trace(self._stop.is_set)
+
+    def _stop_reason(self) -> str:
+        return self.result.stop_reason if self.result is not None else ""
 
 
 def _untagged(message: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from dtrace_nb.errors import DUsageError
+from dtrace_nb.errors import DError, DUsageError
 from dtrace_nb.fleet.client import FleetOutcome, FleetRun
 from dtrace_nb.session import SessionConfig
 
@@ -24,8 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _run(ns: argparse.Namespace, cfg: SessionConfig,
          on_message: Callable[[str], None], **run_options) -> FleetOutcome:
-    for opt, given in (("--bg", getattr(ns, "bg", False)),
-                       ("--frames", getattr(ns, "frames", False)), ("-p", ns.pid is not None)):
+    for opt, given in (("--frames", getattr(ns, "frames", False)), ("-p", ns.pid is not None)):
         if given:
             raise DUsageError(f"{opt} is not supported with --cluster yet")
     return FleetRun(ns.cluster, cfg, hosts=ns.hosts, count=ns.nworkers,
@@ -51,18 +50,25 @@ def trace_command(ns: argparse.Namespace, cfg: SessionConfig, out, message) -> i
 
 
 def trace_cell(ns: argparse.Namespace, cfg: SessionConfig, source: str, view,
-               progress_every: float = 1.0):
+               progress_every: float = 1.0, should_stop=None, open_view: bool = True):
     """%%dtrace --cluster: traced with `view` (a FleetLiveView) refreshing the cell's one
-    area; the FleetResult."""
+    area (opened here unless `open_view` is false: --bg opens it in its cell), until the
+    view's Stop or should_stop(); the FleetResult."""
     from dtrace_nb.fleet.report import FleetResult  # pandas: once the hosts are done
 
-    view.open(ns.duration)
-    outcome = None
+    if open_view:
+        view.open(ns.duration)
+    outcome, failure = None, ""
     try:
-        outcome = _run(ns, cfg, view.on_message, should_stop=view.should_stop,
+        outcome = _run(ns, cfg, view.on_message,
+                       should_stop=lambda: view.should_stop() or bool(should_stop and
+                                                                      should_stop()),
                        on_progress=view.on_progress, progress_every=progress_every)
+    except DError as err:
+        failure = err.render(source)
+        raise
     finally:
-        view.finish(outcome)
+        view.finish(outcome, failure)
     result = FleetResult.from_outcome(outcome, source)
     result.refreshes = view.refreshes
     return result
