@@ -48,3 +48,36 @@ def test_failed_start_leaves_nothing():
         Session(SessionConfig("syscall::read:entry /pid == $target/ { @ = count(); } "
                               "syscall::nosuch:entry { }", target_command="sleep 5")).start()
     assert settled_diff(before) == []
+
+
+def test_a_command_started_with_c_dies_with_a_tracer_killed_by_sigkill():
+    """No stop() runs after SIGKILL: the kernel frees the programs with the fds, and the
+    -c process gets its parent-death signal instead of running on unwatched."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    before = bpf_state()
+    tracer = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "-q", "-c", "sleep 60", "-n",
+         "syscall::clock_nanosleep:entry /pid == $target/ { trace(1); }"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = None
+    deadline = time.monotonic() + 60
+    while target is None:
+        assert time.monotonic() < deadline and tracer.poll() is None
+        for task in os.listdir(f"/proc/{tracer.pid}/task"):
+            for child in open(f"/proc/{tracer.pid}/task/{task}/children").read().split():
+                if open(f"/proc/{child}/cmdline").read().split("\0")[0] == "sleep":
+                    target = int(child)  # released: the stub exec'd the command
+        time.sleep(0.05)
+    tracer.send_signal(signal.SIGKILL)
+    tracer.wait()
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{target}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{target}")
+    assert settled_diff(before) == []

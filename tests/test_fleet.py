@@ -36,7 +36,7 @@ WORKLOAD = (
     "n = int(os.environ['FLEET_TEST_PWRITES'])\n"
     "fd = os.open(os.devnull, os.O_WRONLY)\n"
     "for k in range(1, n + 1): os.pwrite(fd, b'x' * k, 0)\n"
-    "open(os.environ['FLEET_TEST_DONE'], 'w').close()\n"
+    "open(os.environ['FLEET_TEST_DONE'], 'w').write(str(os.getpid()))\n"
     "time.sleep(float(sys.argv[1]))\n"
 )
 
@@ -184,6 +184,7 @@ def test_a_worker_killed_mid_trace_is_reported_and_the_other_kept(own_cluster):
     while not done.exists():  # beta's target made its calls: beta is live and traced them
         assert time.monotonic() < deadline and runner.is_alive()
         time.sleep(0.05)
+    target = int(done.read_text())
     cluster.kill("beta")
     runner.join(90)
     outcome = box["outcome"]
@@ -193,6 +194,8 @@ def test_a_worker_killed_mid_trace_is_reported_and_the_other_kept(own_cluster):
     assert r["calls"]["count"].tolist() == [PWRITES["alpha"]]
     assert r.hosts["alpha"]["ok"]
     assert settled_diff(before) == []
+    # beta's -c process died with its worker (it would have slept 60 s more)
+    assert not os.path.exists(f"/proc/{target}"), open(f"/proc/{target}/status").read()
 
 
 def test_a_program_that_does_not_compile_is_reported_by_every_host(cluster):

@@ -19,8 +19,12 @@ from typing import Optional
 from dtrace_nb.errors import DUsageError
 
 # The stub reads one line from its stdin (our pipe), then execs the command with stdin from
-# /dev/null.
-_GATE = 'read _; exec "$@" </dev/null'
+# /dev/null; through setpriv(1) where there is one, so that the command is killed if we
+# die without stopping it (SIGKILL, a Dask worker killed mid-trace), as dtrace(1) kills a
+# process it created when it lets go of it. (The parent-death signal follows the thread
+# that started the stub, which lives until Session.stop has dealt with the target.)
+_GATE = ('read _; command -v setpriv >/dev/null 2>&1 && '
+         'exec setpriv --pdeathsig KILL -- "$@" </dev/null; exec "$@" </dev/null')
 
 
 def _exe_of(pid: int) -> str:
