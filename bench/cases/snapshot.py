@@ -1,5 +1,8 @@
 """Case 3 (and the memory half of case 5): an aggregation of N distinct keys read into a
 DataFrame. benchload makes N getppid(i) calls, so arg0 takes N values.
+dtrace-nb also: one refresh of a notebook cell's live view at that size (the maps read,
+the timeline sampled, the table of the top rows built as HTML), what every refresh
+interval costs while such a trace runs.
 
 dtrace-nb: Session.snapshot() (batched per-CPU map reads decoded with numpy, merged,
 sorted in DTrace's order) then AggSnapshot.to_frame(). bcc (hand-written): the idiom of
@@ -16,7 +19,7 @@ import time
 
 from bench.common import PY, benchload, child_json, map_memlock, median, peak_rss
 
-SIZES = (1_000, 10_000, 100_000)
+SIZES = (1_000, 10_000, 100_000, 1_000_000)
 D_KEYS = "syscall::getppid:entry /pid == $target/ { @[arg0] = count(); }"
 BCC_KEYS = """
 #include <uapi/linux/ptrace.h>
@@ -56,9 +59,26 @@ def child_dtrace(n: int) -> dict:
         frames = {name: snap.to_frame() for name, snap in s.snapshot().items()}
         times.append(time.perf_counter() - t0)
     rows = len(frames["_"]) if "_" in frames else len(next(iter(frames.values())))
+    refresh = _live_refreshes(s)
     s.stop()
     return {"seconds": median(times), "rows": rows, "maps_bytes": memlock,
-            "peak_rss": peak_rss()}
+            "peak_rss": peak_rss(), "refresh": refresh}
+
+
+def _live_refreshes(s, times: int = 5) -> float:
+    """The median time of a live view refresh, from the maps read to the HTML drawn."""
+    from dtrace_nb.display.live import LiveView
+
+    view = LiveView(display=lambda *a, **k: None, widgets=False)
+    view.open()
+    out = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        view.refresh(s)
+        view._render.join()  # the drawing thread: its table and HTML are part of the cost
+        out.append(time.perf_counter() - t0)
+    assert view.render_error is None, view.render_error
+    return median(out)
 
 
 def child_bcc(n: int) -> dict:
@@ -112,17 +132,21 @@ def run_case(rounds: int, quick: bool) -> dict:
                          "seconds": median([r["seconds"] for r in res]),
                          "rows": res[0]["rows"],
                          "maps_bytes": median([r["maps_bytes"] for r in res]),
+                         "refresh": median([r["refresh"] for r in res])
+                         if "refresh" in res[0] else None,
                          "peak_rss": median([r["peak_rss"] for r in res])})
     return {"rounds": rounds, "rows": rows}
 
 
 def table(res: dict) -> list[str]:
     lines = ["### 3. Aggregation snapshot into a DataFrame, and memory (case 5)", "",
-             "| keys | tool | snapshot + DataFrame | rows | kernel maps | peak RSS |",
-             "|---|---|---|---|---|---|"]
+             "| keys | tool | snapshot + DataFrame | live refresh | rows | kernel maps | "
+             "peak RSS |",
+             "|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
+        refresh = f"{1000 * r['refresh']:.1f} ms" if r.get("refresh") is not None else "-"
         lines.append(f"| {r['keys']:,} | {r['tool']} | {1000 * r['seconds']:.1f} ms | "
-                     f"{r['rows']:,} | {r['maps_bytes'] / 2**20:.1f} MiB | "
+                     f"{refresh} | {r['rows']:,} | {r['maps_bytes'] / 2**20:.1f} MiB | "
                      f"{r['peak_rss'] / 2**20:.0f} MiB |")
     return lines
 

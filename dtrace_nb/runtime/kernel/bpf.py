@@ -19,8 +19,11 @@ BPF_MAP_UPDATE_ELEM = 2
 BPF_MAP_DELETE_ELEM = 3
 BPF_PROG_LOAD = 5
 BPF_PROG_TEST_RUN = 10
+BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_RAW_TRACEPOINT_OPEN = 17
 BPF_MAP_LOOKUP_BATCH = 24
+BPF_ENABLE_STATS = 32
+BPF_STATS_RUN_TIME = 0
 
 # map types (enum bpf_map_type)
 BPF_MAP_TYPE_HASH = 1
@@ -93,6 +96,28 @@ class _TestRunAttr(ctypes.Structure):
 
 class _RawTracepointAttr(ctypes.Structure):
     _fields_ = _layout((U64, "name"), (U32, "prog_fd _pad"), (U64, "cookie"))
+
+
+class _InfoAttr(ctypes.Structure):
+    _fields_ = _layout((U32, "bpf_fd info_len"), (U64, "info"))
+
+
+class _EnableStatsAttr(ctypes.Structure):
+    _fields_ = _layout((U32, "type"))
+
+
+class _ProgInfo(ctypes.Structure):
+    """struct bpf_prog_info up to the run statistics (older members kept for the offsets)."""
+    _fields_ = _layout(
+        (U32, "type id"), (ctypes.c_uint8 * 8, "tag"), (U32, "jited_prog_len xlated_prog_len"),
+        (U64, "jited_prog_insns xlated_prog_insns load_time"),
+        (U32, "created_by_uid nr_map_ids"), (U64, "map_ids"), (NAME, "name"),
+        (U32, "ifindex gpl_compatible"), (U64, "netns_dev netns_ino"),
+        (U32, "nr_jited_ksyms nr_jited_func_lens"), (U64, "jited_ksyms jited_func_lens"),
+        (U32, "btf_id func_info_rec_size"), (U64, "func_info"),
+        (U32, "nr_func_info nr_line_info"), (U64, "line_info jited_line_info"),
+        (U32, "nr_jited_line_info line_info_rec_size jited_line_info_rec_size nr_prog_tags"),
+        (U64, "prog_tags run_time_ns run_cnt recursion_misses"))
 
 
 def bpf(cmd: int, attr: ctypes.Structure) -> int:
@@ -193,3 +218,25 @@ def raw_tracepoint_open(prog_fd: int, name: Optional[str]) -> int:
     if fd < 0:
         raise error(fd, "BPF_RAW_TRACEPOINT_OPEN")
     return fd
+
+
+def enable_run_time_stats() -> int:
+    """BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): while the returned fd is open the kernel counts
+    every program's runs and the time they take (two clock reads per run); OSError if
+    refused."""
+    fd = bpf(BPF_ENABLE_STATS, _EnableStatsAttr(type=BPF_STATS_RUN_TIME))
+    if fd < 0:
+        raise error(fd, "BPF_ENABLE_STATS")
+    return fd
+
+
+def prog_run_stats(prog_fd: int) -> tuple[int, int, int]:
+    """(kernel program id, runs, ns spent running) of a loaded program, counted while run
+    time statistics are enabled (BPF_OBJ_GET_INFO_BY_FD)."""
+    info = _ProgInfo()
+    attr = _InfoAttr(bpf_fd=prog_fd, info_len=ctypes.sizeof(info),
+                     info=ctypes.addressof(info))
+    err = bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    if err < 0:
+        raise error(err, "BPF_OBJ_GET_INFO_BY_FD")
+    return info.id, info.run_cnt, info.run_time_ns
