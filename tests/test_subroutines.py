@@ -269,3 +269,27 @@ def test_left_out_subroutines_say_why(tmp_path, call, message):
 def test_integers_other_than_null_are_not_strings(tmp_path, program, message):
     r = run_d(tmp_path, program)
     assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+def test_each_stack_is_symbolised_once_however_often_it_is_read(workloads):
+    """A live view reads the aggregations every second: a stack already named is not
+    named again (its id names the same stack for the map's life)."""
+    from dtrace_nb.session import Session, SessionConfig
+
+    n = 200_000  # a target that lives long enough for its mappings to be read
+    s = Session(SessionConfig("pid$target::dtnb_work:entry { @[ustack()] = count(); }",
+                              target_command=f"{workloads['userprobes']} {n}", quiet=True))
+    s.start()
+    try:
+        while s.poll(50):  # polling reads the target's mappings while it lives
+            pass
+        named = []
+        symbolise = s._reader.stack_text
+        s._reader.stack_text = lambda *a: named.append(a) or symbolise(*a)
+        texts = [s.snapshot()[""].to_frame() for _ in range(3)]
+    finally:
+        s.stop()
+    assert len(named) == 1  # one stack (dtnb_work's entry), named at the first read
+    for df in texts:
+        assert df["count"].tolist() == [n]
+        assert "userprobes`dtnb_work+0x0" in df.iloc[0, 0] and "libc.so.6`" in df.iloc[0, 0]

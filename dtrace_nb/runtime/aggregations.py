@@ -57,6 +57,10 @@ class AggregationReader:
         # False on a host of a fleet: snapshots keep the raw values, and the fleet divides
         # by normalize()'s factor once after merging (dividing per host is not exact)
         self.apply_normal = True
+        # (kind, limit, key value) -> the stack's text. A stack id names the same stack for
+        # the map's life (no BPF_F_REUSE_STACKID), so each stack is symbolised once, not at
+        # every snapshot (a live view refreshes every second)
+        self._stack_cache: dict[tuple[str, int, int], str] = {}
 
     def read_raw(self, agg: AggLayout, m) -> tuple[np.ndarray, np.ndarray]:
         """(keys, values[n, ncpu]) of one aggregation's map."""
@@ -92,13 +96,14 @@ class AggregationReader:
         """Stack-key values (stack id, and pid for ustack) as DTrace prints stacks."""
         if self.stack_text is None:
             return [""] * len(values)
-        out, cache = [], {}
+        out, cache = [], self._stack_cache
         for v in values:
-            if v not in cache:
+            key = (t.kind, t.limit or 0, v)
+            if key not in cache:
                 sid, pid = v & 0xFFFFFFFF, v >> 32
                 sid = 2**64 - 1 if sid == 0xFFFFFFFF else sid  # could not be taken
-                cache[v] = self.stack_text(t.kind, sid, pid, [t.limit] if t.limit else [])
-            out.append(cache[v])
+                cache[key] = self.stack_text(t.kind, sid, pid, [t.limit] if t.limit else [])
+            out.append(cache[key])
         return out
 
     def clear(self, name: str) -> None:
