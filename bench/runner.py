@@ -4,7 +4,7 @@ medians and ratios and write everything (every sample too) to a JSON file.
 
 A benchmark, not a test: nothing here asserts anything about time.
 
-    python -m bench [--rounds N] [--quick] [--cases 1,2,3,4,6,7] [--json out/bench.json]
+    python -m bench [--rounds N] [--quick] [--cases 1,2,3,4,6,7,8,9] [--json out/bench.json]
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import subprocess
 import time
 
 from bench.common import ROOT, build, have_bpftrace
-from bench.cases import cell, fleet, per_event, records, snapshot, startup
+from bench.cases import cell, fleet, per_event, records, snapshot, stacks, startup
 from bench.cases import compile as compile_case
 
 CASES = {"1": per_event, "2": startup, "3": snapshot, "4": records, "6": compile_case,
-         "7": cell, "8": fleet}
+         "7": cell, "8": fleet, "9": stacks}
 
 
 def machine() -> dict:
@@ -46,9 +46,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="rounds per case (default 5)")
     ap.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke run")
-    ap.add_argument("--cases", default="1,2,3,4,6,7,8", help="which cases (default all: "
-                    "1,2,3,4,6,7,8; memory, case 5, is measured within 3 and 4; 7 is a notebook "
-                    "cell through a kernel client; 8 a fleet of local Dask workers)")
+    ap.add_argument("--cases", default="1,2,3,4,6,7,8,9", help="which cases (default all: "
+                    "1,2,3,4,6,7,8,9; memory, case 5, is measured within 3 and 4; 7 is a "
+                    "notebook cell through a kernel client; 8 a fleet of local Dask workers; "
+                    "9 stacks and flame graphs)")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench.json"), help="results file")
     ns = ap.parse_args(argv)
     if os.geteuid() != 0:

@@ -1,0 +1,105 @@
+"""Case 9: stacks. (a) A live profile, `profile-997 { @[stack(), ustack()] = count(); }` over
+a busy Python process for a few seconds: the first snapshot names every stack, later ones
+only the new stacks (a stack id names one stack for the map's life), so a refresh costs
+the map reads plus what is new. (b) The flame graph of N distinct printed stacks (Python's
+printed-stack layout, ~15 frames each from a few thousand functions and call sites):
+Result.flamegraph()'s boxes and its PNG. Neither bcc nor bpftrace draws flame graphs, so
+there is no ratio here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+import zlib
+
+from bench.common import PY, child_json, median
+
+PROFILE = "profile-997 { @[stack(), ustack()] = count(); }"
+HOG = "import json, random\nwhile True: json.dumps([random.random() for _ in range(1000)])"
+FLAME_SIZES = (10_000, 100_000)
+
+
+def child_profile(seconds: float) -> dict:
+    from dtrace_nb.session import Session, SessionConfig
+
+    hog = subprocess.Popen([sys.executable, "-c", HOG])
+    s = Session(SessionConfig(PROFILE, quiet=True))
+    try:
+        s.start()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            s.poll(100)
+        times, stacks = [], 0
+        for _ in range(4):
+            t0 = time.perf_counter()
+            frames = {n: snap.to_frame() for n, snap in s.snapshot().items()}
+            times.append(time.perf_counter() - t0)
+            stacks = len(frames[""])
+    finally:
+        s.stop()
+        hog.kill()
+    return {"first": times[0], "again": median(times[1:]), "stacks": stacks}
+
+
+def synthetic_stacks(n: int, seed: int = 1):
+    import pandas as pd
+
+    rnd = random.Random(seed)
+    funcs = [f"mod{m}`func_{i}" for m in range(5) for i in range(400)]
+    seen, texts = set(), []
+    while len(texts) < n:
+        frames = tuple(rnd.choice(funcs[:50]) if d < 3 else rnd.choice(funcs)
+                       for d in range(rnd.randint(5, 25)))
+        if frames in seen:
+            continue
+        seen.add(frames)
+        # a few call sites per function, as return addresses are
+        texts.append("\n" + "".join(f"              {f}+0x{(zlib.crc32(f.encode()) % 4) * 16 + 5:x}\n"
+                                    for f in reversed(frames)))
+    return pd.DataFrame({"stack": texts, "count": [rnd.randint(1, 50) for _ in texts]})
+
+
+def child_flame(n: int) -> dict:
+    from dtrace_nb.display.flame import flame_figure
+    from dtrace_nb.display.plots import figure_png
+
+    df = synthetic_stacks(n)
+    t0 = time.perf_counter()
+    png = figure_png(flame_figure(df))
+    return {"seconds": time.perf_counter() - t0, "png_bytes": len(png)}
+
+
+def run_case(rounds: int, quick: bool) -> dict:
+    seconds = 2.0 if quick else 8.0
+    prof = [child_json([PY, "-m", "bench.cases.stacks", "profile", str(seconds)])
+            for _ in range(rounds)]
+    flames = {n: [child_json([PY, "-m", "bench.cases.stacks", "flame", str(n)])
+                  for _ in range(rounds)] for n in FLAME_SIZES}
+    return {"rounds": rounds, "profile_seconds": seconds,
+            "first": median([p["first"] for p in prof]),
+            "again": median([p["again"] for p in prof]),
+            "stacks": median([p["stacks"] for p in prof]),
+            "flame": {str(n): median([f["seconds"] for f in fs]) for n, fs in flames.items()}}
+
+
+def table(res: dict) -> list[str]:
+    lines = ["### 9. Stacks: a live profile's refreshes, and flame graphs", "",
+             f"Profile of a busy Python process for {res['profile_seconds']:g} s: "
+             f"{res['stacks']:,.0f} distinct (stack, ustack) keys.", "",
+             "| what | seconds |", "|---|---|",
+             f"| first snapshot + DataFrame (every stack named) | {res['first']:.3f} |",
+             f"| a later one (only new stacks named) | {res['again']:.3f} |"]
+    for n, s in res["flame"].items():
+        lines.append(f"| flame graph of {int(n):,} distinct stacks (boxes + PNG) | {s:.3f} |")
+    return lines
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "profile":
+        print(json.dumps(child_profile(float(sys.argv[2]))))
+    else:
+        print(json.dumps(child_flame(int(sys.argv[2]))))
