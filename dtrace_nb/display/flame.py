@@ -17,6 +17,12 @@ import pandas as pd
 _OFFSET = re.compile(r"\+0x[0-9a-f]+$")
 
 
+def stack_frames(text: str) -> list[str]:
+    """Frames of one printed stack, outermost (root) first, offsets removed."""
+    names = [_OFFSET.sub("", ln.strip()) for ln in text.splitlines() if ln.strip()]
+    return names[::-1]
+
+
 def flame_boxes(df: pd.DataFrame, stack_col: Optional[str] = None, count_col: str = "count",
                 min_share: float = 0.005) -> tuple[list[tuple], int]:
     """The boxes of the graph, (x, depth, width, function, samples), and the samples in all.

@@ -19,12 +19,15 @@ from typing import Optional
 from dtrace_nb.errors import DUsageError
 
 # The stub reads one line from its stdin (our pipe), then execs the command with stdin from
-# /dev/null; through setpriv(1) where there is one, so that the command is killed if we
-# die without stopping it (SIGKILL, a Dask worker killed mid-trace), as dtrace(1) kills a
-# process it created when it lets go of it. (The parent-death signal follows the thread
-# that started the stub, which lives until Session.stop has dealt with the target.)
-_GATE = ('read _; command -v setpriv >/dev/null 2>&1 && '
-         'exec setpriv --pdeathsig KILL -- "$@" </dev/null; exec "$@" </dev/null')
+# /dev/null.
+_GATE = 'read _; exec "$@" </dev/null'
+# The stub is started through setpriv(1) where there is one, so that it and the command it
+# becomes are killed if we die without stopping them (SIGKILL, a Dask worker killed
+# mid-trace), as dtrace(1) kills a process it created when it lets go of it. setpriv runs
+# before the probes are live; the death signal survives the exec of the command. (It
+# follows the thread that started the stub, which lives until Session.stop has dealt with
+# the target.)
+_KILLED_WITH_US = ("setpriv", "--pdeathsig", "KILL", "--")
 
 
 def _exe_of(pid: int) -> str:
@@ -60,7 +63,8 @@ class Target:
         if shutil.which(argv[0]) is None:
             raise DUsageError(f"-c: command not found: {argv[0]}")
         r, w = os.pipe()
-        proc = subprocess.Popen(["/bin/sh", "-c", _GATE, "sh", *argv], stdin=r,
+        wrap = list(_KILLED_WITH_US) if shutil.which(_KILLED_WITH_US[0]) else []
+        proc = subprocess.Popen([*wrap, "/bin/sh", "-c", _GATE, "sh", *argv], stdin=r,
                                 stdout=subprocess.PIPE if capture else None,
                                 stderr=subprocess.STDOUT if capture else None,
                                 close_fds=True,
