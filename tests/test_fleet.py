@@ -597,6 +597,15 @@ def test_probe_sets_that_differ_between_hosts_are_reported(cluster):
     assert dict(zip(calls["probefunc"], calls["count"])) == {"fleet_work": 14, "fleet_extra": 7}
     # different binaries, different C: each host compiled its own object
     assert all(h.data["objects_received"] == 0 for h in outcome.hosts)
+    # the command says it on stderr, and prints the totals of both
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
+         "-q", "-c", "fleetbin 3", "-n", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "dtrace-nb: probes differ between hosts: beta lacks " \
+           "pid$target:fleetbin:fleet_extra:entry" in done.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines() if ln.strip()}
+    assert rows == {"fleet_work": ["6"], "fleet_extra": ["3"]}
 
 
 def test_the_same_probes_everywhere_say_nothing(cluster):
