@@ -633,9 +633,14 @@ def test_one_host_compiles_and_the_other_loads_its_object(cluster):
     from distributed import Client
 
     name = next(n for d in data.values() for n in d["shared_objects"])
+
+    def left(dask_scheduler):
+        ext = dask_scheduler.extensions
+        return [*ext["variables"].variables, *ext["events"]._events,
+                *ext["semaphores"].max_leases]
+
     with Client(cluster.address, timeout=30, set_as_default=False) as c:
-        assert name not in c.run_on_scheduler(
-            lambda dask_scheduler: list(dask_scheduler.extensions["variables"].variables))
+        assert not [n for n in c.run_on_scheduler(left) if n.startswith(name)]
     # without sharing, each host compiles its own (another constant: no cache has it)
     program2 = program.replace(str(salt), str(salt + 1))
     cfg2 = SessionConfig(program2, target_command=_config(0).target_command, quiet=True)

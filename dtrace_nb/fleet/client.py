@@ -283,11 +283,15 @@ class FleetRun:
     @staticmethod
     def _forget_objects(distributed, client, runs) -> None:
         """The compiled objects the hosts shipped each other leave the scheduler (each a
-        Variable and the Event saying it is there: fleet/objects.py)."""
+        Variable, the Event saying it is there and the Lock its compiler held:
+        fleet/objects.py)."""
         for name in {n for r in runs.values() for n in r.data.get("shared_objects", [])}:
             try:
                 distributed.Variable(name, client=client).delete()
                 distributed.Event(name + "-set", client=client).clear()
+                # a Lock made here would start lease refreshing in this client: the
+                # scheduler's handler is asked directly
+                client.sync(client.scheduler.semaphore_close, name=name + "-lock")
             except Exception:  # noqa: BLE001 - the scheduler may be gone; nothing to free
                 pass
 

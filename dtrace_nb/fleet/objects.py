@@ -9,8 +9,8 @@ the others of the same key, finding the lock taken, wait on the Variable and loa
 holds (one round trip each, all at once). One that wins the lock after the object is
 there reads it. A worker of another flavour has another key and compiles its own; a
 worker that waits longer than WAIT (the compiling worker died) compiles its own. The
-client deletes the Variables when the run ends (their names come back in each host's
-result). What travels is the compiler's JSON (instructions and map declarations); each
+client deletes the Variables, Events and Locks when the run ends (their names come back in
+each host's result). What travels is the compiler's JSON (instructions and map declarations); each
 host still loads it through its own verifier.
 """
 
