@@ -38,8 +38,9 @@ def build_parser(prog: str = CLI,
                    help="quiet: print only what the program prints (no probe lines)")
     p.add_argument("-c", dest="command", metavar="CMD",
                    help="run CMD as the target ($target); tracing ends when it exits")
-    p.add_argument("-p", dest="pid", type=int, metavar="PID",
-                   help="trace process PID as the target ($target)")
+    p.add_argument("-p", dest="pid", type=fleet_shell.pid_argument, metavar="PID",
+                   help="trace process PID as the target ($target); with --cluster, a pid "
+                        "per host: -p web1=1234,web2=5678")
     p.add_argument("-x", dest="options", action="append", default=[], metavar="OPT[=VAL]",
                    help="set a DTrace option, e.g. -x bufsize=8m -x quiet")
     p.add_argument("-w", dest="destructive", action="store_true",
@@ -174,19 +175,31 @@ def command_for(cmds: list[Command], line: int) -> Optional[Command]:
 def session_config(ns: argparse.Namespace, source: str, **extra) -> SessionConfig:
     """What the session is asked to do, from the options both shells take."""
     extra.setdefault("commands", commands(ns))
-    return SessionConfig(source, target_command=ns.command, target_pid=ns.pid,
+    return SessionConfig(source, target_command=ns.command, target_pid=single_pid(ns),
                          macro_args=list(ns.args), options=options(ns), quiet=ns.quiet,
                          **extra)
 
 
 # -- $target ---------------------------------------------------------------------------
 
+def single_pid(ns: argparse.Namespace) -> Optional[int]:
+    """-p PID; None for a per-host map (-p web1=1234,...), which only a cluster takes
+    (fleet/shell.py hands it to the fleet, host by host)."""
+    if isinstance(ns.pid, dict):
+        if not getattr(ns, "cluster", None):
+            raise DUsageError(f"-p {fleet_shell.pid_map_text(ns.pid)}: a pid per host "
+                              "needs --cluster", hint="on one host: -p PID")
+        return None
+    return ns.pid
+
+
 def explain_target(ns: argparse.Namespace) -> Optional[int]:
     """$target for an explanation, which loads nothing: -p names the process; -c's does
     not exist before tracing, so this process's id stands in for it."""
-    if ns.pid is not None:
+    if ns.pid is not None and not isinstance(ns.pid, dict):
         return ns.pid
-    return os.getpid() if ns.command else None
+    # -c's process, or a host's -p of a cluster: this process stands in
+    return os.getpid() if ns.command or ns.pid is not None else None
 
 
 @contextmanager
@@ -197,7 +210,8 @@ def listing_context(ns: argparse.Namespace,
     killed, as dtrace -l -c does."""
     proc = Target.spawn(ns.command) if ns.command else None
     try:
-        target = proc.pid if proc else ns.pid if ns.pid is not None else -1
+        pid = single_pid(ns)
+        target = proc.pid if proc else pid if pid is not None else -1
         shown = [p.replace("$target", str(target)) if target >= 0 else p for p in patterns]
         yield shown, BindContext(target_pid=target, target_exe=proc.exe if proc else "")
     finally:

@@ -220,3 +220,45 @@ def test_rerun_of_a_target_script_hits_the_cache_and_counts_exactly(private_cach
     assert [r[1] for r in runs] == [[n], [n]]
     assert runs[0][2] != runs[1][2]
     assert len(list(private_cache.iterdir())) == 1
+
+
+class _Exchange:
+    """An ObjectExchange of this test's own: it hands out what it was given, else builds
+    (what fleet/objects.py does over Dask for the hosts of one kernel flavour)."""
+
+    def __init__(self, objects=None):
+        self.objects, self.keys = dict(objects or {}), []
+
+    def share(self, key, build):
+        self.keys.append(key)
+        if key not in self.objects:
+            self.objects[key] = build()
+        return self.objects[key]
+
+
+def test_a_missing_object_is_asked_of_the_hosts_exchange(private_cache):
+    bcc = import_bcc()
+    src = "BPF_ARRAY(dtnb_two, u64, 1);\nint dtnb_b0(void *ctx) { u32 k = 0; " \
+          "u64 *v = dtnb_two.lookup(&k); if (v) (*v) += 2; return 0; }\n"
+    one = _Exchange()
+    with compiler.sharing(one):
+        built = compile_c(bcc, src, [], ["dtnb_b0"])  # not in any cache: built, offered
+    key = compiler.flavour_key(bcc, src, [], ["dtnb_b0"])
+    assert one.keys == [key] and one.objects[key] is built and not built.cached
+    # another host of the flavour: its caches are empty, the exchange has the object
+    compiler.clear_memory_cache()
+    for f in private_cache.iterdir():
+        f.unlink()
+    other = _Exchange({key: built})
+    with compiler.sharing(other):
+        got = compile_c(bcc, src, [], ["dtnb_b0"])
+    assert got.functions == built.functions and other.keys == [key]
+    # it was kept in this host's cache: asked again, the exchange is not
+    with compiler.sharing(other):
+        assert compile_c(bcc, src, [], ["dtnb_b0"]).cached
+    assert other.keys == [key]
+    # other C or flags: another key; outside sharing() no exchange is asked
+    assert compiler.flavour_key(bcc, src, ["-DX=1"], ["dtnb_b0"]) != key
+    assert compiler.flavour_key(bcc, src + "\n", [], ["dtnb_b0"]) != key
+    compile_c(bcc, src.replace("+= 2", "+= 3"), [], ["dtnb_b0"])
+    assert other.keys == [key]

@@ -2,23 +2,32 @@
 processes on 127.0.0.1, started here. Every worker runs the same program with -c, and its
 target does a number of pwrite64() calls that only that worker knows (its environment
 says how many), so each host's ground truth differs; the merged aggregations must be the
-exact sums, and a worker killed mid-trace must be reported while the other's are kept."""
+exact sums, and a worker killed mid-trace must be reported while the other's are kept.
+
+Each worker is a host of its own in two more ways: its own object cache (XDG_CACHE_HOME),
+and its own `fleetbin` first on its PATH, built from one source with a function only
+alpha's has (fleet_extra), so that `-c fleetbin` is a different binary on each host and a
+pid provider description matches different probes on each."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from dtrace_nb.aggregate.buckets import llquantize_bucket, quantize_bucket
+from dtrace_nb.errors import DUsageError
 from dtrace_nb.fleet.client import FleetRun
 from dtrace_nb.fleet.report import FleetResult, run_fleet
 from dtrace_nb.session import SessionConfig
@@ -28,6 +37,27 @@ pytestmark = pytest.mark.kernel
 
 DASK = Path(sys.executable).with_name("dask")
 PWRITES = {"alpha": 5, "beta": 12}  # worker name -> pwrite64() calls of its target
+EXTRA = {"alpha": True, "beta": False}  # whose fleetbin has fleet_extra()
+
+# calls fleet_work(k) for k = 1..N (argv[1]), and fleet_extra(k) too where built -DEXTRA
+FLEETBIN = r"""
+#include <stdlib.h>
+__attribute__((noinline)) void fleet_work(int k) { __asm__ volatile("" : : "r"(k) : "memory"); }
+#ifdef EXTRA
+__attribute__((noinline)) void fleet_extra(int k) { __asm__ volatile("" : : "r"(k) : "memory"); }
+#endif
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 1;
+    for (int k = 1; k <= n; k++) {
+        fleet_work(k);
+#ifdef EXTRA
+        fleet_extra(k);
+#endif
+    }
+    return 0;
+}
+"""
 
 # The target: N pwrite64() of 1..N bytes (N from the worker's environment), then a file
 # that says it is done, then it stays alive for a while (the kill test needs it running).
@@ -82,12 +112,51 @@ class Cluster:
         self.address = json.loads(sched_file.read_text())["address"]
         for name in names:
             env = dict(os.environ, FLEET_TEST_PWRITES=str(PWRITES[name]),
-                       FLEET_TEST_DONE=str(tmp / f"{name}.done"))
+                       FLEET_TEST_DONE=str(tmp / f"{name}.done"),
+                       XDG_CACHE_HOME=str(tmp / f"cache-{name}"),
+                       PATH=f"{self._fleetbin(tmp, name)}:{os.environ['PATH']}")
             self.procs[name] = subprocess.Popen(
                 [str(DASK), "worker", self.address, "--name", name, "--nthreads", "1",
                  "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
                 env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / f"{name}.log", "w"))
         self._wait_workers(len(names))
+
+    @staticmethod
+    def _fleetbin(tmp: Path, name: str) -> Path:
+        """tmp/bin-NAME/fleetbin: this host's build of FLEETBIN."""
+        from tests.workloads.build import CC, CFLAGS
+
+        where = tmp / f"bin-{name}"
+        where.mkdir(exist_ok=True)
+        (tmp / "fleetbin.c").write_text(FLEETBIN)
+        subprocess.run([CC, *CFLAGS, *(["-DEXTRA"] if EXTRA[name] else []), "-o",
+                        str(where / "fleetbin"), str(tmp / "fleetbin.c")], check=True)
+        return where
+
+    def live_events(self) -> set[str]:
+        """The fleet's live events that are set on the scheduler (a host is live)."""
+        from distributed import Client
+
+        def names(dask_scheduler):
+            events = dask_scheduler.extensions["events"]._events
+            return [n for n, e in events.items() if "-live-" in n and e.is_set()]
+
+        with Client(self.address, timeout=30, set_as_default=False) as c:
+            return set(c.run_on_scheduler(names))
+
+    def when_live(self, n: int, then, timeout: float = 60) -> threading.Thread:
+        """A thread that calls then() once n more hosts are live than are now."""
+        before = self.live_events()
+
+        def wait():
+            deadline = time.monotonic() + timeout
+            while len(self.live_events() - before) < n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            then()
+
+        t = threading.Thread(target=wait, daemon=True)
+        t.start()
+        return t
 
     def _wait_workers(self, n: int) -> None:
         from distributed import Client
@@ -172,7 +241,6 @@ def test_merged_aggregations_are_the_exact_sums(cluster):
 
 def test_a_worker_killed_mid_trace_is_reported_and_the_other_kept(own_cluster):
     cluster = own_cluster
-    import threading
 
     before = bpf_state()
     box = {}
@@ -458,7 +526,6 @@ def test_ctrl_c_stops_every_host_and_the_command_prints_the_totals(cluster, sig)
 
 
 def test_workers_detach_by_themselves_when_the_scheduler_dies(own_cluster):
-    import threading
 
     before = bpf_state()
     cfg = SessionConfig("syscall::pwrite64:entry { @n = count(); }", quiet=True)
@@ -484,3 +551,225 @@ def _swallow(fn):
         fn()
     except BaseException:  # noqa: BLE001 - the client loses its scheduler on purpose
         pass
+
+
+# -- -p with a pid per host ---------------------------------------------------------------
+
+# waits for a file, then N pwrite64() calls of 1..N bytes, then exits
+WAITER = (
+    "import os, sys, time\n"
+    "while not os.path.exists(sys.argv[1]): time.sleep(0.01)\n"
+    "fd = os.open(os.devnull, os.O_WRONLY)\n"
+    "for k in range(1, int(sys.argv[2]) + 1): os.pwrite(fd, b'x' * k, 0)\n"
+)
+
+
+class Waiters:
+    """One process per host that `-p` traces, each making its own host's number of calls
+    once go() is called; reaped as they exit (a zombie would still look alive)."""
+
+    def __init__(self, tmp: Path, names):
+        self.go_file = tmp / f"go-{uuid.uuid4().hex[:8]}"
+        self.procs = {n: subprocess.Popen([sys.executable, "-c", WAITER, str(self.go_file),
+                                           str(PWRITES[n])]) for n in names}
+        for p in self.procs.values():
+            threading.Thread(target=p.wait, daemon=True).start()
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {n: p.pid for n, p in self.procs.items()}
+
+    def go(self) -> None:
+        self.go_file.touch()
+
+    def close(self) -> None:
+        self.go()
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def waiters(cluster):
+    w = Waiters(cluster.tmp, list(PWRITES))
+    yield w
+    w.close()
+
+
+def test_p_per_host_traces_each_hosts_own_process(cluster, waiters):
+    before = bpf_state()
+    cluster.when_live(2, waiters.go)
+    r = run_fleet(cluster.address, SessionConfig(PROGRAM, quiet=True), pids=waiters.pids,
+                  duration=60)
+    assert r.failed_hosts == [], r.messages
+    assert {h: s["target_pid"] for h, s in r.hosts.items()} == waiters.pids
+    assert {h: s["stop_reason"] for h, s in r.hosts.items()} == \
+        {"alpha": "target exited", "beta": "target exited"}
+    per = r.by_host("calls")  # $target on each host is that host's own process
+    assert dict(zip(per["host"], per["count"])) == PWRITES
+    assert r["calls"]["count"].tolist() == [sum(PWRITES.values())]
+    ns = list(PWRITES.values())
+    assert r["bytes"]["sum"].tolist() == [sum(n * (n + 1) // 2 for n in ns)]
+    assert settled_diff(before) == []
+
+
+def test_the_command_takes_a_pid_per_host(cluster, waiters):
+    cluster.when_live(2, waiters.go)
+    pids = ",".join(f"{h}={p}" for h, p in waiters.pids.items())
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
+         "-q", "-p", pids, "-n", PROGRAM.replace("@sizes = quantize(arg2);", "")],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines() if ln.strip()}
+    assert rows["pwrite64"] == [str(sum(PWRITES.values()))]
+
+
+def test_p_refusals_come_before_anything_is_loaded(cluster):
+    before = bpf_state()
+    cfg = SessionConfig(PROGRAM, quiet=True)
+    me = os.getpid()
+    cases = [  # (run_fleet's arguments, what the error says)
+        ({"pids": {"alpha": me}, "hosts": ["alpha", "beta"]}, "no pid given for host beta"),
+        ({"pids": {"alpha": me, "gamma": me}}, "no worker named gamma"),
+        ({"pids": {"alpha": me, "beta": me}, "hosts": ["alpha"]},
+         "-p names beta, which --hosts/--workers did not choose"),
+    ]
+    for kwargs, said in cases:
+        with pytest.raises(DUsageError, match=re.escape(said)):
+            run_fleet(cluster.address, cfg, duration=5, **kwargs)
+    # a plain -p PID is one host's process
+    one = SessionConfig(PROGRAM, quiet=True, target_pid=me)
+    with pytest.raises(DUsageError, match=r"-p \d+: a pid is one host's process, and 2 "
+                                          "hosts are chosen"):
+        run_fleet(cluster.address, one, duration=5)
+    assert settled_diff(before) == []
+    # the command says so on stderr, in one line, and exits non-zero
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
+         "-p", f"alpha={me}", "--hosts", "alpha,beta", "-n", "BEGIN { exit(0); }"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "no pid given for host beta" in done.stderr and "Traceback" not in done.stderr
+    # and a pid per host without a cluster
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "-p", f"alpha={me}",
+         "-n", "BEGIN { exit(0); }"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "a pid per host needs --cluster" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_plain_p_with_one_host_chosen(cluster):
+    w = Waiters(cluster.tmp, ["beta"])
+    try:
+        cluster.when_live(1, w.go)
+        cfg = SessionConfig(PROGRAM, quiet=True, target_pid=w.pids["beta"])
+        r = run_fleet(cluster.address, cfg, hosts=["beta"], duration=60)
+    finally:
+        w.close()
+    assert r.failed_hosts == [], r.messages
+    assert r["calls"]["count"].tolist() == [PWRITES["beta"]]
+
+
+def test_the_magic_takes_a_pid_per_host_and_merges_frames(cluster, waiters):
+    from tests.conftest import ipython_shell
+
+    ip = ipython_shell()
+    ip.run_line_magic("load_ext", "dtrace_nb")
+    cluster.when_live(2, waiters.go)
+    pids = ",".join(f"{h}={p}" for h, p in waiters.pids.items())
+    ip.run_cell_magic("dtrace", f"--cluster {cluster.address} -q --frames -p {pids} -T 60",
+                      "syscall::pwrite64:entry /pid == $target/ { trace(arg2); }")
+    r = ip.user_ns["_dtrace"]
+    assert isinstance(r, FleetResult), r
+    assert r.failed_hosts == [], r.messages
+    df = r.records_frame()  # one frame for the one clause, a host column first
+    assert list(df.columns[:1]) == ["host"]
+    # host by host, each host's records in its own (time) order
+    assert list(zip(df["host"], df["trace"])) == \
+        [(h, k) for h, n in PWRITES.items() for k in range(1, n + 1)]
+    assert "[alpha]" not in r.output and "[beta]" not in r.output  # columns, not text
+
+
+def test_frames_with_the_session_api(cluster):
+    program = ("syscall::pwrite64:entry /pid == $target/ { printf(\"%d %d\", arg2, arg2 * 2); }"
+               "\nsyscall::pwrite64:entry /pid == $target && arg2 == 1/ { trace(pid); }")
+    cfg = SessionConfig(program, target_command=_config(0).target_command, quiet=True,
+                        record_frames=True)
+    r = run_fleet(cluster.address, cfg, duration=60)
+    assert r.failed_hosts == [], r.messages
+    first = r.records_frame(0)
+    assert list(zip(first["host"], first["printf_1"], first["printf_2"])) == \
+        [(h, k, 2 * k) for h, n in PWRITES.items() for k in range(1, n + 1)]
+    second = r.records_frame(1)
+    assert list(zip(second["host"], second["trace"])) == \
+        [(h, r.hosts[h]["target_pid"]) for h in PWRITES]
+
+
+# -- probe sets that differ between hosts ---------------------------------------------------
+
+def test_probe_sets_that_differ_between_hosts_are_reported(cluster):
+    # alpha's fleetbin has fleet_extra(), beta's does not: one description, other probes
+    program = "pid$target::fleet_*:entry { @calls[probefunc] = count(); }"
+    cfg = SessionConfig(program, target_command="fleetbin 7", quiet=True)
+    outcome = FleetRun(cluster.address, cfg).run(duration=60)
+    r = FleetResult.from_outcome(outcome, program)
+    assert r.failed_hosts == [], r.messages
+    assert "dtrace-nb: probes differ between hosts: beta lacks " \
+           "pid$target:fleetbin:fleet_extra:entry" in r.messages, r.messages
+    calls = r["calls"]
+    assert dict(zip(calls["probefunc"], calls["count"])) == {"fleet_work": 14, "fleet_extra": 7}
+    # different binaries, different C: each host compiled its own object
+    assert all(h.data["objects_received"] == 0 for h in outcome.hosts)
+    # the command says it on stderr, and prints the totals of both
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
+         "-q", "-c", "fleetbin 3", "-n", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "dtrace-nb: probes differ between hosts: beta lacks " \
+           "pid$target:fleetbin:fleet_extra:entry" in done.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines() if ln.strip()}
+    assert rows == {"fleet_work": ["6"], "fleet_extra": ["3"]}
+
+
+def test_the_same_probes_everywhere_say_nothing(cluster):
+    r = run_fleet(cluster.address, _config(0), duration=60)
+    assert r.failed_hosts == []
+    assert not any("probes differ" in m for m in r.messages), r.messages
+
+
+# -- compile once per kernel flavour --------------------------------------------------------
+
+def test_one_host_compiles_and_the_other_loads_its_object(cluster):
+    # a constant no cache has seen: neither host has this object yet
+    salt = int(uuid.uuid4().hex[:8], 16)
+    program = f"syscall::pwrite64:entry /pid == $target/ {{ @n = sum(arg2 + {salt}); }}"
+    cfg = SessionConfig(program, target_command=_config(0).target_command, quiet=True)
+    outcome = FleetRun(cluster.address, cfg).run(duration=60)
+    r = FleetResult.from_outcome(outcome, program)
+    assert r.failed_hosts == [], r.messages
+    ns = list(PWRITES.values())
+    assert r["n"]["sum"].tolist() == [sum(n * (n + 1) // 2 + n * salt for n in ns)]
+    data = {h.host: h.data for h in outcome.hosts}
+    assert sorted(d["objects_received"] for d in data.values()) == [0, 1]
+    assert sorted(len(d["shared_objects"]) for d in data.values()) == [0, 1]
+    # the client deleted the shipped object from the scheduler
+    from distributed import Client
+
+    name = next(n for d in data.values() for n in d["shared_objects"])
+
+    def left(dask_scheduler):
+        ext = dask_scheduler.extensions
+        return [*ext["variables"].variables, *ext["events"]._events,
+                *ext["semaphores"].max_leases]
+
+    with Client(cluster.address, timeout=30, set_as_default=False) as c:
+        assert not [n for n in c.run_on_scheduler(left) if n.startswith(name)]
+    # without sharing, each host compiles its own (another constant: no cache has it)
+    program2 = program.replace(str(salt), str(salt + 1))
+    cfg2 = SessionConfig(program2, target_command=_config(0).target_command, quiet=True)
+    outcome = FleetRun(cluster.address, cfg2, share_objects=False).run(duration=60)
+    assert [h.data["objects_received"] for h in outcome.hosts] == [0, 0]
+    assert not any(h.data["compiled_from_cache"] for h in outcome.hosts)

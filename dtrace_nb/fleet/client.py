@@ -16,6 +16,7 @@ from typing import Callable, Optional
 from dtrace_nb.aggregate.merge import MergeError, merge_hosts
 from dtrace_nb.aggregate.snapshot import AggSnapshot
 from dtrace_nb.errors import DUsageError
+from dtrace_nb.fleet.probesets import probe_differences
 from dtrace_nb.fleet.progress import FleetProgress, ProgressBoard
 from dtrace_nb.fleet.worker import (BEAT, GRACE, config_fields, snapshot_from_plain,
                                     trace_on_worker)
@@ -103,6 +104,44 @@ def choose_workers(workers: dict, hosts: Optional[list[str]] = None,
     return {a: names[a] for a in addrs}
 
 
+def _names_worker(workers: dict, addr: str, names: dict[str, str], given: str) -> bool:
+    return given in (names[addr], addr, workers[addr].get("host", ""))
+
+
+def target_pids(workers: dict, chosen: dict[str, str], pids: Optional[dict[str, int]],
+                pid: Optional[int]) -> dict[str, Optional[int]]:
+    """address -> the pid that is $target there: -p HOST=PID,... names each chosen host's
+    (a worker's name, host or address, as --hosts); a plain -p PID is one process, so
+    only one host may be chosen with it. Refused before anything is sent to a worker."""
+    if not pids:
+        if pid is not None and len(chosen) != 1:
+            raise DUsageError(f"-p {pid}: a pid is one host's process, and {len(chosen)} "
+                              "hosts are chosen",
+                              hint="give each host its own: -p "
+                                   + ",".join(f"{n}=PID" for n in sorted(chosen.values()))
+                              + " (or choose one host with --hosts)")
+        return {a: pid for a in chosen}
+    names = _host_names(workers)
+    unknown = [h for h in pids if not any(_names_worker(workers, a, names, h) for a in names)]
+    if unknown:
+        raise DUsageError(f"-p: no worker named {', '.join(unknown)} in the cluster",
+                          hint="workers: " + ", ".join(sorted(names.values())))
+    out: dict[str, Optional[int]] = {}
+    for a, name in chosen.items():
+        given = [h for h in pids if _names_worker(workers, a, names, h)]
+        if not given:
+            raise DUsageError(f"-p: no pid given for host {name}",
+                              hint=f"add {name}=PID to -p, or leave {name} out with --hosts")
+        if len({pids[h] for h in given}) > 1:
+            raise DUsageError(f"-p: host {name} is given two pids ({', '.join(given)})")
+        out[a] = pids[given[0]]
+    unchosen = [h for h in pids if not any(_names_worker(workers, a, names, h) for a in chosen)]
+    if unchosen:
+        raise DUsageError(f"-p names {', '.join(unchosen)}, which --hosts/--workers did "
+                          "not choose")
+    return out
+
+
 def ended_reason(host_reasons: list[str]) -> str:
     """Why a fleet ended by itself, from why its hosts did: one host's exit() stopped them
     all; else the reason they share ("target exited"), else none."""
@@ -116,9 +155,15 @@ class FleetRun:
 
     def __init__(self, address: str, cfg: SessionConfig, hosts: Optional[list[str]] = None,
                  count: Optional[int] = None, connect_timeout: float = 10.0,
-                 on_message: Optional[Callable[[str], None]] = None):
+                 on_message: Optional[Callable[[str], None]] = None,
+                 pids: Optional[dict[str, int]] = None,
+                 share_objects: bool = True):
         self.address, self.cfg = address, cfg
         self.hosts_wanted, self.count = hosts, count
+        # -p HOST=PID,...: each host's $target; without --hosts/--workers, the hosts it names
+        self.pids = pids
+        # one compile per kernel flavour, shipped to the others (fleet/objects.py)
+        self.share_objects = share_objects
         self.connect_timeout = connect_timeout
         self.on_message = on_message
         self.messages: list[str] = []
@@ -147,10 +192,21 @@ class FleetRun:
         finally:
             client.close()
 
+    def _choose(self, client) -> tuple[dict[str, str], dict[str, dict]]:
+        """The chosen workers (address -> host name) and each one's config fields (its
+        own $target under -p HOST=PID)."""
+        workers = client.scheduler_info()["workers"]
+        wanted = self.hosts_wanted
+        if self.pids and not wanted and self.count is None:
+            wanted = list(self.pids)
+        chosen = choose_workers(workers, wanted, self.count)
+        pids = target_pids(workers, chosen, self.pids, self.cfg.target_pid)
+        fields = config_fields(self.cfg)
+        return chosen, {a: {**fields, "target_pid": pids[a]} for a in chosen}
+
     def _run(self, distributed, client, duration, should_stop, on_progress,
              progress_every) -> FleetOutcome:
-        chosen = choose_workers(client.scheduler_info()["workers"], self.hosts_wanted,
-                                self.count)
+        chosen, fields = self._choose(client)
         run_id = uuid.uuid4().hex[:12]
         stop = distributed.Event(f"dtrace-nb-{run_id}-stop", client=client)
         live = {a: distributed.Event(f"dtrace-nb-{run_id}-live-{a}", client=client)
@@ -158,13 +214,13 @@ class FleetRun:
         beat = distributed.Variable(f"dtrace-nb-{run_id}-beat", client=client)
         beats, next_beat = 0, 0.0
         beat.set(beats)
-        fields = config_fields(self.cfg)
         board = ProgressBoard(chosen) if on_progress else None
         reports = distributed.Queue(f"dtrace-nb-{run_id}-progress", client=client) \
             if on_progress else None
         next_progress = 0.0
-        futures = {a: client.submit(trace_on_worker, fields, run_id, duration,
+        futures = {a: client.submit(trace_on_worker, fields[a], run_id, duration,
                                     progress_every if on_progress else None,
+                                    self.share_objects,
                                     key=f"dtrace-nb-{run_id}-{i}", workers=[a],
                                     allow_other_workers=False, pure=False)
                    for i, a in enumerate(chosen)}
@@ -231,6 +287,7 @@ class FleetRun:
         for a, f in futures.items():
             if not f.done():
                 f.cancel()
+        self._forget_objects(distributed, client, runs)
         # every host may have ended between two looks of the loop above (under load)
         reason = reason or ended_reason([r.data.get("stop_reason", "") for r in runs.values()
                                          if r.data])
@@ -257,6 +314,21 @@ class FleetRun:
         for a, f in futures.items():
             if runs[a].ok and not f.done() and a not in current:
                 runs[a].failure = "worker died (lost from the scheduler) during the trace"
+
+    @staticmethod
+    def _forget_objects(distributed, client, runs) -> None:
+        """The compiled objects the hosts shipped each other leave the scheduler (each a
+        Variable, the Event saying it is there and the Lock its compiler held:
+        fleet/objects.py)."""
+        for name in {n for r in runs.values() for n in r.data.get("shared_objects", [])}:
+            try:
+                distributed.Variable(name, client=client).delete()
+                distributed.Event(name + "-set", client=client).clear()
+                # a Lock made here would start lease refreshing in this client: the
+                # scheduler's handler is asked directly
+                client.sync(client.scheduler.semaphore_close, name=name + "-lock")
+            except Exception:  # noqa: BLE001 - the scheduler may be gone; nothing to free
+                pass
 
     @staticmethod
     def _wait_done(futures, runs, timeout: float = GRACE) -> None:
@@ -292,6 +364,10 @@ class FleetRun:
             if not r.ok:
                 first = r.failure.strip().splitlines()[0] if r.failure.strip() else "failed"
                 self._message(f"dtrace-nb: host {r.host}: {first}")
+        differ = probe_differences({r.host: r.data["probes"] for r in runs
+                                    if r.ok and r.data.get("probes") is not None})
+        if differ:
+            self._message(differ)
         try:
             merged = merge_hosts(per_host, factors)
         except MergeError as err:

@@ -14,7 +14,7 @@ from dtrace_nb.result.result import Aggregations, Result
 from dtrace_nb.session import SessionConfig
 
 
-@dataclass
+@dataclass(repr=False)  # Result's repr: the text, not every field
 class FleetResult(Result):
     """A Result whose aggregations are the fleet totals; `by_host(name)` has each host's
     rows with a `host` column first; `hosts` says how each host ended."""
@@ -55,6 +55,7 @@ class FleetResult(Result):
             per_host=per_host,
             hosts=hosts,
             live_after=outcome.live_after,
+            record_frames=merged_frames(outcome),
         )
 
     def save(self, path: str) -> str:
@@ -98,10 +99,26 @@ class FleetResult(Result):
         return pd.concat(frames, ignore_index=True)
 
 
+def merged_frames(outcome: FleetOutcome) -> dict:
+    """(clause index, probe text) -> one DataFrame of every host's records kept as columns
+    (record_frames): a `host` column first, host by host, each host's rows in the order
+    its ring buffer delivered them (its time order; the hosts' clocks need not agree),
+    hosts in name order."""
+    parts: dict = {}
+    for run in sorted(outcome.hosts, key=lambda r: r.host):
+        for index, text, df in run.data.get("frames", []):
+            df = df.copy()
+            df.insert(0, "host", run.host)
+            parts.setdefault((index, text), []).append(df)
+    return {key: pd.concat(frames, ignore_index=True) for key, frames in sorted(parts.items())}
+
+
 def run_fleet(address: str, cfg: SessionConfig, hosts: Optional[list[str]] = None,
               workers: Optional[int] = None, duration: Optional[float] = None,
               **run_options) -> FleetResult:
     """The Session API's run_session for a cluster: `cfg` traced on the chosen workers of
-    the Dask cluster at `address` (all of them, `hosts` by name, or the first `workers`)."""
+    the Dask cluster at `address` (all of them, `hosts` by name, or the first `workers`).
+    `pids={'web1': 1234, ...}` is each host's $target (-p per host); FleetRun's other
+    options pass through."""
     run = FleetRun(address, cfg, hosts=hosts, count=workers, **run_options)
     return FleetResult.from_outcome(run.run(duration=duration), cfg.source)

@@ -1,6 +1,6 @@
 """The fleet's part of both shells, in one place: the options (--cluster, --hosts,
---workers) that frontend.build_parser adds, and running a program on a cluster for the
-command (text) and for the magic (a FleetResult)."""
+--workers, and -p's per-host form) that frontend.build_parser adds, and running a program on
+a cluster for the command (text) and for the magic (a FleetResult)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --cluster: the first N workers")
 
 
+def pid_argument(text: str):
+    """-p's value: PID, or HOST=PID,HOST=PID (a pid per host of a cluster) as a dict."""
+    if "=" not in text:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a pid: {text!r}") from None
+    out: dict[str, int] = {}
+    for item in (i.strip() for i in text.split(",")):
+        host, eq, pid = item.partition("=")
+        if not (eq and host.strip() and pid.strip().isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not HOST=PID (-p web1=1234,web2=5678)")
+        if host.strip() in out:
+            raise argparse.ArgumentTypeError(f"host {host.strip()} is given twice")
+        out[host.strip()] = int(pid)
+    return out
+
+
+def pid_map_text(pids: dict) -> str:
+    return ",".join(f"{h}={p}" for h, p in pids.items())
+
+
 def _run(ns: argparse.Namespace, cfg: SessionConfig,
          on_message: Callable[[str], None], **run_options) -> FleetOutcome:
-    for opt, given in (("--frames", getattr(ns, "frames", False)), ("-p", ns.pid is not None)):
-        if given:
-            raise DUsageError(f"{opt} is not supported with --cluster yet")
-    return FleetRun(ns.cluster, cfg, hosts=ns.hosts, count=ns.nworkers,
+    if getattr(ns, "frames", False):
+        cfg.record_frames = True  # each host's frames come back and merge (FleetResult)
+    pids = ns.pid if isinstance(ns.pid, dict) else None
+    return FleetRun(ns.cluster, cfg, hosts=ns.hosts, count=ns.nworkers, pids=pids,
                     on_message=on_message).run(duration=ns.duration, **run_options)
 
 

@@ -23,7 +23,11 @@ from typing import Optional
 
 from dtrace_nb.aggregate.snapshot import AggSnapshot
 from dtrace_nb.errors import DError
-from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.fleet.objects import DaskObjects
+from dtrace_nb.fleet.probesets import host_probe_names
+from dtrace_nb.lang.options import Options
+from dtrace_nb.lang.parser import parse
+from dtrace_nb.runtime.compiler import sharing
 from dtrace_nb.session import Session, SessionConfig
 from dtrace_nb.text.messages import is_fault_message
 
@@ -46,12 +50,18 @@ PROGRESS_LINES = 40
 
 def destructive_refusal(cfg: SessionConfig) -> Optional[str]:
     """Why this worker refuses the program (it enables destructive actions, by -w or a
-    pragma, and the worker was not started allowing them), or None. Compiled here first,
-    with this process standing in for $target (compiling loads nothing)."""
+    pragma, and the worker was not started allowing them), or None. Read from the options
+    and the program's pragmas alone: probes are not matched here (a pid$target probe
+    matches only once the target exists), and destructive actions compile only where the
+    option is set."""
     if os.environ.get(ALLOW_DESTRUCTIVE_ENV) == "1":
         return None
-    checked, _ = compile_program(cfg, None, os.getpid(), "")
-    if checked.options["destructive"]:
+    opts = Options()
+    for name, value in cfg.options.items():
+        opts.set(name, value)
+    for pragma in parse(cfg.source).pragmas:
+        opts.apply_pragma(pragma)
+    if opts["destructive"]:
         return (f"destructive actions refused: this worker was not started with "
                 f"{ALLOW_DESTRUCTIVE_ENV}=1")
     return None
@@ -177,25 +187,32 @@ class _Progress:
 
 
 def trace_on_worker(config: dict, run_id: str, duration: Optional[float],
-                    progress_every: Optional[float] = None) -> dict:
+                    progress_every: Optional[float] = None, share_objects: bool = True) -> dict:
     """Trace `config` (SessionConfig's fields) on this worker until the fleet stops; with
     `progress_every`, report progress on the run's queue that often.
     Returns host, snapshots (name -> plain snapshot), normalize factors, output chunks,
-    messages, records, drops, errors, exit status, stop reason and error (text or
-    None)."""
-    from distributed import Event, Queue, Variable, get_worker  # on a worker: it is there
+    messages, records, drops, errors, exit status, stop reason, the probes enabled, the
+    records kept as columns (record_frames: [(clause, text, DataFrame)]), the compiled
+    objects shared with the run's other hosts, and error (text or None). `share_objects`:
+    compile once per kernel flavour among the run's hosts (fleet/objects.py)."""
+    from distributed import Event, Queue, Variable, get_client, get_worker  # on a worker
 
     worker = get_worker()
     host = str(worker.name) if worker.name is not None else socket.gethostname()
-    live, stop = Event(f"dtrace-nb-{run_id}-live-{worker.address}"), \
-        Event(f"dtrace-nb-{run_id}-stop")
-    beat = Variable(f"dtrace-nb-{run_id}-beat")
+    # the worker's client, found from this (the task's) thread: the stop watch asks from a
+    # thread of its own, where Dask finds no worker and would look for a default client
+    # (none in a Nanny's worker process: every question hung until UNREACHABLE)
+    client = get_client()
+    live, stop = Event(f"dtrace-nb-{run_id}-live-{worker.address}", client=client), \
+        Event(f"dtrace-nb-{run_id}-stop", client=client)
+    beat = Variable(f"dtrace-nb-{run_id}-beat", client=client)
     cfg = SessionConfig(**{**config, "fleet_member": True})
     session = Session(cfg)
     deadline = time.monotonic() + duration + GRACE if duration else None
     watch = _StopWatch(stop, beat, deadline)
-    progress = _Progress(Queue(f"dtrace-nb-{run_id}-progress"), host, worker.address) \
-        if progress_every else None
+    progress = _Progress(Queue(f"dtrace-nb-{run_id}-progress", client=client), host,
+                         worker.address) if progress_every else None
+    objects = DaskObjects(run_id, client) if share_objects else None
     error: Optional[str] = None
     said_live = []
 
@@ -209,9 +226,10 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float],
         refusal = destructive_refusal(cfg)
         if refusal is not None:
             raise DError(refusal)
-        outcome = session.run(duration=duration + GRACE if duration else None,
-                              should_stop=should_stop, on_tick=progress,
-                              tick=progress_every or 3600)
+        with sharing(objects):
+            outcome = session.run(duration=duration + GRACE if duration else None,
+                                  should_stop=should_stop, on_tick=progress,
+                                  tick=progress_every or 3600)
         if outcome.error is not None:
             error = outcome.error.render(cfg.source)
         elif watch.reason:
@@ -229,6 +247,7 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float],
         if not said_live:
             live.set()  # ended before it was live: the client must not wait for it
     snap = session._final or {}
+    target_pid = session.target.pid if session.target else None
     return {
         "host": host,
         "address": worker.address,
@@ -241,7 +260,14 @@ def trace_on_worker(config: dict, run_id: str, duration: Optional[float],
         "drops": session.drops(),
         "exit_status": session.exit_status,
         "stop_reason": session.stop_reason,
-        "target_pid": session.target.pid if session.target else None,
+        "target_pid": target_pid,
+        # None: no program was made here (it did not compile): no probe set to compare
+        "probes": host_probe_names(session.program.probes, target_pid)
+        if session.program is not None else None,
+        "frames": [(i, text, df) for (i, text), df in session.records_frames().items()],
+        "shared_objects": list(objects.published) if objects else [],
+        "objects_received": objects.received if objects else 0,
+        "compiled_from_cache": session.compiled_from_cache,
         "duration": (session.ended_at - session.started_at) if session.started_at else 0.0,
         "probes_enabled": session.probes_enabled,
         "error": error,

@@ -12,11 +12,18 @@ What the child produces depends only on the C text, the flags and the toolchain,
 cached: in memory for the process, and in a private directory on disk (0700, owned by the
 user, like the parser's tables) for the next process. An unchanged cell or script loads
 without running clang at all. DTRACE_NB_OBJECT_CACHE=off turns the cache off.
+
+A fleet run (dtrace_nb/fleet) also shares objects between hosts: under `sharing(exchange)`
+a missing object is asked of the exchange by its flavour key (what makes the object valid
+on another host, without this host's file times), which hands back another host's or has
+this one compile it.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import ctypes
 import hashlib
 import json
@@ -27,7 +34,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Callable, Iterator, Optional, Protocol
 
 from dtrace_nb.cachedir import private_cache_dir
 from dtrace_nb.runtime.kernel import libbcc
@@ -41,6 +48,29 @@ _DISK_ENTRIES = 512
 # must not inherit another thread's half-finished compile (LLVM's locks) or fd 2 redirection.
 _COMPILE_LOCK = threading.Lock()
 _memory: "OrderedDict[str, CompiledObject]" = OrderedDict()
+
+
+class ObjectExchange(Protocol):
+    """Where hosts of one flavour share compiled objects (fleet/objects.py)."""
+
+    def share(self, key: str, build: Callable[[], "CompiledObject"]) -> "CompiledObject":
+        """Another host's object for `key`, or build() (and offer it to the others)."""
+        ...
+
+
+# per thread (a Dask worker runs each task in a thread of its own): the exchange in use
+_exchange: contextvars.ContextVar[Optional[ObjectExchange]] = \
+    contextvars.ContextVar("dtrace_nb_object_exchange", default=None)
+
+
+@contextlib.contextmanager
+def sharing(exchange: Optional[ObjectExchange]) -> Iterator[None]:
+    """Compiles in this block ask `exchange` before running clang."""
+    token = _exchange.set(exchange)
+    try:
+        yield
+    finally:
+        _exchange.reset(token)
 
 
 @dataclass(frozen=True)
@@ -93,8 +123,15 @@ def compile_object(bcc, c_source: str, cflags: list[str], functions: list[str]) 
         if found is not None:
             _remember(key, found)
             return replace(found, cached=True)
-    with _COMPILE_LOCK:
-        obj = _compile_in_child(bcc, c_source, cflags, functions)
+    def build() -> CompiledObject:
+        with _COMPILE_LOCK:
+            return _compile_in_child(bcc, c_source, cflags, functions)
+
+    exchange = _exchange.get()
+    if exchange is not None:
+        obj = exchange.share(flavour_key(bcc, c_source, cflags, functions), build)
+    else:
+        obj = build()
     if use_cache:
         _remember(key, obj)
         _disk_put(key, obj)
@@ -234,13 +271,57 @@ def _toolchain() -> str:
     return "\n".join(parts)
 
 
-def _cache_key(bcc, c_source, cflags, functions) -> str:
+def _digest(*parts: str) -> str:
     h = hashlib.sha256()
-    for part in (str(FORMAT), getattr(bcc, "__version__", ""), _toolchain(), c_source,
-                 "\0".join(cflags), "\0".join(functions)):
+    for part in parts:
         h.update(part.encode(errors="surrogateescape"))
         h.update(b"\0\1")
     return h.hexdigest()
+
+
+def _cache_key(bcc, c_source, cflags, functions) -> str:
+    return _digest(str(FORMAT), getattr(bcc, "__version__", ""), _toolchain(), c_source,
+                   "\0".join(cflags), "\0".join(functions))
+
+
+_flavour: dict[int, str] = {}
+
+
+def kernel_flavour(bcc) -> str:
+    """What decides, besides the C text and flags, whether an object compiled on one host
+    is the object another host would compile: bcc's version and its LLVM (the libbcc
+    file's name and size: a package's file is the same on every host that installed it,
+    its mtime need not be), the kernel's release and build (uname -r, uname -v) and the
+    headers clang compiled against (their generated config and version files, by content).
+    BTF needs no place of its own: the struct offsets read from it are in the flags
+    (runtime/translated.py), and the verifier checks the object on each host anyway."""
+    found = _flavour.get(id(bcc))
+    if found is not None:
+        return found
+    parts = [getattr(bcc, "__version__", "")]
+    lib = os.path.realpath(_loaded_libbcc())
+    try:
+        parts.append(f"{os.path.basename(lib)}:{os.stat(lib).st_size}")
+    except OSError:
+        parts.append(os.path.basename(lib))
+    parts += [os.uname().release, os.uname().version]
+    build = f"/lib/modules/{os.uname().release}/build"
+    for rel in ("include/generated/autoconf.h", "include/generated/utsrelease.h",
+                "include/generated/uapi/linux/version.h"):
+        try:
+            with open(os.path.join(build, rel), "rb") as f:
+                parts.append(hashlib.sha256(f.read()).hexdigest())
+        except OSError:
+            parts.append(f"no {rel}")
+    found = _flavour[id(bcc)] = _digest(*parts)
+    return found
+
+
+def flavour_key(bcc, c_source, cflags, functions) -> str:
+    """The object's identity across hosts (ObjectExchange's key): its inputs and the host's
+    kernel flavour."""
+    return _digest(str(FORMAT), kernel_flavour(bcc), c_source, "\0".join(cflags),
+                   "\0".join(functions))
 
 
 def _remember(key: str, obj: CompiledObject) -> None:
