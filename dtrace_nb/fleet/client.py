@@ -75,7 +75,8 @@ def _host_names(workers: dict) -> dict[str, str]:
     """worker address -> the name a host is reported by (the worker's name, else address)."""
     names = {}
     for addr, info in workers.items():
-        name = str(info.get("name", "") or addr)
+        name = info.get("name")
+        name = addr if name is None or name == "" else str(name)  # LocalCluster's are 0, 1
         names[addr] = name if name not in names.values() else f"{name}@{addr}"
     return names
 
