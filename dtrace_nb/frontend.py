@@ -175,6 +175,11 @@ def command_for(cmds: list[Command], line: int) -> Optional[Command]:
 def session_config(ns: argparse.Namespace, source: str, **extra) -> SessionConfig:
     """What the session is asked to do, from the options both shells take."""
     extra.setdefault("commands", commands(ns))
+    if not getattr(ns, "cluster", None):
+        for opt, given in (("--hosts", ns.hosts), ("--workers", ns.nworkers),
+                           ("--by-host", ns.by_host)):
+            if given:
+                raise DUsageError(f"{opt} needs --cluster ADDR (the Dask scheduler)")
     return SessionConfig(source, target_command=ns.command, target_pid=single_pid(ns),
                          macro_args=list(ns.args), options=options(ns), quiet=ns.quiet,
                          **extra)

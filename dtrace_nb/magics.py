@@ -289,7 +289,7 @@ class DTraceMagics(Magics, Configurable):
 
     def _trace(self, args, source: str):
         if args.cluster:  # many hosts: the merged aggregations refresh as one host's do
-            view = self._fleet_view(source)
+            view = self._fleet_view(source, args.by_host)
             return self._fleet_trace(args, source, view)
         view = self._view(record=bool(os.environ.get("DTRACE_NB_RECORD")))
         self.live = view  # the running cell's view (its control bar): for a test's Stop
@@ -297,13 +297,14 @@ class DTraceMagics(Magics, Configurable):
         outcome = view.run(session, duration=args.duration, tick=self._tick(session.cfg))
         return self._result(view)(session, outcome)
 
-    def _fleet_view(self, source: str):
+    def _fleet_view(self, source: str, by_host: bool = False):
         from dtrace_nb.fleet.liveview import FleetLiveView  # pandas: when tracing
 
         view = FleetLiveView(self._display(), source, max_rows=self.max_rows,
                              plot_style=self.plot_style, plots=self.plots,
                              widgets=self.widgets,
-                             record=bool(os.environ.get("DTRACE_NB_RECORD")))
+                             record=bool(os.environ.get("DTRACE_NB_RECORD")),
+                             by_host=by_host)
         self.live = view
         return view
 
@@ -329,7 +330,7 @@ class DTraceMagics(Magics, Configurable):
         if args.cluster:
             from dtrace_nb.fleet.liveview import FleetBackgroundTrace
 
-            fleet_view = self._fleet_view(source)
+            fleet_view = self._fleet_view(source, args.by_host)
             bg = FleetBackgroundTrace(
                 lambda should_stop: self._fleet_trace(args, source, fleet_view, should_stop,
                                                       open_view=False),

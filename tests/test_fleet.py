@@ -344,6 +344,11 @@ def test_the_magic_shows_the_fleet_live_in_one_area(cluster, tmp_path, monkeypat
     html = final["text/html"]
     assert f"{total} lines of output" in html and html.count("[alpha] w ") == PWRITES["alpha"]
     assert html.count("[beta] w ") == PWRITES["beta"] and "<details>" in html
+    # each host's status, live and at the end
+    assert any("alpha: live · 5 records" in "\n".join(lines) and "beta: live" in
+               "\n".join(lines) for lines in view.statuses_seen), view.statuses_seen
+    # (each host was stopped by the fleet's -T)
+    assert "alpha: ended (stopped) · 5 records · 0 drops · 0 errors" in html
     # played back where BPF cannot load: the same totals and each host's rows
     monkeypatch.delenv("DTRACE_NB_RECORD")
     monkeypatch.setenv("DTRACE_NB_NO_BPF", "1")
@@ -357,6 +362,35 @@ def test_the_magic_shows_the_fleet_live_in_one_area(cluster, tmp_path, monkeypat
     assert dict(zip(again.by_host("calls")["host"], again.by_host("calls")["count"])) == \
         PWRITES
     assert again.hosts["alpha"]["ok"] and again.failed_hosts == []
+
+
+def test_by_host_gives_each_hosts_aggregations_too(cluster):
+    command = _config(0).target_command
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
+         "--by-host", "-q", "-c", command, "-n",
+         "syscall::pwrite64:entry /pid == $target/ { @calls[probefunc] = count(); }"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [ln.split() for ln in done.stdout.splitlines() if ln.strip()]
+    total = sum(PWRITES.values())
+    # the fleet total, then each host under its name, as dtrace(1) prints one host's
+    assert lines == [["pwrite64", str(total)], ["[alpha]"], ["pwrite64", "5"], ["[beta]"],
+                     ["pwrite64", "12"]]
+    from IPython.utils.capture import capture_output
+
+    ip, _magics = _fleet_shell()
+    with capture_output() as cap:
+        ip.run_cell_magic("dtrace", f"--cluster {cluster.address} --by-host -q "
+                          f"-c {shlex.quote(command)}", PROGRAM)
+    html = cap.outputs[-1].data["text/html"]
+    assert "@calls by host" in html and ">alpha<" in html and ">beta<" in html
+
+
+def test_by_host_needs_a_cluster():
+    done = subprocess.run([str(Path(sys.executable).with_name("dtrace-nb")), "--by-host", "-n",
+                           "BEGIN { exit(0); }"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "--by-host needs --cluster" in done.stderr
 
 
 def test_the_stop_button_stops_every_host(cluster):

@@ -29,6 +29,7 @@ class CellContent:
     first_error: str = ""
     losses: list = field(default_factory=list)    # dtrace(1)'s drop messages
     failure: str = ""                             # a rendered DError
+    status_lines: list = field(default_factory=list)  # e.g. each host of a fleet, a line
     max_rows: int = 20
     live: bool = True
 
@@ -65,6 +66,9 @@ class CellContent:
         for p in self._problems():
             parts.append(f"<div style='color:#c62828;font-family:monospace'>"
                          f"{html.escape(p)}</div>")
+        for line in self.status_lines:
+            parts.append(f"<div style='color:#666;font-family:monospace'>"
+                         f"{html.escape(line)}</div>")
         for name, df in self.frames.items():
             parts.append(table_html(name, self.funcs.get(name, ""), df, self.max_rows))
         if self.png is not None:
@@ -92,6 +96,7 @@ class CellContent:
         if self.failure:
             parts.append(self.failure)
         parts.extend(self._problems())
+        parts.extend(self.status_lines)
         for name, df in self.frames.items():
             parts.append(table_text(name, self.funcs.get(name, ""), df, self.max_rows))
         if self.lines:

@@ -300,13 +300,22 @@ class FleetRun:
     @staticmethod
     def _progress(board, live, futures, runs, live_at, now) -> FleetProgress:
         n = len(futures)
+        states = {}
+        for a, f in futures.items():
+            if not runs[a].ok:
+                states[a] = "lost" if "died" in runs[a].failure else "failed"
+            elif f.done():
+                states[a] = "ended"
+            elif live_at is None:
+                states[a] = "live" if live[a].is_set() else "starting"
+            else:
+                states[a] = "live"
+        up = sum(1 for st in states.values() if st == "live")
         if live_at is None:
-            up = sum(1 for a in futures if live[a].is_set())
-            return board.progress(f"starting on {n} host{'s' * (n != 1)} ({up} live)",
-                                  up, 0.0)
-        up = sum(1 for a in futures if runs[a].ok and not futures[a].done())
+            return board.progress(f"starting on {n} host{'s' * (n != 1)} ({up} live)", up,
+                                  0.0, states)
         return board.progress(f"tracing on {up} of {n} host{'s' * (n != 1)}", up,
-                              now - live_at)
+                              now - live_at, states)
 
     @staticmethod
     def _check_lost(client, futures, runs) -> None:

@@ -19,7 +19,7 @@ from dtrace_nb.display.controlbar import ControlBar
 from dtrace_nb.display.live import (BackgroundTrace, snapshot_content, units_for,
                                     warm_imports)
 from dtrace_nb.fleet.client import FleetOutcome
-from dtrace_nb.fleet.progress import FleetProgress
+from dtrace_nb.fleet.progress import FleetProgress, HostStatus
 from dtrace_nb.fleet.text import aggregations_text, host_messages, host_records_text
 from dtrace_nb.text.messages import is_chatter, is_fault_message
 
@@ -27,8 +27,9 @@ from dtrace_nb.text.messages import is_chatter, is_fault_message
 class FleetLiveView:
     def __init__(self, display: Callable, source: str = "", max_rows: int = 20,
                  plot_style: str = "default", plots: bool = True, widgets: bool = True,
-                 record: bool = False):
+                 record: bool = False, by_host: bool = False):
         self.display, self.source = display, source
+        self.by_host = by_host  # tables of each host's rows (a host column) as well
         self.max_rows, self.plot_style, self.plots = max_rows, plot_style, plots
         self.widgets, self.record = widgets, record
         self.background = False  # --bg: no cell to raise in, the area says what failed
@@ -37,6 +38,7 @@ class FleetLiveView:
         self.units: Optional[dict] = None
         self.messages: list[str] = []   # the client's: failed hosts, hosts not live
         self.refreshes: list = []       # (unix time, status, frames, funcs), for recordings
+        self.statuses_seen: list = []   # each refresh's host lines
         self.updates = 0
         self._render: Optional[threading.Thread] = None
         self._lock = threading.Lock()
@@ -90,6 +92,10 @@ class FleetLiveView:
         content.line_count = p.line_count
         content.errors, content.first_error = p.errors, p.first_error
         content.losses = list(self.messages)
+        content.status_lines = [h.text() for h in p.hosts_status]
+        self.statuses_seen.append(content.status_lines)
+        if self.by_host:
+            _add_host_frames(content, p.per_host)
         if self.record:
             self.refreshes.append((time.time(), status, content.frames, content.funcs))
         self._show(content)
@@ -133,6 +139,9 @@ class FleetLiveView:
         content.first_error = next((m for m in said if is_fault_message(_untagged(m))), "")
         content.losses = [m for m in [*outcome.messages, *said] if not
                           is_chatter(_untagged(m)) and not is_fault_message(_untagged(m))]
+        content.status_lines = [_ended_status(h).text() for h in outcome.hosts]
+        if self.by_host:
+            _add_host_frames(content, outcome.per_host)
         with self._lock:
             self._last = content
             if self.handle is not None:
@@ -155,6 +164,35 @@ class FleetBackgroundTrace(BackgroundTrace):
 
     def _stop_reason(self) -> str:
         return self.result.stop_reason if self.result is not None else ""
+
+
+def host_frames(per_host: dict) -> dict:
+    """'@name by host' -> every host's rows of aggregation `name`, a host column first."""
+    import pandas as pd
+
+    out: dict = {}
+    for host, snaps in per_host.items():
+        for name, snap in snaps.items():
+            df = snap.to_frame()
+            df.insert(0, "host", host)
+            out.setdefault(f"@{name} by host", []).append(df)
+    return {k: pd.concat(v, ignore_index=True) for k, v in out.items()}
+
+
+def _add_host_frames(content: CellContent, per_host: dict) -> None:
+    frames = host_frames(per_host)
+    content.frames.update(frames)
+    content.funcs.update({k: content.funcs.get(k[:-len(" by host")], "") for k in frames})
+
+
+def _ended_status(run) -> HostStatus:
+    if not run.ok:
+        state = "lost" if "died" in run.failure else "failed"
+    else:
+        reason = run.data.get("stop_reason")
+        state = f"ended ({reason})" if reason else "ended"
+    return HostStatus(run.host, state, run.data.get("records", 0),
+                      sum(run.data.get("drops", {}).values()), run.data.get("errors", 0))
 
 
 def _untagged(message: str) -> str:

@@ -26,6 +26,21 @@ class FleetProgress:
     merged: dict[str, AggSnapshot] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)  # the newest printed lines, "[host] ..."
     line_count: int = 0                             # every host's lines so far
+    per_host: dict[str, dict[str, AggSnapshot]] = field(default_factory=dict)
+    hosts_status: list[HostStatus] = field(default_factory=list)
+
+
+@dataclass
+class HostStatus:
+    host: str
+    state: str          # starting, live, ended, failed, lost
+    records: int = 0
+    drops: int = 0
+    errors: int = 0
+
+    def text(self) -> str:
+        return (f"{self.host}: {self.state} · {self.records:,} records · {self.drops:,} drops"
+                f" · {self.errors:,} errors")
 
 
 class ProgressBoard:
@@ -48,7 +63,8 @@ class ProgressBoard:
             new = True
         return new
 
-    def progress(self, stage: str, live: int, elapsed: float) -> FleetProgress:
+    def progress(self, stage: str, live: int, elapsed: float,
+                 states: dict[str, str] | None = None) -> FleetProgress:
         reports = list(self.latest.values())
         factors: dict[str, int] = {}
         for r in reports:
@@ -67,4 +83,8 @@ class ProgressBoard:
             errors=sum(r["errors"] for r in reports),
             first_error=next((r["first_error"] for r in reports if r["first_error"]), ""),
             merged=merged, lines=list(self.lines),
-            line_count=sum(r["line_count"] for r in reports))
+            line_count=sum(r["line_count"] for r in reports), per_host=per_host,
+            hosts_status=[HostStatus(name, (states or {}).get(addr, "starting"),
+                                     **{k: self.latest.get(addr, {}).get(k, 0)
+                                        for k in ("records", "drops", "errors")})
+                          for addr, name in self.names.items()])

@@ -20,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --cluster: only these workers (names, hosts or addresses)")
     p.add_argument("--workers", dest="nworkers", type=int, metavar="N",
                    help="with --cluster: the first N workers")
+    p.add_argument("--by-host", action="store_true",
+                   help="with --cluster: each host's aggregations too (after the fleet "
+                        "totals; in a notebook, tables with a host column)")
 
 
 def pid_argument(text: str):
@@ -58,13 +61,16 @@ def trace_command(ns: argparse.Namespace, cfg: SessionConfig, out, message) -> i
     """dtrace-nb --cluster: each host's records tagged with the host, then the merged
     aggregations as dtrace(1) prints them; a failed host on stderr. 1 if every host
     failed."""
-    from dtrace_nb.fleet.text import aggregations_text, host_messages, host_records_text
+    from dtrace_nb.fleet.text import (aggregations_text, host_aggregations_text,
+                                      host_messages, host_records_text)
 
     outcome = _run(ns, cfg, message)  # its own messages (failed hosts) go out as they come
     for m in host_messages(outcome):
         message(m)
     out.write(host_records_text(outcome))
     out.write(aggregations_text(outcome))
+    if ns.by_host:
+        out.write(host_aggregations_text(outcome))
     out.flush()
     if outcome.hosts and all(not h.ok for h in outcome.hosts):
         return 1

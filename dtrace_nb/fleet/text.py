@@ -23,6 +23,17 @@ def aggregations_text(outcome: FleetOutcome) -> str:
                        for s in outcome.merged.values() if len(s)])
 
 
+def host_aggregations_text(outcome: FleetOutcome) -> str:
+    """Each host's own aggregations (--by-host), after a line naming the host, in the
+    order the hosts were chosen."""
+    parts = []
+    for host, snaps in outcome.per_host.items():
+        text = format_all([(s.func, s.keys, s.values, s.key_kinds, s.params)
+                           for s in snaps.values() if len(s)])
+        parts.append(f"\n[{host}]\n{text}")
+    return "".join(parts)
+
+
 def host_messages(outcome: FleetOutcome) -> list[str]:
     """The hosts' own messages: one said by every host that ran once, the others tagged."""
     ran = [r for r in outcome.hosts if r.data]
