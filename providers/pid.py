@@ -33,7 +33,7 @@ from dtrace_nb_providers import _elf
 from dtrace_nb_providers._elf import target_objects
 from dtrace_nb_providers._regs import ARG_REGS, pt_regs_args
 
-MAX_PROBES = 1000  # each is its own BPF function and uprobe
+MAX_PROBES = 100000  # each is its own BPF function and uprobe
 _FIELD = re.compile(r"^pid(\d*)$")
 _ENTRY_ARGS = tuple(ArgInfo("uint64_t", "uint64_t", f"arg{i}") for i in range(len(ARG_REGS)))
 _RETURN_ARGS = (ArgInfo("uint64_t", "uint64_t", "offset"), ArgInfo("uint64_t", "uint64_t", "rval"))
