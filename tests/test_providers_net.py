@@ -1,10 +1,11 @@
-"""The network providers on loopback traffic the test makes (127.0.0.1 and ::1 only): a
-TCP client/server doing N connects and M bytes, and UDP datagrams of known number and
-size, counted with DTrace's translated arguments; members Linux cannot supply are
-refused."""
+"""The network providers on loopback traffic the test makes (127.0.0.1 and ::1, and IPv6
+addresses on the loopback of a network namespace the test makes): a TCP client/server
+doing N connects and M bytes, and UDP datagrams of known number and size, counted with
+DTrace's translated arguments; members Linux cannot supply are refused."""
 
 from __future__ import annotations
 
+import ipaddress
 
 import pytest
 
@@ -201,3 +202,41 @@ def test_ip_protocol_names_are_refused(tmp_path, use):
     done = run_d(tmp_path, f"ip:::send {{ trace({use}); }}")
     assert done.returncode != 0
     assert "is not available" in done.stderr and "protocol names" in done.stderr, done.stderr
+
+
+NS_WORK = """
+import socket, subprocess, sys
+addrs = sys.argv[1].split(",")
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+for a in addrs:
+    if not a.startswith("::ffff:"):
+        subprocess.run(["ip", "-6", "addr", "add", a + "/128", "dev", "lo", "nodad"], check=True)
+for a in addrs:
+    srv = socket.socket(socket.AF_INET6)
+    srv.bind(("::" if a.startswith("::ffff:") else a, 0))
+    srv.listen(4)
+    c = socket.socket(socket.AF_INET6)
+    c.connect((a, srv.getsockname()[1]))
+    s, _ = srv.accept()
+    s.close(); c.close(); srv.close()
+"""
+
+# zero runs of different lengths and places (the longest, the first of equal ones), no
+# run at all, and an IPv4-mapped address, which inet_ntoa6() prints as its dotted quad
+NS_ADDRS = ("2001:db8:0:1::1", "fd00:1:2:3:4:5:6:7", "2001:db8:0:0:1:0:0:1",
+            "2001:0:0:1:0:0:0:5", "::ffff:127.0.0.1")
+
+
+def test_ipv6_address_text_in_a_network_namespace(tmp_path):
+    # the addresses live on the loopback of a network namespace the workload makes
+    script = tmp_path / "ns.py"
+    script.write_text(NS_WORK)
+    prog = ("tcp:::connect-established /pid == $target/ "
+            "{ @[args[3]->tcps_raddr, args[2]->ip_daddr, args[2]->ip_ver] = count(); }")
+    cmd = f"unshare -n {PYTHON} -S {script} {','.join(NS_ADDRS)}"
+    rows = agg_rows(ok(run_d(tmp_path, prog, extra=("-c", cmd))))
+    text = {a: ipaddress.ip_address(a).compressed for a in NS_ADDRS[:-1]}
+    assert text["2001:0:0:1:0:0:0:5"] == "2001:0:0:1::5"
+    expected = {f"{t} {t} 6": 1 for t in text.values()}
+    expected["127.0.0.1 127.0.0.1 6"] = 1
+    assert rows == expected
