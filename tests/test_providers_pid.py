@@ -6,6 +6,8 @@ through libm a known number of times."""
 from __future__ import annotations
 
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -95,3 +97,30 @@ def test_a_description_matching_more_than_a_thousand_functions(tmp_path, many):
     # one uprobe_multi link per kind: attach and detach of 3,000 probes in seconds
     # (3,000 uprobe perf events took minutes to close: a grace period each)
     assert took < 60, took
+
+
+FD_BUDGET = """
+import resource, sys
+from dtrace_nb.errors import DProbeError
+from dtrace_nb_providers.pid import _check_fd_budget
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 4096))
+_check_fd_budget(1000)  # 2,000 fds and more: the soft limit goes up to the hard one
+print(resource.getrlimit(resource.RLIMIT_NOFILE))
+try:
+    _check_fd_budget(3000)
+except DProbeError as err:
+    print(err)
+"""
+
+
+def test_without_uprobe_multi_the_fd_limit_is_checked_and_named(tmp_path):
+    # the path of kernels without uprobe_multi links: two fds a probe, in a process of
+    # its own (the limits are the process's)
+    script = tmp_path / "budget.py"
+    script.write_text(FD_BUDGET)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()[:2]
+    assert first == "(4096, 4096)"
+    assert "3000 pid probes need" in second and "RLIMIT_NOFILE's hard limit of 4096" in second
