@@ -197,6 +197,7 @@ class UprobeMultiAttach(Attach):
     cookies: tuple[int, ...]
     pid: int = -1
     ret: bool = False
+    symbols: tuple[str, ...] = ()  # for people, one an offset: "malloc", "malloc+0x10"
     mechanism = "uprobe_multi"
 
     def describe(self) -> str:

@@ -135,7 +135,8 @@ class PidProvider:
                 for start in range(0, len(group), MAX_UPROBE_MULTI_CNT):
                     part = group[start:start + MAX_UPROBE_MULTI_CNT]
                     offsets = tuple(elf.file_offset(p.data[1]) for p in part)
-                    attach = UprobeMultiAttach(path, offsets, tuple(range(len(part))), pid, ret)
+                    attach = UprobeMultiAttach(path, offsets, tuple(range(len(part))), pid, ret,
+                                               tuple(p.data[4] for p in part))
                     out.append(Binding(
                         attach=attach, ctx_decl=api.PT_REGS_CTX, probes=tuple(part),
                         selector=Selector(api.ATTACH_COOKIE,
