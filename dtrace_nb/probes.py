@@ -186,6 +186,27 @@ class UprobeAttach(Attach):
 
 
 @dataclass(frozen=True)
+class UprobeMultiAttach(Attach):
+    """Uprobes (or uretprobes) at many file offsets of one ELF object, for one process
+    (pid >= 0) or every process, through one uprobe_multi link: one program serves them
+    all, and the probe that fired is the attach cookie given with its offset (the
+    Binding's selector: `bpf_get_attach_cookie(ctx)`)."""
+
+    path: str
+    offsets: tuple[int, ...]
+    cookies: tuple[int, ...]
+    pid: int = -1
+    ret: bool = False
+    symbols: tuple[str, ...] = ()  # for people, one an offset: "malloc", "malloc+0x10"
+    mechanism = "uprobe_multi"
+
+    def describe(self) -> str:
+        kind = "uretprobes" if self.ret else "uprobes"
+        return (f"{len(self.offsets)} {kind} of {self.path} through one uprobe_multi link"
+                + (f" pid {self.pid}" if self.pid >= 0 else ""))
+
+
+@dataclass(frozen=True)
 class FentryAttach(Attach):
     """A BPF trampoline on a kernel function (fentry, or fexit with ret): the program's
     context is the function's arguments as u64s (then its return value, for fexit)."""

@@ -1,17 +1,22 @@
-"""The ip provider (DTrace's ip.d probes) on this kernel's net: tracepoints, IPv4.
+"""The ip provider (DTrace's ip.d probes) on this kernel's net: tracepoints, IPv4 and IPv6.
 
 | probe | kernel hook | fires |
 |---|---|---|
-| send | net:net_dev_start_xmit | an IPv4 packet is handed to a device driver (before the driver runs, so the packet is still the sender's; on loopback, in the sending thread) |
-| receive | net:netif_receive_skb | an IPv4 packet enters the stack from a device (softirq context: pid and execname are whoever was interrupted) |
+| send | net:net_dev_start_xmit | an IPv4 or IPv6 packet is handed to a device driver (before the driver runs, so the packet is still the sender's; on loopback, in the sending thread) |
+| receive | net:netif_receive_skb | an IPv4 or IPv6 packet enters the stack from a device (softirq context: pid and execname are whoever was interrupted) |
 
-Packets that are not IPv4 (ARP, IPv6) do not fire: ip.d's IPv6 side (ipv6info_t) is not
-served. Arguments as DTrace's: args[0] pktinfo_t (pkt_addr: the sk_buff), args[1]
-csinfo_t (cs_addr: the skb's socket, 0 on receive), args[2] ipinfo_t (ip_ver, ip_plength:
-total length less the header, ip_saddr/ip_daddr strings), args[3] ifinfo_t (if_name, the
-device), args[4] ipv4info_t (the header's fields), args[5] ipv6info_t (refused).
+Other packets (ARP...) do not fire: the skb's protocol (ETH_P_IP, ETH_P_IPV6) and the
+header's version must agree. Arguments as DTrace's: args[0] pktinfo_t (pkt_addr: the
+sk_buff), args[1] csinfo_t (cs_addr: the skb's socket, 0 on receive), args[2] ipinfo_t
+(ip_ver 4 or 6, ip_plength: IPv4 total length less the header, IPv6 payload_len,
+ip_saddr/ip_daddr strings as inet_ntoa()/inet_ntoa6() make them), args[3] ifinfo_t
+(if_name, the device), args[4] ipv4info_t and args[5] ipv6info_t (the header's fields;
+the one of the other version reads as ip.d's translator of a NULL header: 0 and
+"<null>"). ipv6_src/ipv6_dst are the addresses' kernel addresses (uintptr_t: pass them
+to inet_ntoa6()); the protocol-name members (ipv4_protostr, ipv6_nextstr) are refused.
 Kernel structures read: sk_buff.{head, network_header, protocol, sk} (BTF) and the IPv4
-header the skb's network header points at.
+or IPv6 header the skb's network header points at (IPv6: the fixed 40-byte header;
+extension headers are not walked, so ipv6_nexthdr is the first next-header value).
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ from dtrace_nb_providers.tcp import record_field
 
 EVENTS = {"send": ("net", "net_dev_start_xmit"), "receive": ("net", "netif_receive_skb")}
 ETH_P_IP_BE = 0x0008  # htons(0x0800) as the u16 reads on a little-endian CPU
-IH = api.local("ih")  # the IPv4 header's kernel address (prologue local)
+ETH_P_IPV6_BE = 0xdd86  # htons(0x86dd)
+IH = api.local("ih")  # the IP header's kernel address (prologue local)
+VER = api.local("ver")  # its version, 4 or 6 (prologue local)
+PROTO = api.local("proto")  # the skb's protocol (prologue local)
+NO_NAMES = "protocol names are not formatted by this provider (the number is)"
 
 
 @lru_cache(maxsize=1)
@@ -58,15 +67,29 @@ def _const(expr: str):
     return lambda _arg: f"(u64)({expr})"
 
 
+def _v4(expr: str, otherwise: str = "0") -> str:
+    """`expr` (of the IPv4 header) on an IPv4 packet, else `otherwise`: ipv4info_t of
+    an IPv6 packet reads as the translator's NULL header does."""
+    return f"({VER} == 4 ? ({expr}) : {otherwise})"
+
+
+def _v6(expr: str, otherwise: str = "0") -> str:
+    return f"({VER} == 6 ? ({expr}) : {otherwise})"
+
+
 def _ip_args(event):
     def args():
         skb, o = _skb(event), skb_offsets()
         sock = "0" if event == EVENTS["receive"] else api.struct_member(skb, o["sk"])
         ihl = f"(({_hdr(0, 'u8')}) & 0xf)"
-        plen = f"({_be16(2)} - {ihl} * 4)"
-        # the addresses as they lie in the header (network order), for _netinfo's helper
-        conn = net.Conn(sock=sock, family=str(net.AF_INET), laddr=_hdr(12, "u32"),
-                        raddr=_hdr(16, "u32"), lport="0", rport="0", state="0", bytes=plen)
+        # payload bytes: IPv4 total length less the header; IPv6 payload_len
+        plen = _v4(f"{_be16(2)} - {ihl} * 4", _be16(4))
+        family = _v4(str(net.AF_INET), str(net.AF_INET6))
+        # the IPv4 addresses as they lie in the header (network order), the IPv6 ones
+        # by their kernel address, for _netinfo's helper
+        conn = net.Conn(sock=sock, family=family, laddr=_hdr(12, "u32"),
+                        raddr=_hdr(16, "u32"), lport="0", rport="0", state="0", bytes=plen,
+                        laddr6=api.member_address(IH, 8), raddr6=api.member_address(IH, 24))
         ipv4 = (("ipv4_ver", "uint8_t", f"({_hdr(0, 'u8')} >> 4)"),
                 ("ipv4_ihl", "uint8_t", f"({ihl} * 4)"),
                 ("ipv4_tos", "uint8_t", _hdr(1, "u8")),
@@ -79,6 +102,16 @@ def _ip_args(event):
                 ("ipv4_checksum", "uint16_t", _be16(10)),
                 ("ipv4_src", "ipaddr_t", _hdr(12, "u32")),
                 ("ipv4_dst", "ipaddr_t", _hdr(16, "u32")))
+        word0 = f"__builtin_bswap32({_hdr(0, 'u32')})"
+        ipv6 = (("ipv6_ver", "uint8_t", f"({_hdr(0, 'u8')} >> 4)"),
+                ("ipv6_tclass", "uint8_t", f"(({word0} >> 20) & 0xff)"),
+                ("ipv6_flow", "uint32_t", f"({word0} & 0xfffff)"),
+                ("ipv6_plen", "uint16_t", _be16(4)),
+                ("ipv6_nexthdr", "uint8_t", _hdr(6, "u8")),
+                ("ipv6_hlim", "uint8_t", _hdr(7, "u8")),
+                ("ipv6_src", "uintptr_t", api.member_address(IH, 8)),
+                ("ipv6_dst", "uintptr_t", api.member_address(IH, 24)))
+        no_v4 = str(net.NO_HEADER_FAMILY)
         name = field_expr(*event, "name")
         return (
             api.translated_arg("struct sk_buff *", "pktinfo_t *", (
@@ -93,15 +126,23 @@ def _ip_args(event):
                 api.refused_member("if_local", "int8_t", "not read by this provider"),
                 api.refused_member("if_addr", "uintptr_t", "not read by this provider"))),
             api.translated_arg("struct iphdr *", "ipv4info_t *", tuple(
-                api.member(n, t, _const(c)) for n, t, c in ipv4) + (
-                api.member("ipv4_saddr", "string",
-                           lambda _a: f"{net.IPV4_STR}(0, (u32)({_hdr(12, 'u32')}), 2)",
-                           string_size=16),
-                api.member("ipv4_daddr", "string",
-                           lambda _a: f"{net.IPV4_STR}(1, (u32)({_hdr(16, 'u32')}), 2)",
-                           string_size=16))),
-            api.translated_arg("struct ipv6hdr *", "ipv6info_t *", (
-                api.refused_member("ipv6_ver", "uint8_t", "IPv6 packets do not fire here"),)),
+                api.member(n, t, _const(_v4(c))) for n, t, c in ipv4) + (
+                api.member("ipv4_saddr", "string", lambda _a: net.addr_str(
+                    0, _v4(str(net.AF_INET), no_v4), _hdr(12, "u32"), "0"),
+                    string_size=net.ADDR_SIZE),
+                api.member("ipv4_daddr", "string", lambda _a: net.addr_str(
+                    1, _v4(str(net.AF_INET), no_v4), _hdr(16, "u32"), "0"),
+                    string_size=net.ADDR_SIZE),
+                api.refused_member("ipv4_protostr", "string", NO_NAMES))),
+            api.translated_arg("struct ipv6hdr *", "ipv6info_t *", tuple(
+                api.member(n, t, _const(_v6(c))) for n, t, c in ipv6) + (
+                api.member("ipv6_saddr", "string", lambda _a: net.addr_str(
+                    2, _v6(str(net.AF_INET6), no_v4), "0", api.member_address(IH, 8)),
+                    string_size=net.ADDR_SIZE),
+                api.member("ipv6_daddr", "string", lambda _a: net.addr_str(
+                    3, _v6(str(net.AF_INET6), no_v4), "0", api.member_address(IH, 24)),
+                    string_size=net.ADDR_SIZE),
+                api.refused_member("ipv6_nextstr", "string", NO_NAMES))),
         )
     return args
 
@@ -114,9 +155,16 @@ def _hooks(event):
         proto = api.struct_member(skb, o["protocol"], "u16")
         return [tracepoint_hook(*event, arg_exprs=(skb,) * 6,
                                 notes=(f"the sk_buff ({event[0]}:{event[1]} skbaddr)",) * 6,
-                                prologue=(api.skip_unless(f"{proto} == {ETH_P_IP_BE}"),
-                                          api.declare("u64", "ih", f"{head} + {nh}"),
-                                          api.skip_unless(f"({_hdr(0, 'u8')} >> 4) == 4")),
+                                prologue=(
+                                    api.declare("u16", "proto", proto),
+                                    api.skip_unless(f"{PROTO} == {ETH_P_IP_BE} || "
+                                                    f"{PROTO} == {ETH_P_IPV6_BE}"),
+                                    api.declare("u64", "ih", f"{head} + {nh}"),
+                                    api.declare("u8", "ver", f"{_hdr(0, 'u8')} >> 4"),
+                                    # the header's version agrees with the skb's protocol
+                                    api.skip_unless(
+                                        f"({VER} == 4 && {PROTO} == {ETH_P_IP_BE}) || "
+                                        f"({VER} == 6 && {PROTO} == {ETH_P_IPV6_BE})")),
                                 declarations=(net.ADDR_HELPER,))]
     return hooks
 

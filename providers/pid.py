@@ -13,7 +13,13 @@
   return only: DTrace's per-instruction probes are not listed.
 
 Mechanism: a uprobe (entry, offsets) or uretprobe (return) at the function's file offset,
-filtered to the process. Arguments on entry are the x86-64 argument registers
+filtered to the process. Where the kernel has uprobe_multi links (Linux 6.6), the probes
+of one object, process and kind that a program uses are one BPF program on one link, the
+probe told by the attach cookie of its offset: no cap on their number but the kernel's
+(2^20 offsets a link, more make more links), one program and one fd for all, and one
+detach (each uprobe perf event's close waits for a grace period: ~0.1 s measured). Else
+each probe is its own program and perf event, two file descriptors, checked against
+RLIMIT_NOFILE before attaching. Arguments on entry are the x86-64 argument registers
 (rdi rsi rdx rcx r8 r9); on return arg1 is the return value (rax) and arg0 the return
 offset, which a uretprobe cannot know: it is 0.
 """
@@ -23,17 +29,22 @@ from __future__ import annotations
 import os
 import platform
 import re
+import resource
 from typing import Iterable, Optional
 
 from dtrace_nb.codegen import provider_api as api
 from dtrace_nb.errors import DProbeError
 from dtrace_nb.probes import (ArgInfo, BindContext, Binding, Probe, ProbePattern, ProbeSite,
-                              UprobeAttach, glob_match, is_glob)
+                              Selector, UprobeAttach, UprobeMultiAttach, glob_match, is_glob)
+from dtrace_nb.runtime.kernel import features
 from dtrace_nb_providers import _elf
 from dtrace_nb_providers._elf import target_objects
 from dtrace_nb_providers._regs import ARG_REGS, pt_regs_args
 
-MAX_PROBES = 1000  # each is its own BPF function and uprobe
+# the kernel's cap on one uprobe_multi link's offsets (kernel/trace/bpf_trace.c)
+MAX_UPROBE_MULTI_CNT = 1 << 20
+# without uprobe_multi each probe holds two file descriptors: its program and perf event
+FDS_PER_SINGLE_PROBE = 2
 _FIELD = re.compile(r"^pid(\d*)$")
 _ENTRY_ARGS = tuple(ArgInfo("uint64_t", "uint64_t", f"arg{i}") for i in range(len(ARG_REGS)))
 _RETURN_ARGS = (ArgInfo("uint64_t", "uint64_t", "offset"), ArgInfo("uint64_t", "uint64_t", "rval"))
@@ -90,10 +101,6 @@ class PidProvider:
                                          data=(path, sym.addr + off, pid, ret,
                                                sym.name + (f"+{off:#x}" if off else "")),
                                          provider=provider))
-        if len(out) > MAX_PROBES:
-            raise DProbeError(f"'{pattern}' matches {len(out)} user probes; dtrace-nb attaches "
-                              f"at most {MAX_PROBES} per description",
-                              hint="name the module and narrow the function glob")
         return out
 
     @staticmethod
@@ -112,15 +119,52 @@ class PidProvider:
     def bind(self, probes: list[Probe], ctx: BindContext) -> list[Binding]:
         if platform.machine() != "x86_64":
             raise DProbeError(f"the pid provider supports x86_64 only, not {platform.machine()}")
-        out = []
+        groups: dict[tuple[str, int, bool], list[Probe]] = {}
         for p in probes:
-            path, vaddr, pid, ret, label = p.data
-            offset = _elf.load(path).file_offset(vaddr)
+            path, _vaddr, pid, ret, _label = p.data
+            groups.setdefault((path, pid, ret), []).append(p)
+        multi = features.uprobe_multi().available
+        if not multi:
+            _check_fd_budget(len(probes))
+        out = []
+        for (path, pid, ret), group in groups.items():
             exprs, notes = pt_regs_args(ret, "uretprobe" if ret else "uprobe")
-            out.append(Binding(attach=UprobeAttach(path, offset, pid, ret, symbol=label),
-                               ctx_decl=api.PT_REGS_CTX, probes=(p,), arg_exprs=exprs,
-                               arg_notes=notes, includes=api.PT_REGS_INCLUDES))
+            elf = _elf.load(path)
+            if multi and len(group) > 1:
+                # one program for the group, the probe told by the offset's cookie
+                for start in range(0, len(group), MAX_UPROBE_MULTI_CNT):
+                    part = group[start:start + MAX_UPROBE_MULTI_CNT]
+                    offsets = tuple(elf.file_offset(p.data[1]) for p in part)
+                    attach = UprobeMultiAttach(path, offsets, tuple(range(len(part))), pid, ret,
+                                               tuple(p.data[4] for p in part))
+                    out.append(Binding(
+                        attach=attach, ctx_decl=api.PT_REGS_CTX, probes=tuple(part),
+                        selector=Selector(api.ATTACH_COOKIE,
+                                          {p.id: i for i, p in enumerate(part)}),
+                        arg_exprs=exprs, arg_notes=notes, includes=api.PT_REGS_INCLUDES))
+                continue
+            for p in group:
+                offset = elf.file_offset(p.data[1])
+                out.append(Binding(attach=UprobeAttach(path, offset, pid, ret, symbol=p.data[4]),
+                                   ctx_decl=api.PT_REGS_CTX, probes=(p,), arg_exprs=exprs,
+                                   arg_notes=notes, includes=api.PT_REGS_INCLUDES))
         return out
+
+
+def _check_fd_budget(nprobes: int) -> None:
+    """Without uprobe_multi, refuse up front what RLIMIT_NOFILE would stop half-way,
+    raising the soft limit to the hard one when that is enough."""
+    need = nprobes * FDS_PER_SINGLE_PROBE + len(os.listdir("/proc/self/fd")) + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if need <= soft:
+        return
+    if hard != resource.RLIM_INFINITY and need > hard:
+        raise DProbeError(f"{nprobes} pid probes need {need} file descriptors (a program and a "
+                          f"perf event each: this kernel has no uprobe_multi links), over "
+                          f"RLIMIT_NOFILE's hard limit of {hard}",
+                          hint="raise it (ulimit -Hn) or narrow the function glob")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY
+                                                else hard, hard))
 
 
 def target_pid(field: str) -> Optional[int]:

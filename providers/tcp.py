@@ -2,7 +2,7 @@
 
 | probe | kernel hook | fires |
 |---|---|---|
-| state-change | sock:inet_sock_set_state (protocol TCP) | every TCP state change |
+| state-change | sock:inet_sock_set_state (protocol TCP) | every TCP state change, IPv4 and IPv6 (the record's family, saddr/daddr and saddr_v6/daddr_v6) |
 | connect-request | as state-change, CLOSE -> SYN_SENT | an active open sends its SYN |
 | connect-established | as state-change, SYN_SENT -> ESTABLISHED | the SYN-ACK arrived |
 | connect-refused | as state-change, SYN_SENT -> CLOSE | the active open failed (a RST, or a timeout: the tracepoint does not say which) |
@@ -39,12 +39,22 @@ def record_field(event: tuple[str, str], name: str, ctype: str) -> str:
     raise KeyError(f"{event[0]}:{event[1]} has no field {name}")
 
 
+def record_field_address(event: tuple[str, str], name: str) -> str:
+    """C of the kernel address of field `name` of the firing's record (an array)."""
+    for f in event_format(*event):
+        if f.name == name:
+            return api.member_address(api.tracepoint_record(), f.offset)
+    raise KeyError(f"{event[0]}:{event[1]} has no field {name}")
+
+
 def _state_conn(inbound: bool) -> net.Conn:
     f = lambda n, t: record_field(STATE_EVENT, n, t)  # noqa: E731
     return net.Conn(sock=f("skaddr", "u64"), family=f("family", "u16"),
                     laddr=f("saddr", "u32"), raddr=f("daddr", "u32"),
                     lport=f("sport", "u16"), rport=f("dport", "u16"),
-                    state=f("newstate", "s32"), inbound=inbound)
+                    state=f("newstate", "s32"), inbound=inbound,
+                    laddr6=record_field_address(STATE_EVENT, "saddr_v6"),
+                    raddr6=record_field_address(STATE_EVENT, "daddr_v6"))
 
 
 def _state_args(inbound: bool):

@@ -1,9 +1,11 @@
-"""The network providers on loopback traffic the test makes (127.0.0.1 only): a TCP
-client/server doing N connects and M bytes, and UDP datagrams of known number and size,
-counted with DTrace's translated arguments; members Linux cannot supply are refused."""
+"""The network providers on loopback traffic the test makes (127.0.0.1 and ::1, and IPv6
+addresses on the loopback of a network namespace the test makes): a TCP client/server
+doing N connects and M bytes, and UDP datagrams of known number and size, counted with
+DTrace's translated arguments; members Linux cannot supply are refused."""
 
 from __future__ import annotations
 
+import ipaddress
 
 import pytest
 
@@ -16,9 +18,9 @@ DATAGRAMS, DGRAM = 23, 300
 
 TCP_WORK = """
 import socket, sys, threading
-n, size = int(sys.argv[1]), int(sys.argv[2])
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
+n, size, host = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+srv.bind((host, 0))
 srv.listen(64)
 got = []
 def serve():
@@ -35,7 +37,7 @@ def serve():
 t = threading.Thread(target=serve)
 t.start()
 for _ in range(n):
-    s = socket.create_connection(srv.getsockname())
+    s = socket.create_connection(srv.getsockname()[:2])
     s.sendall(b"x" * size)
     s.close()
 t.join()
@@ -44,10 +46,11 @@ assert sum(got) == n * size, got
 
 UDP_WORK = """
 import socket, sys
-n, size = int(sys.argv[1]), int(sys.argv[2])
-r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-r.bind(("127.0.0.1", 0))
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+n, size, host = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+r = socket.socket(family, socket.SOCK_DGRAM)
+r.bind((host, 0))
+s = socket.socket(family, socket.SOCK_DGRAM)
 s.connect(r.getsockname())
 for _ in range(n):
     s.send(b"u" * size)
@@ -55,10 +58,11 @@ for _ in range(n):
 """
 
 
-def run_work(tmp_path, prog: str, work: str, *args) -> dict[str, int]:
+def run_work(tmp_path, prog: str, work: str, n: int, size: int,
+             host: str = "127.0.0.1") -> dict[str, int]:
     script = tmp_path / "work.py"
     script.write_text(work)
-    cmd = " ".join([PYTHON, "-S", str(script), *map(str, args)])
+    cmd = " ".join([PYTHON, "-S", str(script), str(n), str(size), host])
     return agg_rows(ok(run_d(tmp_path, prog, extra=("-c", cmd))))
 
 
@@ -133,3 +137,106 @@ def test_accept_refused_is_listed_and_refused(tmp_path):
     done = run_d(tmp_path, "tcp:::accept-refused { @ = count(); }")
     assert done.returncode != 0 and "tcp_send_reset" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- IPv6 (::1): the same ground truth, with the addresses in inet_ntoa6()'s text --------
+
+TCP6_SCRIPT = r"""
+tcp:::connect-established /pid == $target/
+{ @c["connect", args[3]->tcps_raddr, args[3]->tcps_laddr, args[2]->ip_ver, args[3]->tcps_local] = count(); }
+tcp:::accept-established /args[3]->tcps_laddr == "::1"/ { @a["accept", args[2]->ip_saddr, args[2]->ip_daddr, args[2]->ip_ver] = count(); }
+tcp:::connect-request /pid == $target/ { @r["request", args[2]->ip_daddr, args[1]->cs_addr != 0] = count(); }
+tcp:::send /pid == $target/ { @b["out", args[2]->ip_saddr, args[2]->ip_daddr] = sum(args[2]->ip_plength - args[4]->tcp_offset); }
+tcp:::receive /pid == $target/ { @b["in", args[2]->ip_saddr, args[3]->tcps_raddr] = sum(args[2]->ip_plength); }
+tcp:::state-change /pid == $target && args[5]->tcps_state == 2/ { @s["syn-sent ->", args[3]->tcps_state] = count(); }
+tcp:::connect-established /pid == $target/ { @p["same port", args[3]->tcps_rport == args[4]->tcp_sport] = count(); }
+"""
+
+
+def test_tcp_over_ipv6_loopback(tmp_path):
+    rows = run_work(tmp_path, TCP6_SCRIPT, TCP_WORK, CONNECTS, SIZE, "::1")
+    assert rows == {"connect ::1 ::1 6 1": CONNECTS, "accept ::1 ::1 6": CONNECTS,
+                    "request ::1 1": CONNECTS,
+                    "out ::1 ::1": CONNECTS * SIZE, "in ::1 ::1": CONNECTS * SIZE,
+                    "syn-sent -> 1": CONNECTS, "same port 1": CONNECTS}
+
+
+def test_udp_over_ipv6_loopback(tmp_path):
+    prog = r"""
+udp:::send /pid == $target/
+{ @n["send", args[2]->ip_ver, args[2]->ip_saddr, args[2]->ip_daddr, args[3]->udps_raddr] = count();
+  @b["bytes"] = sum(args[4]->udp_length - 8); }
+udp:::receive /pid == $target/
+{ @r["receive", args[2]->ip_saddr, args[3]->udps_laddr, args[4]->udp_dport == args[3]->udps_lport] = count(); }
+"""
+    rows = run_work(tmp_path, prog, UDP_WORK, DATAGRAMS, DGRAM, "::1")
+    # receive's addresses are its socket's: the receiver never connect()ed, so its
+    # remote address (the packet's source) is the unspecified "::"
+    assert rows == {"send 6 ::1 ::1 ::1": DATAGRAMS, "receive :: ::1 1": DATAGRAMS,
+                    "bytes": DATAGRAMS * DGRAM}
+
+
+def test_ip_send_and_receive_of_ipv6_datagrams(tmp_path):
+    # ipv6info_t from the packet's header; ipv4info_t of an IPv6 packet is ip.d's NULL
+    # header's (0, "<null>"); receive is matched by the UDP length, as for IPv4
+    prog = r"""
+ip:::send /pid == $target && args[5]->ipv6_nexthdr == 17/
+{ @n["send", args[2]->ip_ver, args[2]->ip_saddr, args[2]->ip_daddr, args[3]->if_name,
+     args[5]->ipv6_ver, args[5]->ipv6_hlim, args[4]->ipv4_ver, args[4]->ipv4_saddr,
+     inet_ntoa6(args[5]->ipv6_dst)] = count();
+  @b["out"] = sum(args[2]->ip_plength); @b["plen"] = sum(args[5]->ipv6_plen); }
+ip:::receive /args[5]->ipv6_nexthdr == 17 && args[2]->ip_plength == LEN/
+{ @r["receive", args[2]->ip_ver, args[5]->ipv6_saddr, args[5]->ipv6_daddr] = count();
+  @b["in"] = sum(args[2]->ip_plength); }
+ip:::send,ip:::receive /args[2]->ip_ver == 6 && args[4]->ipv4_protocol != 0/ { @v["v4 member"] = count(); }
+""".replace("LEN", str(DGRAM + 8))
+    rows = run_work(tmp_path, prog, UDP_WORK, DATAGRAMS, DGRAM, "::1")
+    assert rows == {"send 6 ::1 ::1 lo 6 64 0 <null> ::1": DATAGRAMS,
+                    "receive 6 ::1 ::1": DATAGRAMS,
+                    "out": DATAGRAMS * (DGRAM + 8), "plen": DATAGRAMS * (DGRAM + 8),
+                    "in": DATAGRAMS * (DGRAM + 8)}
+
+
+@pytest.mark.parametrize("use", ["args[5]->ipv6_nextstr", "args[4]->ipv4_protostr"])
+def test_ip_protocol_names_are_refused(tmp_path, use):
+    done = run_d(tmp_path, f"ip:::send {{ trace({use}); }}")
+    assert done.returncode != 0
+    assert "is not available" in done.stderr and "protocol names" in done.stderr, done.stderr
+
+
+NS_WORK = """
+import socket, subprocess, sys
+addrs = sys.argv[1].split(",")
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+for a in addrs:
+    if not a.startswith("::ffff:"):
+        subprocess.run(["ip", "-6", "addr", "add", a + "/128", "dev", "lo", "nodad"], check=True)
+for a in addrs:
+    srv = socket.socket(socket.AF_INET6)
+    srv.bind(("::" if a.startswith("::ffff:") else a, 0))
+    srv.listen(4)
+    c = socket.socket(socket.AF_INET6)
+    c.connect((a, srv.getsockname()[1]))
+    s, _ = srv.accept()
+    s.close(); c.close(); srv.close()
+"""
+
+# zero runs of different lengths and places (the longest, the first of equal ones), no
+# run at all, and an IPv4-mapped address, which inet_ntoa6() prints as its dotted quad
+NS_ADDRS = ("2001:db8:0:1::1", "fd00:1:2:3:4:5:6:7", "2001:db8:0:0:1:0:0:1",
+            "2001:0:0:1:0:0:0:5", "::ffff:127.0.0.1")
+
+
+def test_ipv6_address_text_in_a_network_namespace(tmp_path):
+    # the addresses live on the loopback of a network namespace the workload makes
+    script = tmp_path / "ns.py"
+    script.write_text(NS_WORK)
+    prog = ("tcp:::connect-established /pid == $target/ "
+            "{ @[args[3]->tcps_raddr, args[2]->ip_daddr, args[2]->ip_ver] = count(); }")
+    cmd = f"unshare -n {PYTHON} -S {script} {','.join(NS_ADDRS)}"
+    rows = agg_rows(ok(run_d(tmp_path, prog, extra=("-c", cmd))))
+    text = {a: ipaddress.ip_address(a).compressed for a in NS_ADDRS[:-1]}
+    assert text["2001:0:0:1:0:0:0:5"] == "2001:0:0:1::5"
+    expected = {f"{t} {t} 6": 1 for t in text.values()}
+    expected["127.0.0.1 127.0.0.1 6"] = 1
+    assert rows == expected

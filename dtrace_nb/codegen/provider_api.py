@@ -127,6 +127,8 @@ def user_read(addr: str, ctype: str) -> str:
 # -- the current thread -------------------------------------------------------------------
 
 CURRENT_TASK = "bpf_get_current_task()"
+# the cookie the attachment gave this firing (a uprobe_multi offset's): a Selector's expr
+ATTACH_COOKIE = "bpf_get_attach_cookie(ctx)"
 CURRENT_TGID = "(bpf_get_current_pid_tgid() >> 32)"
 CURRENT_TID = "((u32)bpf_get_current_pid_tgid())"
 

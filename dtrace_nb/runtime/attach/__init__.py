@@ -4,6 +4,7 @@ from the Binding's Attach value by the registry below rather than by a chain of 
     tracepoints.py  TracepointProbe, RawTracepointProbe
     perf_event.py   PerfEventProbe (profile, tick)
     uprobe.py       UprobeProbe (pid, usdt; USDT semaphores)
+    uprobe_multi.py UprobeMultiProbe (pid: many functions, one link)
     kprobe.py       KprobeProbe (fbt without trampolines)
     fentry.py       FentryProbe (fbt with trampolines)
     trigger.py      TriggerProbe (BEGIN, END, ERROR: run by the consumer)
@@ -25,10 +26,11 @@ from dtrace_nb.runtime.attach.perf_event import PerfEventProbe
 from dtrace_nb.runtime.attach.tracepoints import RawTracepointProbe, TracepointProbe
 from dtrace_nb.runtime.attach.trigger import TriggerProbe
 from dtrace_nb.runtime.attach.uprobe import UprobeProbe
+from dtrace_nb.runtime.attach.uprobe_multi import UprobeMultiProbe
 
 MECHANISMS: tuple[type[AttachedProbe], ...] = (
-    TracepointProbe, RawTracepointProbe, PerfEventProbe, UprobeProbe, KprobeProbe,
-    FentryProbe, TriggerProbe)
+    TracepointProbe, RawTracepointProbe, PerfEventProbe, UprobeProbe, UprobeMultiProbe,
+    KprobeProbe, FentryProbe, TriggerProbe)
 _BY_KIND: dict[type[Attach], type[AttachedProbe]] = {m.attaches: m for m in MECHANISMS}
 
 
@@ -53,4 +55,4 @@ def probe_for(attach: Attach) -> AttachedProbe:
 
 __all__ = ["AttachedProbe", "FentryProbe", "KprobeProbe", "LoadAttributes", "MECHANISMS",
            "PerfEventProbe", "RawTracepointProbe", "TracepointProbe", "TriggerProbe",
-           "UprobeProbe", "load_attributes", "mechanism_for", "probe_for"]
+           "UprobeMultiProbe", "UprobeProbe", "load_attributes", "mechanism_for", "probe_for"]

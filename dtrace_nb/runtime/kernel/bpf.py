@@ -21,6 +21,7 @@ BPF_PROG_LOAD = 5
 BPF_PROG_TEST_RUN = 10
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_RAW_TRACEPOINT_OPEN = 17
+BPF_LINK_CREATE = 28
 BPF_MAP_LOOKUP_BATCH = 24
 BPF_ENABLE_STATS = 32
 BPF_STATS_RUN_TIME = 0
@@ -45,6 +46,8 @@ BPF_PROG_TYPE_TRACING = 26
 # expected attach types of tracing programs (enum bpf_attach_type)
 BPF_TRACE_FENTRY = 24
 BPF_TRACE_FEXIT = 25
+BPF_TRACE_UPROBE_MULTI = 48  # a kprobe-type program on many uprobes, one link (Linux 6.6)
+BPF_F_UPROBE_MULTI_RETURN = 1
 
 OBJ_NAME_LEN = 16
 
@@ -118,6 +121,12 @@ class _ProgInfo(ctypes.Structure):
         (U32, "nr_func_info nr_line_info"), (U64, "line_info jited_line_info"),
         (U32, "nr_jited_line_info line_info_rec_size jited_line_info_rec_size nr_prog_tags"),
         (U64, "prog_tags run_time_ns run_cnt recursion_misses"))
+
+
+class _UprobeMultiLinkAttr(ctypes.Structure):
+    _fields_ = _layout((U32, "prog_fd target_fd attach_type flags"),
+                       (U64, "path offsets ref_ctr_offsets cookies"),
+                       (U32, "cnt multi_flags pid _pad"))
 
 
 def bpf(cmd: int, attr: ctypes.Structure) -> int:
@@ -240,3 +249,22 @@ def prog_run_stats(prog_fd: int) -> tuple[int, int, int]:
     if err < 0:
         raise error(err, "BPF_OBJ_GET_INFO_BY_FD")
     return info.id, info.run_cnt, info.run_time_ns
+
+
+def uprobe_multi_link(prog_fd: int, path: str, offsets: list[int], cookies: list[int],
+                      pid: int, ret: bool) -> int:
+    """Attach a program loaded for BPF_TRACE_UPROBE_MULTI to uprobes (uretprobes with
+    `ret`) at file offsets of `path`, each with its cookie (bpf_get_attach_cookie), in
+    process `pid` (-1: every process): the link's fd; OSError if refused."""
+    name = ctypes.create_string_buffer(path.encode())
+    offs = (ctypes.c_uint64 * len(offsets))(*offsets)
+    cks = (ctypes.c_uint64 * len(cookies))(*cookies)
+    attr = _UprobeMultiLinkAttr(prog_fd=prog_fd, attach_type=BPF_TRACE_UPROBE_MULTI,
+                                path=ctypes.addressof(name), offsets=ctypes.addressof(offs),
+                                cookies=ctypes.addressof(cks), cnt=len(offsets),
+                                multi_flags=BPF_F_UPROBE_MULTI_RETURN if ret else 0,
+                                pid=max(pid, 0))
+    fd = bpf(BPF_LINK_CREATE, attr)
+    if fd < 0:
+        raise error(fd, "BPF_LINK_CREATE (uprobe_multi)")
+    return fd

@@ -97,6 +97,18 @@ def fentry() -> Feature:
     return Feature(True, f"BPF trampolines (an fentry program on {FENTRY_PROBE_FUNCTION} loads)")
 
 
+@lru_cache(maxsize=1)
+def uprobe_multi() -> Feature:
+    """Whether the kernel attaches one program to many uprobes through one link
+    (BPF_TRACE_UPROBE_MULTI), tried by loading `r0 = 0; exit` for it."""
+    fd, _ = bpf.prog_load(bpf.BPF_PROG_TYPE_KPROBE, "dtnb_umulti", bpf.RETURN_ZERO,
+                          expected_attach_type=bpf.BPF_TRACE_UPROBE_MULTI)
+    if fd < 0:
+        return Feature(False, f"BPF_PROG_LOAD of a uprobe_multi program: {os.strerror(-fd)}")
+    close(fd)
+    return Feature(True, "uprobe_multi links (a uprobe_multi program loads)")
+
+
 def ring_buffer() -> Feature:
     """BPF_MAP_TYPE_RINGBUF: made and freed where privileges allow, else by version."""
     try:
