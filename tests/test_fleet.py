@@ -36,6 +36,7 @@ from tests.leakcheck import bpf_state, settled_diff
 pytestmark = pytest.mark.kernel
 
 DASK = Path(sys.executable).with_name("dask")
+DTRACE_NB = Path(sys.executable).with_name("dtrace-nb")
 PWRITES = {"alpha": 5, "beta": 12}  # worker name -> pwrite64() calls of its target
 EXTRA = {"alpha": True, "beta": False}  # whose fleetbin has fleet_extra()
 
@@ -200,6 +201,11 @@ def own_cluster():
     yield from _cluster()
 
 
+def run_command(*args: str) -> subprocess.CompletedProcess:
+    """The command, run to its end (at most 2 minutes)."""
+    return subprocess.run([str(DTRACE_NB), *args], capture_output=True, text=True, timeout=120)
+
+
 def _config(sleep: float) -> SessionConfig:
     """The program, with -c: the workload, which then sleeps `sleep` seconds."""
     command = f"{shlex.quote(sys.executable)} -c {shlex.quote(WORKLOAD)} {sleep}"
@@ -274,10 +280,8 @@ def test_a_program_that_does_not_compile_is_reported_by_every_host(cluster):
 
 def test_the_command_prints_the_fleet_totals(cluster):
     command = _config(0).target_command
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
-         "-q", "-c", command, "-n", PROGRAM.replace("@sizes = quantize(arg2);", "")],
-        capture_output=True, text=True, timeout=120)
+    done = run_command("--cluster", cluster.address, "-q", "-c", command,
+                       "-n", PROGRAM.replace("@sizes = quantize(arg2);", ""))
     assert done.returncode == 0, done.stderr
     rows = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines() if ln.strip()}
     ns = list(PWRITES.values())
@@ -366,11 +370,8 @@ def test_the_magic_shows_the_fleet_live_in_one_area(cluster, tmp_path, monkeypat
 
 def test_by_host_gives_each_hosts_aggregations_too(cluster):
     command = _config(0).target_command
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
-         "--by-host", "-q", "-c", command, "-n",
-         "syscall::pwrite64:entry /pid == $target/ { @calls[probefunc] = count(); }"],
-        capture_output=True, text=True, timeout=120)
+    done = run_command("--cluster", cluster.address, "--by-host", "-q", "-c", command, "-n",
+                       "syscall::pwrite64:entry /pid == $target/ { @calls[probefunc] = count(); }")
     assert done.returncode == 0, done.stderr
     lines = [ln.split() for ln in done.stdout.splitlines() if ln.strip()]
     total = sum(PWRITES.values())
@@ -388,8 +389,7 @@ def test_by_host_gives_each_hosts_aggregations_too(cluster):
 
 
 def test_by_host_needs_a_cluster():
-    done = subprocess.run([str(Path(sys.executable).with_name("dtrace-nb")), "--by-host", "-n",
-                           "BEGIN { exit(0); }"], capture_output=True, text=True, timeout=60)
+    done = run_command("--by-host", "-n", "BEGIN { exit(0); }")
     assert done.returncode != 0 and "--by-host needs --cluster" in done.stderr
 
 
@@ -457,9 +457,7 @@ def test_bg_on_an_unreachable_cluster_says_so_in_its_area():
 
 
 def test_an_unreachable_cluster_is_one_clear_error():
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", "tcp://127.0.0.1:9",
-         "-n", "BEGIN { exit(0); }"], capture_output=True, text=True, timeout=120)
+    done = run_command("--cluster", "tcp://127.0.0.1:9", "-n", "BEGIN { exit(0); }")
     assert done.returncode != 0
     assert "cannot reach the cluster at tcp://127.0.0.1:9" in done.stderr
     assert "Traceback" not in done.stderr
@@ -542,7 +540,7 @@ def test_ctrl_c_stops_every_host_and_the_command_prints_the_totals(cluster, sig)
         (cluster.tmp / f"{name}.done").unlink(missing_ok=True)
     before = bpf_state()
     cmd = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address, "-q",
+        [str(DTRACE_NB), "--cluster", cluster.address, "-q",
          "-c", _config(60).target_command, "-n", PROGRAM.replace("@sizes = quantize(arg2);", "")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -652,10 +650,8 @@ def test_p_per_host_traces_each_hosts_own_process(cluster, waiters):
 def test_the_command_takes_a_pid_per_host(cluster, waiters):
     cluster.when_live(2, waiters.go)
     pids = ",".join(f"{h}={p}" for h, p in waiters.pids.items())
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
-         "-q", "-p", pids, "-n", PROGRAM.replace("@sizes = quantize(arg2);", "")],
-        capture_output=True, text=True, timeout=120)
+    done = run_command("--cluster", cluster.address, "-q", "-p", pids,
+                       "-n", PROGRAM.replace("@sizes = quantize(arg2);", ""))
     assert done.returncode == 0, done.stderr
     rows = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines() if ln.strip()}
     assert rows["pwrite64"] == [str(sum(PWRITES.values()))]
@@ -681,16 +677,12 @@ def test_p_refusals_come_before_anything_is_loaded(cluster):
         run_fleet(cluster.address, one, duration=5)
     assert settled_diff(before) == []
     # the command says so on stderr, in one line, and exits non-zero
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
-         "-p", f"alpha={me}", "--hosts", "alpha,beta", "-n", "BEGIN { exit(0); }"],
-        capture_output=True, text=True, timeout=120)
+    done = run_command("--cluster", cluster.address, "-p", f"alpha={me}", "--hosts",
+                       "alpha,beta", "-n", "BEGIN { exit(0); }")
     assert done.returncode != 0
     assert "no pid given for host beta" in done.stderr and "Traceback" not in done.stderr
     # and a pid per host without a cluster
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dtrace-nb")), "-p", f"alpha={me}",
-         "-n", "BEGIN { exit(0); }"], capture_output=True, text=True, timeout=120)
+    done = run_command("-p", f"alpha={me}", "-n", "BEGIN { exit(0); }")
     assert done.returncode != 0
     assert "a pid per host needs --cluster" in done.stderr and "Traceback" not in done.stderr
 
@@ -758,9 +750,7 @@ def test_probe_sets_that_differ_between_hosts_are_reported(cluster):
     # different binaries, different C: each host compiled its own object
     assert all(h.data["objects_received"] == 0 for h in outcome.hosts)
     # the command says it on stderr, and prints the totals of both
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dtrace-nb")), "--cluster", cluster.address,
-         "-q", "-c", "fleetbin 3", "-n", program], capture_output=True, text=True, timeout=120)
+    done = run_command("--cluster", cluster.address, "-q", "-c", "fleetbin 3", "-n", program)
     assert done.returncode == 0, done.stderr
     assert "dtrace-nb: probes differ between hosts: beta lacks " \
            "pid$target:fleetbin:fleet_extra:entry" in done.stderr
