@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_language import run_d
-from tests.test_providers import PYTHON, agg_rows, ok
+from tests.test_language import refused, traced
+from tests.test_providers import PYTHON, agg_rows
 
 pytestmark = pytest.mark.kernel
 CONNECTS, SIZE = 7, 10000
@@ -59,7 +59,7 @@ def run_work(tmp_path, prog: str, work: str, *args) -> dict[str, int]:
     script = tmp_path / "work.py"
     script.write_text(work)
     cmd = " ".join([PYTHON, "-S", str(script), *map(str, args)])
-    return agg_rows(ok(run_d(tmp_path, prog, extra=("-c", cmd))))
+    return agg_rows(traced(tmp_path, prog, cmd))
 
 
 # the book's shapes: connections by remote address, bytes by direction, state changes
@@ -106,10 +106,9 @@ udp:::receive /pid == $target/ { @r["receive", args[4]->udp_dport == args[3]->ud
     ("args[3]->tcps_rtt", "not read by this provider"),
 ])
 def test_members_linux_cannot_supply_are_refused(tmp_path, use, why):
-    done = run_d(tmp_path, f"tcp:::send {{ trace({use}); }}")
-    assert done.returncode != 0
-    assert "is not available" in done.stderr and why in done.stderr, done.stderr
-    assert "1:" in done.stderr  # located
+    err = refused(tmp_path, f"tcp:::send {{ trace({use}); }}")
+    assert "is not available" in err and why in err, err
+    assert "1:" in err  # located
 
 
 def test_ip_send_and_receive_of_known_datagrams(tmp_path):
@@ -130,6 +129,5 @@ ip:::receive /args[4]->ipv4_protocol == 17 && args[2]->ip_plength == LEN/
 
 
 def test_accept_refused_is_listed_and_refused(tmp_path):
-    done = run_d(tmp_path, "tcp:::accept-refused { @ = count(); }")
-    assert done.returncode != 0 and "tcp_send_reset" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr
+    err = refused(tmp_path, "tcp:::accept-refused { @ = count(); }")
+    assert "tcp_send_reset" in err and "Traceback" not in err, err
