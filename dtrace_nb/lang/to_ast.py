@@ -118,9 +118,11 @@ class ToAST(DeclRules):
                 return []
             return s.body if isinstance(s, ast.Block) else [s]
         return ast.If(c[2], stmts(c[4]), stmts(c[-1]), span=self._span())
+
+    # -- expressions
+
     def assign_op(self, c):
         return str(c[0])
-
 
     def binary(self, c):
         """Operands and operators alternate; arrange them by precedence (shunting-yard)."""

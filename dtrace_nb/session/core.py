@@ -83,7 +83,7 @@ class Session:
             self.started_at = time.monotonic()
             self.running = True
             self._pipe.fire("BEGIN")
-            self._pipe.loaded.attach_all()
+            self._pipe.attach_all()
             if self.target is not None:
                 self.target.release()
             self._stage("tracing")

@@ -64,6 +64,10 @@ class Pipeline:
     def compiled_from_cache(self) -> bool:
         return self.loaded is not None and self.loaded.compiled_from_cache
 
+    def attach_all(self) -> None:
+        assert self.loaded is not None
+        self.loaded.attach_all()
+
     def fire(self, event: str, args: tuple[int, ...] = (), consume: bool = True) -> None:
         """Run a consumer trigger's programs ('BEGIN', 'END', 'ERROR'), then (unless
         the consumer itself asked, for ERROR) hand what they recorded to the consumer."""
