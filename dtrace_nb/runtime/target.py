@@ -17,7 +17,6 @@ import threading
 from typing import Optional
 
 from dtrace_nb.errors import DUsageError
-from dtrace_nb.runtime.signals import deferred_interrupts
 from dtrace_nb.runtime.symbols import warm_user_symbols
 
 # The stub reads one line from its stdin (our pipe), then execs the command with stdin from
@@ -52,10 +51,10 @@ class Target:
     def open(cls, command: Optional[str], pid: Optional[int],
              capture: bool = False) -> Optional["Target"]:
         """The run's target: -c's command (started, held until release()), -p's process,
-        or none."""
+        or none. The caller records it under deferred_interrupts(): a Ctrl-C between the
+        spawn and the recording would leave a child and a pipe fd nobody frees."""
         if command:
-            with deferred_interrupts():  # a child and a pipe fd nobody would free
-                return cls.spawn(command, capture=capture)
+            return cls.spawn(command, capture=capture)
         return cls.attach(pid) if pid is not None else None
 
     @classmethod

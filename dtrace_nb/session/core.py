@@ -63,8 +63,9 @@ class Session:
         bcc = import_bcc()
         try:
             cfg = self.cfg
-            self.target = Target.open(cfg.target_command, cfg.target_pid,
-                                      capture=cfg.capture_target_output)
+            with deferred_interrupts():  # recorded before a Ctrl-C can land (_abandon kills it)
+                self.target = Target.open(cfg.target_command, cfg.target_pid,
+                                          capture=cfg.capture_target_output)
             self._stage("compiling")
             self.checked, self.program = compile_program(
                 cfg, self.catalog, self.target.pid if self.target else None,
