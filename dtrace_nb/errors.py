@@ -168,6 +168,15 @@ def proto_len(name: str, given: int, lo: int, hi: int, key: bool = False) -> str
             f"{' ' if given == 1 else 's '}passed, {bound} expected")
 
 
+def arg_count_error(name: str, given: int, lo: int, hi: int, span,
+                    between: str = "to") -> DCompileError:
+    """`name() takes lo to hi arguments, N given` (`lo or hi` where `between` says so),
+    with libdtrace's D_PROTO_LEN text: actions, aggregating functions and subroutines."""
+    want = f"{lo}" if lo == hi else f"{lo} {between} {hi}"
+    return DCompileError(f"{name}() takes {want} argument{'s' * (hi != 1)}, {given} given",
+                         span, tag="D_PROTO_LEN", dtrace=proto_len(name, given, lo, hi))
+
+
 def proto_arg(name: str, index: int, want: str, got: str, key: bool = False) -> str:
     """libdtrace's D_PROTO_ARG text (argument numbers count from 1)."""
     label = "key" if key else "argument"

@@ -28,6 +28,20 @@ def run_d(tmp_path, program: str, *args: str, quiet: bool = True, timeout: float
                           cwd=os.path.dirname(os.path.dirname(__file__)))
 
 
+def traced(tmp_path, program: str, command: str, *args: str) -> str:
+    """The output of `program` tracing `command` (-c); the run must succeed."""
+    done = run_d(tmp_path, program, *args, extra=("-c", command))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def refused(tmp_path, program: str, *args: str) -> str:
+    """What dtrace-nb says as it refuses `program` (it must exit non-zero)."""
+    done = run_d(tmp_path, program, *args)
+    assert done.returncode != 0, done.stdout
+    return done.stderr
+
+
 # (id, program, macro args, expected stdout)
 CASES = [
     # 5*3-1=14, /2=7, %4=3, <<3=24, |1=25, ^3=26, &0xff=26

@@ -13,16 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_language import run_d
+from tests.test_language import refused, run_d, traced
+from tests.test_providers import ok
 
 pytestmark = pytest.mark.kernel
 
 PYTHON = sys.executable
-
-
-def ok(done) -> str:
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _fstype_of(path: Path) -> str:
@@ -52,7 +48,7 @@ def test_curpsinfo_of_a_target_with_known_argv(tmp_path, workloads):
                copyinstr(*(uint64_t *)copyin(curpsinfo->pr_envp, 8)));
         exit(0);
     }'''
-    lines = ok(run_d(tmp_path, prog, extra=("-c", cmd))).splitlines()
+    lines = traced(tmp_path, prog, cmd).splitlines()
     pr_pid, target, pr_ppid, ppid = map(int, lines[0].split())
     assert pr_pid == target and pr_ppid == ppid and ppid != pr_pid
     assert lines[1] == f"[{cmd[:79]}] [sysload]"
@@ -71,7 +67,7 @@ def test_curpsinfo_pgid_and_sid_are_the_targets(tmp_path):
         printf("%d %d\\n", curpsinfo->pr_pgid - pid, curpsinfo->pr_sid - pid);
         exit(0);
     }'''
-    assert ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} -c '{script}'"))) == "0 0\n\n"
+    assert traced(tmp_path, prog, f"{PYTHON} -c '{script}'") == "0 0\n\n"
 
 
 def test_curlwpsinfo_and_curcpu(tmp_path, workloads):
@@ -86,7 +82,7 @@ def test_curlwpsinfo_and_curcpu(tmp_path, workloads):
         exit(0);
     }'''
     cmd = f"nice -n 7 {workloads['sysload']} getppid 3"
-    lines = ok(run_d(tmp_path, prog, extra=("-c", cmd))).splitlines()
+    lines = traced(tmp_path, prog, cmd).splitlines()
     assert lines[0] == "1 R 1 1"  # a thread making a system call is running
     # a SCHED_OTHER thread's priority is 120 + its nice value (nice -n 7 adds to ours)
     assert lines[1] == f"sysload {120 + os.nice(0) + 7}"
@@ -110,7 +106,7 @@ def test_fds_of_a_file_opened_at_a_known_descriptor(tmp_path):
         printf("%s|%s|%d\\n", fds[90].fi_pathname, fds[-1].fi_name, fds[90].fi_offset);
         exit(0);
     }'''
-    lines = ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} -c \"{script}\""))).splitlines()
+    lines = traced(tmp_path, prog, f"{PYTHON} -c \"{script}\"").splitlines()
     real = data.resolve()
     assert lines[0] == f"{real}|known.txt|{real.parent}"
     # fi_mount: "<unknown>" for every open file, as dtrace-utils' io.d has it
@@ -118,30 +114,70 @@ def test_fds_of_a_file_opened_at_a_known_descriptor(tmp_path):
     assert lines[2] == "<none>|<none>|0"  # not open: DTrace's translator gives "<none>"
 
 
-def test_fds_of_standard_descriptors(tmp_path, workloads):
+# Programs over tests/workloads/sysload (its mode and count) that print exactly this:
+# (id, mode, program, output)
+SYSLOAD_CASES = [
     # sysload's write mode writes to /dev/null, which it opened itself (fd 3)
-    prog = '''
+    ("fds-of-standard-descriptors", "write 2", '''
     syscall::write:entry /pid == $target/ {
         printf("%s %s %d\\n", fds[arg0].fi_pathname, fds[arg0].fi_fs, fds[arg0].fi_oflags & 3);
         exit(0);
-    }'''
-    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} write 2")))
-    assert out == "/dev/null devtmpfs 1\n\n"  # O_WRONLY
-
-
-def test_uregs_are_the_saved_system_call_registers(tmp_path, workloads):
+    }''',
+     "/dev/null devtmpfs 1\n\n"),  # O_WRONLY
     # at system call entry the user registers hold the call's number (orig_ax, R_ERR in
     # regs.d's numbering) and its arguments (rdi, rsi, rdx): write(fd, "x", 1) is call 1
-    prog = '''
+    ("uregs-are-the-saved-system-call-registers", "write 2", '''
     syscall::write:entry /pid == $target/ {
         printf("%d %d %d %d\\n", uregs[R_ERR], uregs[R_RDI] == arg0, uregs[R_RSI] == arg1,
                uregs[R_RDX]);
         printf("%d %d %d\\n", uregs[R_PC] == uregs[R_RIP], uregs[R_SP] != 0,
                uregs[R_PC] < 0x800000000000);
         exit(0);
-    }'''
-    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} write 2")))
-    assert out == "1 1 1 1\n1 1 1\n\n"
+    }''',
+     "1 1 1 1\n1 1 1\n\n"),
+    # task_struct members of the target's thread: its comm, ids, parent, an embedded struct
+    # (thread.fsbase is what uregs[R_FS] reads), a pointer chain, a bit-field (a running
+    # thread is not frozen) and a string comparison with the char array
+    ("curthread-members-through-btf", "getppid 3", '''
+    syscall::getppid:entry /pid == $target/ {
+        printf("%s %d %d %d\\n", curthread->comm, curthread->pid == tid,
+               curthread->tgid == pid, curthread->real_parent->tgid == ppid);
+        printf("%d %d %d\\n", curthread->thread.fsbase == uregs[R_FS], curthread->frozen,
+               curthread->comm == "sysload");
+        printf("%d\\n", curthread->mm->arg_start == curthread->mm->arg_start);
+        exit(0);
+    }''',
+     "sysload 1 1 1\n1 0 1\n1\n\n"),
+    # execname, psargs and string variables give their characters; past the end, 0
+    ("strings-are-indexable", "getppid 3", '''
+    syscall::getppid:entry /pid == $target/ {
+        s = curpsinfo->pr_psargs;
+        self->t = "xyz";
+        printf("%c%c%c %c %c %d %d\\n", execname[0], execname[1], execname[6], s[strlen(s) - 1],
+               self->t[2], self->t[3], s[-1]);
+        exit(0);
+    }''',
+     "syd 3 z 0 0\n\n"),  # s(0) y(1) ... d(6) of "sysload"
+    # sched:::dequeue fires as the target's thread goes to sleep (nanosleep): its
+    # lwpsinfo_t and psinfo_t arguments are that thread's, as curlwpsinfo/curpsinfo are
+    ("sched-translated-args-of-a-sleeping-thread", "sleep 200", '''
+    sched:::dequeue /pid == $target/ {
+        printf("%d %c %d %d %d %d\\n", args[0]->pr_state == SSLEEP, args[0]->pr_sname,
+               args[0]->pr_lwpid == tid, args[0]->pr_onpro == cpu,
+               args[0]->pr_addr == (uintptr_t)curthread, args[0]->pr_flag);
+        printf("%d %d %d %d %d\\n", args[1]->pr_pgid == curpsinfo->pr_pgid,
+               args[1]->pr_sid == curpsinfo->pr_sid, args[1]->pr_nlwp,
+               args[1]->pr_dmodel == PR_MODEL_LP64, args[1]->pr_addr == curpsinfo->pr_addr);
+        exit(0);
+    }''',
+     "1 S 1 1 1 0\n1 1 1 1 1\n\n"),
+]
+
+
+@pytest.mark.parametrize("name, mode, prog, expected", SYSLOAD_CASES,
+                         ids=[c[0] for c in SYSLOAD_CASES])
+def test_output_over_sysload(tmp_path, workloads, name, mode, prog, expected):
+    assert traced(tmp_path, prog, f"{workloads['sysload']} {mode}") == expected
 
 
 def test_caller_and_ucaller(tmp_path, workloads):
@@ -155,7 +191,7 @@ def test_caller_and_ucaller(tmp_path, workloads):
     syscall::getppid:entry /pid == $target/ {
         printf("%d\\n", caller >= 0xffff800000000000);
     }'''
-    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 1")))
+    out = traced(tmp_path, prog, f"{workloads['sysload']} getppid 1")
     assert out.splitlines()[0] == "1 1"
 
 
@@ -175,27 +211,9 @@ REFUSED = [
 
 @pytest.mark.parametrize("expr,message", REFUSED, ids=[r[0] for r in REFUSED])
 def test_refused_with_a_reason(tmp_path, expr, message):
-    done = run_d(tmp_path, f"BEGIN {{ x = {expr}; exit(0); }}")
-    assert done.returncode != 0
-    assert message in done.stderr, done.stderr
-    assert "1:" in done.stderr and "Traceback" not in done.stderr
-
-
-def test_curthread_members_through_btf(tmp_path, workloads):
-    # task_struct members of the target's thread: its comm, ids, parent, an embedded struct
-    # (thread.fsbase is what uregs[R_FS] reads), a pointer chain, a bit-field (a running
-    # thread is not frozen) and a string comparison with the char array
-    prog = '''
-    syscall::getppid:entry /pid == $target/ {
-        printf("%s %d %d %d\\n", curthread->comm, curthread->pid == tid,
-               curthread->tgid == pid, curthread->real_parent->tgid == ppid);
-        printf("%d %d %d\\n", curthread->thread.fsbase == uregs[R_FS], curthread->frozen,
-               curthread->comm == "sysload");
-        printf("%d\\n", curthread->mm->arg_start == curthread->mm->arg_start);
-        exit(0);
-    }'''
-    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 3")))
-    assert out == "sysload 1 1 1\n1 0 1\n1\n\n"
+    err = refused(tmp_path, f"BEGIN {{ x = {expr}; exit(0); }}")
+    assert message in err, err
+    assert "1:" in err and "Traceback" not in err
 
 
 CURTHREAD_REFUSED = [
@@ -208,23 +226,8 @@ CURTHREAD_REFUSED = [
 @pytest.mark.parametrize("expr,where,message", CURTHREAD_REFUSED,
                          ids=[r[0] for r in CURTHREAD_REFUSED])
 def test_curthread_member_errors(tmp_path, expr, where, message):
-    done = run_d(tmp_path, f"BEGIN {{ x = {expr}; exit(0); }}")
-    assert done.returncode != 0 and message in done.stderr, done.stderr
-    assert where in done.stderr
-
-
-def test_strings_are_indexable(tmp_path, workloads):
-    # execname, psargs and string variables give their characters; past the end, 0
-    prog = '''
-    syscall::getppid:entry /pid == $target/ {
-        s = curpsinfo->pr_psargs;
-        self->t = "xyz";
-        printf("%c%c%c %c %c %d %d\\n", execname[0], execname[1], execname[6], s[strlen(s) - 1],
-               self->t[2], self->t[3], s[-1]);
-        exit(0);
-    }'''
-    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 3")))
-    assert out == "syd 3 z 0 0\n\n"  # s(0) y(1) ... d(6) of "sysload"
+    err = refused(tmp_path, f"BEGIN {{ x = {expr}; exit(0); }}")
+    assert message in err and where in err, err
 
 
 def test_cwd_and_root_of_the_target(tmp_path):
@@ -236,7 +239,7 @@ def test_cwd_and_root_of_the_target(tmp_path):
         printf("%s|%s\\n", cwd, root);
         exit(0);
     }'''
-    out = ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} -c \"{script}\"")))
+    out = traced(tmp_path, prog, f"{PYTHON} -c \"{script}\"")
     assert out == f"{where.resolve()}|/\n\n"
 
 
@@ -256,7 +259,7 @@ def test_fds_of_a_pipe_and_a_socket(tmp_path):
         printf("%s %s %s\\n", fds[9].fi_pathname, fds[10].fi_pathname, fds[9].fi_fs);
         exit(0);
     }'''
-    lines = ok(run_d(tmp_path, prog, extra=("-c", f"{PYTHON} {script}"))).splitlines()
+    lines = traced(tmp_path, prog, f"{PYTHON} {script}").splitlines()
     pipe, sock = next(x for x in lines if x.startswith("ino ")).split()[1:]
     assert f"pipe:[{pipe}] socket:[{sock}] pipefs" in lines
 
@@ -288,26 +291,8 @@ def test_curcpu_is_an_address_of_its_cpu(tmp_path):
 
 
 def test_char_array_members_are_bounded(tmp_path):
-    done = run_d(tmp_path, "BEGIN { trace(curlwpsinfo->pr_name[256]); exit(0); }")
-    assert done.returncode != 0
-    assert "1:36: index outside array bounds: 256, max is 16" in done.stderr
-
-
-def test_sched_translated_args_of_a_sleeping_thread(tmp_path, workloads):
-    # sched:::dequeue fires as the target's thread goes to sleep (nanosleep): its
-    # lwpsinfo_t and psinfo_t arguments are that thread's, as curlwpsinfo/curpsinfo are
-    prog = '''
-    sched:::dequeue /pid == $target/ {
-        printf("%d %c %d %d %d %d\\n", args[0]->pr_state == SSLEEP, args[0]->pr_sname,
-               args[0]->pr_lwpid == tid, args[0]->pr_onpro == cpu,
-               args[0]->pr_addr == (uintptr_t)curthread, args[0]->pr_flag);
-        printf("%d %d %d %d %d\\n", args[1]->pr_pgid == curpsinfo->pr_pgid,
-               args[1]->pr_sid == curpsinfo->pr_sid, args[1]->pr_nlwp,
-               args[1]->pr_dmodel == PR_MODEL_LP64, args[1]->pr_addr == curpsinfo->pr_addr);
-        exit(0);
-    }'''
-    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} sleep 200")))
-    assert out == "1 S 1 1 1 0\n1 1 1 1 1\n\n"
+    err = refused(tmp_path, "BEGIN { trace(curlwpsinfo->pr_name[256]); exit(0); }")
+    assert "1:36: index outside array bounds: 256, max is 16" in err
 
 
 def test_curthread_arrays_of_structs(tmp_path, workloads):
@@ -320,7 +305,7 @@ def test_curthread_arrays_of_structs(tmp_path, workloads):
         exit(0);
     }'''
     cmd = f"prlimit --nofile=321:4096 {workloads['sysload']} getppid 3"
-    out = ok(run_d(tmp_path, prog, extra=("-c", cmd)))
+    out = traced(tmp_path, prog, cmd)
     assert out == "1 321\n\n"
 
 
@@ -333,7 +318,7 @@ def test_pr_start_is_when_the_target_started(tmp_path, workloads):
         exit(0);
     }'''
     before = time.time()
-    out = ok(run_d(tmp_path, prog, extra=("-c", f"{workloads['sysload']} getppid 3")))
+    out = traced(tmp_path, prog, f"{workloads['sysload']} getppid 3")
     after = time.time()
     sec, nsec, same = map(int, out.split())
     assert before - 1 <= sec + nsec / 1e9 <= after + 1 and 0 <= nsec < 10**9

@@ -17,6 +17,7 @@ import threading
 from typing import Optional
 
 from dtrace_nb.errors import DUsageError
+from dtrace_nb.runtime.symbols import warm_user_symbols
 
 # The stub reads one line from its stdin (our pipe), then execs the command with stdin from
 # /dev/null.
@@ -48,9 +49,20 @@ class Target:
         self._gate_fd = gate_fd
         self.output: list[str] = []
         self._reader: Optional[threading.Thread] = None
+        self._symbols_warm = False
         if proc is not None and capture and proc.stdout is not None:
             self._reader = threading.Thread(target=self._read, daemon=True)
             self._reader.start()
+
+    @classmethod
+    def open(cls, command: Optional[str], pid: Optional[int],
+             capture: bool = False) -> Optional["Target"]:
+        """The run's target: -c's command (started, held until release()), -p's process,
+        or none. The caller records it under deferred_interrupts(): a Ctrl-C between the
+        spawn and the recording would leave a child and a pipe fd nobody frees."""
+        if command:
+            return cls.spawn(command, capture=capture)
+        return cls.attach(pid) if pid is not None else None
 
     @classmethod
     def spawn(cls, command: str, capture: bool = False) -> "Target":
@@ -114,6 +126,29 @@ class Target:
                 self.proc.kill()
                 self.proc.wait()
         self.finish()
+
+    def close(self) -> None:
+        """Tracing is over: a command we started that still runs is stopped; otherwise
+        its output is read to the end."""
+        if self.proc is not None and not self.exited():
+            self.kill()
+        else:
+            self.finish()
+
+    def warm_symbols(self) -> None:
+        """ustack() frames are symbolised when printed, maybe after the target exited; bcc
+        can still do it then if it read the process's mappings while the process lived. So
+        read them once the target runs its own executable (after the -c gate's exec)."""
+        if self._symbols_warm:
+            return
+        exe = _exe_of(self.pid)
+        if not exe:
+            self._symbols_warm = True  # gone: nothing more to learn
+            return
+        if self.exe and os.path.realpath(exe) != os.path.realpath(self.exe):
+            return  # still the gate's /bin/sh
+        warm_user_symbols(self.pid)
+        self._symbols_warm = True
 
     def finish(self) -> None:
         if self._reader is not None:

@@ -16,6 +16,20 @@ def matched_message(descriptions, nprobes: int, desc: str = "") -> str:
             f"probe{'s' * (nprobes != 1)}")
 
 
+def matched_messages(clauses, commands) -> list[str]:
+    """The notices of a program enabled (lang.check's CheckedClauses): one per program
+    given on the command line (frontend.Command, which knows its lines), as dtrace(1);
+    without them (a cell), one per clause."""
+    if not commands:
+        return [matched_message([p.text for p in c.clause.probes], len(c.probes))
+                for c in clauses]
+    return [matched_message(cmd.name, sum(len(c.probes) for c in clauses
+                                          if c.clause.probes
+                                          and cmd.holds(c.clause.probes[0].span.line)),
+                            cmd.desc)
+            for cmd in commands]
+
+
 def target_exited_message(pid: int) -> str:
     return f"dtrace: pid {pid} has exited"
 

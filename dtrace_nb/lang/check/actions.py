@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from dtrace_nb.errors import DCompileError, proto_arg, proto_len
+from dtrace_nb.errors import DCompileError, arg_count_error, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, DESTRUCTIVE
 from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
@@ -23,10 +23,7 @@ def check_action(w: Walk, call: ast.Call) -> None:
     lo, hi = ACTIONS[call.name]
     n = len(call.args)
     if not lo <= n <= hi:
-        want = f"{lo}" if lo == hi else f"{lo} to {hi}"
-        raise DCompileError(f"{call.name}() takes {want} argument{'s' * (hi != 1)}, "
-                            f"{n} given", call.span, tag="D_PROTO_LEN",
-                            dtrace=proto_len(call.name, n, lo, hi))
+        raise arg_count_error(call.name, n, lo, hi, call.span)
     if call.name in DESTRUCTIVE:
         w.destructive.append(call)
     if call.name in NOT_ON_LINUX:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError, proto_arg, proto_len
+from dtrace_nb.errors import DCompileError, arg_count_error, proto_arg
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import AGG_FUNCS, AGG_INCREMENT, AGG_PARAM_DEFAULTS
 from dtrace_nb.lang.check.results import AggInfo
@@ -36,10 +36,8 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
     hi = nvals + nparams + (call.name in AGG_INCREMENT)
     n = len(call.args)
     if not lo <= n <= hi:
-        want = f"{lo}" if lo == hi else f"{lo} {'or' if hi == lo + 1 else 'to'} {hi}"
-        raise DCompileError(f"{call.name}() takes {want} argument{'s' * (hi != 1)}, "
-                            f"{n} given", call.span, tag="D_PROTO_LEN",
-                            dtrace=proto_len(call.name, n, lo, hi))
+        raise arg_count_error(call.name, n, lo, hi, call.span,
+                              "or" if hi == lo + 1 else "to")
     for a in call.args[:nvals]:
         if not w.x.expr(a).is_int:
             raise DCompileError(f"{call.name}() needs an integer argument, not "

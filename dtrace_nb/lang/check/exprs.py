@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from dtrace_nb.errors import DCompileError, proto_arg, proto_len
+from dtrace_nb.errors import DCompileError, arg_count_error, proto_arg
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES,
                                      UNAVAILABLE_SUBROUTINES)
@@ -304,9 +304,7 @@ class ExprChecker(VariableRules):
         n, hi = len(e.args), len(sub.args)
         lo = hi - sub.optional
         if not lo <= n <= hi:
-            want = f"{lo}" if lo == hi else f"{lo} or {hi}"
-            raise DCompileError(f"{e.name}() takes {want} argument{'s' * (hi != 1)}, {n} given",
-                                e.span, tag="D_PROTO_LEN", dtrace=proto_len(e.name, n, lo, hi))
+            raise arg_count_error(e.name, n, lo, hi, e.span, "or")
         for i, (a, kind) in enumerate(zip(e.args, sub.args)):
             t = self.expr(a)
             if kind == "int" and not t.is_int:
