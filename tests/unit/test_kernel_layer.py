@@ -11,7 +11,8 @@ import pytest
 
 from dtrace_nb.errors import DRuntimeError
 from dtrace_nb.probes import (Attach, FentryAttach, KprobeAttach, PerfEventAttach,
-                              RawTracepointAttach, TracepointAttach, TriggerAttach, UprobeAttach)
+                              RawTracepointAttach, TracepointAttach, TriggerAttach, UprobeAttach,
+                              UprobeMultiAttach)
 from dtrace_nb.runtime import attach
 from dtrace_nb.runtime.attach.dynamic import ProbeSite
 from dtrace_nb.runtime.kernel import bpf, perf, tracefs
@@ -104,6 +105,8 @@ ATTACH_KINDS = [
      bpf.BPF_PROG_TYPE_RAW_TRACEPOINT),
     (PerfEventAttach(1, 0, sample_freq=97), attach.PerfEventProbe, bpf.BPF_PROG_TYPE_PERF_EVENT),
     (UprobeAttach("/bin/true", 0x10), attach.UprobeProbe, bpf.BPF_PROG_TYPE_KPROBE),
+    (UprobeMultiAttach("/bin/true", (0x10, 0x20), (1, 2)), attach.UprobeMultiProbe,
+     bpf.BPF_PROG_TYPE_KPROBE),
     (KprobeAttach("vfs_read"), attach.KprobeProbe, bpf.BPF_PROG_TYPE_KPROBE),
     (TriggerAttach("BEGIN"), attach.TriggerProbe, bpf.BPF_PROG_TYPE_RAW_TRACEPOINT),
 ]
@@ -119,7 +122,7 @@ def test_registry_picks_one_class_per_mechanism(spec, cls, prog_type):
 def test_every_attach_kind_has_a_class():
     kinds = {m.attaches for m in attach.MECHANISMS}
     assert kinds == {TracepointAttach, RawTracepointAttach, PerfEventAttach, UprobeAttach,
-                     KprobeAttach, FentryAttach, TriggerAttach}
+                     UprobeMultiAttach, KprobeAttach, FentryAttach, TriggerAttach}
 
 
 def test_a_subclass_of_a_kind_attaches_as_its_kind():
