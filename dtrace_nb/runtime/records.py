@@ -122,11 +122,12 @@ class RecordDecoder:
             return
         words = buf.view("<u8")
         nprobes = len(self.probes)
-        for length in np.unique(lengths).tolist():
+        # one size (one clause) is the usual batch: spare np.unique's hashing then
+        one_size = lengths.min() == lengths.max()
+        for length in ([int(lengths[0])] if one_size else np.unique(lengths).tolist()):
             if length < REC_HEADER or length % 8:
                 continue
-            seq = np.flatnonzero(lengths == length) if len(np.unique(lengths)) > 1 \
-                else np.arange(len(lengths))
+            seq = np.arange(len(lengths)) if one_size else np.flatnonzero(lengths == length)
             starts = offsets[seq] // 8
             if len(seq) > 1 and np.all(np.diff(starts) == starts[1] - starts[0]) \
                     and starts[1] > starts[0]:
@@ -140,7 +141,7 @@ class RecordDecoder:
             rows = rows.reshape(len(seq), length // 8)
             epids = (rows[:, 0] & 0xFFFFFFFF).astype(np.uint32)
             pidx = rows[:, 1] & 0xFFFFFFFF
-            uniq = np.unique(epids).tolist()
+            uniq = [int(epids[0])] if epids.min() == epids.max() else np.unique(epids).tolist()
             for epid in uniq:
                 dt = self.dtype(epid)
                 if dt is None or dt.itemsize != length:

@@ -171,11 +171,11 @@ class BatchFormatter:
         """records.probe_prefix of each row, made once per distinct (cpu, probe)."""
         probes = self.decoder.probes
         key = rows["cpu"].astype(np.int64) * len(probes) + rows["pidx"].astype(np.int64)
-        uniq, inverse = np.unique(key, return_inverse=True)
-        table = np.array([records.probe_prefix(k // len(probes), probes[k % len(probes)],
-                                               self.testing) for k in uniq.tolist()],
-                         dtype=object)
-        return table[inverse.reshape(-1)].tolist()
+        table = np.empty(int(key.max()) + 1, dtype=object)  # cpus x probes: small
+        for k in np.flatnonzero(np.bincount(key)).tolist():
+            table[k] = records.probe_prefix(k // len(probes), probes[k % len(probes)],
+                                            self.testing)
+        return table[key].tolist()
 
     def _trace(self, action: RecordAction, fmt: list, producers: list) -> None:
         i = action.fields[0]
