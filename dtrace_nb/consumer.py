@@ -27,7 +27,7 @@ from dtrace_nb.lang.check import CheckedProgram
 from dtrace_nb.lang.options import KNOWN, RUNTIME_OPTIONS, Options
 from dtrace_nb.probes import TriggerAttach
 from dtrace_nb.runtime.records import ErrorRecord, Record, RecordDecoder, records_frame
-from dtrace_nb.text import messages, records
+from dtrace_nb.text import batch, messages, records
 from dtrace_nb.text.aggregations import format_aggregation, format_all
 from dtrace_nb.text.printa import format_printa
 from dtrace_nb.text.printf import format_printf
@@ -69,6 +69,10 @@ _COLUMNAR_ACTIONS = frozenset(("trace", "printf", "tracemem", "default"))
 
 
 class Consumer:
+    # records of clauses that only print are formatted a batch at a time (text/batch.py);
+    # False: each record on its own, through _print_record (the same text)
+    batch_text = True
+
     def __init__(self, checked: CheckedProgram, program: BpfProgram, aggs: AggregationStore,
                  symbols: Symbols, emit: Callable[[str], None],
                  message: Callable[[str], None],
@@ -93,6 +97,11 @@ class Consumer:
         self._speculations: dict[int, list[Record]] = {}
         self._current: Optional[Record] = None
         self._drops_reported: dict[tuple[str, int], int] = {}
+        self._batchers: dict[int, Optional[batch.BatchFormatter]] = {}
+        # setopt() may change quiet between two records of a batch: no batches then
+        self._batching = self.batch_text and not any(
+            a.kind == "setopt" for r in self.layouts.values() for a in r.actions)
+        self._decoder: Optional[RecordDecoder] = None
 
     # -- routing ---------------------------------------------------------------------
 
@@ -106,6 +115,31 @@ class Consumer:
             self._speculations.setdefault(rec.spec, []).append(rec)
             return
         self._print_record(rec)
+
+    def text_batch(self, epid: int) -> Optional[batch.BatchFormatter]:
+        """A formatter of many records of a clause at once (RingConsumer), or None: the
+        clause's records come to on_record one by one."""
+        if epid in self._batchers:
+            return self._batchers[epid]
+        got = None
+        layout = self.layouts.get(epid)
+        if self._batching and layout is not None:
+            if self._decoder is None:
+                self._decoder = RecordDecoder(self.program.resources.records,
+                                              self.program.probes)
+            got = batch.formatter(layout, self._decoder, self.quiet, self.testing,
+                                  self.symbols.kernel_symbol)
+        self._batchers[epid] = got
+        return got
+
+    def on_text(self, text: str, count: int) -> None:
+        """The text of `count` records formatted by a batch formatter, in commit order."""
+        self.record_count += count
+        if not self.quiet and not self.heading:
+            text = records.heading(self.testing) + text
+            self.heading = True
+        if text:
+            self.emit(text)
 
     def columnar(self, epid: int) -> bool:
         """Whether a clause's records stay columns (SessionConfig.record_frames): only

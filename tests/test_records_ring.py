@@ -154,5 +154,6 @@ def test_records_read_after_the_detach_are_the_traces_output_not_ends(workloads)
         assert view.lines == []
     finally:
         s.stop("target exited")
-    assert view.lines == ["call 7\n"] * 300
+    # (one string per batch of records read, not per record: the text is what counts)
+    assert "".join(view.lines) == "call 7\n" * 300
     assert view.end_text == ["end\n", "\n"]

@@ -7,7 +7,8 @@ counted (failed ring buffer reservations). delivered + drops must equal N.
 
 dtrace-nb: Session (in a child process) with `trace(arg0)`, the ring buffer read through
 its own mmap a batch at a time and decoded with numpy; two rows: "text" (every record
-formatted to DTrace's text, as the command and a notebook cell print it) and "columnar"
+formatted to DTrace's text, as the command and a notebook cell print it: the records of a
+batch formatted together by the clause's batch formatter, text/batch.py) and "columnar"
 (SessionConfig(record_frames=True): records kept as columns for Result.records_frame(),
 the DataFrame built at the end and included in the time). bcc (hand-written): a ring buffer and a ctypes callback per
 record. bpftrace: printf per record, its stdout counted, its "Lost N events" added up.

@@ -122,11 +122,12 @@ class RecordDecoder:
             return
         words = buf.view("<u8")
         nprobes = len(self.probes)
-        for length in np.unique(lengths).tolist():
+        # one size (one clause) is the usual batch: spare np.unique's hashing then
+        one_size = lengths.min() == lengths.max()
+        for length in ([int(lengths[0])] if one_size else np.unique(lengths).tolist()):
             if length < REC_HEADER or length % 8:
                 continue
-            seq = np.flatnonzero(lengths == length) if len(np.unique(lengths)) > 1 \
-                else np.arange(len(lengths))
+            seq = np.arange(len(lengths)) if one_size else np.flatnonzero(lengths == length)
             starts = offsets[seq] // 8
             if len(seq) > 1 and np.all(np.diff(starts) == starts[1] - starts[0]) \
                     and starts[1] > starts[0]:
@@ -140,7 +141,7 @@ class RecordDecoder:
             rows = rows.reshape(len(seq), length // 8)
             epids = (rows[:, 0] & 0xFFFFFFFF).astype(np.uint32)
             pidx = rows[:, 1] & 0xFFFFFFFF
-            uniq = np.unique(epids).tolist()
+            uniq = [int(epids[0])] if epids.min() == epids.max() else np.unique(epids).tolist()
             for epid in uniq:
                 dt = self.dtype(epid)
                 if dt is None or dt.itemsize != length:
@@ -152,6 +153,15 @@ class RecordDecoder:
                     yield epid, seq[sel], np.ascontiguousarray(rows[sel]).view(dt).reshape(
                         int(sel.sum()))
 
+    def column(self, epid: int, arr: np.ndarray, i: int) -> list:
+        """Field i of decoded rows as the values a Record holds: ints, strings up to
+        their NUL, tracemem() buffers as bytes."""
+        f = self.by_epid[epid].fields[i]
+        col = arr[f.name].tolist()
+        if f.is_string and i not in self._raw[epid]:
+            col = [v.split(b"\0", 1)[0].decode(errors="replace") for v in col]
+        return col
+
     def to_records(self, epid: int, arr: np.ndarray) -> list:
         """Row objects (Record / ErrorRecord) of decoded rows, for the text path."""
         probes = self.probes
@@ -161,14 +171,7 @@ class RecordDecoder:
             return [ErrorRecord(c, probes[p], e, f, a, ac) for c, p, e, f, a, ac in
                     zip(cpus, pidxs, arr["fepid"].tolist(), arr["fault"].tolist(),
                         arr["addr"].tolist(), arr["action"].tolist())]
-        layout = self.by_epid[epid]
-        keep = self._raw[epid]
-        cols = []
-        for i, f in enumerate(layout.fields):
-            col = arr[f.name].tolist()
-            if f.is_string and i not in keep:
-                col = [v.split(b"\0", 1)[0].decode(errors="replace") for v in col]
-            cols.append(col)
+        cols = [self.column(epid, arr, i) for i in range(len(self.by_epid[epid].fields))]
         values = [list(v) for v in zip(*cols)] if cols else [[] for _ in cpus]
         return [Record(epid, c, probes[p], v, s, m) for c, p, v, s, m in
                 zip(cpus, pidxs, values, arr["spec"].tolist(), arr["mask"].tolist())]
@@ -306,16 +309,29 @@ class RingConsumer:
     `columnar(epid)` says which clauses' records are kept as columns (`on_columns(epid,
     rows)` gets their decoded rows, in batch order) instead of going one by one to
     `on_record`; speculative rows (spec != 0) and ERROR records always go to on_record.
+
+    `text_batch(epid)` may give a clause a formatter of many rows at once (rows -> their
+    text, one string a row, or None when it cannot): those rows then become text without
+    a Record each, and each run of them, in commit order between the records that still
+    go to on_record, reaches `on_text(text, count)` as one string. A consumer object whose
+    on_record is passed may offer both as methods of the same names.
     """
 
     def __init__(self, ring: RingBufferMap, decoder: RecordDecoder,
                  on_record: Callable[[Record], None],
                  columnar: Callable[[int], bool] = lambda _e: False,
-                 on_columns: Optional[Callable[[int, np.ndarray], None]] = None):
+                 on_columns: Optional[Callable[[int, np.ndarray], None]] = None,
+                 text_batch: Optional[Callable[[int], Optional[Callable]]] = None,
+                 on_text: Optional[Callable[[str, int], None]] = None):
         self.decoder = decoder
         self.on_record = on_record
         self.columnar = columnar
         self.on_columns = on_columns
+        owner = getattr(on_record, "__self__", None)
+        self.text_batch = text_batch or getattr(owner, "text_batch", None)
+        self.on_text = on_text or getattr(owner, "on_text", None)
+        if self.text_batch is None or self.on_text is None:
+            self.text_batch = None
         self.failure: Optional[BaseException] = None
         self.reader = RingReader(ring.fd, ring.data_size)
 
@@ -339,33 +355,80 @@ class RingConsumer:
         if got is None:
             return False
         buf, offsets, lengths = got
-        ordered = []  # (seq array, Record list)
+        parts = []  # (seq array, list of texts or of Records)
+        texts = 0  # how many of the parts are texts
         for epid, seq, rows in self.decoder.decode_batch(buf, offsets, lengths):
-            if epid != ERROR_EPID and self.on_columns is not None and self.columnar(epid):
+            if epid == ERROR_EPID:
+                parts.append((seq, self.decoder.to_records(epid, rows)))
+                continue
+            if self.on_columns is not None and self.columnar(epid):
                 spec = rows["spec"] != 0
                 if not spec.any():
                     self.on_columns(epid, rows)
                     continue
                 self.on_columns(epid, rows[~spec])
                 seq, rows = seq[spec], rows[spec]
-            ordered.append((seq, self.decoder.to_records(epid, rows)))
-        if len(ordered) == 1:
-            recs = ordered[0][1]
-        elif ordered:
-            seqs = np.concatenate([s for s, _ in ordered])
-            flat = [r for _, rs in ordered for r in rs]
-            recs = [flat[i] for i in np.argsort(seqs, kind="stable").tolist()]
+            elif self.text_batch is not None:
+                before = len(parts)
+                seq, rows = self._format(epid, seq, rows, parts)
+                texts += len(parts) - before
+                if not len(seq):
+                    continue
+            parts.append((seq, self.decoder.to_records(epid, rows)))
+        if len(parts) == 1:
+            items = parts[0][1]
+        elif parts:
+            seqs = np.concatenate([s for s, _ in parts])
+            flat = [r for _, rs in parts for r in rs]
+            items = [flat[i] for i in np.argsort(seqs, kind="stable").tolist()]
         else:
-            recs = []
-        on_record = self.on_record
-        for rec in recs:
-            # as before: a failing record must not lose the rest of the batch
-            try:
-                on_record(rec)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by poll()/drain()
-                if self.failure is None:
-                    self.failure = exc
+            items = []
+        self._hand_on(items, texts == len(parts))
         return True
+
+    def _format(self, epid: int, seq: np.ndarray, rows: np.ndarray, parts: list):
+        """Format the rows of a clause that has a batch formatter (into `parts`); returns
+        the rows left for on_record (speculative ones, or all if it could not)."""
+        fmt = self.text_batch(epid)
+        if fmt is None:
+            return seq, rows
+        spec = rows["spec"] != 0
+        plain = ~spec if spec.any() else None
+        texts = fmt(rows if plain is None else rows[plain])
+        if texts is None:
+            return seq, rows
+        if plain is None:
+            parts.append((seq, texts))
+            return seq[:0], rows[:0]
+        parts.append((seq[plain], texts))
+        return seq[spec], rows[spec]
+
+    def _hand_on(self, items: list, texts_only: bool) -> None:
+        """Texts and Records in commit order: each run of texts to on_text as one string,
+        each Record to on_record."""
+        if texts_only:
+            if items:
+                self._deliver(self.on_text, "".join(items), len(items))
+            return
+        run: list[str] = []
+        for item in items:
+            if type(item) is str:
+                run.append(item)
+                continue
+            if run:
+                self._deliver(self.on_text, "".join(run), len(run))
+                run = []
+            self._deliver(self.on_record, item)
+        if run:
+            self._deliver(self.on_text, "".join(run), len(run))
+
+    def _deliver(self, fn, *args) -> None:
+        # as before: a failing record must not lose the rest of the batch
+        try:
+            fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by poll()/drain()
+            if self.failure is None:
+                self.failure = exc
 
     def _raise(self) -> None:
         if self.failure is not None:

@@ -164,7 +164,6 @@ def format_printf(fmt: Union[str, Sequence[Piece]], args: Sequence,
         if isinstance(piece, str):
             out.append(piece)
             continue
-        flags = piece.flags
         width: Optional[int] = None
         prec: Optional[int] = None
         if piece.width == "*":
@@ -175,17 +174,35 @@ def format_printf(fmt: Union[str, Sequence[Piece]], args: Sequence,
             prec = _as(int(take()[0]), 4, True)
         elif piece.precision:
             prec = int(piece.precision)
-        if width is not None and width < 0:
-            flags += "-"
-            width = -width
-        if not width:
-            width = None
-        if prec is not None and prec <= 0:  # dt_printf_format emits only ".N" for N > 0
-            prec = None
+        flags, width, prec = resolve(piece.flags, width, prec)
         value, (size, signed) = take()
         out.append(format_conversion(piece.conv, flags, width, prec, value, size, signed,
                                      ksym=ksym, usym=usym))
     return "".join(out)
+
+
+def resolve(flags: str, width: Optional[int], prec: Optional[int]
+            ) -> tuple[str, Optional[int], Optional[int]]:
+    """A conversion's flags, width and precision as dt_printf_format rebuilds them: a
+    negative width left-justifies, a zero width is none, and only a precision > 0 is
+    kept (it emits ".N" for N > 0 only)."""
+    if width is not None and width < 0:
+        flags += "-"
+        width = -width
+    if not width:
+        width = None
+    if prec is not None and prec <= 0:
+        prec = None
+    return flags, width, prec
+
+
+def static_conversion(piece: Piece) -> Optional[tuple[str, Optional[int], Optional[int]]]:
+    """(flags, width, precision) of a conversion that takes no `*` argument, resolved as
+    format_printf resolves them; None for one that does."""
+    if piece.width == "*" or piece.precision == "*":
+        return None
+    return resolve(piece.flags, int(piece.width) if piece.width else None,
+                   int(piece.precision) if piece.precision else None)
 
 
 def format_conversion(conv: str, flags: str, width: Optional[int], prec: Optional[int],

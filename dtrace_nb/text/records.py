@@ -38,10 +38,18 @@ def trace_text(dtype, value, quiet: bool) -> str:
     when quiet."""
     if isinstance(dtype, StringType):
         return str(value) if quiet else "  %-33s" % value
-    size = dtype.size if isinstance(dtype, IntType) else 8
     value = dtype.wrap(value) if isinstance(dtype, IntType) else value
+    return trace_int_format(dtype, quiet) % value
+
+
+def trace_int_format(dtype, quiet: bool) -> str:
+    """The % format trace() prints an integer of `dtype` with (after wrapping it to the
+    type's range): bare when quiet, else right-aligned by size."""
+    if quiet:
+        return "%d"
+    size = dtype.size if isinstance(dtype, IntType) else 8
     widths = _TRACE_UINT if isinstance(dtype, IntType) and not dtype.signed else _TRACE_INT
-    return ("%d" if quiet else widths.get(size, " %19d")) % value
+    return widths.get(size, " %19d")
 
 
 def tracemem_text(data: bytes, count: Optional[int]) -> str:
