@@ -313,8 +313,7 @@ class RingConsumer:
     `text_batch(epid)` may give a clause a formatter of many rows at once (rows -> their
     text, one string a row, or None when it cannot): those rows then become text without
     a Record each, and each run of them, in commit order between the records that still
-    go to on_record, reaches `on_text(text, count)` as one string. A consumer object whose
-    on_record is passed may offer both as methods of the same names.
+    go to on_record, reaches `on_text(text, count)` as one string.
     """
 
     def __init__(self, ring: RingBufferMap, decoder: RecordDecoder,
@@ -327,9 +326,7 @@ class RingConsumer:
         self.on_record = on_record
         self.columnar = columnar
         self.on_columns = on_columns
-        owner = getattr(on_record, "__self__", None)
-        self.text_batch = text_batch or getattr(owner, "text_batch", None)
-        self.on_text = on_text or getattr(owner, "on_text", None)
+        self.text_batch, self.on_text = text_batch, on_text
         if self.text_batch is None or self.on_text is None:
             self.text_batch = None
         self.failure: Optional[BaseException] = None

@@ -58,7 +58,9 @@ class Pipeline:
             with deferred_interrupts():  # the ring buffer's mmaps and epoll fd
                 self._ring = RingConsumer(ring, decoder, self.consumer.on_record,
                                           columnar=self.consumer.columnar,
-                                          on_columns=self.consumer.on_columns)
+                                          on_columns=self.consumer.on_columns,
+                                          text_batch=self.consumer.text_batch,
+                                          on_text=self.consumer.on_text)
 
     @property
     def compiled_from_cache(self) -> bool:
