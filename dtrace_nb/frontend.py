@@ -55,6 +55,9 @@ def build_parser(prog: str = CLI,
                    help="permit probe descriptions that match no probes (-x zdefs)")
     p.add_argument("-T", "--duration", type=float, metavar="SECONDS",
                    help="stop after SECONDS (dtrace-nb addition)")
+    p.add_argument("--budget", action="store_true",
+                   help="report what tracing costs: each attachment's runs/s, ns a run and "
+                        "share of a CPU, as the kernel counts them (dtrace-nb addition)")
     fleet_shell.add_arguments(p)  # --cluster, --hosts, --workers
     cpp.add_options(p)
     return p
@@ -180,6 +183,7 @@ def session_config(ns: argparse.Namespace, source: str, **extra) -> SessionConfi
                            ("--by-host", ns.by_host)):
             if given:
                 raise DUsageError(f"{opt} needs --cluster ADDR (the Dask scheduler)")
+    extra.setdefault("budget", bool(getattr(ns, "budget", False)))
     return SessionConfig(source, target_command=ns.command, target_pid=single_pid(ns),
                          macro_args=list(ns.args), options=options(ns), quiet=ns.quiet,
                          **extra)

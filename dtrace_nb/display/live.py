@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 from dtrace_nb.display.cell import CellContent, CellView
 from dtrace_nb.display.controlbar import BarState, ControlBar
+from dtrace_nb.runtime.budget import budget_lines
 from dtrace_nb.session import RunOutcome, Session
 from dtrace_nb.text.messages import is_fault_message
 
@@ -145,6 +146,9 @@ class LiveView:
         content.errors = session.errors
         content.first_error = first_error(session.messages)
         content.losses = [m for m in session.messages if _is_loss(m)]
+        if session.cfg.budget:  # what tracing costs, as the kernel counts it
+            content.status_lines = budget_lines(session.costs_now() if live
+                                                else session.budget)
         return content
 
     def _draw(self, session: Session, snap: dict, status: str) -> None:

@@ -19,6 +19,15 @@ from dtrace_nb.text.messages import is_loss_message
 from dtrace_nb.text.messages import is_fault_message
 
 
+def budget_frame(rows) -> pd.DataFrame:
+    """--budget's rows (runtime.budget.AttachmentCost) as a DataFrame, costliest first."""
+    return pd.DataFrame([{"probes": r.probes, "attachment": r.attachment, "runs": r.runs,
+                          "runs_per_s": r.runs_per_second, "ns_per_run": r.ns_per_run,
+                          "cpu_share": r.cpu_share} for r in rows],
+                        columns=["probes", "attachment", "runs", "runs_per_s", "ns_per_run",
+                                 "cpu_share"])
+
+
 class Aggregations(dict):
     """name -> DataFrame. Keys are D names ('@bytes', '@' for the anonymous one);
     `aggs['bytes']` works too."""
@@ -55,6 +64,8 @@ class Result:
     # records kept as columns (SessionConfig(record_frames=True)):
     # (clause index, probe text) -> DataFrame; not saved in recordings
     record_frames: dict = field(default_factory=dict)
+    # --budget: each attachment's cost as the kernel counted it (not saved in recordings)
+    budget: Optional[pd.DataFrame] = None
 
     def save(self, path: str) -> str:
         """Record this session to a JSON file that `%%dtrace --replay FILE` plays back."""
@@ -97,6 +108,7 @@ class Result:
             funcs=funcs,
             history=session.timeline,
             record_frames=session.records_frames(),
+            budget=budget_frame(session.budget) if session.cfg.budget else None,
         )
 
     @property

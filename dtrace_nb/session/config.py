@@ -31,6 +31,9 @@ class SessionConfig:
     commands: list = field(default_factory=list)
     # dtrace(1)'s _DTRACE_TESTING: records without the CPU and ID columns
     testing: bool = False
+    # --budget: the kernel's run-time statistics of every attachment while tracing
+    # (runtime/budget.py), reported at the end
+    budget: bool = False
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dtrace_nb.codegen import BpfProgram
 from dtrace_nb.consumer import Consumer
 from dtrace_nb.lang.check import CheckedProgram
 from dtrace_nb.probes import ProbeCatalog
+from dtrace_nb.runtime.budget import budget_lines
 from dtrace_nb.runtime.compile import compile_program
 from dtrace_nb.runtime.environment import import_bcc, require_tracing
 from dtrace_nb.runtime.program import LoadedProgram
@@ -50,6 +51,7 @@ class Session:
         self.stop_reason = ""
         self.started_at = self.ended_at = 0.0
         self.ending = False  # set once the records of the traced time are all read
+        self.budget: list = []  # --budget: runtime.budget.AttachmentCost rows, at stop()
         self._pipe: Optional[Pipeline] = None
         self._final: Optional[dict] = None  # the last snapshot, taken at stop()
         # aggregations over time: the live view samples at each refresh, stop() last
@@ -85,7 +87,7 @@ class Session:
             self.started_at = time.monotonic()
             self.running = True
             self._pipe.fire("BEGIN")
-            self._pipe.attach_all()
+            self._pipe.attach_all(budget=cfg.budget)
             if self.target is not None:
                 self.target.release()
             self._stage("tracing")
@@ -190,6 +192,12 @@ class Session:
         (SessionConfig.record_frames), in arrival order."""
         return self.consumer.records_frames() if self.consumer else {}
 
+    def costs_now(self) -> list:
+        """--budget: each attachment's cost so far (the live view's lines)."""
+        if not self.started_at or self._pipe is None:
+            return self.budget
+        return self._pipe.costs(time.monotonic() - self.started_at) or self.budget
+
     def drops(self) -> dict[tuple[str, int], int]:
         """(kind, cpu) -> count of data lost so far."""
         return dict(self._pipe.drops()) if self._pipe else {}
@@ -204,6 +212,10 @@ class Session:
                 self._pipe.detach_all()
                 # the probes are no longer live: where Result.duration ends
                 self.ended_at = time.monotonic()
+                if self.cfg.budget and self.started_at:
+                    self.budget = self._pipe.costs(self.ended_at - self.started_at)
+                    for line in budget_lines(self.budget):
+                        self._message(line)
             if self.running:
                 self._pipe.drain()
                 # what follows is END's text and the exit's printa, not the trace's output

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 from dtrace_nb.codegen import BpfProgram
 from dtrace_nb.consumer import Consumer, sort_options
 from dtrace_nb.lang.check import CheckedProgram
+from dtrace_nb.runtime.budget import AttachmentCost, RunTimeStats
 from dtrace_nb.runtime.program import LoadedProgram
 from dtrace_nb.runtime.signals import deferred_interrupts
 from dtrace_nb.runtime.symbols import StackSymbols, kernel_symbol
@@ -32,6 +33,7 @@ class Pipeline:
                                                              critical=deferred_interrupts)
         self.consumer: Optional[Consumer] = None
         self._reader = self._ring = None
+        self._stats: Optional[RunTimeStats] = None
         self.last_drops: dict[tuple[str, int], int] = {}
         self._next_status = 0.0
 
@@ -66,9 +68,19 @@ class Pipeline:
     def compiled_from_cache(self) -> bool:
         return self.loaded is not None and self.loaded.compiled_from_cache
 
-    def attach_all(self) -> None:
+    def attach_all(self, budget: bool = False) -> None:
+        """Attach every probe; with `budget`, the kernel counts their runs from now."""
         assert self.loaded is not None
+        if budget:
+            self._stats = RunTimeStats()
         self.loaded.attach_all()
+
+    def costs(self, seconds: float) -> list[AttachmentCost]:
+        """Each attachment's runs and time so far (attach_all(budget=True)), costliest
+        first; [] without the statistics or once the programs are freed."""
+        if self._stats is None or self.loaded is None:
+            return []
+        return self._stats.costs(self.program.functions, self.loaded.prog_fds, seconds)
 
     def fire(self, event: str, args: tuple[int, ...] = (), consume: bool = True) -> None:
         """Run a consumer trigger's programs ('BEGIN', 'END', 'ERROR'), then (unless
@@ -134,6 +146,9 @@ class Pipeline:
                 finally:
                     self.loaded = None
                     self._ring = None
+                    if self._stats is not None:
+                        self._stats.close()
+                        self._stats = None
 
 
 class _KernelSymbols:
