@@ -262,25 +262,34 @@ def _define_once(table: "TypeTable", d: ast.Node, strsize: int) -> DType:
     if not isinstance(struct, StructType) or struct.kind != d.kind:
         raise DCompileError(f"'{d.name}' is already a {struct} tag", d.span)
     if struct.complete:
-        raise DCompileError(f"{struct} is already defined", d.span)
+        raise DCompileError(f"{struct} is already defined", d.span, tag="D_DECL_TYPERED",
+                            dtrace=f"type redeclared: {struct}")
     members, seen = [], set()
     for m in d.members:
         t = resolve(table, m.type, strsize)
         if m.name and m.name in seen:
-            raise DCompileError(f"{struct} has two members named '{m.name}'", m.span)
+            raise DCompileError(f"{struct} has two members named '{m.name}'", m.span,
+                                tag="D_UNKNOWN", dtrace=f"failed to define member '{m.name}': "
+                                                        "Duplicate member or variable name")
         seen.add(m.name)
         if size_of(t) is None:
-            raise DCompileError(f"incomplete struct/union/enum {t}: {m.name}", m.span)
+            # (a forward declaration is named `struct x` by dtrace(1), union or not)
+            named = f"struct {t.name}" if isinstance(t, StructType) else str(t)
+            raise DCompileError(f"incomplete struct/union/enum {t}: {m.name}", m.span,
+                                tag="D_DECL_INCOMPLETE",
+                                dtrace=f"incomplete struct/union/enum {named}: {m.name}")
         bits = None
         if m.bits is not None:
             if not isinstance(t, IntType) or isinstance(t, PtrType):
-                raise DCompileError(f"invalid type for bit-field: {m.name}", m.span)
+                raise DCompileError(f"invalid type for bit-field: {m.name}", m.span,
+                                    tag="D_DECL_BFTYPE")
             bits = fold(m.bits, table.constants_by_name(), "a bit-field's width")
             if bits < 0 or (bits == 0 and m.name):
                 raise DCompileError("positive integral constant expression expected as "
-                                    "bit-field size", m.bits.span)
+                                    "bit-field size", m.bits.span, tag="D_DECL_BFCONST")
             if bits > t.size * 8:
-                raise DCompileError(f"bit-field too big for type: {m.name}", m.bits.span)
+                raise DCompileError(f"bit-field too big for type: {m.name}", m.bits.span,
+                                    tag="D_DECL_BFSIZE")
         members.append(MemberSpec(m.name, t, bits))
     lay_out(struct, members)
     return struct
@@ -292,12 +301,27 @@ def _define_enum(table: "TypeTable", d: ast.EnumDef) -> DType:
     names = table.constants_by_name()
     values, next_value = [], 0
     for en in d.enumerators:
+        if any(en.name == n for n, _ in values):
+            raise DCompileError(f"enum {d.name} names {en.name} twice", en.span,
+                                tag="D_UNKNOWN", dtrace=f"failed to define enumerator "
+                                                        f"'{en.name}': Duplicate member or "
+                                                        "variable name")
         if en.name in names:
-            raise DCompileError(f"identifier redeclared: {en.name}", en.span)
-        value = next_value if en.value is None else fold(en.value, names, "an enumerator")
+            raise DCompileError(f"identifier redeclared: {en.name}", en.span,
+                                tag="D_DECL_IDRED")
+        try:
+            value = next_value if en.value is None else fold(en.value, names, "an enumerator")
+        except DCompileError as err:
+            if err.tag:
+                raise
+            raise DCompileError(err.message, err.span, err.hint, tag="D_DECL_ENCONST",
+                                dtrace=f"enumerator '{en.name}' must be assigned to an "
+                                       "integral constant expression") from None
         if not -(1 << 31) <= value < (1 << 31):
             raise DCompileError(f"enumerator '{en.name}' ({value}) does not fit in an int",
-                                en.span)
+                                en.span, tag="D_DECL_ENOFLOW",
+                                dtrace=f"enumerator '{en.name}' value overflows INT_MAX "
+                                       "(2147483647)")
         names[en.name] = value
         values.append((en.name, value))
         next_value = value + 1
@@ -312,7 +336,9 @@ def declared_size(t: DType, span: ast.Span) -> int:
     """sizeof(t) for the sizeof operator: a declared type's size, 8 for a translated or
     other opaque pointer; an incomplete struct has none."""
     if isinstance(t, StructType) and not t.complete:
-        raise DCompileError(f"sizeof cannot be applied to incomplete {t}", span)
+        raise DCompileError(f"sizeof cannot be applied to incomplete {t}", span,
+                            tag="D_SIZEOF_TYPE",
+                            dtrace="cannot apply sizeof to an operand of unknown size")
     if isinstance(t, (StructType, ArrayType, IntType, StringType)):
         return size_of(t) or 0
     return 8

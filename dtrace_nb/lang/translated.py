@@ -164,7 +164,7 @@ def index_type(name: str, e: ast.Index, index_types: list[DType],
                             f"\tprototype: integer constant\n\t argument: {index_types[0]}",
                             idx.span, hint="index uregs[] with a constant: R_PC, R_SP, R_RAX...")
     if not 0 <= n < UREGS_COUNT:
-        raise DCompileError(f"uregs[]: index out of bounds ({n})", idx.span,
+        raise DCompileError(f"uregs[]: index out of bounds ({n})", idx.span, tag="D_UNKNOWN",
                             hint=f"x86_64 has {UREGS_COUNT} registers: R_R15 (0) .. "
                                  "R_TRAPNO (25)")
     return native_type("uint64_t")

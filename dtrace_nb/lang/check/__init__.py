@@ -9,6 +9,7 @@ its RULES), each in its own module:
 2b. typedecls.declare_types: struct/union/enum types, typedefs, inlines, translators;
    their names replaced in the clauses (enumerators, inlines, offsetof, xlate);
 3. declarations.declare_variables: declared variables exist with their types;
+3b. probes.require_clauses: a program of declarations only is refused (D_EMPTY);
 4. statements.learn_variable_types: variables take the type of their first assignment in
    program order (a lenient walk);
 5. statements.check_statements: every expression typed (exprs.py, scopes.py), every
@@ -31,7 +32,7 @@ from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, INT_BUILTINS, PROBE_STRI
 from dtrace_nb.lang.check.actions import check_destructive
 from dtrace_nb.lang.check.declarations import apply_pragmas, declare_variables
 from dtrace_nb.lang.check.macros import MacroEnv
-from dtrace_nb.lang.check.probes import resolve_probes
+from dtrace_nb.lang.check.probes import require_clauses, resolve_probes
 from dtrace_nb.lang.check.results import (AggInfo, Annotations, ArgRef, CheckedClause,
                                           CheckedProgram, Variable, clause_calls,
                                           flat_statements)
@@ -58,7 +59,8 @@ def _number_variables(st: CheckState) -> None:
 
 
 PASSES: tuple[Callable[[CheckState], None], ...] = (
-    apply_pragmas, resolve_probes, declare_types, declare_variables, learn_variable_types, check_statements,
+    apply_pragmas, resolve_probes, declare_types, declare_variables, require_clauses,
+    learn_variable_types, check_statements,
     check_speculation, _destructive, _number_variables,
 )
 

@@ -37,7 +37,7 @@ def check_action(w: Walk, call: ast.Call) -> None:
 
 
 def _int_arg(w: Walk, call: ast.Call, i: int) -> None:
-    if not w.x.expr(call.args[i]).is_int:
+    if not w.x.value(call.args[i]).is_int:
         got = w.x.ann.type(call.args[i])
         raise DCompileError(f"{call.name}() argument {i + 1} must be an integer, "
                             f"not {got}", call.args[i].span, tag="D_PROTO_ARG",
@@ -57,8 +57,10 @@ def _printf(w: Walk, call: ast.Call) -> None:
     """printf() and system(): a format literal, then one argument per conversion."""
     fmt = call.args[0] if call.args else None
     if not isinstance(fmt, ast.StrLit):
+        got = str(w.x.value(fmt)) if fmt is not None else ""
         raise DCompileError(f"{call.name}() needs a format string literal as its first "
-                            "argument", call.span)
+                            "argument", call.span, tag="D_PROTO_ARG" if got else "",
+                            dtrace=proto_arg(call.name, 1, "string", got) if got else "")
     wanted: list[str] = []
     # per argument wanted: (conversion number from 1, the conversion, "*"/".*"/"" for a
     # width, a precision or the value), for dtrace(1)'s words about it
@@ -82,7 +84,7 @@ def _printf(w: Walk, call: ast.Call) -> None:
         if kind == "stack":
             _stack_conversion(w, a)
         else:
-            _printf_arg(call, i, a, w.x.expr(a), kind, owner[i])
+            _printf_arg(call, i, a, w.x.value(a), kind, owner[i])
 
 
 def _stack_conversion(w: Walk, a: ast.Expr) -> None:
@@ -120,7 +122,10 @@ _XINT = "char, short, int, long, or long long"
 def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str,
                 owner: tuple) -> None:
     if kind == "agg":
-        raise DCompileError("%@ is only valid in printa()", call.args[0].span)
+        raise DCompileError("%@ is only valid in printa()", call.args[0].span,
+                            tag="D_PRINTF_AGG_CONV",
+                            dtrace=f"%@ conversion requires an aggregation and is not for "
+                                   f"use with {call.name}( )")
     n, conv, dyn = owner
     if dyn:
         tag = "D_PRINTF_DYN_TYPE"

@@ -28,7 +28,9 @@ def _declare(st: CheckState, decl: ast.VarDecl) -> None:
     if decl.key_types is not None:
         if decl.scope == "this":
             raise DCompileError("clause-local (this->) variables cannot be associative arrays",
-                                decl.span)
+                                decl.span, tag="D_DECL_LOCASSC",
+                                dtrace="associative arrays may not be declared as local "
+                                       f"variables: {decl.name}")
         keys = [st.type_of(k) for k in decl.key_types]
     key = (decl.scope, decl.name)
     if key in st.vars:

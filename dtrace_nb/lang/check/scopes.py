@@ -17,7 +17,8 @@ from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVA
 from dtrace_nb.lang.check.struct_members import element_lvalue, member_lvalue
 from dtrace_nb.lang.constants import CONSTANTS
 from dtrace_nb.lang.check.results import Annotations, Variable
-from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe, is_null
+from dtrace_nb.lang.check.state import (CheckState, NoValue, check_keys, const_value, describe,
+                                        is_null)
 from dtrace_nb.lang import translated
 from dtrace_nb.lang.kernel_types import KernelArray, element_type
 from dtrace_nb.lang.types import (CHAR, INT64, DType, PtrType, StringType, TranslatedType,
@@ -97,8 +98,8 @@ class VariableRules:
     def index(self, e: ast.Index) -> DType:
         base = e.base
         if isinstance(base, ast.AggRef):
-            raise DCompileError("an aggregation has no value in an expression", e.span,
-                                hint="print it with printa() or read it from the result")
+            raise NoValue("an aggregation has no value in an expression", e.span,
+                          "aggregation", hint="print it with printa() or read it from the result")
         if isinstance(base, ast.Ident) and base.name == "args" \
                 and ("global", "args") not in self.st.vars:
             return self.args_index(e)
@@ -149,7 +150,7 @@ class VariableRules:
         # a struct member is a char array of a known size (pr_name, comm): DTrace checks it
         if isinstance(e.base, ast.Member) and n is not None and not 0 <= n < t.size:
             raise DCompileError(f"index outside array bounds: {n}, max is {t.size}",
-                                e.indexes[0].span)
+                                e.indexes[0].span, tag="D_ARR_BOUNDS")
         return CHAR
 
     @staticmethod
@@ -162,7 +163,7 @@ class VariableRules:
             return "self", base.name
         if isinstance(base, ast.ScopedVar):
             raise DCompileError("clause-local (this->) variables cannot be associative arrays",
-                                e.span)
+                                e.span, tag="D_ARR_LOCAL")
         raise DCompileError("only associative arrays and args[] can be indexed", e.span)
 
     def _new_array(self, scope: str, name: str, t: DType, key_types: list[DType],
