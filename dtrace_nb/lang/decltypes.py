@@ -227,13 +227,41 @@ def resolve(table: "TypeTable", tn: ast.TypeName, strsize: int) -> DType:
     else:
         base = type_from_words(tn.words, tn.pointer, strsize)
         if base is None:
-            raise DCompileError(f"unknown type '{tn}'", tn.span)
+            tag, text = _combination(tn.words)
+            raise DCompileError(f"unknown type '{tn}'", tn.span, tag=tag, dtrace=text)
         return _arrays(table, base, tn, strsize)
     name = str(base)
     for _ in range(tn.pointer):
         base = pointer_to(base, name)
         name = f"{name} *"
     return _arrays(table, base, tn, strsize)
+
+
+_ATTRIBUTES = ("signed", "unsigned", "short", "long")
+
+
+def _combination(words: list[str]) -> tuple[str, str]:
+    """dt_decl.c's tag and words for type words that do not combine (`char int`, `short
+    void`, `char long`, `short long`); ("", "") when the words are valid C."""
+    attrs = [w for w in words if w in _ATTRIBUTES]
+    bases = [w for w in words if w not in _ATTRIBUTES]
+    if len(bases) > 1:
+        return "D_DECL_COMBO", "invalid type combination"
+    base = bases[0] if bases else "int"
+    sized = {"short", "long"} & set(attrs)
+    if base == "char" and sized:
+        return "D_DECL_CHARATTR", ("invalid type declaration: short and long may not be used "
+                                   "with char type")
+    if base == "void" and attrs:
+        return "D_DECL_VOIDATTR", ("invalid type declaration: attributes may not be used with "
+                                   "void type")
+    if base in ("float", "double") and {"signed", "unsigned"} & set(attrs):
+        return "D_DECL_SIGNINT", ("invalid type declaration: signed and unsigned may only be "
+                                  "used with integer type")
+    if base == "int" and "short" in attrs and "long" in attrs:
+        named = " ".join(a for a in _ATTRIBUTES if a in attrs) + " " + " ".join(bases)
+        return "D_UNKNOWN", f"failed to resolve type {named}: Unknown type name"
+    return "", ""
 
 
 def _arrays(table: "TypeTable", base: DType, tn: ast.TypeName, strsize: int) -> DType:

@@ -10,11 +10,13 @@ its RULES), each in its own module:
    their names replaced in the clauses (enumerators, inlines, offsetof, xlate);
 3. declarations.declare_variables: declared variables exist with their types;
 3b. probes.require_clauses: a program of declarations only is refused (D_EMPTY);
-4. statements.learn_variable_types: variables take the type of their first assignment in
+4. speculation.check_speculation: speculate()'s order rules (by the statements' names
+   alone: dtrace(1) refuses an action after speculate() whether or not it could run here),
+   speculative clauses;
+5. statements.learn_variable_types: variables take the type of their first assignment in
    program order (a lenient walk);
-5. statements.check_statements: every expression typed (exprs.py, scopes.py), every
+6. statements.check_statements: every expression typed (exprs.py, scopes.py), every
    aggregation (aggregations.py) and action (actions.py) checked;
-6. speculation.check_speculation: speculate()'s order rules, speculative clauses;
 7. check_destructive: destructive actions need -w;
 8. number_variables: variables get their index (their maps' and fields' names).
 
@@ -60,8 +62,8 @@ def _number_variables(st: CheckState) -> None:
 
 PASSES: tuple[Callable[[CheckState], None], ...] = (
     apply_pragmas, resolve_probes, declare_types, declare_variables, require_clauses,
-    learn_variable_types, check_statements,
-    check_speculation, _destructive, _number_variables,
+    check_speculation, learn_variable_types, check_statements, _destructive,
+    _number_variables,
 )
 
 

@@ -29,19 +29,19 @@ def check_action(w: Walk, call: ast.Call) -> None:
                             dtrace=proto_len(call.name, n, lo, hi))
     if call.name in DESTRUCTIVE:
         w.destructive.append(call)
+    rule = _RULES.get(call.name)
+    if rule is not None:  # the arguments first, as dtrace(1) cooks them
+        rule(w, call)
     if call.name in NOT_ON_LINUX:
         raise DCompileError(f"{call.name}() is not supported on Linux by dtrace-nb", call.span)
-    rule = _RULES.get(call.name)
-    if rule is not None:
-        rule(w, call)
 
 
-def _int_arg(w: Walk, call: ast.Call, i: int) -> None:
+def _int_arg(w: Walk, call: ast.Call, i: int, proto: str = "int") -> None:
     if not w.x.value(call.args[i]).is_int:
         got = w.x.ann.type(call.args[i])
         raise DCompileError(f"{call.name}() argument {i + 1} must be an integer, "
                             f"not {got}", call.args[i].span, tag="D_PROTO_ARG",
-                            dtrace=proto_arg(call.name, i + 1, "int", str(got)))
+                            dtrace=proto_arg(call.name, i + 1, proto, str(got)))
 
 
 def _format(w: Walk, call: ast.Call, fmt: ast.StrLit) -> list:
@@ -215,8 +215,10 @@ def _ints(*ints: int) -> Callable[[Walk, ast.Call], None]:
 
 
 def _copyout(w: Walk, call: ast.Call) -> None:
-    for a in call.args:
-        w.x.expr(a)
+    """copyout(void *buf, uintptr_t addr, size_t nbytes)"""
+    w.x.expr(call.args[0])
+    _int_arg(w, call, 1, "uintptr_t")
+    _int_arg(w, call, 2, "size_t")
 
 
 def _copyoutstr(w: Walk, call: ast.Call) -> None:
@@ -233,7 +235,7 @@ _RULES: dict[str, Callable[[Walk, ast.Call], None]] = {
     "clear": _agg_then_ints(), "denormalize": _agg_then_ints(), "trunc": _agg_then_ints(1),
     "normalize": _agg_then_ints(1), "setopt": _setopt, "raise": _ints(0),
     "speculate": _ints(0), "commit": _ints(0), "discard": _ints(0),
-    "copyout": _copyout, "copyoutstr": _copyoutstr,
+    "copyout": _copyout, "copyoutstr": _copyoutstr, "chill": _ints(0),
 }
 
 

@@ -193,14 +193,16 @@ class VariableRules:
             raise DCompileError(f"a variable cannot hold {vt}", e.value.span,
                                 hint="assign a member instead, e.g. x = args[0]->member")
         if e.op != "=" and not vt.is_int:
+            t = self.lvalue(e.target, None)
             raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span,
-                                tag="D_OP_INCOMPAT")
+                                tag="D_OP_INCOMPAT",
+                                dtrace=f'operands have incompatible types: "{t}" {e.op} "{vt}"')
         t = self.lvalue(e.target, vt if e.op == "=" else None)
         null = is_null(e.value, self.ann)
         if e.op == "=" and t.is_int and vt.is_int and not null \
                 and isinstance(t, PtrType) != isinstance(vt, PtrType):  # dt_node_is_argcompat: a pointer takes a pointer or NULL
             raise DCompileError(f'operands have incompatible types: "{t}" {e.op} "{vt}"',
-                                e.span)
+                                e.span, tag="D_OP_INCOMPAT")
         if t.is_string != vt.is_string and not (t.is_string and null):
             raise DCompileError(f"cannot assign {vt} to {describe(e.target)}, which is {t}",
                                 e.span, tag="D_OP_INCOMPAT",
@@ -212,7 +214,9 @@ class VariableRules:
     def incdec(self, e: ast.Expr, operand: ast.Expr, op: str) -> DType:
         t = self.lvalue(operand, None)
         if not t.is_int:
-            raise DCompileError(f"operator {op} needs an integer variable", e.span)
+            raise DCompileError(f"operator {op} needs an integer variable", e.span,
+                                tag="D_OP_SCALAR",
+                                dtrace=f"operator {op} requires operand of scalar type")
         return t
 
     def lvalue(self, target: ast.Expr, new_type: Optional[DType]) -> DType:
