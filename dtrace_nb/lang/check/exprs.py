@@ -342,7 +342,9 @@ class ExprChecker(VariableRules):
         where = e.name_span if e.name_span.line else e.span
         if e.name in AGG_FUNCS:
             raise DCompileError(f"{e.name}() may only be assigned to an aggregation",
-                                e.span, hint=f"@name[keys] = {e.name}(...)")
+                                e.span, hint=f"@name[keys] = {e.name}(...)", tag="D_CG_EXPR",
+                                dtrace=f"aggregating function {e.name}( ) may not be called "
+                                       "from a D expression (D program context required)")
         if e.name in ACTIONS:
             lo, hi = ACTIONS[e.name]
             if not lo <= len(e.args) <= hi:  # dtrace(1) cooks the call before its use
