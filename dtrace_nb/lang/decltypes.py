@@ -301,8 +301,10 @@ def _define_once(table: "TypeTable", d: ast.Node, strsize: int) -> DType:
                                                         "Duplicate member or variable name")
         seen.add(m.name)
         if size_of(t) is None:
-            # (a forward declaration is named `struct x` by dtrace(1), union or not)
-            named = f"struct {t.name}" if isinstance(t, StructType) else str(t)
+            # (a forward declaration is named `struct x` by dtrace(1), union or not; the
+            # type being defined by its own kind)
+            named = f"struct {t.name}" if isinstance(t, StructType) and t is not struct \
+                else str(t)
             raise DCompileError(f"incomplete struct/union/enum {t}: {m.name}", m.span,
                                 tag="D_DECL_INCOMPLETE",
                                 dtrace=f"incomplete struct/union/enum {named}: {m.name}")
@@ -328,7 +330,9 @@ def _define_enum(table: "TypeTable", d: ast.EnumDef) -> DType:
         raise DCompileError(f"enum {d.name} is already defined", d.span)
     names = table.constants_by_name()
     values, next_value = [], 0
-    for en in d.enumerators:
+    for i, en in enumerate(d.enumerators):
+        # dtrace(1) names the line of the token after the enumerator: `}` after the last
+        after = d.span.end_line if i == len(d.enumerators) - 1 else en.span.end_line
         if any(en.name == n for n, _ in values):
             raise DCompileError(f"enum {d.name} names {en.name} twice", en.span,
                                 tag="D_UNKNOWN", dtrace=f"failed to define enumerator "
@@ -344,12 +348,12 @@ def _define_enum(table: "TypeTable", d: ast.EnumDef) -> DType:
                 raise
             raise DCompileError(err.message, err.span, err.hint, tag="D_DECL_ENCONST",
                                 dtrace=f"enumerator '{en.name}' must be assigned to an "
-                                       "integral constant expression") from None
+                                       "integral constant expression", line=after) from None
         if not -(1 << 31) <= value < (1 << 31):
             raise DCompileError(f"enumerator '{en.name}' ({value}) does not fit in an int",
                                 en.span, tag="D_DECL_ENOFLOW",
                                 dtrace=f"enumerator '{en.name}' value overflows INT_MAX "
-                                       "(2147483647)")
+                                       "(2147483647)", line=after)
         names[en.name] = value
         values.append((en.name, value))
         next_value = value + 1

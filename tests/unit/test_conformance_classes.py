@@ -175,6 +175,14 @@ DECLARATIONS = [
      "failed to determine offset of b: Member name not found"),
     ("BEGIN { x = offsetof(int, a); }", "[D_OFFSETOF_TYPE] line 1: offsetof operand must be "
                                         "a struct or union type"),
+    ("union u { int a; union u m; };\nBEGIN {}", "[D_DECL_INCOMPLETE] line 1: incomplete "
+     "struct/union/enum union u: m"),
+    ("enum e {\n\tA = 2147483648\n};\nBEGIN {}", "[D_DECL_ENOFLOW] line 3: enumerator 'A' "
+     "value overflows INT_MAX (2147483647)"),
+    ("struct s { int a; };\nstruct s v;\nBEGIN { x = &v; }", "[D_ADDROF_VAR] line 3: cannot "
+     "take address of dynamic variable"),
+    ("struct s { int a; };\nstruct s v;\nBEGIN { x = v->a; }", "[D_OP_PTR] line 3: operator "
+     "-> must be applied to a pointer"),
     ("struct s;\nBEGIN { x = sizeof (struct s); }", "[D_SIZEOF_TYPE] line 2: cannot apply "
      "sizeof to an operand of unknown size"),
 ]

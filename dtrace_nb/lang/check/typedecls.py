@@ -48,6 +48,15 @@ class _Names:
 
     def replacement(self, e: ast.Expr) -> Optional[ast.Expr]:
         struct_var = _struct_var(self.st, e)
+        # (the walk meets a parent before its operand: these rules are the parent's)
+        if isinstance(e, ast.Unary) and e.op == "&" and _struct_var(self.st, e.operand):
+            raise DCompileError("the address of a D variable cannot be taken", e.span,
+                                tag="D_ADDROF_VAR",
+                                dtrace="cannot take address of dynamic variable")
+        if isinstance(e, ast.Member) and e.arrow and _struct_var(self.st, e.base):
+            raise DCompileError(f"{_described(e.base)} is a {_struct_var(self.st, e.base)}, "
+                                f"not a pointer: use '.{e.name}'", e.span, tag="D_OP_PTR",
+                                dtrace="operator -> must be applied to a pointer")
         if isinstance(e, ast.SizeOf) and e.operand is not None \
                 and _struct_var(self.st, e.operand):
             t = _struct_var(self.st, e.operand)
