@@ -183,6 +183,16 @@ DECLARATIONS = [
      "take address of dynamic variable"),
     ("struct s { int a; };\nstruct s v;\nBEGIN { x = v->a; }", "[D_OP_PTR] line 3: operator "
      "-> must be applied to a pointer"),
+    ("BEGIN { x = (int *)0; y = x->a; }", '[D_OP_SOU] line 1: operator -> cannot be applied '
+     'to pointer to type "int"; must be applied to a struct or union pointer'),
+    ("BEGIN { x = pid.a; }", '[D_OP_SOU] line 1: operator . cannot be applied to type '
+                             '"pid_t"; must be applied to a struct or union'),
+    ("int a[3];\nint b[3];\nBEGIN { a = b; }", '[D_OP_ARRFUN] line 3: operator = may not be '
+     'applied to operand of type "int [3]"'),
+    ("BEGIN { x[1] = 1; y = x; }", "[D_IDENT_BADREF] line 1: associative array 'x' may not "
+                                   "be referenced as scalar"),
+    ("BEGIN /execname/ { }", "[D_PRED_SCALAR] line 1: predicate result must be of scalar "
+                             "type"),
     ("struct s;\nBEGIN { x = sizeof (struct s); }", "[D_SIZEOF_TYPE] line 2: cannot apply "
      "sizeof to an operand of unknown size"),
 ]

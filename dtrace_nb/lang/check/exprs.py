@@ -320,8 +320,18 @@ class ExprChecker(VariableRules):
         declared = struct_member(self, e, t)
         if declared is not None:
             return declared
+        if e.arrow and isinstance(t, PtrType):
+            words = (f'operator -> cannot be applied to pointer to type "{t.target or "void"}"'
+                     "; must be applied to a struct or union pointer")
+        elif e.arrow:
+            words = "operator -> must be applied to a pointer"
+        else:
+            words = (f'operator . cannot be applied to type "{t}"; must be applied to a '
+                     "struct or union")
         raise DCompileError(f"'{'->' if e.arrow else '.'}{e.name}' needs a struct; "
                             f"{describe(e.base)} is {t}", e.span,
+                            tag="D_OP_PTR" if e.arrow and not isinstance(t, PtrType)
+                            else "D_OP_SOU", dtrace=words,
                             hint="kernel struct types are not available; providers give "
                                  "translated args[] (e.g. args[0]->pr_pid)")
 

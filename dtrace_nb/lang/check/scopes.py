@@ -50,7 +50,9 @@ class VariableRules:
         var = self.st.vars.get(("global", n))
         if var is not None:
             if var.is_assoc:
-                raise DCompileError(f"{n} is an associative array; index it: {n}[...]", e.span)
+                raise DCompileError(f"{n} is an associative array; index it: {n}[...]", e.span,
+                                    tag="D_IDENT_BADREF", dtrace=f"associative array '{n}' may "
+                                                                 "not be referenced as scalar")
             self.ann.vars[e] = var
             return var.type
         if n in INT_BUILTINS:

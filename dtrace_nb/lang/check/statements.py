@@ -41,7 +41,8 @@ def _clause(w: Walk, c: CheckedClause) -> None:
         t = w.x.expr(pred)
         if not t.is_int:
             raise DCompileError("a predicate must be an integer or pointer expression, "
-                                f"not {t}", pred.span)
+                                f"not {t}", pred.span, tag="D_PRED_SCALAR",
+                                dtrace="predicate result must be of scalar type")
     _block(w, c.clause.body)
 
 

@@ -361,6 +361,10 @@ def _c_indexable(base: ast.Expr) -> bool:
 
 def _struct_copy(st: CheckState, e: ast.Assign) -> None:
     to, source = _struct_var(st, e.target), _struct_var(st, e.value)
+    if isinstance(to, ArrayType):  # C arrays are not assigned as a whole
+        raise DCompileError(f"{_described(e.target)} is an array, {to}: arrays cannot be "
+                            "assigned", e.span, tag="D_OP_ARRFUN",
+                            dtrace=f'operator = may not be applied to operand of type "{to}"')
     if source is None:
         raise DCompileError(f"{_described(e.target)} is a {to}: only a {to} variable can be "
                             "assigned to it", e.value.span)
