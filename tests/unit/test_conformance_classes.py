@@ -77,6 +77,10 @@ NO_VALUE = [
      "is incompatible with prototype:\n\tprototype: int\n\t argument: aggregation"),
     ("BEGIN { @[trace(0)] = count(); }", "[D_KEY_TYPE] line 1: void expression may not be "
                                          "used as aggregation index: key #1"),
+    ("BEGIN { printf(execname); }", "[D_PRINTF_ARG_FMT] line 1: printf( ) argument #1 is "
+     "incompatible with prototype:\n\tprototype: string constant\n\t argument: string"),
+    ('BEGIN { printf(""); }', "[D_PRINTF_FMT_EMPTY] line 1: printf( ) format string is empty"),
+    ('BEGIN { printf("%zu", 1); }', "[D_SYNTAX] line 1: format conversion #1 is undefined: %z"),
     ("BEGIN { printf(1); }", "[D_PROTO_ARG] line 1: printf( ) argument #1 is incompatible "
                              "with prototype:\n\tprototype: string\n\t argument: int"),
 ]

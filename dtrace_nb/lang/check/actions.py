@@ -57,10 +57,18 @@ def _printf(w: Walk, call: ast.Call) -> None:
     """printf() and system(): a format literal, then one argument per conversion."""
     fmt = call.args[0] if call.args else None
     if not isinstance(fmt, ast.StrLit):
-        got = str(w.x.value(fmt)) if fmt is not None else ""
+        t = w.x.value(fmt) if fmt is not None else None
+        # dt_printf: a string that is not a constant, or not a string at all
+        tag, proto = ("D_PRINTF_ARG_FMT", "string constant") if t is not None and \
+            t.is_string else ("D_PROTO_ARG", "string")
         raise DCompileError(f"{call.name}() needs a format string literal as its first "
-                            "argument", call.span, tag="D_PROTO_ARG" if got else "",
-                            dtrace=proto_arg(call.name, 1, "string", got) if got else "")
+                            "argument", call.span, tag=tag if t is not None else "",
+                            dtrace=proto_arg(call.name, 1, proto, str(t)) if t is not None
+                            else "")
+    if fmt.value == "":
+        raise DCompileError(f"{call.name}() has an empty format string", fmt.span,
+                            tag="D_PRINTF_FMT_EMPTY",
+                            dtrace=f"{call.name}( ) format string is empty")
     wanted: list[str] = []
     # per argument wanted: (conversion number from 1, the conversion, "*"/".*"/"" for a
     # width, a precision or the value), for dtrace(1)'s words about it
