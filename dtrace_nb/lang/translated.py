@@ -143,7 +143,7 @@ def member_type(of: DType, e: ast.Member) -> MemberType:
     if e.name in _WHY_NOT:
         # DTrace's message for a member its translator does not define; why, for Linux
         raise DCompileError(f"translator does not define conversion for member: {e.name}",
-                            e.span, hint=f"{t}.{e.name} on Linux: {_WHY_NOT[e.name]}")
+                            e.span, tag="D_XLATE_NOCONV", hint=f"{t}.{e.name} on Linux: {_WHY_NOT[e.name]}")
     raise DCompileError(f"{t} has no member '{e.name}'", e.span,
                         hint="members: " + ", ".join(x.name for x in t.members))
 

@@ -129,6 +129,22 @@ AGGREGATIONS = [
                           "from a D expression (D program context required)"),
 ]
 
+PRINTING = [
+    ("BEGIN { @a = count(); @b[1] = count(); printa(@a, @b); }", "[D_PRINTA_AGGKEY] line 1: "
+     "printa( ): @a and @b do not have matching key signatures: @a has 0 keys, @b has 1 key"),
+    ('BEGIN { @a[1] = count(); @b["x"] = count(); printa("%d %@d %@d", @a, @b); }',
+     "[D_PRINTA_AGGPROTO] line 1: printa( ): @b[ ] key #1 is incompatible with @a:\n"
+     "        a key #1: int\n        b key #1: string"),
+    ("BEGIN { @a = count(); trace(@a); }", "[D_TRACE_DYN] line 1: trace( ) may not be applied "
+                                           "to a dynamic expression"),
+    ("BEGIN { trace(trace(1)); }", "[D_TRACE_VOID] line 1: trace( ) may not be applied to a "
+                                   "void expression"),
+    ("BEGIN { trace(&1); }", "[D_ADDROF_LVAL] line 1: unacceptable operand for unary & "
+                             "operator"),
+    ("BEGIN:tick-1 { }", "[D_PDESC_ZERO] line 1: probe description ::BEGIN:tick-1 does not "
+                         "match any probes"),
+]
+
 ARRAYS = [
     ("BEGIN\n{\n\tx[1, 2] = 1;\n\ty = x[1];\n}", "[D_PROTO_LEN] line 4: x[ ] prototype "
      "mismatch: 1 key passed, 2 expected"),
@@ -230,7 +246,7 @@ SPECULATION = [
                               "with prototype:\n\tprototype: int\n\t argument: string"),
 ]
 
-CASES = OPERATORS + NO_VALUE + AGGREGATIONS + ARRAYS + DECLARATIONS + TRANSLATORS + PRAGMAS \
+CASES = OPERATORS + NO_VALUE + AGGREGATIONS + PRINTING + ARRAYS + DECLARATIONS + TRANSLATORS + PRAGMAS \
     + SPECULATION
 
 

@@ -10,7 +10,8 @@ from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, DESTRUCTIVE
 from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
-from dtrace_nb.lang.check.state import INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX
+from dtrace_nb.lang.check.state import (INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX,
+                                        AggregationValue)
 from dtrace_nb.lang.check.walk import Walk
 from dtrace_nb.lang.printf_format import parse_format
 from dtrace_nb.lang.types import (INT64, DType, StringType, TranslatedType,
@@ -165,8 +166,16 @@ def _printa(w: Walk, call: ast.Call) -> None:
 
 
 def _trace(w: Walk, call: ast.Call) -> None:
-    t = w.x.expr(call.args[0])
-    if isinstance(t, (TranslatedType, VoidType)):
+    t = w.x.value(call.args[0])
+    if isinstance(t, VoidType):
+        raise DCompileError("trace() of an action: an action has no value", call.args[0].span,
+                            tag="D_TRACE_VOID",
+                            dtrace="trace( ) may not be applied to a void expression")
+    if isinstance(t, AggregationValue):
+        raise DCompileError("trace() of an aggregation: print it with printa()",
+                            call.args[0].span, tag="D_TRACE_DYN",
+                            dtrace="trace( ) may not be applied to a dynamic expression")
+    if isinstance(t, TranslatedType):
         raise DCompileError(f"trace() cannot record {t}", call.args[0].span)
 
 

@@ -303,15 +303,32 @@ def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr],
         info = referenced(w, a)
         if info is not None:
             infos.append((a, info))
+    for a, info in infos[1:]:
+        _same_keys(call, a, infos[0][1], info)
     if not has_format and len(args) > 1:
         raise DCompileError("printa() of several aggregations needs a format", call.span)
-    for a, info in infos[1:]:
-        first = infos[0][1]
-        if [t.is_int for t in info.key_types] != [t.is_int for t in first.key_types]:
-            raise DCompileError(f"@{info.name} and @{first.name} have different keys and "
-                                "cannot be printed together", a.span)
     if fmt and infos:
         _printa_conversions(call, fmt, infos[0][1].key_types)
+
+
+def _same_keys(call: ast.Call, a: ast.AggRef, first: AggInfo, info: AggInfo) -> None:
+    """dt_printa_validate: aggregations printed together have keys of one signature."""
+    lo, ro = first.key_types, info.key_types
+    if len(lo) != len(ro):
+        def keys(n: int) -> str:
+            return f"{n} key{'s' * (n != 1)}"
+        raise DCompileError(f"@{info.name} and @{first.name} have different keys and cannot "
+                            "be printed together", a.span, tag="D_PRINTA_AGGKEY",
+                            dtrace=f"printa( ): @{first.name} and @{info.name} do not have "
+                                   f"matching key signatures: @{first.name} has "
+                                   f"{keys(len(lo))}, @{info.name} has {keys(len(ro))}")
+    for n, (lt, rt) in enumerate(zip(lo, ro), 1):
+        if lt.is_int != rt.is_int:
+            raise DCompileError(f"@{info.name} and @{first.name} have different keys and "
+                                "cannot be printed together", a.span, tag="D_PRINTA_AGGPROTO",
+                                dtrace=f"printa( ): @{info.name}[ ] key #{n} is incompatible "
+                                       f"with @{first.name}:\n{first.name:>9} key #{n}: {lt}\n"
+                                       f"{info.name:>9} key #{n}: {rt}")
 
 
 # what each conversion takes, in dt_printf.c's words (its prototypes)

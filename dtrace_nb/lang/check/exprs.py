@@ -155,9 +155,9 @@ class ExprChecker(VariableRules):
                                     tag="D_DEREF_VOID", dtrace="cannot dereference pointer to void")
             return t.target
         if e.op == "&":
-            raise DCompileError("the address of a D variable cannot be taken", e.span,
-                                tag="D_ADDROF_VAR",
-                                dtrace="cannot take address of dynamic variable")
+            raise DCompileError(f"the address of {describe(e.operand)} cannot be taken", e.span,
+                                tag="D_ADDROF_LVAL",
+                                dtrace="unacceptable operand for unary & operator")
         raise DCompileError(f"operator {e.op} is not supported", e.span)
 
     def postfix(self, e: ast.Postfix) -> DType:

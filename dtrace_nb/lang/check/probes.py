@@ -49,7 +49,15 @@ def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
     if not probes and st.options["zdefs"]:
         return []  # -Z: a description that matches nothing enables nothing
     if not probes:
+        # dtrace(1) names the description with all four fields (`::BEGIN:tick-1`)
+        full = ":" * max(0, 3 - _fields(text)) + text
         raise DProbeError(f"probe description {text} does not match any probes",
                           spec.span, tag="D_PDESC_ZERO",
+                          dtrace=f"probe description {full} does not match any probes",
                           hint="list what exists with dtrace-nb -l -n 'PATTERN'")
     return probes
+
+
+def _fields(text: str) -> int:
+    """How many ':'-separated fields a description has (a `\:` is not a separator)."""
+    return text.replace("\\:", "").count(":")
