@@ -98,6 +98,11 @@ BOUNDS: dict[str, tuple[int, int]] = {
 }
 
 
+# options libdtrace takes only before compiling (dt_options.c: EDT_BADOPTCTX in a pragma)
+_COMMAND_LINE_ONLY = ("cppargs", "cpphdrs", "cpppath", "define", "incdir", "undef", "ldpath",
+                      "ctfpath", "modpath", "procfspath", "stdc")
+
+
 def _refused(name: str, value: Optional[str], span: Optional[Span], why: str, message: str,
              hint: str = ""):
     """An option refused, in dtrace(1)'s words: `failed to set -x NAME: WHY` on the command
@@ -124,6 +129,9 @@ class Options:
     def set(self, name: str, value: Optional[str], span: Optional[Span] = None,
             source: str = "-x") -> None:
         name = name.strip()
+        if span is not None and name in _COMMAND_LINE_ONLY:
+            raise _refused(name, value, span, "Option cannot be used from within a D program",
+                           f"option '{name}' can only be given on the command line")
         if name not in KNOWN:
             raise _refused(name, value, span, "Invalid option name",
                            f"unknown option '{name}'",

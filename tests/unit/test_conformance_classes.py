@@ -236,6 +236,35 @@ PRAGMAS = [
      "arguments specified for #pragma option"),
 ]
 
+ACTIONS = [
+    ("BEGIN { stack(0); }", "[D_STACK_SIZE] line 1: stack( ) argument #1 must be a non-zero "
+                            "positive integer constant"),
+    ("BEGIN { ustack(0); }", "[D_USTACK_FRAMES] line 1: ustack( ) argument #1 must be a "
+                             "non-zero positive integer constant"),
+    ("BEGIN { ustack(5, -1); }", "[D_USTACK_STRSIZE] line 1: ustack( ) argument #2 must be a "
+                                 "positive integer constant"),
+    ('BEGIN { stack("a"); }', "[D_PROTO_ARG] line 1: stack( ) argument #1 is incompatible "
+                              "with prototype:\n\tprototype: uint32_t\n\t argument: string"),
+    ("BEGIN { tracemem(0, 0); }", "[D_TRACEMEM_SIZE] line 1: tracemem( ) argument #2 must be "
+                                  "a non-zero positive integral constant expression"),
+    ('BEGIN { tracemem(0, "a"); }', "[D_PROTO_ARG] line 1: tracemem( ) argument #2 is "
+     "incompatible with prototype:\n\tprototype: size_t\n\t argument: string"),
+    ('BEGIN { tracemem("a", 8); }', "[D_TRACEMEM_ADDR] line 1: tracemem( ) argument #1 is "
+     "incompatible with prototype:\n\tprototype: pointer or integer\n\t argument: string"),
+    ('BEGIN { printa("%d"); }', "[D_PRINTA_PROTO] line 1: printa( ) prototype mismatch: 1 "
+                                "args passed, 2 expected"),
+    ("BEGIN { pid = 1; }", "[D_OP_WRITE] line 1: operator = can only be applied to a writable "
+                           "variable"),
+    ("BEGIN { $pid++; }", "[D_OP_LVAL] line 1: operator ++ requires modifiable lvalue as an "
+                          "operand"),
+    ("BEGIN { trace(args[10]); }", "[D_ARGS_IDX] line 1: args[10] is out of range (0..9)"),
+    ("BEGIN { trace(args); }", "[D_IDENT_BADREF] line 1: args must be indexed: args[N]"),
+    # $N are expanded as the program is read: an undefined one before any other error
+    ("BEGIN { nosuchfunc($1); }", "[D_MACRO_UNDEF] line 1: macro argument $1 is not defined"),
+    ("#pragma D option ldpath=/x\nBEGIN {}", "[D_PRAGMA_OPTSET] line 1: failed to set option "
+     "'ldpath' to '/x': Option cannot be used from within a D program"),
+]
+
 SPECULATION = [
     # dtrace(1) refuses the order before it looks at what the action may do here
     ("BEGIN { speculate(1); chill(1); }", "[D_ACT_SPEC] line 1: destructive actions may not "
@@ -246,8 +275,8 @@ SPECULATION = [
                               "with prototype:\n\tprototype: int\n\t argument: string"),
 ]
 
-CASES = OPERATORS + NO_VALUE + AGGREGATIONS + PRINTING + ARRAYS + DECLARATIONS + TRANSLATORS + PRAGMAS \
-    + SPECULATION
+CASES = (OPERATORS + NO_VALUE + AGGREGATIONS + PRINTING + ARRAYS + DECLARATIONS + TRANSLATORS
+         + PRAGMAS + ACTIONS + SPECULATION)
 
 
 @pytest.mark.parametrize("source, expected", CASES, ids=[c[1][:40] for c in CASES])

@@ -4,6 +4,7 @@
 its RULES), each in its own module:
 
 1. declarations.apply_pragmas: `#pragma D option` lines set options;
+1b. declarations.check_macro_arguments: every $N has a value (first, in source order);
 2. probes.resolve_probes: every probe description (macros expanded) matched in the
    ProbeCatalog, the only place the compiler meets providers;
 2b. typedecls.declare_types: struct/union/enum types, typedefs, inlines, translators;
@@ -32,7 +33,8 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, INT_BUILTINS, PROBE_STRINGS
 from dtrace_nb.lang.check.actions import check_destructive
-from dtrace_nb.lang.check.declarations import apply_pragmas, declare_variables
+from dtrace_nb.lang.check.declarations import (apply_pragmas, check_macro_arguments,
+                                             declare_variables)
 from dtrace_nb.lang.check.macros import MacroEnv
 from dtrace_nb.lang.check.probes import require_clauses, resolve_probes
 from dtrace_nb.lang.check.results import (AggInfo, Annotations, ArgRef, CheckedClause,
@@ -61,7 +63,7 @@ def _number_variables(st: CheckState) -> None:
 
 
 PASSES: tuple[Callable[[CheckState], None], ...] = (
-    apply_pragmas, resolve_probes, declare_types, declare_variables, require_clauses,
+    apply_pragmas, check_macro_arguments, resolve_probes, declare_types, declare_variables, require_clauses,
     check_speculation, learn_variable_types, check_statements, _destructive,
     _number_variables,
 )

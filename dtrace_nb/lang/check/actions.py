@@ -161,7 +161,10 @@ def _printa(w: Walk, call: ast.Call) -> None:
         conversions = _format(w, call, args[0])
         args = args[1:]
     if not args:
-        raise DCompileError("printa() needs at least one aggregation", call.span)
+        raise DCompileError("printa() needs at least one aggregation", call.span,
+                            tag="D_PRINTA_PROTO",
+                            dtrace=f"printa( ) prototype mismatch: {len(call.args)} args "
+                                   f"passed, {len(call.args) + 1} expected")
     printa_aggs(w, call, args, conversions)
 
 
@@ -180,9 +183,19 @@ def _trace(w: Walk, call: ast.Call) -> None:
 
 
 def _tracemem(w: Walk, call: ast.Call) -> None:
-    _int_arg(w, call, 0)
+    t = w.x.value(call.args[0])
+    if not t.is_int:
+        raise DCompileError(f"tracemem() reads memory at an address, not {t}",
+                            call.args[0].span, tag="D_TRACEMEM_ADDR",
+                            dtrace=proto_arg("tracemem", 1, "pointer or integer", str(t)))
+    _int_arg(w, call, 1, "size_t")
     size = w.x.constant(call.args[1], "tracemem() size")
-    if not 0 < size <= TRACEMEM_MAX:
+    if size <= 0:
+        raise DCompileError(f"tracemem() size must be between 1 and {TRACEMEM_MAX}, "
+                            f"not {size}", call.args[1].span, tag="D_TRACEMEM_SIZE",
+                            dtrace="tracemem( ) argument #2 must be a non-zero positive "
+                                   "integral constant expression")
+    if size > TRACEMEM_MAX:
         raise DCompileError(f"tracemem() size must be between 1 and {TRACEMEM_MAX}, "
                             f"not {size}", call.args[1].span)
     if len(call.args) == 3:
@@ -192,12 +205,23 @@ def _tracemem(w: Walk, call: ast.Call) -> None:
 def _stack_args(w: Walk, call: ast.Call) -> None:
     """stack(nframes), ustack(nframes, strsize): constants, nframes positive."""
     for i, a in enumerate(call.args):
+        _int_arg(w, call, i, "uint32_t")
         v = w.x.constant(a, f"{call.name}() argument")
-        if i == 0 and not 0 < v <= STACK_FRAMES_MAX:
+        if i == 0 and v <= 0:
+            raise DCompileError(f"{call.name}() frame count must be between 1 and "
+                                f"{STACK_FRAMES_MAX}, not {v}", a.span,
+                                tag="D_STACK_SIZE" if call.name == "stack" else
+                                "D_USTACK_FRAMES",
+                                dtrace=f"{call.name}( ) argument #1 must be a non-zero "
+                                       "positive integer constant")
+        if i == 0 and v > STACK_FRAMES_MAX:
             raise DCompileError(f"{call.name}() frame count must be between 1 and "
                                 f"{STACK_FRAMES_MAX}, not {v}", a.span)
         if i == 1 and not 0 <= v <= INT64_MAX:
-            raise DCompileError(f"{call.name}() string size must not be negative", a.span)
+            raise DCompileError(f"{call.name}() string size must not be negative", a.span,
+                                tag="D_USTACK_STRSIZE",
+                                dtrace="ustack( ) argument #2 must be a positive integer "
+                                       "constant")
 
 
 def _exit(w: Walk, call: ast.Call) -> None:

@@ -17,6 +17,23 @@ def apply_pragmas(st: CheckState) -> None:
     st.macros.defaultargs = bool(st.options["defaultargs"])
 
 
+def check_macro_arguments(st: CheckState) -> None:
+    """Every $N and $name of the program has a value, checked in source order before
+    anything else (dtrace(1) expands them as it reads the program)."""
+    found = []
+    todo: list = [st.program]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.MacroVar, ast.ProbeSpec)) and node.span is not None:
+            found.append(node)
+        todo.extend(ast.children(node))
+    for node in sorted(found, key=lambda n: (n.span.line, n.span.col)):
+        if isinstance(node, ast.MacroVar):
+            st.macros.value(node.name, node.span)
+        else:
+            st.macros.expand(node)
+
+
 def declare_variables(st: CheckState) -> None:
     for decl in st.program.decls:
         _declare(st, decl)

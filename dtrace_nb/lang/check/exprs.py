@@ -256,15 +256,19 @@ class ExprChecker(VariableRules):
     def args_index(self, e: ast.Index) -> DType:
         if len(e.indexes) != 1:
             raise DCompileError("args[] takes one index", e.span)
-        n = self.constant(e.indexes[0], "the args[] index")
+        try:
+            n = self.constant(e.indexes[0], "the args[] index")
+        except NotConstant as err:
+            raise DCompileError(err.message, err.span, tag="D_PROTO_ARG") from None
         if not 0 <= n < 10:
-            raise DCompileError(f"args[{n}] is out of range (0..9)", e.indexes[0].span)
+            raise DCompileError(f"args[{n}] is out of range (0..9)", e.indexes[0].span,
+                                tag="D_ARGS_IDX")
         assert self.clause is not None
         probes = self.clause.probes
         infos = [p.args[n] for p in probes if n < len(p.args)]
         if not infos:
             raise DCompileError(f"args[{n}] does not exist: {probes[0].description} has "
-                                f"{len(probes[0].args)} argument(s)", e.span,
+                                f"{len(probes[0].args)} argument(s)", e.span, tag="D_ARGS_IDX",
                                 hint="list argument types with dtrace-nb -lv -n PROBE")
         types = {self.arg_type(a) for a in infos}
         if len(types) > 1:

@@ -76,7 +76,7 @@ class VariableRules:
             self.ann.macros[e] = value
             return t
         if n == "args":
-            raise DCompileError("args must be indexed: args[N]", e.span)
+            raise DCompileError("args must be indexed: args[N]", e.span, tag="D_IDENT_BADREF")
         if n == "NULL":
             return NULL_TYPE
         if self.lenient:
@@ -199,7 +199,7 @@ class VariableRules:
             raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span,
                                 tag="D_OP_INCOMPAT",
                                 dtrace=f'operands have incompatible types: "{t}" {e.op} "{vt}"')
-        t = self.lvalue(e.target, vt if e.op == "=" else None)
+        t = self.lvalue(e.target, vt if e.op == "=" else None, e.op)
         null = is_null(e.value, self.ann)
         if e.op == "=" and t.is_int and vt.is_int and not null \
                 and isinstance(t, PtrType) != isinstance(vt, PtrType):  # dt_node_is_argcompat: a pointer takes a pointer or NULL
@@ -214,21 +214,23 @@ class VariableRules:
         return t
 
     def incdec(self, e: ast.Expr, operand: ast.Expr, op: str) -> DType:
-        t = self.lvalue(operand, None)
+        t = self.lvalue(operand, None, op)
         if not t.is_int:
             raise DCompileError(f"operator {op} needs an integer variable", e.span,
                                 tag="D_OP_SCALAR",
                                 dtrace=f"operator {op} requires operand of scalar type")
         return t
 
-    def lvalue(self, target: ast.Expr, new_type: Optional[DType]) -> DType:
+    def lvalue(self, target: ast.Expr, new_type: Optional[DType], op: str = "=") -> DType:
         """The type of an assignable expression, creating the variable on first assignment
         (`new_type` None: it must exist already, as for `x += 1` and `x++`)."""
         if isinstance(target, ast.Ident):
             n = target.name
             if n in INT_BUILTINS or n in PROBE_STRINGS or n in _RESERVED:
                 raise DCompileError(f"'{n}' is a built-in variable and cannot be assigned",
-                                    target.span)
+                                    target.span, tag="D_OP_WRITE",
+                                    dtrace="operator = can only be applied to a writable "
+                                           "variable")
             var = self.st.vars.get(("global", n))
             if var is None:
                 var = self._new_var("global", n, new_type or INT64, target.span)
@@ -259,7 +261,9 @@ class VariableRules:
             return element_lvalue(self, target)
         else:
             raise DCompileError(f"{describe(target)} cannot be assigned", target.span,
-                                hint="assign variables: x, x[key], self->x, this->x")
+                                hint="assign variables: x, x[key], self->x, this->x",
+                                tag="D_OP_LVAL", dtrace=f"operator {op} requires modifiable "
+                                                        "lvalue as an operand")
         self.ann.vars[target] = var
         self.ann.types[target] = var.type
         return var.type
