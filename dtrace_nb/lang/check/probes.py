@@ -59,5 +59,6 @@ def _resolve(st: CheckState, spec: ast.ProbeSpec) -> list[Probe]:
 
 
 def _fields(text: str) -> int:
-    """How many ':'-separated fields a description has (a `\:` is not a separator)."""
+    """How many fields separated by colons a description has (an escaped colon is not a
+    separator)."""
     return text.replace("\\:", "").count(":")
