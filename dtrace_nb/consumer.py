@@ -154,7 +154,11 @@ class Consumer:
         self._current = rec  # whose actions run (named in setopt()'s messages)
         layout = self.layouts[rec.epid]
         out = []
-        if not self.quiet:
+        # a clause whose only actions are commit()/discard() records nothing the user
+        # sees: no probe line (dt_consume_one: not data-recording)
+        shown = not self.quiet and not (
+            layout.actions and all(a.kind in ("commit", "discard") for a in layout.actions))
+        if shown:
             if not self.heading:
                 out.append(records.heading(self.testing))
                 self.heading = True
@@ -170,7 +174,7 @@ class Consumer:
             text = self._action(action, [layout.fields[i] for i in action.fields], values)
             if text:
                 out.append(text)
-        if not self.quiet:
+        if shown:
             out.append("\n")
         if out:
             self.emit("".join(out))

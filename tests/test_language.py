@@ -221,6 +221,22 @@ BEGIN { exit(0); }
     assert done.stdout == "first\nkept\n\n"
 
 
+def test_commit_only_clause_prints_no_probe_line(tmp_path):
+    """Not quiet: the speculated clause's line comes out when committed; the clauses of
+    commit() and discard() alone record nothing to show (dt_consume_one)."""
+    done = run_d(tmp_path, '''
+BEGIN { self->a = speculation(); self->b = speculation(); }
+BEGIN { speculate(self->a); }
+BEGIN { commit(self->a); }
+BEGIN { discard(self->b); }
+BEGIN { exit(0); }
+''', quiet=False, extra=("-x", "nspec=2"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("CPU ") and len([x for x in lines if ":BEGIN" in x]) == 2, \
+        done.stdout
+
+
 # -- errors before anything runs ---------------------------------------------------------
 
 @pytest.mark.parametrize("program, where, message", [
