@@ -145,6 +145,12 @@ UNAVAILABLE_SUBROUTINES = {
                 "not implemented",
 }
 
+# Their argument counts in dt_open.c's prototypes: a call with the wrong number is refused
+# for that first, as dtrace(1) does.
+UNAVAILABLE_ARITY = {"alloca": (1, 1), "bcopy": (3, 3), "copyinto": (3, 3), "d_path": (1, 1),
+                     "jstack": (0, 2), "uaddr": (1, 1), "usym": (1, 1), "ufunc": (1, 1),
+                     "umod": (1, 1)}
+
 # Actions: statements that record data or change the session. name -> (min, max) args.
 ACTIONS: dict[str, tuple[int, int]] = {
     "printf": (1, 64), "trace": (1, 1), "tracemem": (2, 3), "printa": (1, 64),

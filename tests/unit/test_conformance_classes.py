@@ -259,6 +259,11 @@ ACTIONS = [
                           "operand"),
     ("BEGIN { trace(args[10]); }", "[D_ARGS_IDX] line 1: args[10] is out of range (0..9)"),
     ("BEGIN { trace(args); }", "[D_IDENT_BADREF] line 1: args must be indexed: args[N]"),
+    # a subroutine dtrace-nb lacks is still held to its prototype's argument count first
+    ("BEGIN { x = alloca(); }", "[D_PROTO_LEN] line 1: alloca( ) prototype mismatch: 0 args "
+                                "passed, 1 expected"),
+    ("BEGIN { copyinto(1, 2); }", "[D_PROTO_LEN] line 1: copyinto( ) prototype mismatch: 2 "
+                                  "args passed, 3 expected"),
     # $N are expanded as the program is read: an undefined one before any other error
     ("BEGIN { nosuchfunc($1); }", "[D_MACRO_UNDEF] line 1: macro argument $1 is not defined"),
     ("#pragma D option ldpath=/x\nBEGIN {}", "[D_PRAGMA_OPTSET] line 1: failed to set option "

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES,
+from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES, UNAVAILABLE_ARITY,
                                      UNAVAILABLE_SUBROUTINES)
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
@@ -368,6 +368,11 @@ class ExprChecker(VariableRules):
             raise NoValue(f"{e.name}() is an action and has no value", e.span, "void")
         sub = SUBROUTINES.get(e.name)
         if sub is None and e.name in UNAVAILABLE_SUBROUTINES:
+            lo, hi = UNAVAILABLE_ARITY.get(e.name, (len(e.args), len(e.args)))
+            if not lo <= len(e.args) <= hi:
+                raise DCompileError(f"{e.name}() takes {lo} to {hi} arguments, "
+                                    f"{len(e.args)} given", e.span, tag="D_PROTO_LEN",
+                                    dtrace=proto_len(e.name, len(e.args), lo, hi))
             raise DCompileError(UNAVAILABLE_SUBROUTINES[e.name], where)
         if sub is None:
             raise DCompileError(f"unknown function '{e.name}()'", where, tag="D_FUNC_UNDEF",
