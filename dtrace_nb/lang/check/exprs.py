@@ -154,6 +154,11 @@ class ExprChecker(VariableRules):
                                     hint="cast it to the type to read, e.g. *(int *)p",
                                     tag="D_DEREF_VOID", dtrace="cannot dereference pointer to void")
             return t.target
+        if e.op == "&" and isinstance(e.operand, (ast.ArrayElem, ast.Member, ast.Index,
+                                                   ast.Unary)):
+            # an lvalue D has an address for (an element, a member): not here yet
+            raise DCompileError(f"the address of {describe(e.operand)} cannot be taken here "
+                                "yet", e.span)
         if e.op == "&":
             raise DCompileError(f"the address of {describe(e.operand)} cannot be taken", e.span,
                                 tag="D_ADDROF_LVAL",
