@@ -156,9 +156,9 @@ class Consumer:
         out = []
         # a clause whose only actions are commit()/discard() records nothing the user
         # sees: no probe line (dt_consume_one: not data-recording)
-        shown = not self.quiet and not (
-            layout.actions and all(a.kind in ("commit", "discard") for a in layout.actions))
-        if shown:
+        recording = not (layout.actions
+                         and all(a.kind in ("commit", "discard") for a in layout.actions))
+        if recording and not self.quiet:
             if not self.heading:
                 out.append(records.heading(self.testing))
                 self.heading = True
@@ -174,7 +174,7 @@ class Consumer:
             text = self._action(action, [layout.fields[i] for i in action.fields], values)
             if text:
                 out.append(text)
-        if shown:
+        if recording and not self.quiet:  # (setopt("quiet") in this record ends the line)
             out.append("\n")
         if out:
             self.emit("".join(out))
