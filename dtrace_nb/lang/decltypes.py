@@ -270,7 +270,13 @@ def _arrays(table: "TypeTable", base: DType, tn: ast.TypeName, strsize: int) -> 
             raise DCompileError("an array needs a size here", tn.span)
         count = fold(dim, table.constants_by_name(), "an array's size")
         if count <= 0:
-            raise DCompileError(f"an array's size must be positive, not {count}", dim.span)
+            raise DCompileError(f"an array's size must be positive, not {count}", dim.span,
+                                tag="D_DECL_ARRSUB",
+                                dtrace="positive integral constant expression or tuple "
+                                       "signature expected as array declaration subscript")
+        if count > 0xFFFFFFFF:  # dt_decl.c: above UINT_MAX
+            raise DCompileError(f"an array of {count} elements is too big", dim.span,
+                                tag="D_DECL_ARRBIG", dtrace="array dimension too big")
         base = ArrayType(base, count)
     return base
 

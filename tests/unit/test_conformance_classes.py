@@ -181,7 +181,8 @@ DECLARATIONS = [
     ("inline int x = 1;\ninline int x = 2;", "[D_DECL_IDRED] line 2: identifier redefined: "
      "x\n\t current: inline definition\n\tprevious: scalar inline"),
     ("inline int rand = 1;", "[D_DECL_IDRED] line 1: identifier redefined: rand\n\t current: "
-                             "inline definition\n\tprevious: function"),
+                             "inline definition\n\tprevious: function "),
+    ("int x[88294967295];\nBEGIN {}", "[D_DECL_ARRBIG] line 1: array dimension too big"),
     ("BEGIN { x = (char int)0; }", "[D_DECL_COMBO] line 1: invalid type combination"),
     ("BEGIN { x = (char long)0; }", "[D_DECL_CHARATTR] line 1: invalid type declaration: "
                                     "short and long may not be used with char type"),

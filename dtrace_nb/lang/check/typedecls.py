@@ -216,20 +216,21 @@ def _declared_twice(st: CheckState, names: _Names, name: str, span: ast.Span) ->
 
 def _previous_kind(st: CheckState, names: _Names, name: str) -> str:
     """What `name` already is, in dt_idkind_name's words ("" if nothing)."""
+    # (dt_parser.c prints the kind, a space, then "inline" for an inline)
     if name in names.inlines:
         return "scalar inline"
     if name in st.types.constants:
-        return "enumerator"
+        return "enumerator "
     if name in SUBROUTINES:
-        return "function"
+        return "function "
     if name in ACTIONS:
-        return "tracing function"
+        return "tracing function "
     if name in AGG_FUNCS:
-        return "aggregating function"
+        return "aggregating function "
     if name in INT_BUILTINS or name in PROBE_STRINGS or name in ("execname", "args"):
-        return "scalar"
+        return "scalar "
     if any(key[1] == name for key in st.vars):
-        return "scalar"
+        return "scalar "
     return ""
 
 
