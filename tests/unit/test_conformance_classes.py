@@ -150,6 +150,8 @@ ARRAYS = [
      "mismatch: 1 key passed, 2 expected"),
     ('BEGIN\n{\n\tx[1, "a"] = 1;\n\ty = x[1, 2];\n}', "[D_PROTO_ARG] line 4: x[ ] key #2 is "
      "incompatible with prototype:\n\tprototype: string\n\t      key: int"),
+    ("int a[void];\nBEGIN {}", "[D_DECL_PROTO_TYPE] line 1: array prototype may not use "
+                              "parameter of type void: (anonymous), parameter #1"),
     ("this int a[int];\nBEGIN {}", "[D_DECL_LOCASSC] line 1: associative arrays may not be "
                                    "declared as local variables: a"),
 ]

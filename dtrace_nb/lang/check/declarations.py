@@ -48,6 +48,12 @@ def _declare(st: CheckState, decl: ast.VarDecl) -> None:
                                 decl.span, tag="D_DECL_LOCASSC",
                                 dtrace="associative arrays may not be declared as local "
                                        f"variables: {decl.name}")
+        for i, k in enumerate(decl.key_types, 1):
+            if list(k.words) == ["void"] and not k.pointer:
+                raise DCompileError("an array key cannot be void", k.span or decl.span,
+                                    tag="D_DECL_PROTO_TYPE",
+                                    dtrace="array prototype may not use parameter of type "
+                                           f"void: (anonymous), parameter #{i}")
         keys = [st.type_of(k) for k in decl.key_types]
     key = (decl.scope, decl.name)
     if key in st.vars:
