@@ -63,8 +63,8 @@ def _number_variables(st: CheckState) -> None:
 
 
 PASSES: tuple[Callable[[CheckState], None], ...] = (
-    apply_pragmas, check_macro_arguments, resolve_probes, declare_types, declare_variables, require_clauses,
-    check_speculation, learn_variable_types, check_statements, _destructive,
+    apply_pragmas, check_macro_arguments, resolve_probes, declare_types, declare_variables,
+    require_clauses, check_speculation, learn_variable_types, check_statements, _destructive,
     _number_variables,
 )
 
