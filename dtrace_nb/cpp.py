@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError, DOptionError, DUsageError
+from dtrace_nb.errors import DOptionError, DPreprocessorError, DUsageError
 
 # What libdtrace defines for every cpp run (dt_open.c), on a 64-bit Linux x86 host.
 _PREDEFINED = ("-D__linux", "-D__unix", "-D__SVR4", "-D__SUNW_D=1", "-U__GNUC__",
@@ -114,7 +114,7 @@ def preprocess(text: str, args: list[str], cpp: Optional[str] = None) -> str:
     # them: the program is cpp's /dev/stdin there, and lines carry no column
     _forward(_MESSAGE_PLACE.sub(r"/dev/stdin:\1:", run.stderr))
     if run.returncode != 0:
-        raise DCompileError("Preprocessor failed to process input program")
+        raise DPreprocessorError("Preprocessor failed to process input program")
     return restore_lines(run.stdout)
 
 

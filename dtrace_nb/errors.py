@@ -123,6 +123,10 @@ class DCompileError(DError):
     kind = "compile error"
 
 
+class DPreprocessorError(DCompileError):
+    """cpp (-C) refused the program; its own messages were printed as it gave them."""
+
+
 class DProbeError(DError):
     """A probe description that matches nothing, or a provider that cannot serve it."""
 
