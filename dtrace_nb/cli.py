@@ -16,8 +16,8 @@ from typing import Optional
 
 from dtrace_nb import frontend
 from dtrace_nb.display.explain import explain as explain_program
-from dtrace_nb.errors import (DCompileError, DError, DOptionError, DProbeError, DSyntaxError,
-                              DUsageError)
+from dtrace_nb.errors import (DCompileError, DError, DOptionError, DPreprocessorError,
+                              DProbeError, DSyntaxError, DUsageError)
 from dtrace_nb.fleet import shell as fleet_shell
 from dtrace_nb.runtime.environment import doctor, format_doctor
 from dtrace_nb.session import Session
@@ -65,8 +65,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return trace(ns)
     except DError as err:
         source = ""
-        try:
-            source = frontend.program_text(ns)
+        try:  # (not again through cpp when cpp refused it: its messages are out once)
+            if not isinstance(err, DPreprocessorError):
+                source = frontend.program_text(ns)
         except DError:
             pass
         report_error(err, ns, source)
@@ -95,7 +96,7 @@ def report_error(err: DError, ns: argparse.Namespace, source: str, stream=None) 
     stream = stream if stream is not None else sys.stderr
     people = "_DTRACE_TESTING" not in os.environ
     cmd = None
-    if isinstance(err, _COMPILE_ERRORS) and source:
+    if isinstance(err, _COMPILE_ERRORS) and (source or isinstance(err, DPreprocessorError)):
         cmd = frontend.command_for(frontend.commands(ns),
                                    err.span.line if err.span is not None else 1)
     if cmd is not None:

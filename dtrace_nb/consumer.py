@@ -188,7 +188,11 @@ class Consumer:
         self._current = rec  # whose actions run (named in setopt()'s messages)
         layout = self.layouts[rec.epid]
         out = []
-        if not self.quiet:
+        # a clause whose only actions are commit()/discard() records nothing the user
+        # sees: no probe line (dt_consume_one: not data-recording)
+        recording = not (layout.actions
+                         and all(a.kind in ("commit", "discard") for a in layout.actions))
+        if recording and not self.quiet:
             if not self.heading:
                 out.append(records.heading(self.testing))
                 self.heading = True
@@ -204,7 +208,7 @@ class Consumer:
             text = self._action(action, [layout.fields[i] for i in action.fields], values)
             if text:
                 out.append(text)
-        if not self.quiet:
+        if recording and not self.quiet:  # (setopt("quiet") in this record ends the line)
             out.append("\n")
         if out:
             self.emit("".join(out))

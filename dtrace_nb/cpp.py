@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError, DError, DUsageError
+from dtrace_nb.errors import DOptionError, DPreprocessorError, DUsageError
 
 # What libdtrace defines for every cpp run (dt_open.c), on a 64-bit Linux x86 host.
 _PREDEFINED = ("-D__linux", "-D__unix", "-D__SVR4", "-D__SUNW_D=1", "-U__GNUC__",
@@ -57,10 +57,14 @@ def take_x_options(ns: argparse.Namespace) -> None:
             ns.cpp_list_includes = True
         elif name == "stdc":
             if value not in ("a", "c", "s", "t"):
-                raise DError("failed to set -x stdc: Invalid value for specified option")
+                raise DOptionError(f"-x stdc={value}: the value is one of a, c, s, t",
+                                   dtrace="failed to set -x stdc: Invalid value for specified "
+                                          "option")
             ns.cpp_stdc = value
         elif not eq or not value:
-            raise DError(f"failed to set -x {name}: Invalid value for specified option")
+            raise DOptionError(f"-x {name} needs a value",
+                               dtrace=f"failed to set -x {name}: Invalid value for specified "
+                                      "option")
         else:
             {"define": ns.cpp_defines, "undef": ns.cpp_undefines,
              "incdir": ns.cpp_includes}[name].append(value)
@@ -110,7 +114,7 @@ def preprocess(text: str, args: list[str], cpp: Optional[str] = None) -> str:
     # them: the program is cpp's /dev/stdin there, and lines carry no column
     _forward(_MESSAGE_PLACE.sub(r"/dev/stdin:\1:", run.stderr))
     if run.returncode != 0:
-        raise DCompileError("Preprocessor failed to process input program")
+        raise DPreprocessorError("Preprocessor failed to process input program")
     return restore_lines(run.stdout)
 
 

@@ -24,7 +24,8 @@ class DError(Exception):
     tag = ""  # the D_XXX tag of dtrace-utils' dt_errtags.h, when the error has one
 
     def __init__(self, message: str, span: Optional[Span] = None, hint: str = "",
-                 detail: str = "", tag: str = "", dtrace: str = "", at_end: bool = False):
+                 detail: str = "", tag: str = "", dtrace: str = "", at_end: bool = False,
+                 line: int = 0):
         super().__init__(message)
         self.message = message
         if tag:
@@ -34,6 +35,9 @@ class DError(Exception):
         self.dtrace = dtrace
         # found at the end of the input: dtrace(1) names the line after the last newline
         self.at_end = at_end
+        # the line dtrace(1) names when it is not the span's (it finds some faults of a
+        # declaration at its end, where the caret shows the part at fault)
+        self.line = line
         self.span = span if span is not None and span.line > 0 else None
         self.hint = hint
         # Raw tool output (verifier or clang log) available on request; not shown by default.
@@ -76,8 +80,8 @@ class DError(Exception):
         text = "[%s] " % self.tag if errtags and self.tag else ""
         if line_numbers and (self.at_end or self._near_end(source)) and source:
             text += f"line {source.count(chr(10)) + 1}: "
-        elif line_numbers and self.span is not None:
-            text += f"line {self.span.line}: "
+        elif line_numbers and (self.line or self.span is not None):
+            text += f"line {self.line or self.span.line}: "
         return f"dtrace: {command}: {text}{self.dtrace_text(source)}"
 
 
@@ -117,6 +121,10 @@ class DCompileError(DError):
     """A well-formed program that breaks a rule of D (types, names, arguments)."""
 
     kind = "compile error"
+
+
+class DPreprocessorError(DCompileError):
+    """cpp (-C) refused the program; its own messages were printed as it gave them."""
 
 
 class DProbeError(DError):

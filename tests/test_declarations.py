@@ -242,6 +242,10 @@ def test_cpp_undefine_and_list_includes(tmp_path):
     assert f"{tmp_path}/a.h" in r.stderr  # -H: each included file on stderr
     r = run_d(tmp_path, '#include "missing.h"\nBEGIN { exit(0); }\n', "-C")
     assert r.returncode == 1 and "Preprocessor failed" in r.stderr, r.stderr
+    # cpp's complaint once, then dtrace(1)'s line for the script
+    assert r.stderr.count("missing.h") == 1, r.stderr
+    assert ": failed to compile script " in r.stderr and \
+        "prog.d: Preprocessor failed to process input program" in r.stderr, r.stderr
 
 
 def test_c_indexing_of_copied_in_data(tmp_path):

@@ -115,13 +115,14 @@ CASES = [
      'BEGIN { printf("%x %x %x\\n", ntohs(0x1234), htonl(0x11223344), ntohll(1)); exit(0); }',
      (), "3412 44332211 100000000000000\n\n"),
     # rows by value then key; string keys "  %-50s", int keys by size (4 bytes: " %8d"),
-    # values " %16d"; a blank line before each aggregation
+    # values " %16d"; a blank line when tracing ends, then the aggregations' rows one after
+    # another (dtrace-utils' dtrace_aggregate_print puts nothing between two aggregations)
     ("count-sum-min-max-avg",
      'BEGIN { @c["a", 1] = count(); @c["a", 1] = count(); @c["b", 2] = count(); @s = sum(10);'
      ' @s = sum(-3); @m = min(4); @m = min(-2); @x = max(7); @x = max(3); @av = avg(3);'
      ' @av = avg(4); exit(0); }', (),
      "\n" + "  %-50s %8d %16d\n" % ("b", 2, 1) + "  %-50s %8d %16d\n" % ("a", 1, 2)
-     + "\n                7\n\n               -2\n\n                7\n\n                3\n"),
+     + "                7\n               -2\n                7\n                3\n"),
     # printa with a format: keys then one %@ per aggregation, rows ordered by the first
     # aggregation's value (aggsortpos 0); then dtrace(1)'s end-of-run printing of both
     ("printa-format",
@@ -234,6 +235,22 @@ BEGIN { exit(0); }
     assert done.stdout == "first\nkept\n\n"
 
 
+def test_commit_only_clause_prints_no_probe_line(tmp_path):
+    """Not quiet: the speculated clause's line comes out when committed; the clauses of
+    commit() and discard() alone record nothing to show (dt_consume_one)."""
+    done = run_d(tmp_path, '''
+BEGIN { self->a = speculation(); self->b = speculation(); }
+BEGIN { speculate(self->a); }
+BEGIN { commit(self->a); }
+BEGIN { discard(self->b); }
+BEGIN { exit(0); }
+''', quiet=False, extra=("-x", "nspec=2"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("CPU ") and len([x for x in lines if ":BEGIN" in x]) == 2, \
+        done.stdout
+
+
 # -- errors before anything runs ---------------------------------------------------------
 
 @pytest.mark.parametrize("program, where, message", [
@@ -266,7 +283,7 @@ syscall::getppid:entry /pid == $target/ { self->ts = timestamp; }
 syscall::getppid:return /self->ts/ { @n = count(); @ok = sum(timestamp > self->ts); self->ts = 0; }
 ''', extra=("-c", f"{workloads['sysload']} getppid 300"))
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "\n              300\n\n              300\n"
+    assert done.stdout == "\n              300\n              300\n"
 
 
 def test_aggsortpos_orders_printa_by_another_aggregation(tmp_path):

@@ -125,23 +125,24 @@ WRITER = ("import os; fd = os.open('/dev/null', os.O_WRONLY); "
 def test_network_and_link_addresses(tmp_path):
     # the addresses are copied in from the target's write() buffer; each clause keeps
     # to three formatters (the verifier walks each one's loops)
+    # (copyin() gives a void *, which D does not add to: the cast makes it a char *)
     program = """
 syscall::write:entry /pid == $target && arg2 == 96/ {
-  this->p = copyin(arg1, 96);
+  this->p = (char *)copyin(arg1, 96);
   printf("%s\\n%s\\n%s\\n", inet_ntop(AF_INET6, this->p), inet_ntop(AF_INET6, this->p + 16),
          inet_ntop(AF_INET6, this->p + 32));
 }
 syscall::write:entry /pid == $target && arg2 == 96/ {
-  this->p = copyin(arg1, 96);
+  this->p = (char *)copyin(arg1, 96);
   printf("%s\\n%s\\n", inet_ntop(AF_INET6, this->p + 48), inet_ntop(AF_INET6, this->p + 64));
 }
 syscall::write:entry /pid == $target && arg2 == 96/ {
-  this->p = copyin(arg1, 96);
+  this->p = (char *)copyin(arg1, 96);
   printf("%s %s %s\\n", inet_ntoa6(this->p + 48), inet_ntoa6(this->p + 64),
          inet_ntoa6(this->p + 64, 1));
 }
 syscall::write:entry /pid == $target && arg2 == 96/ {
-  this->p = copyin(arg1, 96);
+  this->p = (char *)copyin(arg1, 96);
   printf("%s %s %s\\n", inet_ntop(AF_INET, this->p + 80), inet_ntoa(this->p + 80),
          link_ntop(ARPHRD_ETHER, this->p + 84));
 }

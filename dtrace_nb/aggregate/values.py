@@ -34,10 +34,11 @@ def merge(func: str, vals: np.ndarray):
     if func == "avg":
         return np.stack([vals["n"].sum(axis=1).astype(np.int64),
                          vals["v"].sum(axis=1, dtype=np.int64)], axis=1)
+    # bucket counts are signed (int64_t in DTrace): a negative increment takes them below 0
     if func == "quantize":
-        return vals["b"].sum(axis=1)[:, :QUANTIZE_NBUCKETS]
+        return vals["b"].astype(np.int64).sum(axis=1)[:, :QUANTIZE_NBUCKETS]
     if func in ("lquantize", "llquantize"):
-        return vals["b"].sum(axis=1)
+        return vals["b"].astype(np.int64).sum(axis=1)
     if func == "stddev":
         # the 128-bit sums of squares overflow numpy: add them as Python ints per key
         n = vals["n"].sum(axis=1).astype(np.int64)

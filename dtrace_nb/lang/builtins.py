@@ -63,6 +63,13 @@ class Sub:
     int_type: Optional[IntType] = None
     size: Optional[int] = None  # the longest string result, NUL included (cut to strsize)
     constant_args: tuple[int, ...] = ()  # arguments that must be integer constants
+    protos: tuple[str, ...] = ()  # C types of dt_open.c's prototype, where not int/char *
+
+    def proto(self, i: int) -> str:
+        """Argument i's type as dtrace(1) names it in a prototype mismatch."""
+        if i < len(self.protos):
+            return self.protos[i]
+        return "char *" if self.args[i].startswith("string") else "int"
 
 
 SUBROUTINES: dict[str, Sub] = {
@@ -99,17 +106,21 @@ SUBROUTINES: dict[str, Sub] = {
     # strtok(NULL, delim) goes on with the string of the last call
     "strtok": Sub(("string or NULL", "string"), result="string"),
     # Linux's struct mutex and rwlock_t (qrwlock), read at the lock's address
-    "mutex_owned": Sub(("int",), result="int", int_type=INT),
-    "mutex_owner": Sub(("int",), result="int", int_type=PtrType(8, False, "kthread_t *", None)),
-    "mutex_type_adaptive": Sub(("int",), result="int", int_type=INT),
-    "mutex_type_spin": Sub(("int",), result="int", int_type=INT),
-    "rw_read_held": Sub(("int",), result="int", int_type=INT),
-    "rw_write_held": Sub(("int",), result="int", int_type=INT),
-    "rw_iswriter": Sub(("int",), result="int", int_type=INT),
+    "mutex_owned": Sub(("int",), result="int", int_type=INT,
+                       protos=("struct mutex *",)),
+    "mutex_owner": Sub(("int",), result="int", int_type=PtrType(8, False, "kthread_t *", None),
+                       protos=("struct mutex *",)),
+    "mutex_type_adaptive": Sub(("int",), result="int", int_type=INT,
+                               protos=("struct mutex *",)),
+    "mutex_type_spin": Sub(("int",), result="int", int_type=INT,
+                           protos=("struct mutex *",)),
+    "rw_read_held": Sub(("int",), result="int", int_type=INT, protos=("rwlock_t *",)),
+    "rw_write_held": Sub(("int",), result="int", int_type=INT, protos=("rwlock_t *",)),
+    "rw_iswriter": Sub(("int",), result="int", int_type=INT, protos=("rwlock_t *",)),
     "getmajor": Sub(("int",), result="int", int_type=UINT32),
     "getminor": Sub(("int",), result="int", int_type=UINT32),
     "speculation": Sub((), result="int", int_type=INT),
-    "progenyof": Sub(("int",), result="int", int_type=INT),
+    "progenyof": Sub(("int",), result="int", int_type=INT, protos=("pid_t",)),
 }
 
 # Subroutines and actions DTrace has that dtrace-nb does not, with the reason a user gets.
@@ -133,6 +144,12 @@ UNAVAILABLE_SUBROUTINES = {
     "copyinto": "copyinto() is not available yet: it copies into alloca() memory, which is "
                 "not implemented",
 }
+
+# Their argument counts in dt_open.c's prototypes: a call with the wrong number is refused
+# for that first, as dtrace(1) does.
+UNAVAILABLE_ARITY = {"alloca": (1, 1), "bcopy": (3, 3), "copyinto": (3, 3), "d_path": (1, 1),
+                     "jstack": (0, 2), "uaddr": (1, 1), "usym": (1, 1), "ufunc": (1, 1),
+                     "umod": (1, 1)}
 
 # Actions: statements that record data or change the session. name -> (min, max) args.
 ACTIONS: dict[str, tuple[int, int]] = {

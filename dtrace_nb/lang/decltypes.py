@@ -227,7 +227,8 @@ def resolve(table: "TypeTable", tn: ast.TypeName, strsize: int) -> DType:
     else:
         base = type_from_words(tn.words, tn.pointer, strsize)
         if base is None:
-            raise DCompileError(f"unknown type '{tn}'", tn.span)
+            tag, text = _combination(tn.words)
+            raise DCompileError(f"unknown type '{tn}'", tn.span, tag=tag, dtrace=text)
         return _arrays(table, base, tn, strsize)
     name = str(base)
     for _ in range(tn.pointer):
@@ -236,13 +237,46 @@ def resolve(table: "TypeTable", tn: ast.TypeName, strsize: int) -> DType:
     return _arrays(table, base, tn, strsize)
 
 
+_ATTRIBUTES = ("signed", "unsigned", "short", "long")
+
+
+def _combination(words: list[str]) -> tuple[str, str]:
+    """dt_decl.c's tag and words for type words that do not combine (`char int`, `short
+    void`, `char long`, `short long`); ("", "") when the words are valid C."""
+    attrs = [w for w in words if w in _ATTRIBUTES]
+    bases = [w for w in words if w not in _ATTRIBUTES]
+    if len(bases) > 1:
+        return "D_DECL_COMBO", "invalid type combination"
+    base = bases[0] if bases else "int"
+    sized = {"short", "long"} & set(attrs)
+    if base == "char" and sized:
+        return "D_DECL_CHARATTR", ("invalid type declaration: short and long may not be used "
+                                   "with char type")
+    if base == "void" and attrs:
+        return "D_DECL_VOIDATTR", ("invalid type declaration: attributes may not be used with "
+                                   "void type")
+    if base in ("float", "double") and {"signed", "unsigned"} & set(attrs):
+        return "D_DECL_SIGNINT", ("invalid type declaration: signed and unsigned may only be "
+                                  "used with integer type")
+    if base == "int" and "short" in attrs and "long" in attrs:
+        named = " ".join(a for a in _ATTRIBUTES if a in attrs) + " " + " ".join(bases)
+        return "D_UNKNOWN", f"failed to resolve type {named}: Unknown type name"
+    return "", ""
+
+
 def _arrays(table: "TypeTable", base: DType, tn: ast.TypeName, strsize: int) -> DType:
     for dim in reversed(tn.dims):
         if dim is None:
             raise DCompileError("an array needs a size here", tn.span)
         count = fold(dim, table.constants_by_name(), "an array's size")
         if count <= 0:
-            raise DCompileError(f"an array's size must be positive, not {count}", dim.span)
+            raise DCompileError(f"an array's size must be positive, not {count}", dim.span,
+                                tag="D_DECL_ARRSUB",
+                                dtrace="positive integral constant expression or tuple "
+                                       "signature expected as array declaration subscript")
+        if count > 0xFFFFFFFF:  # dt_decl.c: above UINT_MAX
+            raise DCompileError(f"an array of {count} elements is too big", dim.span,
+                                tag="D_DECL_ARRBIG", dtrace="array dimension too big")
         base = ArrayType(base, count)
     return base
 
@@ -262,25 +296,36 @@ def _define_once(table: "TypeTable", d: ast.Node, strsize: int) -> DType:
     if not isinstance(struct, StructType) or struct.kind != d.kind:
         raise DCompileError(f"'{d.name}' is already a {struct} tag", d.span)
     if struct.complete:
-        raise DCompileError(f"{struct} is already defined", d.span)
+        raise DCompileError(f"{struct} is already defined", d.span, tag="D_DECL_TYPERED",
+                            dtrace=f"type redeclared: {struct}")
     members, seen = [], set()
     for m in d.members:
         t = resolve(table, m.type, strsize)
         if m.name and m.name in seen:
-            raise DCompileError(f"{struct} has two members named '{m.name}'", m.span)
+            raise DCompileError(f"{struct} has two members named '{m.name}'", m.span,
+                                tag="D_UNKNOWN", dtrace=f"failed to define member '{m.name}': "
+                                                        "Duplicate member or variable name")
         seen.add(m.name)
         if size_of(t) is None:
-            raise DCompileError(f"incomplete struct/union/enum {t}: {m.name}", m.span)
+            # (a forward declaration is named `struct x` by dtrace(1), union or not; the
+            # type being defined by its own kind)
+            named = f"struct {t.name}" if isinstance(t, StructType) and t is not struct \
+                else str(t)
+            raise DCompileError(f"incomplete struct/union/enum {t}: {m.name}", m.span,
+                                tag="D_DECL_INCOMPLETE",
+                                dtrace=f"incomplete struct/union/enum {named}: {m.name}")
         bits = None
         if m.bits is not None:
             if not isinstance(t, IntType) or isinstance(t, PtrType):
-                raise DCompileError(f"invalid type for bit-field: {m.name}", m.span)
+                raise DCompileError(f"invalid type for bit-field: {m.name}", m.span,
+                                    tag="D_DECL_BFTYPE")
             bits = fold(m.bits, table.constants_by_name(), "a bit-field's width")
             if bits < 0 or (bits == 0 and m.name):
                 raise DCompileError("positive integral constant expression expected as "
-                                    "bit-field size", m.bits.span)
+                                    "bit-field size", m.bits.span, tag="D_DECL_BFCONST")
             if bits > t.size * 8:
-                raise DCompileError(f"bit-field too big for type: {m.name}", m.bits.span)
+                raise DCompileError(f"bit-field too big for type: {m.name}", m.bits.span,
+                                    tag="D_DECL_BFSIZE")
         members.append(MemberSpec(m.name, t, bits))
     lay_out(struct, members)
     return struct
@@ -291,13 +336,30 @@ def _define_enum(table: "TypeTable", d: ast.EnumDef) -> DType:
         raise DCompileError(f"enum {d.name} is already defined", d.span)
     names = table.constants_by_name()
     values, next_value = [], 0
-    for en in d.enumerators:
+    for i, en in enumerate(d.enumerators):
+        # dtrace(1) names the line of the token after the enumerator: `}` after the last
+        after = d.span.end_line if i == len(d.enumerators) - 1 else en.span.end_line
+        if any(en.name == n for n, _ in values):
+            raise DCompileError(f"enum {d.name} names {en.name} twice", en.span,
+                                tag="D_UNKNOWN", dtrace=f"failed to define enumerator "
+                                                        f"'{en.name}': Duplicate member or "
+                                                        "variable name")
         if en.name in names:
-            raise DCompileError(f"identifier redeclared: {en.name}", en.span)
-        value = next_value if en.value is None else fold(en.value, names, "an enumerator")
+            raise DCompileError(f"identifier redeclared: {en.name}", en.span,
+                                tag="D_DECL_IDRED")
+        try:
+            value = next_value if en.value is None else fold(en.value, names, "an enumerator")
+        except DCompileError as err:
+            if err.tag:
+                raise
+            raise DCompileError(err.message, err.span, err.hint, tag="D_DECL_ENCONST",
+                                dtrace=f"enumerator '{en.name}' must be assigned to an "
+                                       "integral constant expression", line=after) from None
         if not -(1 << 31) <= value < (1 << 31):
             raise DCompileError(f"enumerator '{en.name}' ({value}) does not fit in an int",
-                                en.span)
+                                en.span, tag="D_DECL_ENOFLOW",
+                                dtrace=f"enumerator '{en.name}' value overflows INT_MAX "
+                                       "(2147483647)", line=after)
         names[en.name] = value
         values.append((en.name, value))
         next_value = value + 1
@@ -312,7 +374,9 @@ def declared_size(t: DType, span: ast.Span) -> int:
     """sizeof(t) for the sizeof operator: a declared type's size, 8 for a translated or
     other opaque pointer; an incomplete struct has none."""
     if isinstance(t, StructType) and not t.complete:
-        raise DCompileError(f"sizeof cannot be applied to incomplete {t}", span)
+        raise DCompileError(f"sizeof cannot be applied to incomplete {t}", span,
+                            tag="D_SIZEOF_TYPE",
+                            dtrace="cannot apply sizeof to an operand of unknown size")
     if isinstance(t, (StructType, ArrayType, IntType, StringType)):
         return size_of(t) or 0
     return 8

@@ -107,7 +107,7 @@ def element_type(t: KernelArray, e: ast.Index, index: Optional[int]) -> DType:
     assert t.element is not None
     if index is not None and t.count > 1 and not 0 <= index < t.count:
         raise DCompileError(f"index outside array bounds: {index}, max is {t.count}",
-                            e.indexes[0].span)
+                            e.indexes[0].span, tag="D_ARR_BOUNDS")
     return _value_type(t.element, t.name, e)
 
 

@@ -6,6 +6,7 @@ Values are kept as parsed numbers (sizes in bytes, rates in nanoseconds) or bool
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -97,6 +98,11 @@ BOUNDS: dict[str, tuple[int, int]] = {
 }
 
 
+# options libdtrace takes only before compiling (dt_options.c: EDT_BADOPTCTX in a pragma)
+_COMMAND_LINE_ONLY = ("cppargs", "cpphdrs", "cpppath", "define", "incdir", "undef", "ldpath",
+                      "ctfpath", "modpath", "procfspath", "stdc")
+
+
 def _refused(name: str, value: Optional[str], span: Optional[Span], why: str, message: str,
              hint: str = ""):
     """An option refused, in dtrace(1)'s words: `failed to set -x NAME: WHY` on the command
@@ -123,6 +129,9 @@ class Options:
     def set(self, name: str, value: Optional[str], span: Optional[Span] = None,
             source: str = "-x") -> None:
         name = name.strip()
+        if span is not None and name in _COMMAND_LINE_ONLY:
+            raise _refused(name, value, span, "Option cannot be used from within a D program",
+                           f"option '{name}' can only be given on the command line")
         if name not in KNOWN:
             raise _refused(name, value, span, "Invalid option name",
                            f"unknown option '{name}'",
@@ -156,7 +165,38 @@ class Options:
 
     def apply_pragma(self, pragma: Pragma) -> None:
         words = pragma.words
+        refusal = _pragma_refusal(words)
+        if refusal is not None:
+            tag, text = refusal
+            raise DCompileError(f"#pragma D {' '.join(words)}: {text}", pragma.span, tag=tag,
+                                dtrace=text)
+        if words and words[0] == "ident":
+            return  # dt_pragma_ident: accepted, ignored
         if not words or words[0] != "option" or len(words) != 2:
             raise DCompileError("unsupported #pragma D form: " + " ".join(words), pragma.span,
                                 hint="use #pragma D option name=value")
         self.set_pair(words[1], pragma.span)
+
+
+def _pragma_refusal(words: list[str]) -> Optional[tuple[str, str]]:
+    """dt_pragma.c's tag and words for a #pragma D line it refuses as written."""
+    if not words:
+        return None
+    name, args = words[0], words[1:]
+    if name == "error":  # the identifiers and strings after it, each followed by a space
+        try:
+            parts = shlex.split(" ".join(args))
+        except ValueError:
+            parts = args
+        return "D_PRAGERR", "#error: " + "".join(p + " " for p in parts)
+    if name == "option" and len(args) != 1:
+        return "D_PRAGMA_MALFORM", ("superfluous arguments specified for #pragma option"
+                                    if args else "malformed #pragma option <option>=<val>")
+    if name == "attributes" and len(args) != 2:
+        return "D_PRAGMA_MALFORM", "malformed #pragma attributes <attributes> <ident>"
+    if name == "depends_on" and len(args) != 2:
+        return "D_PRAGMA_MALFORM", "malformed #pragma depends_on <class> <name>"
+    if name == "depends_on" and args[0] == "library":
+        # a library may depend on another; a program given with -s or -n may not
+        return "D_PRAGMA_DEPEND", "main program may not explicitly depend on a library"
+    return None

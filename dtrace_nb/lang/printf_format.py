@@ -31,7 +31,7 @@ _KIND = {**{c: "int" for c in "diouxXcp"}, **{c: "float" for c in "eEfgG"},
 
 # length modifiers each conversion accepts (dt_printf.c's dictionary: hd, ld, lld, Le,
 # lc, ls, wc, ws...; hh, z, j and t are dtrace-nb's leniency for integer conversions)
-_INT_LENGTHS = ("", "h", "hh", "l", "ll", "z", "j", "t")
+_INT_LENGTHS = ("", "h", "l", "ll")  # dt_printf.c's dictionary: no hh, z, j or t
 _LENGTHS = {**{c: _INT_LENGTHS for c in "diouxX"}, **{c: ("", "L") for c in "eEfgG"},
             "c": ("", "l", "w"), "s": ("", "l", "w"), "S": ("",), "p": ("",), "a": ("",),
             "A": ("",), "Y": ("",), "k": ("",), "%": ("",)}
@@ -147,7 +147,7 @@ def _parse_one(fmt: str, i: int, number: int) -> tuple[Union[str, Conversion], i
             raise _bad(fmt, i, p, f"invalid conversion '%' (conversion #{number} cannot be "
                                   "combined with other format flags: %%)", number,
                        "cannot be combined with other format flags: %%")
-        elif c in "hlLwzjt":
+        elif c in "hlLw":
             length += c
         else:
             if c not in _KIND or c == "%" or length not in _LENGTHS[c]:

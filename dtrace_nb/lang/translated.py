@@ -143,7 +143,8 @@ def member_type(of: DType, e: ast.Member) -> MemberType:
     if e.name in _WHY_NOT:
         # DTrace's message for a member its translator does not define; why, for Linux
         raise DCompileError(f"translator does not define conversion for member: {e.name}",
-                            e.span, hint=f"{t}.{e.name} on Linux: {_WHY_NOT[e.name]}")
+                            e.span, tag="D_XLATE_NOCONV",
+                            hint=f"{t}.{e.name} on Linux: {_WHY_NOT[e.name]}")
     raise DCompileError(f"{t} has no member '{e.name}'", e.span,
                         hint="members: " + ", ".join(x.name for x in t.members))
 
@@ -162,9 +163,10 @@ def index_type(name: str, e: ast.Index, index_types: list[DType],
     if n is None:  # DTrace's message, with the prototype and the argument's type
         raise DCompileError("uregs[ ] argument #1 is incompatible with prototype:\n"
                             f"\tprototype: integer constant\n\t argument: {index_types[0]}",
-                            idx.span, hint="index uregs[] with a constant: R_PC, R_SP, R_RAX...")
+                            idx.span, tag="D_PROTO_ARG",
+                            hint="index uregs[] with a constant: R_PC, R_SP, R_RAX...")
     if not 0 <= n < UREGS_COUNT:
-        raise DCompileError(f"uregs[]: index out of bounds ({n})", idx.span,
+        raise DCompileError(f"uregs[]: index out of bounds ({n})", idx.span, tag="D_UNKNOWN",
                             hint=f"x86_64 has {UREGS_COUNT} registers: R_R15 (0) .. "
                                  "R_TRAPNO (25)")
     return native_type("uint64_t")

@@ -148,6 +148,7 @@ def format_aggregation(func: str, keys: Sequence[tuple], values: Sequence,
 
 def format_all(aggs: Sequence[tuple[str, Sequence[tuple], Sequence, Sequence[str]]]) -> str:
     """What dtrace(1) prints when tracing ends: a newline, then every aggregation."""
-    # dtrace(1) prints a newline when tracing stops; libdtrace separates aggregations with
-    # a blank line
-    return "\n" + "\n".join(format_aggregation(*agg) for agg in aggs)
+    # dtrace(1) prints a newline when tracing stops, then dtrace_aggregate_print walks the
+    # rows of every aggregation not yet printed, one after the other (dt_print_aggs ends
+    # each row with its newline; nothing separates two aggregations)
+    return "\n" + "".join(format_aggregation(*agg) for agg in aggs)

@@ -4,16 +4,20 @@
 its RULES), each in its own module:
 
 1. declarations.apply_pragmas: `#pragma D option` lines set options;
+1b. declarations.check_macro_arguments: every $N has a value (first, in source order);
 2. probes.resolve_probes: every probe description (macros expanded) matched in the
    ProbeCatalog, the only place the compiler meets providers;
 2b. typedecls.declare_types: struct/union/enum types, typedefs, inlines, translators;
    their names replaced in the clauses (enumerators, inlines, offsetof, xlate);
 3. declarations.declare_variables: declared variables exist with their types;
-4. statements.learn_variable_types: variables take the type of their first assignment in
+3b. probes.require_clauses: a program of declarations only is refused (D_EMPTY);
+4. speculation.check_speculation: speculate()'s order rules (by the statements' names
+   alone: dtrace(1) refuses an action after speculate() whether or not it could run here),
+   speculative clauses;
+5. statements.learn_variable_types: variables take the type of their first assignment in
    program order (a lenient walk);
-5. statements.check_statements: every expression typed (exprs.py, scopes.py), every
+6. statements.check_statements: every expression typed (exprs.py, scopes.py), every
    aggregation (aggregations.py) and action (actions.py) checked;
-6. speculation.check_speculation: speculate()'s order rules, speculative clauses;
 7. check_destructive: destructive actions need -w;
 8. number_variables: variables get their index (their maps' and fields' names).
 
@@ -29,9 +33,10 @@ from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, AGG_FUNCS, INT_BUILTINS, PROBE_STRINGS
 from dtrace_nb.lang.check.actions import check_destructive
-from dtrace_nb.lang.check.declarations import apply_pragmas, declare_variables
+from dtrace_nb.lang.check.declarations import (apply_pragmas, check_macro_arguments,
+                                             declare_variables)
 from dtrace_nb.lang.check.macros import MacroEnv
-from dtrace_nb.lang.check.probes import resolve_probes
+from dtrace_nb.lang.check.probes import require_clauses, resolve_probes
 from dtrace_nb.lang.check.results import (AggInfo, Annotations, ArgRef, CheckedClause,
                                           CheckedProgram, Variable, clause_calls,
                                           flat_statements)
@@ -58,8 +63,9 @@ def _number_variables(st: CheckState) -> None:
 
 
 PASSES: tuple[Callable[[CheckState], None], ...] = (
-    apply_pragmas, resolve_probes, declare_types, declare_variables, learn_variable_types, check_statements,
-    check_speculation, _destructive, _number_variables,
+    apply_pragmas, check_macro_arguments, resolve_probes, declare_types, declare_variables,
+    require_clauses, check_speculation, learn_variable_types, check_statements, _destructive,
+    _number_variables,
 )
 
 

@@ -10,7 +10,8 @@ from dtrace_nb.errors import DCompileError, arg_count_error, proto_arg, proto_le
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.builtins import ACTIONS, DESTRUCTIVE
 from dtrace_nb.lang.check.aggregations import agg_arg, printa_aggs
-from dtrace_nb.lang.check.state import INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX
+from dtrace_nb.lang.check.state import (INT64_MAX, STACK_FRAMES_MAX, TRACEMEM_MAX,
+                                        AggregationValue)
 from dtrace_nb.lang.check.walk import Walk
 from dtrace_nb.lang.printf_format import parse_format
 from dtrace_nb.lang.types import (INT64, DType, StringType, TranslatedType,
@@ -26,19 +27,19 @@ def check_action(w: Walk, call: ast.Call) -> None:
         raise arg_count_error(call.name, n, lo, hi, call.span)
     if call.name in DESTRUCTIVE:
         w.destructive.append(call)
+    rule = _RULES.get(call.name)
+    if rule is not None:  # the arguments first, as dtrace(1) cooks them
+        rule(w, call)
     if call.name in NOT_ON_LINUX:
         raise DCompileError(f"{call.name}() is not supported on Linux by dtrace-nb", call.span)
-    rule = _RULES.get(call.name)
-    if rule is not None:
-        rule(w, call)
 
 
-def _int_arg(w: Walk, call: ast.Call, i: int) -> None:
-    if not w.x.expr(call.args[i]).is_int:
+def _int_arg(w: Walk, call: ast.Call, i: int, proto: str = "int") -> None:
+    if not w.x.value(call.args[i]).is_int:
         got = w.x.ann.type(call.args[i])
         raise DCompileError(f"{call.name}() argument {i + 1} must be an integer, "
                             f"not {got}", call.args[i].span, tag="D_PROTO_ARG",
-                            dtrace=proto_arg(call.name, i + 1, "int", str(got)))
+                            dtrace=proto_arg(call.name, i + 1, proto, str(got)))
 
 
 def _format(w: Walk, call: ast.Call, fmt: ast.StrLit) -> list:
@@ -54,8 +55,18 @@ def _printf(w: Walk, call: ast.Call) -> None:
     """printf() and system(): a format literal, then one argument per conversion."""
     fmt = call.args[0] if call.args else None
     if not isinstance(fmt, ast.StrLit):
+        t = w.x.value(fmt) if fmt is not None else None
+        # dt_printf: a string that is not a constant, or not a string at all
+        tag, proto = ("D_PRINTF_ARG_FMT", "string constant") if t is not None and \
+            t.is_string else ("D_PROTO_ARG", "string")
         raise DCompileError(f"{call.name}() needs a format string literal as its first "
-                            "argument", call.span)
+                            "argument", call.span, tag=tag if t is not None else "",
+                            dtrace=proto_arg(call.name, 1, proto, str(t)) if t is not None
+                            else "")
+    if fmt.value == "":
+        raise DCompileError(f"{call.name}() has an empty format string", fmt.span,
+                            tag="D_PRINTF_FMT_EMPTY",
+                            dtrace=f"{call.name}( ) format string is empty")
     wanted: list[str] = []
     # per argument wanted: (conversion number from 1, the conversion, "*"/".*"/"" for a
     # width, a precision or the value), for dtrace(1)'s words about it
@@ -79,7 +90,7 @@ def _printf(w: Walk, call: ast.Call) -> None:
         if kind == "stack":
             _stack_conversion(w, a)
         else:
-            _printf_arg(call, i, a, w.x.expr(a), kind, owner[i])
+            _printf_arg(call, i, a, w.x.value(a), kind, owner[i])
 
 
 def _stack_conversion(w: Walk, a: ast.Expr) -> None:
@@ -117,7 +128,10 @@ _XINT = "char, short, int, long, or long long"
 def _printf_arg(call: ast.Call, i: int, a: ast.Expr, t: DType, kind: str,
                 owner: tuple) -> None:
     if kind == "agg":
-        raise DCompileError("%@ is only valid in printa()", call.args[0].span)
+        raise DCompileError("%@ is only valid in printa()", call.args[0].span,
+                            tag="D_PRINTF_AGG_CONV",
+                            dtrace=f"%@ conversion requires an aggregation and is not for "
+                                   f"use with {call.name}( )")
     n, conv, dyn = owner
     if dyn:
         tag = "D_PRINTF_DYN_TYPE"
@@ -144,20 +158,41 @@ def _printa(w: Walk, call: ast.Call) -> None:
         conversions = _format(w, call, args[0])
         args = args[1:]
     if not args:
-        raise DCompileError("printa() needs at least one aggregation", call.span)
+        raise DCompileError("printa() needs at least one aggregation", call.span,
+                            tag="D_PRINTA_PROTO",
+                            dtrace=f"printa( ) prototype mismatch: {len(call.args)} args "
+                                   f"passed, {len(call.args) + 1} expected")
     printa_aggs(w, call, args, conversions)
 
 
 def _trace(w: Walk, call: ast.Call) -> None:
-    t = w.x.expr(call.args[0])
-    if isinstance(t, (TranslatedType, VoidType)):
+    t = w.x.value(call.args[0])
+    if isinstance(t, VoidType):
+        raise DCompileError("trace() of an action: an action has no value", call.args[0].span,
+                            tag="D_TRACE_VOID",
+                            dtrace="trace( ) may not be applied to a void expression")
+    if isinstance(t, AggregationValue):
+        raise DCompileError("trace() of an aggregation: print it with printa()",
+                            call.args[0].span, tag="D_TRACE_DYN",
+                            dtrace="trace( ) may not be applied to a dynamic expression")
+    if isinstance(t, TranslatedType):
         raise DCompileError(f"trace() cannot record {t}", call.args[0].span)
 
 
 def _tracemem(w: Walk, call: ast.Call) -> None:
-    _int_arg(w, call, 0)
+    t = w.x.value(call.args[0])
+    if not t.is_int:
+        raise DCompileError(f"tracemem() reads memory at an address, not {t}",
+                            call.args[0].span, tag="D_TRACEMEM_ADDR",
+                            dtrace=proto_arg("tracemem", 1, "pointer or integer", str(t)))
+    _int_arg(w, call, 1, "size_t")
     size = w.x.constant(call.args[1], "tracemem() size")
-    if not 0 < size <= TRACEMEM_MAX:
+    if size <= 0:
+        raise DCompileError(f"tracemem() size must be between 1 and {TRACEMEM_MAX}, "
+                            f"not {size}", call.args[1].span, tag="D_TRACEMEM_SIZE",
+                            dtrace="tracemem( ) argument #2 must be a non-zero positive "
+                                   "integral constant expression")
+    if size > TRACEMEM_MAX:
         raise DCompileError(f"tracemem() size must be between 1 and {TRACEMEM_MAX}, "
                             f"not {size}", call.args[1].span)
     if len(call.args) == 3:
@@ -167,12 +202,23 @@ def _tracemem(w: Walk, call: ast.Call) -> None:
 def _stack_args(w: Walk, call: ast.Call) -> None:
     """stack(nframes), ustack(nframes, strsize): constants, nframes positive."""
     for i, a in enumerate(call.args):
+        _int_arg(w, call, i, "uint32_t")
         v = w.x.constant(a, f"{call.name}() argument")
-        if i == 0 and not 0 < v <= STACK_FRAMES_MAX:
+        if i == 0 and v <= 0:
+            raise DCompileError(f"{call.name}() frame count must be between 1 and "
+                                f"{STACK_FRAMES_MAX}, not {v}", a.span,
+                                tag="D_STACK_SIZE" if call.name == "stack" else
+                                "D_USTACK_FRAMES",
+                                dtrace=f"{call.name}( ) argument #1 must be a non-zero "
+                                       "positive integer constant")
+        if i == 0 and v > STACK_FRAMES_MAX:
             raise DCompileError(f"{call.name}() frame count must be between 1 and "
                                 f"{STACK_FRAMES_MAX}, not {v}", a.span)
         if i == 1 and not 0 <= v <= INT64_MAX:
-            raise DCompileError(f"{call.name}() string size must not be negative", a.span)
+            raise DCompileError(f"{call.name}() string size must not be negative", a.span,
+                                tag="D_USTACK_STRSIZE",
+                                dtrace="ustack( ) argument #2 must be a positive integer "
+                                       "constant")
 
 
 def _exit(w: Walk, call: ast.Call) -> None:
@@ -207,8 +253,10 @@ def _ints(*ints: int) -> Callable[[Walk, ast.Call], None]:
 
 
 def _copyout(w: Walk, call: ast.Call) -> None:
-    for a in call.args:
-        w.x.expr(a)
+    """copyout(void *buf, uintptr_t addr, size_t nbytes)"""
+    w.x.expr(call.args[0])
+    _int_arg(w, call, 1, "uintptr_t")
+    _int_arg(w, call, 2, "size_t")
 
 
 def _copyoutstr(w: Walk, call: ast.Call) -> None:
@@ -225,7 +273,7 @@ _RULES: dict[str, Callable[[Walk, ast.Call], None]] = {
     "clear": _agg_then_ints(), "denormalize": _agg_then_ints(), "trunc": _agg_then_ints(1),
     "normalize": _agg_then_ints(1), "setopt": _setopt, "raise": _ints(0),
     "speculate": _ints(0), "commit": _ints(0), "discard": _ints(0),
-    "copyout": _copyout, "copyoutstr": _copyoutstr,
+    "copyout": _copyout, "copyoutstr": _copyoutstr, "chill": _ints(0),
 }
 
 

@@ -9,10 +9,11 @@ from typing import Optional
 
 from dtrace_nb.errors import DCompileError, arg_count_error, proto_arg
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import AGG_FUNCS, AGG_INCREMENT, AGG_PARAM_DEFAULTS
+from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, AGG_INCREMENT, AGG_PARAM_DEFAULTS,
+                                     SUBROUTINES, UNAVAILABLE_SUBROUTINES)
 from dtrace_nb.lang.check.results import AggInfo
-from dtrace_nb.lang.check.state import (INT64_MAX, INT64_MIN, agg_target, check_keys,
-                                        key_name)
+from dtrace_nb.lang.check.state import (INT64_MAX, INT64_MIN, NotConstant, agg_target,
+                                        check_keys, key_name)
 from dtrace_nb.lang.check.walk import Walk
 from dtrace_nb.lang.types import INT64, DType, StackType
 
@@ -20,15 +21,30 @@ LQUANTIZE_MAX_LEVELS = 4096
 
 
 def check_aggregation(w: Walk, e: ast.Assign) -> None:
-    name, keys = agg_target(e.target)
-    label = f"@{name}"
+    root = e.target
+    while isinstance(root, ast.Index):
+        root = root.base
+    assert isinstance(root, ast.AggRef)
+    label = f"@{root.name}"
     if e.op != "=":
         raise DCompileError(f"operator {e.op} cannot be applied to aggregation {label}",
                             e.span, hint="aggregations are assigned with '='")
+    if isinstance(e.target, ast.Index) and isinstance(e.target.base, ast.Index):
+        raise DCompileError(f"{label} has one list of keys: @a[k1, k2], not @a[k1][k2]",
+                            e.target.span, tag="D_AGG_MDIM",
+                            dtrace=f"improper attempt to reference {label} as a "
+                                   "multi-dimensional array")
+    name, keys = agg_target(e.target)
     call = e.value
+    if isinstance(call, ast.Call) and call.name not in AGG_FUNCS and not known_function(
+            call.name):
+        raise DCompileError(f"unknown function '{call.name}()'", call.span,
+                            tag="D_FUNC_UNDEF", dtrace=f"undefined function name: {call.name}")
     if not isinstance(call, ast.Call) or call.name not in AGG_FUNCS:
         raise DCompileError(f"{label} must be assigned an aggregating function",
-                            e.value.span,
+                            e.value.span, tag="D_AGG_FUNC",
+                            dtrace=f"{label} must be assigned the result of an aggregating "
+                                   "function",
                             hint="one of " + ", ".join(f"{f}()" for f in AGG_FUNCS))
     nvals, nparams = AGG_FUNCS[call.name]
     defaults = AGG_PARAM_DEFAULTS.get(call.name, ())
@@ -44,25 +60,33 @@ def check_aggregation(w: Walk, e: ast.Assign) -> None:
                                 f"{w.x.ann.type(a)}", a.span, tag="D_AGG_SCALAR",
                                 dtrace=f"{call.name}( ) argument #1 must be of scalar type")
     given = call.args[nvals:nvals + nparams]
-    params = tuple(w.x.constant(a, f"{call.name}() parameter") for a in given)
+    params = tuple(_param(w, call, i, a) for i, a in enumerate(given, 1))
     if len(given) < nparams:
         params += defaults[len(defaults) - (nparams - len(given)):]
     incr = increment(call)
     if incr is not None and not w.x.expr(incr).is_int:
         raise DCompileError(f"{call.name}() increment must be an integer, not "
-                            f"{w.x.ann.type(incr)}", incr.span)
+                            f"{w.x.ann.type(incr)}", incr.span, tag="D_PROTO_ARG",
+                            dtrace=proto_arg(call.name, len(call.args), "int",
+                                             str(w.x.ann.type(incr))))
     _check_params(call, params)
     key_types = [_key_type(w, k) for k in keys]
-    for k, t in zip(keys, key_types):
+    for i, (k, t) in enumerate(zip(keys, key_types), 1):
         if not (t.is_int or t.is_string):
             raise DCompileError(f"an aggregation key must be an integer or a string, not {t}",
-                                k.span)
+                                k.span, tag="D_KEY_TYPE",
+                                dtrace=f"{t} expression may not be used as aggregation index: "
+                                       f"key #{i}")
     info = w.aggs.get(name)
     if info is None:
         w.aggs[name] = AggInfo(name, len(w.aggs), call.name, key_types,
                                [key_name(k, i) for i, k in enumerate(keys)], e.span, params)
         return
     _same_shape(info, call, params, key_types, keys, e.target)
+
+
+def known_function(name: str) -> bool:
+    return name in ACTIONS or name in SUBROUTINES or name in UNAVAILABLE_SUBROUTINES
 
 
 def increment(call: ast.Call) -> Optional[ast.Expr]:
@@ -80,10 +104,15 @@ def _same_shape(info: AggInfo, call: ast.Call, params: tuple[int, ...],
     label = f"@{info.name}"
     if info.func != call.name:
         raise DCompileError(f"{label} is used with {call.name}() here but with "
-                            f"{info.func}() at {info.span}", call.span)
+                            f"{info.func}() at {info.span}", call.span, tag="D_AGG_REDEF",
+                            dtrace=f"aggregation redefined: {label}\n\t current: {label} = "
+                                   f"{call.name}( )\n\tprevious: {label} = {info.func}( ) : "
+                                   f"line {info.span.line}")
     if info.params != params:
+        tag, text = _mismatch(call.name, info.params, params)
         raise DCompileError(f"{label} is used with {call.name}() parameters {params} here "
-                            f"but {info.params} at {info.span}", call.span)
+                            f"but {info.params} at {info.span}", call.span, tag=tag,
+                            dtrace=text)
     check_keys(label, info.span, info.key_types, key_types, target.span,
                [k.span for k in keys], " but")
     for i, (old, new) in enumerate(zip(info.key_types, key_types)):
@@ -103,7 +132,44 @@ def _key_type(w: Walk, k: ast.Expr) -> DType:
         t = StackType(8, False, f"{k.name}()", k.name, limit)
         w.x.ann.types[k] = t
         return t
-    return w.x.expr(k)
+    return w.x.value(k)
+
+
+# dt_cg_agg_lquantize/llquantize's tags and words for a parameter that is not a constant,
+# and for one that differs from the aggregation's first use
+_PARAM_TAGS = {"lquantize": ("D_LQUANT_BASETYPE", "D_LQUANT_LIMTYPE", "D_LQUANT_STEPTYPE"),
+               "llquantize": ("D_LLQUANT_FACTORTYPE", "D_LLQUANT_LMAGTYPE",
+                              "D_LLQUANT_HMAGTYPE", "D_LLQUANT_STEPTYPE")}
+_MATCH = {"lquantize": (("D_LQUANT_MATCHBASE", "lquantize( ) base (argument #1)"),
+                        ("D_LQUANT_MATCHLIM", "lquantize( ) limit (argument #2)"),
+                        ("D_LQUANT_MATCHSTEP", "lquantize( ) step (argument #3)")),
+          "llquantize": (("D_LLQUANT_MATCHFACTOR", "llquantize() factor (argument #1)"),
+                         ("D_LLQUANT_MATCHLMAG", "llquantize() lmag (argument #2)"),
+                         ("D_LLQUANT_MATCHHMAG", "llquantize() hmag (argument #3)"),
+                         ("D_LLQUANT_MATCHSTEPS", "llquantize() steps (argument #4)"))}
+
+
+def _param(w: Walk, call: ast.Call, i: int, a: ast.Expr) -> int:
+    """Parameter `i` (from 1, after the value): an integer constant."""
+    try:
+        return w.x.constant(a, f"{call.name}() parameter")
+    except NotConstant as err:
+        tags = _PARAM_TAGS.get(call.name, ())
+        if i > len(tags):
+            raise
+        step = (call.name, i) in (("lquantize", 3), ("llquantize", 4))
+        raise DCompileError(err.message, err.span, err.hint, tag=tags[i - 1],
+                            dtrace=f"{call.name}( ) argument #{i} must be "
+                                   f"{'a non-zero positive' if step else 'an'} integer "
+                                   "constant") from None
+
+
+def _mismatch(func: str, old: tuple[int, ...], new: tuple[int, ...]) -> tuple[str, str]:
+    for (tag, what), o, n in zip(_MATCH.get(func, ()), old, new):
+        if o != n:
+            return tag, (f"{what} doesn't match previous declaration: expected {o}, "
+                         f"found {n}")
+    return "", ""
 
 
 def _check_params(call: ast.Call, params: tuple[int, ...]) -> None:
@@ -141,6 +207,12 @@ def _check_lquantize(call: ast.Call, base: int, limit: int, step: int) -> None:
     if levels == 0:
         raise DCompileError("lquantize( ) step (argument #3) too large: must have at least "
                             "one quantization level", call.span, tag="D_LQUANT_STEPLARGE")
+    if levels > 0xFFFF:
+        raise DCompileError(f"lquantize() has {levels} levels; at most "
+                            f"{LQUANTIZE_MAX_LEVELS} are supported", call.span,
+                            tag="D_LQUANT_STEPSMALL",
+                            dtrace="lquantize( ) step (argument #3) too small: number of "
+                                   "quantization levels must be a 16-bit quantity")
     if levels > LQUANTIZE_MAX_LEVELS:  # DTrace allows 65535: here each level is map space
         raise DCompileError(f"lquantize() has {levels} levels; at most "
                             f"{LQUANTIZE_MAX_LEVELS} are supported", call.span)
@@ -206,7 +278,11 @@ def agg_arg(w: Walk, call: ast.Call, i: int) -> None:
     """Argument `i` of clear(), trunc(), normalize(), denormalize(): an aggregation."""
     a = call.args[i]
     if not isinstance(a, ast.AggRef):
-        raise DCompileError(f"{call.name}() argument {i + 1} must be an aggregation", a.span)
+        tag = {"clear": "D_CLEAR_AGGARG", "trunc": "D_TRUNC_AGGARG"}.get(call.name,
+                                                                        "D_NORMALIZE_AGGARG")
+        raise DCompileError(f"{call.name}() argument {i + 1} must be an aggregation", a.span,
+                            tag=tag, dtrace=proto_arg(call.name, i + 1, "aggregation",
+                                                      str(w.x.value(a))))
     referenced(w, a)
 
 
@@ -225,15 +301,32 @@ def printa_aggs(w: Walk, call: ast.Call, args: list[ast.Expr],
         info = referenced(w, a)
         if info is not None:
             infos.append((a, info))
+    for a, info in infos[1:]:
+        _same_keys(call, a, infos[0][1], info)
     if not has_format and len(args) > 1:
         raise DCompileError("printa() of several aggregations needs a format", call.span)
-    for a, info in infos[1:]:
-        first = infos[0][1]
-        if [t.is_int for t in info.key_types] != [t.is_int for t in first.key_types]:
-            raise DCompileError(f"@{info.name} and @{first.name} have different keys and "
-                                "cannot be printed together", a.span)
     if fmt and infos:
         _printa_conversions(call, fmt, infos[0][1].key_types)
+
+
+def _same_keys(call: ast.Call, a: ast.AggRef, first: AggInfo, info: AggInfo) -> None:
+    """dt_printa_validate: aggregations printed together have keys of one signature."""
+    lo, ro = first.key_types, info.key_types
+    if len(lo) != len(ro):
+        def keys(n: int) -> str:
+            return f"{n} key{'s' * (n != 1)}"
+        raise DCompileError(f"@{info.name} and @{first.name} have different keys and cannot "
+                            "be printed together", a.span, tag="D_PRINTA_AGGKEY",
+                            dtrace=f"printa( ): @{first.name} and @{info.name} do not have "
+                                   f"matching key signatures: @{first.name} has "
+                                   f"{keys(len(lo))}, @{info.name} has {keys(len(ro))}")
+    for n, (lt, rt) in enumerate(zip(lo, ro), 1):
+        if lt.is_int != rt.is_int:
+            raise DCompileError(f"@{info.name} and @{first.name} have different keys and "
+                                "cannot be printed together", a.span, tag="D_PRINTA_AGGPROTO",
+                                dtrace=f"printa( ): @{info.name}[ ] key #{n} is incompatible "
+                                       f"with @{first.name}:\n{first.name:>9} key #{n}: {lt}\n"
+                                       f"{info.name:>9} key #{n}: {rt}")
 
 
 # what each conversion takes, in dt_printf.c's words (its prototypes)

@@ -17,6 +17,23 @@ def apply_pragmas(st: CheckState) -> None:
     st.macros.defaultargs = bool(st.options["defaultargs"])
 
 
+def check_macro_arguments(st: CheckState) -> None:
+    """Every $N and $name of the program has a value, checked in source order before
+    anything else (dtrace(1) expands them as it reads the program)."""
+    found = []
+    todo: list = [st.program]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.MacroVar, ast.ProbeSpec)) and node.span is not None:
+            found.append(node)
+        todo.extend(ast.children(node))
+    for node in sorted(found, key=lambda n: (n.span.line, n.span.col)):
+        if isinstance(node, ast.MacroVar):
+            st.macros.value(node.name, node.span)
+        else:
+            st.macros.expand(node)
+
+
 def declare_variables(st: CheckState) -> None:
     for decl in st.program.decls:
         _declare(st, decl)
@@ -28,7 +45,15 @@ def _declare(st: CheckState, decl: ast.VarDecl) -> None:
     if decl.key_types is not None:
         if decl.scope == "this":
             raise DCompileError("clause-local (this->) variables cannot be associative arrays",
-                                decl.span)
+                                decl.span, tag="D_DECL_LOCASSC",
+                                dtrace="associative arrays may not be declared as local "
+                                       f"variables: {decl.name}")
+        for i, k in enumerate(decl.key_types, 1):
+            if list(k.words) == ["void"] and not k.pointer:
+                raise DCompileError("an array key cannot be void", k.span or decl.span,
+                                    tag="D_DECL_PROTO_TYPE",
+                                    dtrace="array prototype may not use parameter of type "
+                                           f"void: (anonymous), parameter #{i}")
         keys = [st.type_of(k) for k in decl.key_types]
     key = (decl.scope, decl.name)
     if key in st.vars:

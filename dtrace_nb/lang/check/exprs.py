@@ -12,17 +12,18 @@ from typing import Callable, Optional
 
 from dtrace_nb.errors import DCompileError, arg_count_error, proto_arg
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES,
+from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, SUBROUTINES, UNAVAILABLE_ARITY,
                                      UNAVAILABLE_SUBROUTINES)
 from dtrace_nb.lang.check.results import Annotations, ArgRef, CheckedClause
 from dtrace_nb.lang.check.scopes import VariableRules
 from dtrace_nb.lang.check.struct_members import address_of, array_elem, struct_member
-from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, CheckState,
-                                        const_value, describe, is_null)
+from dtrace_nb.lang.check.state import (INT64_MIN, UINT64_MAX, AggregationValue,
+                                        CheckState, NoValue, NotConstant, const_value, describe,
+                                        incompatible, is_null)
 from dtrace_nb.lang.decltypes import declared_size
 from dtrace_nb.lang.types import (INT, INT64, DType, IntType, MemberType, PtrType,
-                                  StringType, TranslatedType, literal_type, native_type,
-                                  promote, unary_promote)
+                                  StringType, TranslatedType, VoidType, literal_type,
+                                  native_type, promote, unary_promote)
 from dtrace_nb.lang import kernel_types
 from dtrace_nb.lang.kernel_types import KernelPtr, KernelStruct
 from dtrace_nb.lang.translated import member_type, struct_of
@@ -30,6 +31,13 @@ from dtrace_nb.probes import ArgInfo, MemberInfo
 
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 _NO_VALUE_HINT = "print it with printa() or read it from the result"
+# dt_cook_op1/op2's tag and words for an operand of the wrong kind
+_UNARY_WORDS = {"-": ("D_OP_ARITH", "arithmetic"), "+": ("D_OP_ARITH", "arithmetic"),
+                "~": ("D_OP_INT", "integral"), "!": ("D_OP_SCALAR", "scalar")}
+_BINARY_WORDS = {**{op: ("D_OP_INT", "integral") for op in ("&", "|", "^", "<<", ">>", "%")},
+                 "*": ("D_OP_ARITH", "arithmetic"), "/": ("D_OP_ARITH", "arithmetic")}
+
+
 
 
 class ExprChecker(VariableRules):
@@ -48,11 +56,21 @@ class ExprChecker(VariableRules):
                 return t
         raise DCompileError(f"{type(e).__name__} expressions are not supported", e.span)
 
+    def value(self, e: ast.Expr) -> DType:
+        """The type of an operand, void for an action's call and `aggregation` for an
+        aggregation, for the rules that refuse those in their own words."""
+        try:
+            return self.expr(e)
+        except NoValue as err:
+            t = VoidType() if err.what == "void" else AggregationValue()
+            self.ann.types[e] = t
+            return t
+
     def constant(self, e: ast.Expr, what: str) -> int:
         self.expr(e)
         value = const_value(e, self.ann)
         if value is None:
-            raise DCompileError(f"{what} must be an integer constant", e.span)
+            raise NotConstant(f"{what} must be an integer constant", e.span)
         return value
 
     # -- literals and macros -------------------------------------------------------------
@@ -105,29 +123,46 @@ class ExprChecker(VariableRules):
         return INT64
 
     def agg_ref(self, e: ast.AggRef) -> DType:
-        raise DCompileError("an aggregation has no value in an expression", e.span,
-                            hint=_NO_VALUE_HINT)
+        raise NoValue("an aggregation has no value in an expression", e.span, "aggregation",
+                      hint=_NO_VALUE_HINT)
 
     # -- operators -------------------------------------------------------------------------
 
     def unary(self, e: ast.Unary) -> DType:
         if e.op in ("++pre", "--pre"):
             return self.incdec(e, e.operand, e.op[:2])
-        t = self.expr(e.operand)
+        if e.op == "&" and isinstance(e.operand, (ast.Ident, ast.ScopedVar, ast.AggRef)):
+            raise DCompileError("the address of a D variable cannot be taken", e.span,
+                                tag="D_ADDROF_VAR",
+                                dtrace="cannot take address of dynamic variable")
+        t = self.value(e.operand)
         if e.op in ("-", "+", "~", "!"):
             if not isinstance(t, IntType):
-                raise DCompileError(f"operator {e.op} needs an integer operand, not {t}", e.span)
+                tag, words = _UNARY_WORDS[e.op]
+                raise DCompileError(f"operator {e.op} needs an integer operand, not {t}", e.span,
+                                    tag=tag, dtrace=f"operator {e.op} requires an operand "
+                                                    f"of {words} type")
             return INT if e.op == "!" else unary_promote(t)
         if e.op == "*":
             if not isinstance(t, PtrType):
                 raise DCompileError(f"operator * needs a pointer, not {t}", e.span,
-                                    hint="cast the address first, e.g. *(int *)arg0")
+                                    hint="cast the address first, e.g. *(int *)arg0",
+                                    tag="D_DEREF_NONPTR",
+                                    dtrace="cannot dereference non-pointer type")
             if t.target is None:
                 raise DCompileError("cannot dereference a void pointer", e.span,
-                                    hint="cast it to the type to read, e.g. *(int *)p")
+                                    hint="cast it to the type to read, e.g. *(int *)p",
+                                    tag="D_DEREF_VOID", dtrace="cannot dereference pointer to void")
             return t.target
+        if e.op == "&" and isinstance(e.operand, (ast.ArrayElem, ast.Member, ast.Index,
+                                                   ast.Unary)):
+            # an lvalue D has an address for (an element, a member): not here yet
+            raise DCompileError(f"the address of {describe(e.operand)} cannot be taken here "
+                                "yet", e.span)
         if e.op == "&":
-            raise DCompileError("the address of a D variable cannot be taken", e.span)
+            raise DCompileError(f"the address of {describe(e.operand)} cannot be taken", e.span,
+                                tag="D_ADDROF_LVAL",
+                                dtrace="unacceptable operand for unary & operator")
         raise DCompileError(f"operator {e.op} is not supported", e.span)
 
     def postfix(self, e: ast.Postfix) -> DType:
@@ -137,24 +172,35 @@ class ExprChecker(VariableRules):
         if e.op == ",":
             self.expr(e.left)
             return self.expr(e.right)
-        a, b = self.expr(e.left), self.expr(e.right)
+        a, b = self.value(e.left), self.value(e.right)
         if e.op in _COMPARE:
             if (a.is_string and b.is_string) or (a.is_int and b.is_int):
                 return INT
             if (a.is_string and is_null(e.right, self.ann)) or \
                     (b.is_string and is_null(e.left, self.ann)):
                 return INT  # `s != NULL`: NULL is below every string (compared as "")
-            raise DCompileError(f"operator {e.op} cannot compare {a} with {b}", e.span)
+            raise DCompileError(f"operator {e.op} cannot compare {a} with {b}", e.span,
+                                tag="D_OP_INCOMPAT", dtrace=incompatible(a, e.op, b))
         if e.op in ("&&", "||", "^^"):
             for side, t in ((e.left, a), (e.right, b)):
                 if not t.is_int:
                     raise DCompileError(f"operator {e.op} needs integer operands, not {t}",
-                                        side.span)
+                                        side.span, tag="D_OP_SCALAR",
+                                        dtrace=f"operator {e.op} requires operands of "
+                                               "scalar type")
             return INT
+        if e.op in ("+", "-") and isinstance(a, PtrType) and a.target is None:
+            # dt_cook_op2: arithmetic on void * has no element size to scale by
+            raise DCompileError(f"operator {e.op} cannot be applied to a void pointer",
+                                e.span, tag="D_OP_INCOMPAT", dtrace=incompatible(a, e.op, b),
+                                hint="cast it first, e.g. (char *)p + n")
         if not (isinstance(a, IntType) and isinstance(b, IntType)):
+            tag, words = _BINARY_WORDS.get(e.op, ("D_OP_INCOMPAT", ""))
             raise DCompileError(f"operator {e.op} needs integer operands, not {a} and {b}",
                                 e.span,
-                                hint="join strings with strjoin()" if e.op == "+" else None)
+                                hint="join strings with strjoin()" if e.op == "+" else None,
+                                tag=tag, dtrace=f"operator {e.op} requires operands of {words} "
+                                                "type" if words else incompatible(a, e.op, b))
         if e.op in ("/", "%") and const_value(e.right, self.ann) == 0:
             # dt_node_op2 refuses a constant zero divisor whatever the dividend
             raise DCompileError("expression contains division by zero", e.right.span,
@@ -166,15 +212,22 @@ class ExprChecker(VariableRules):
         return promote(a, b)
 
     def ternary(self, e: ast.Ternary) -> DType:
-        if not self.expr(e.cond).is_int:
-            raise DCompileError("the condition of ?: must be an integer", e.cond.span)
-        a, b = self.expr(e.then), self.expr(e.other)
+        if not self.value(e.cond).is_int:
+            raise DCompileError("the condition of ?: must be an integer", e.cond.span,
+                                tag="D_OP_SCALAR",
+                                dtrace="operator ?: expression must be of scalar type")
+        a, b = self.value(e.then), self.value(e.other)
+        if isinstance(a, VoidType) or isinstance(b, VoidType):
+            raise DCompileError("?: cannot choose between actions: an action has no value",
+                                e.span, tag="D_OP_ACT",
+                                dtrace="action cannot be used in a conditional context")
         if isinstance(a, IntType) and isinstance(b, IntType):
             return promote(a, b)
         if isinstance(a, StringType) and isinstance(b, StringType):
             return StringType(max(a.size, b.size))
         raise DCompileError(f"the two sides of ?: must both be integers or both strings, not "
-                            f"{a} and {b}", e.span)
+                            f"{a} and {b}", e.span, tag="D_OP_INCOMPAT",
+                            dtrace="operator ?: operands must have compatible types")
 
     def cast(self, e: ast.Cast) -> DType:
         t = self.st.type_of(e.to)
@@ -195,11 +248,12 @@ class ExprChecker(VariableRules):
         return IntType(8, False, "size_t")
 
     def stringof(self, e: ast.StringOf) -> DType:
-        t = self.expr(e.operand)
+        t = self.value(e.operand)
         if t.is_string:
             return t
         if not t.is_int:
-            raise DCompileError(f"stringof cannot convert {t}", e.span)
+            raise DCompileError(f"stringof cannot convert {t}", e.span, tag="D_STRINGOF_TYPE",
+                                dtrace=f"cannot apply stringof to a value of type {t}")
         return StringType(self.st.strsize)
 
     # -- probe arguments and translated members -------------------------------------------
@@ -207,15 +261,19 @@ class ExprChecker(VariableRules):
     def args_index(self, e: ast.Index) -> DType:
         if len(e.indexes) != 1:
             raise DCompileError("args[] takes one index", e.span)
-        n = self.constant(e.indexes[0], "the args[] index")
+        try:
+            n = self.constant(e.indexes[0], "the args[] index")
+        except NotConstant as err:
+            raise DCompileError(err.message, err.span, tag="D_PROTO_ARG") from None
         if not 0 <= n < 10:
-            raise DCompileError(f"args[{n}] is out of range (0..9)", e.indexes[0].span)
+            raise DCompileError(f"args[{n}] is out of range (0..9)", e.indexes[0].span,
+                                tag="D_ARGS_IDX")
         assert self.clause is not None
         probes = self.clause.probes
         infos = [p.args[n] for p in probes if n < len(p.args)]
         if not infos:
             raise DCompileError(f"args[{n}] does not exist: {probes[0].description} has "
-                                f"{len(probes[0].args)} argument(s)", e.span,
+                                f"{len(probes[0].args)} argument(s)", e.span, tag="D_ARGS_IDX",
                                 hint="list argument types with dtrace-nb -lv -n PROBE")
         types = {self.arg_type(a) for a in infos}
         if len(types) > 1:
@@ -271,8 +329,18 @@ class ExprChecker(VariableRules):
         declared = struct_member(self, e, t)
         if declared is not None:
             return declared
+        if e.arrow and isinstance(t, PtrType):
+            words = (f'operator -> cannot be applied to pointer to type "{t.target or "void"}"'
+                     "; must be applied to a struct or union pointer")
+        elif e.arrow:
+            words = "operator -> must be applied to a pointer"
+        else:
+            words = (f'operator . cannot be applied to type "{t}"; must be applied to a '
+                     "struct or union")
         raise DCompileError(f"'{'->' if e.arrow else '.'}{e.name}' needs a struct; "
                             f"{describe(e.base)} is {t}", e.span,
+                            tag="D_OP_PTR" if e.arrow and not isinstance(t, PtrType)
+                            else "D_OP_SOU", dtrace=words,
                             hint="kernel struct types are not available; providers give "
                                  "translated args[] (e.g. args[0]->pr_pid)")
 
@@ -293,24 +361,41 @@ class ExprChecker(VariableRules):
         where = e.name_span if e.name_span.line else e.span
         if e.name in AGG_FUNCS:
             raise DCompileError(f"{e.name}() may only be assigned to an aggregation",
-                                e.span, hint=f"@name[keys] = {e.name}(...)")
+                                e.span, hint=f"@name[keys] = {e.name}(...)", tag="D_CG_EXPR",
+                                dtrace=f"aggregating function {e.name}( ) may not be called "
+                                       "from a D expression (D program context required)")
         if e.name in ACTIONS:
-            raise DCompileError(f"{e.name}() is an action and has no value", e.span)
+            lo, hi = ACTIONS[e.name]
+            if not lo <= len(e.args) <= hi:  # dtrace(1) cooks the call before its use
+                raise DCompileError(f"{e.name}() takes {lo} to {hi} arguments, "
+                                    f"{len(e.args)} given", e.span, tag="D_PROTO_LEN",
+                                    dtrace=proto_len(e.name, len(e.args), lo, hi))
+            raise NoValue(f"{e.name}() is an action and has no value", e.span, "void")
         sub = SUBROUTINES.get(e.name)
         if sub is None and e.name in UNAVAILABLE_SUBROUTINES:
+            lo, hi = UNAVAILABLE_ARITY.get(e.name, (len(e.args), len(e.args)))
+            if not lo <= len(e.args) <= hi:
+                raise DCompileError(f"{e.name}() takes {lo} to {hi} arguments, "
+                                    f"{len(e.args)} given", e.span, tag="D_PROTO_LEN",
+                                    dtrace=proto_len(e.name, len(e.args), lo, hi))
             raise DCompileError(UNAVAILABLE_SUBROUTINES[e.name], where)
         if sub is None:
-            raise DCompileError(f"unknown function '{e.name}()'", where)
+            raise DCompileError(f"unknown function '{e.name}()'", where, tag="D_FUNC_UNDEF",
+                                dtrace=f"undefined function name: {e.name}")
         n, hi = len(e.args), len(sub.args)
         lo = hi - sub.optional
         if not lo <= n <= hi:
             raise arg_count_error(e.name, n, lo, hi, e.span, "or")
         for i, (a, kind) in enumerate(zip(e.args, sub.args)):
-            t = self.expr(a)
+            t = self.value(a)
+            if isinstance(t, (VoidType, AggregationValue)):
+                raise DCompileError(f"{e.name}() argument {i + 1} has no value ({t})", a.span,
+                                    tag="D_PROTO_ARG",
+                                    dtrace=proto_arg(e.name, i + 1, sub.proto(i), str(t)))
             if kind == "int" and not t.is_int:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be an integer, not {t}",
                                     a.span, tag="D_PROTO_ARG",
-                                    dtrace=proto_arg(e.name, i + 1, "int", str(t)))
+                                    dtrace=proto_arg(e.name, i + 1, sub.proto(i), str(t)))
             # NULL (a constant 0) is a char * too: DTrace faults when the clause runs
             if kind in ("string", "string or NULL") and not t.is_string \
                     and const_value(a, self.ann) == 0:
@@ -318,7 +403,7 @@ class ExprChecker(VariableRules):
             if kind in ("string", "string or NULL") and not t.is_string:
                 raise DCompileError(f"{e.name}() argument {i + 1} must be a string, not {t}",
                                     a.span, tag="D_PROTO_ARG",
-                                    dtrace=proto_arg(e.name, i + 1, "char *", str(t)),
+                                    dtrace=proto_arg(e.name, i + 1, sub.proto(i), str(t)),
                                     hint="read a string from an address with "
                                          "copyinstr() (user) or stringof() (kernel)")
         for i in sub.constant_args:

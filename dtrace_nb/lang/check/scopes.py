@@ -17,7 +17,8 @@ from dtrace_nb.lang.builtins import EXECNAME, INT_BUILTINS, PROBE_STRINGS, UNAVA
 from dtrace_nb.lang.check.struct_members import element_lvalue, member_lvalue
 from dtrace_nb.lang.constants import CONSTANTS
 from dtrace_nb.lang.check.results import Annotations, Variable
-from dtrace_nb.lang.check.state import CheckState, check_keys, const_value, describe, is_null
+from dtrace_nb.lang.check.state import (CheckState, NoValue, check_keys, const_value, describe,
+                                        is_null)
 from dtrace_nb.lang import translated
 from dtrace_nb.lang.kernel_types import KernelArray, element_type
 from dtrace_nb.lang.types import (CHAR, INT64, DType, PtrType, StringType, TranslatedType,
@@ -49,7 +50,9 @@ class VariableRules:
         var = self.st.vars.get(("global", n))
         if var is not None:
             if var.is_assoc:
-                raise DCompileError(f"{n} is an associative array; index it: {n}[...]", e.span)
+                raise DCompileError(f"{n} is an associative array; index it: {n}[...]", e.span,
+                                    tag="D_IDENT_BADREF", dtrace=f"associative array '{n}' may "
+                                                                 "not be referenced as scalar")
             self.ann.vars[e] = var
             return var.type
         if n in INT_BUILTINS:
@@ -73,7 +76,7 @@ class VariableRules:
             self.ann.macros[e] = value
             return t
         if n == "args":
-            raise DCompileError("args must be indexed: args[N]", e.span)
+            raise DCompileError("args must be indexed: args[N]", e.span, tag="D_IDENT_BADREF")
         if n == "NULL":
             return NULL_TYPE
         if self.lenient:
@@ -97,8 +100,8 @@ class VariableRules:
     def index(self, e: ast.Index) -> DType:
         base = e.base
         if isinstance(base, ast.AggRef):
-            raise DCompileError("an aggregation has no value in an expression", e.span,
-                                hint="print it with printa() or read it from the result")
+            raise NoValue("an aggregation has no value in an expression", e.span,
+                          "aggregation", hint="print it with printa() or read it from the result")
         if isinstance(base, ast.Ident) and base.name == "args" \
                 and ("global", "args") not in self.st.vars:
             return self.args_index(e)
@@ -149,7 +152,7 @@ class VariableRules:
         # a struct member is a char array of a known size (pr_name, comm): DTrace checks it
         if isinstance(e.base, ast.Member) and n is not None and not 0 <= n < t.size:
             raise DCompileError(f"index outside array bounds: {n}, max is {t.size}",
-                                e.indexes[0].span)
+                                e.indexes[0].span, tag="D_ARR_BOUNDS")
         return CHAR
 
     @staticmethod
@@ -162,7 +165,7 @@ class VariableRules:
             return "self", base.name
         if isinstance(base, ast.ScopedVar):
             raise DCompileError("clause-local (this->) variables cannot be associative arrays",
-                                e.span)
+                                e.span, tag="D_ARR_LOCAL")
         raise DCompileError("only associative arrays and args[] can be indexed", e.span)
 
     def _new_array(self, scope: str, name: str, t: DType, key_types: list[DType],
@@ -192,14 +195,16 @@ class VariableRules:
             raise DCompileError(f"a variable cannot hold {vt}", e.value.span,
                                 hint="assign a member instead, e.g. x = args[0]->member")
         if e.op != "=" and not vt.is_int:
+            t = self.lvalue(e.target, None)
             raise DCompileError(f"operator {e.op} needs an integer value, not {vt}", e.value.span,
-                                tag="D_OP_INCOMPAT")
-        t = self.lvalue(e.target, vt if e.op == "=" else None)
+                                tag="D_OP_INCOMPAT",
+                                dtrace=f'operands have incompatible types: "{t}" {e.op} "{vt}"')
+        t = self.lvalue(e.target, vt if e.op == "=" else None, e.op)
         null = is_null(e.value, self.ann)
         if e.op == "=" and t.is_int and vt.is_int and not null \
                 and isinstance(t, PtrType) != isinstance(vt, PtrType):  # dt_node_is_argcompat: a pointer takes a pointer or NULL
             raise DCompileError(f'operands have incompatible types: "{t}" {e.op} "{vt}"',
-                                e.span)
+                                e.span, tag="D_OP_INCOMPAT")
         if t.is_string != vt.is_string and not (t.is_string and null):
             raise DCompileError(f"cannot assign {vt} to {describe(e.target)}, which is {t}",
                                 e.span, tag="D_OP_INCOMPAT",
@@ -209,19 +214,23 @@ class VariableRules:
         return t
 
     def incdec(self, e: ast.Expr, operand: ast.Expr, op: str) -> DType:
-        t = self.lvalue(operand, None)
+        t = self.lvalue(operand, None, op)
         if not t.is_int:
-            raise DCompileError(f"operator {op} needs an integer variable", e.span)
+            raise DCompileError(f"operator {op} needs an integer variable", e.span,
+                                tag="D_OP_SCALAR",
+                                dtrace=f"operator {op} requires operand of scalar type")
         return t
 
-    def lvalue(self, target: ast.Expr, new_type: Optional[DType]) -> DType:
+    def lvalue(self, target: ast.Expr, new_type: Optional[DType], op: str = "=") -> DType:
         """The type of an assignable expression, creating the variable on first assignment
         (`new_type` None: it must exist already, as for `x += 1` and `x++`)."""
         if isinstance(target, ast.Ident):
             n = target.name
             if n in INT_BUILTINS or n in PROBE_STRINGS or n in _RESERVED:
                 raise DCompileError(f"'{n}' is a built-in variable and cannot be assigned",
-                                    target.span)
+                                    target.span, tag="D_OP_WRITE",
+                                    dtrace="operator = can only be applied to a writable "
+                                           "variable")
             var = self.st.vars.get(("global", n))
             if var is None:
                 var = self._new_var("global", n, new_type or INT64, target.span)
@@ -252,7 +261,9 @@ class VariableRules:
             return element_lvalue(self, target)
         else:
             raise DCompileError(f"{describe(target)} cannot be assigned", target.span,
-                                hint="assign variables: x, x[key], self->x, this->x")
+                                hint="assign variables: x, x[key], self->x, this->x",
+                                tag="D_OP_LVAL", dtrace=f"operator {op} requires modifiable "
+                                                        "lvalue as an operand")
         self.ann.vars[target] = var
         self.ann.types[target] = var.type
         return var.type

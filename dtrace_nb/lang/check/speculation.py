@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import ACTIONS, RECORDING_ACTIONS
+from dtrace_nb.lang.builtins import ACTIONS, DESTRUCTIVE, RECORDING_ACTIONS
 from dtrace_nb.lang.check.results import flat_statements
 from dtrace_nb.lang.check.state import CheckState, is_agg_target
 
 _SPECULATION = ("speculate", "commit", "discard")
 _NOT_AFTER_SPECULATE = ("exit", "printa", "clear", "trunc", "normalize", "denormalize",
-                        "setopt", "system")
+                        "setopt") + DESTRUCTIVE
 
 
 # dt_cg_clsflags' tags and words for what may not follow speculate()
 _AFTER_SPECULATE_WORDS = {
     "exit": ("D_EXIT_SPEC", "exit( ) may not follow speculate( )"),
-    "system": ("D_ACT_SPEC", "destructive actions may not follow speculate( )"),
+    **{name: ("D_ACT_SPEC", "destructive actions may not follow speculate( )")
+       for name in DESTRUCTIVE},
     "speculate": ("D_SPEC_SPEC", "speculate( ) may not follow speculate( )"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from dtrace_nb.errors import DCompileError
+from dtrace_nb.errors import DCompileError, proto_arg, proto_len
 from dtrace_nb.lang import ast
 from dtrace_nb.lang.check.macros import MacroEnv
 from dtrace_nb.lang.check.results import AggInfo, Annotations, CheckedClause, Variable
@@ -24,6 +24,32 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
 TRACEMEM_MAX = 64 << 10  # one record in the ring buffer
 STACK_FRAMES_MAX = 127  # the kernel's perf_event_max_stack default
+
+
+class NoValue(DCompileError):
+    """An expression that has no value: an action's call (of type void in D) or an
+    aggregation. Where D has a rule for such an operand (an operator's, a prototype's),
+    the checker catches this and refuses the expression in that rule's words."""
+
+    def __init__(self, message: str, span: ast.Span, what: str, hint: str = ""):
+        super().__init__(message, span, hint)
+        self.what = what  # "void" or "aggregation", as dtrace(1) names the type
+
+
+class NotConstant(DCompileError):
+    """An expression where D needs an integer constant (rules that have a tag of their
+    own for it catch this)."""
+
+
+class AggregationValue(DType):
+    """The type dtrace(1) names an aggregation used as an operand: `aggregation`."""
+
+    def __str__(self) -> str:
+        return "aggregation"
+
+
+def incompatible(a: DType, op: str, b: DType) -> str:
+    return f'operands have incompatible types: "{a}" {op} "{b}"'
 
 
 @dataclass
@@ -106,13 +132,16 @@ def check_keys(label: str, first: ast.Span, old: list[DType], new: list[DType],
                span: ast.Span, key_spans: list[ast.Span], but: str) -> None:
     """Keys `new` (here) agree in number and kind (integer or string) with `old` (first
     seen at `first`); `but` joins the two in messages."""
+    name = label[:-2] if label.endswith("[]") else label  # dtrace(1) names `x[ ]`, `@a[ ]`
     if len(old) != len(new):
         raise DCompileError(f"{label} has {len(old)} key(s) at {first}{but} {len(new)} here",
-                            span)
+                            span, tag="D_PROTO_LEN",
+                            dtrace=proto_len(name, len(new), len(old), len(old), key=True))
     for i, (o, n) in enumerate(zip(old, new)):
         if o.is_int != n.is_int:
             raise DCompileError(f"key {i + 1} of {label} is {o} at {first}{but} {n} here",
-                                key_spans[i])
+                                key_spans[i], tag="D_PROTO_ARG",
+                                dtrace=proto_arg(name, i + 1, str(o), str(n), key=True))
 
 
 def describe(e: ast.Expr) -> str:
@@ -135,8 +164,10 @@ def key_name(e: ast.Expr, i: int) -> str:
 
 
 def is_agg_target(t: ast.Expr) -> bool:
-    return isinstance(t, ast.AggRef) or (isinstance(t, ast.Index)
-                                         and isinstance(t.base, ast.AggRef))
+    """`@name`, `@name[keys]` (or `@name[k][k]`, which check_aggregation refuses)."""
+    while isinstance(t, ast.Index):
+        t = t.base
+    return isinstance(t, ast.AggRef)
 
 
 def agg_target(t: ast.Expr) -> tuple[str, list[ast.Expr]]:

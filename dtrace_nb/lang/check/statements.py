@@ -41,7 +41,8 @@ def _clause(w: Walk, c: CheckedClause) -> None:
         t = w.x.expr(pred)
         if not t.is_int:
             raise DCompileError("a predicate must be an integer or pointer expression, "
-                                f"not {t}", pred.span)
+                                f"not {t}", pred.span, tag="D_PRED_SCALAR",
+                                dtrace="predicate result must be of scalar type")
     _block(w, c.clause.body)
 
 
@@ -71,6 +72,8 @@ def _expr_stmt(w: Walk, e: ast.Expr) -> None:
         check_aggregation(w, e)
     elif isinstance(e, ast.Call) and e.name in ACTIONS:
         check_action(w, e)
+    elif is_agg_target(e):
+        _null_aggregation(w, e)
     elif isinstance(e, (ast.Assign, ast.Postfix)) or (
             isinstance(e, ast.Unary) and e.op in ("++pre", "--pre")):
         w.x.expr(e)
@@ -78,3 +81,19 @@ def _expr_stmt(w: Walk, e: ast.Expr) -> None:
         # any other expression is evaluated for nothing but its faults, as DTrace does
         # (`*(char *)NULL;` faults; a bare speculation() or `probeprov;` is legal)
         w.x.expr(e)
+
+
+def _null_aggregation(w: Walk, e: ast.Expr) -> None:
+    """`@a;` or `@a[k];`: an aggregation without a function (dt_cg's D_AGG_NULL), or `@a;`
+    of one never defined (an unknown name)."""
+    root = e
+    while isinstance(root, ast.Index):
+        root = root.base
+    assert isinstance(root, ast.AggRef)
+    if root is e and root.name not in w.aggs:  # (`@a[k]` declares @a, as in dtrace(1))
+        raise DCompileError(f"unknown aggregation @{root.name}", root.span, tag="D_IDENT_UNDEF",
+                            dtrace=f"failed to resolve @{root.name}: Unknown variable name")
+    raise DCompileError(f"@{root.name} is named without an aggregating function: the "
+                        "statement does nothing", e.span, tag="D_AGG_NULL",
+                        dtrace=f"expression has null effect: @{root.name}",
+                        hint=f"@{root.name}[keys] = count() (or another function)")

@@ -23,17 +23,20 @@ def struct_member(checker, e: ast.Member, t: DType) -> Optional[DType]:
     else:
         if not isinstance(t, StructType):
             if isinstance(t, PtrType) and isinstance(t.target, StructType):
-                raise DCompileError(f"{t} is a pointer: use -> to reach its members", e.span)
+                raise DCompileError(f"{t} is a pointer: use -> to reach its members", e.span,
+                                    tag="D_OP_SOU",
+                                    dtrace=f'operator . cannot be applied to type "{t}"; must '
+                                           'be applied to a struct or union')
             return None
         struct = t
         _addressable(e.base)
     if not struct.complete:
         op = "->" if e.arrow else "."
         raise DCompileError(f"operator {op} cannot be applied to a forward declaration: no "
-                            f"{struct} definition is available", e.span)
+                            f"{struct} definition is available", e.span, tag="D_OP_INCOMPLETE")
     f = struct.field(e.name)
     if f is None:
-        raise DCompileError(f"{e.name} is not a member of {struct}", e.span,
+        raise DCompileError(f"{e.name} is not a member of {struct}", e.span, tag="D_TYPE_MEMBER",
                             hint="members: " + ", ".join(x.name for x in struct.fields or ()))
     checker.ann.members[e] = f
     if isinstance(f.dtype, ArrayType):  # as in C, an array is the address of its first element
@@ -85,7 +88,8 @@ def array_elem(checker, e: ast.ArrayElem) -> DType:
     value = const_value(e.index, checker.ann)
     if value is not None and not 0 <= value < t.count:
         raise DCompileError(f"index {value} is out of bounds: the array has {t.count} "
-                            "elements", e.index.span)
+                            "elements", e.index.span, tag="D_ARR_BOUNDS",
+                            dtrace=f"index outside array bounds: {value}, max is {t.count}")
     return t.elem
 
 

@@ -17,7 +17,8 @@ from typing import Optional
 
 from dtrace_nb.errors import DCompileError
 from dtrace_nb.lang import ast
-from dtrace_nb.lang.builtins import INT_BUILTINS, PROBE_STRINGS
+from dtrace_nb.lang.builtins import (ACTIONS, AGG_FUNCS, INT_BUILTINS, PROBE_STRINGS,
+                                     SUBROUTINES)
 from dtrace_nb.lang.check.results import Annotations
 from dtrace_nb.lang.check.state import CheckState
 from dtrace_nb.lang.decltypes import ArrayType, StructType, declared_size
@@ -47,6 +48,15 @@ class _Names:
 
     def replacement(self, e: ast.Expr) -> Optional[ast.Expr]:
         struct_var = _struct_var(self.st, e)
+        # (the walk meets a parent before its operand: these rules are the parent's)
+        if isinstance(e, ast.Unary) and e.op == "&" and _struct_var(self.st, e.operand):
+            raise DCompileError("the address of a D variable cannot be taken", e.span,
+                                tag="D_ADDROF_VAR",
+                                dtrace="cannot take address of dynamic variable")
+        if isinstance(e, ast.Member) and e.arrow and _struct_var(self.st, e.base):
+            raise DCompileError(f"{_described(e.base)} is a {_struct_var(self.st, e.base)}, "
+                                f"not a pointer: use '.{e.name}'", e.span, tag="D_OP_PTR",
+                                dtrace="operator -> must be applied to a pointer")
         if isinstance(e, ast.SizeOf) and e.operand is not None \
                 and _struct_var(self.st, e.operand):
             t = _struct_var(self.st, e.operand)
@@ -191,15 +201,37 @@ def declare_types(st: CheckState) -> None:
 
 def _typedef(st: CheckState, d: ast.TypedefDecl) -> None:
     if d.name in st.types.typedefs:
-        raise DCompileError(f"typedef '{d.name}' is already declared", d.span)
+        raise DCompileError(f"typedef '{d.name}' is already declared", d.span,
+                            tag="D_DECL_IDRED", dtrace=f"typedef redeclared: {d.name}")
     st.types.typedefs[d.name] = st.type_of(d.type)
 
 
 def _declared_twice(st: CheckState, names: _Names, name: str, span: ast.Span) -> None:
-    if name in names.inlines or name in st.types.constants or name in INT_BUILTINS \
-            or name in PROBE_STRINGS or name in ("execname", "args") \
-            or any(key[1] == name for key in st.vars):
-        raise DCompileError(f"identifier redefined: {name}", span)
+    previous = _previous_kind(st, names, name)
+    if previous:
+        raise DCompileError(f"identifier redefined: {name}", span, tag="D_DECL_IDRED",
+                            dtrace=f"identifier redefined: {name}\n\t current: inline "
+                                   f"definition\n\tprevious: {previous}")
+
+
+def _previous_kind(st: CheckState, names: _Names, name: str) -> str:
+    """What `name` already is, in dt_idkind_name's words ("" if nothing)."""
+    # (dt_parser.c prints the kind, a space, then "inline" for an inline)
+    if name in names.inlines:
+        return "scalar inline"
+    if name in st.types.constants:
+        return "enumerator "
+    if name in SUBROUTINES:
+        return "function "
+    if name in ACTIONS:
+        return "tracing function "
+    if name in AGG_FUNCS:
+        return "aggregating function "
+    if name in INT_BUILTINS or name in PROBE_STRINGS or name in ("execname", "args"):
+        return "scalar "
+    if any(key[1] == name for key in st.vars):
+        return "scalar "
+    return ""
 
 
 def _inline(st: CheckState, names: _Names, d: ast.InlineDecl) -> None:
@@ -230,14 +262,20 @@ def _translator(st: CheckState, names: _Names, d: ast.TranslatorDecl) -> _Transl
     for other in names.translators:
         if other.output is output and st.type_of(other.decl.input) == given:
             raise DCompileError(f"translator from {given} to {output} has already been "
-                                "declared", _closing(d))
+                                "declared", _closing(d), tag="D_XLATE_REDECL")
     if not isinstance(output, StructType) or not output.complete:
+        words = (f"incomplete struct/union/enum {output}" if isinstance(output, StructType)
+                 else "translator output type must be a struct or union")
         raise DCompileError(f"a translator's output must be a defined struct or union, not "
-                            f"{output}", d.output.span)
+                            f"{output}", d.output.span, tag="D_XLATE_SOU", dtrace=words,
+                            line=_closing(d).line)
     members: dict[str, ast.TranslatorMember] = {}
     for m in d.members:
         if output.field(m.name) is None:
-            raise DCompileError(f"{output} has no member '{m.name}'", m.span)
+            raise DCompileError(f"{output} has no member '{m.name}'", m.span,
+                                tag="D_XLATE_MEMB", dtrace=f"translator member {m.name} is "
+                                                           f"not a member of {output}",
+                                line=_closing(d).line)
         m.value = _substitute(m.value, names.replacement)
         _check_member(st, d, given, output.field(m.name).dtype, m)
         members[m.name] = m
@@ -259,7 +297,7 @@ def _check_member(st: CheckState, d: ast.TranslatorDecl, given: DType, to: DType
     t = ExprChecker(st, Annotations(), lenient=True).expr(body)
     if isinstance(to, PtrType) != isinstance(t, PtrType) or to.is_string != t.is_string:
         raise DCompileError(f"translator member {m.name} definition uses incompatible types: "
-                            f'"{to}" = "{t}"', _closing(d))
+                            f'"{to}" = "{t}"', _closing(d), tag="D_XLATE_INCOMPAT")
 
 
 def _closing(d: ast.Node) -> ast.Span:
@@ -324,6 +362,10 @@ def _c_indexable(base: ast.Expr) -> bool:
 
 def _struct_copy(st: CheckState, e: ast.Assign) -> None:
     to, source = _struct_var(st, e.target), _struct_var(st, e.value)
+    if isinstance(to, ArrayType):  # C arrays are not assigned as a whole
+        raise DCompileError(f"{_described(e.target)} is an array, {to}: arrays cannot be "
+                            "assigned", e.span, tag="D_OP_ARRFUN",
+                            dtrace=f'operator = may not be applied to operand of type "{to}"')
     if source is None:
         raise DCompileError(f"{_described(e.target)} is a {to}: only a {to} variable can be "
                             "assigned to it", e.value.span)
@@ -339,12 +381,16 @@ def _described(e) -> str:
 def _offset(st: CheckState, e: ast.OffsetOf) -> int:
     t = st.type_of(e.of_type)
     if not isinstance(t, StructType) or not t.complete:
-        raise DCompileError("offsetof operand must be a struct or union type", e.of_type.span)
+        raise DCompileError("offsetof operand must be a struct or union type", e.of_type.span,
+                            tag="D_OFFSETOF_TYPE")
     f = t.field(e.member)
     if f is None:
-        raise DCompileError(f"{e.member} is not a member of {t}", e.span)
+        raise DCompileError(f"{e.member} is not a member of {t}", e.span, tag="D_UNKNOWN",
+                            dtrace=f"failed to determine offset of {e.member}: Member name "
+                                   "not found")
     if f.bits:
-        raise DCompileError(f"cannot take offset of a bit-field: {e.member}", e.span)
+        raise DCompileError(f"cannot take offset of a bit-field: {e.member}", e.span,
+                            tag="D_OFFSETOF_BITFIELD")
     return f.offset
 
 
