@@ -34,7 +34,7 @@ syscall::getppid:entry /pid == $target/ {
     printf("[%f|%.2f|%8.1f|%-8.1f|%08.2f|%+f|%e|%E|%g|%G|%#g]", i, i, i, i, i, i,
            i * 12345, i, i * 1234567, i, i);
     printf("[%*d|%-*d|%.*d|%*.*s]", i % 7 - 3, i, 4, i, i % 5 - 1, i, 6, i % 4, probefunc);
-    printf("[%S|%Y|%hd|%ld|%lld|%zu|100%%|%a]\n", "a\tb\"c",
+    printf("[%S|%Y|%hd|%ld|%lld|%lu|100%%|%a]\n", "a\tb\"c",
            (int64_t)1700000000 * 1000000000 + i * 1000000000, (short)i, i, i, i,
            (uint64_t)0x1000 + i);
 }

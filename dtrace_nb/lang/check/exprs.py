@@ -367,17 +367,13 @@ class ExprChecker(VariableRules):
         if e.name in ACTIONS:
             lo, hi = ACTIONS[e.name]
             if not lo <= len(e.args) <= hi:  # dtrace(1) cooks the call before its use
-                raise DCompileError(f"{e.name}() takes {lo} to {hi} arguments, "
-                                    f"{len(e.args)} given", e.span, tag="D_PROTO_LEN",
-                                    dtrace=proto_len(e.name, len(e.args), lo, hi))
+                raise arg_count_error(e.name, len(e.args), lo, hi, e.span)
             raise NoValue(f"{e.name}() is an action and has no value", e.span, "void")
         sub = SUBROUTINES.get(e.name)
         if sub is None and e.name in UNAVAILABLE_SUBROUTINES:
             lo, hi = UNAVAILABLE_ARITY.get(e.name, (len(e.args), len(e.args)))
             if not lo <= len(e.args) <= hi:
-                raise DCompileError(f"{e.name}() takes {lo} to {hi} arguments, "
-                                    f"{len(e.args)} given", e.span, tag="D_PROTO_LEN",
-                                    dtrace=proto_len(e.name, len(e.args), lo, hi))
+                raise arg_count_error(e.name, len(e.args), lo, hi, e.span)
             raise DCompileError(UNAVAILABLE_SUBROUTINES[e.name], where)
         if sub is None:
             raise DCompileError(f"unknown function '{e.name}()'", where, tag="D_FUNC_UNDEF",
