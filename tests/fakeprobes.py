@@ -206,3 +206,16 @@ def compile_c(source: str, options: Optional[dict] = None, macro_args: tuple = (
     macros = MacroEnv(target=target_pid, pid=4242, args=list(macro_args))
     checked = check(parse(source), catalog, macros, opts, ctx)
     return checked, generate(checked, bind_probes(catalog, checked, ctx))
+
+
+def compile_refusal(source: str):
+    """The DError compiling `source` against the fake catalog raises (it must raise)."""
+    import pytest
+
+    from dtrace_nb.errors import DError
+    from dtrace_nb.runtime.compile import compile_program
+    from dtrace_nb.session import SessionConfig
+
+    with pytest.raises(DError) as info:
+        compile_program(SessionConfig(source), fake_catalog())
+    return info.value

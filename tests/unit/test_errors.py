@@ -11,7 +11,7 @@ import pytest
 from dtrace_nb.errors import DError
 from dtrace_nb.runtime.compile import compile_program
 from dtrace_nb.session import SessionConfig
-from tests.fakeprobes import fake_catalog
+from tests.fakeprobes import compile_refusal, fake_catalog
 from tests.unit.located import assert_located
 
 CASES = [
@@ -127,14 +127,13 @@ DTRACE_LINES = [
 
 @pytest.mark.parametrize("source, expected", DTRACE_LINES, ids=[c[1][:32] for c in DTRACE_LINES])
 def test_dtrace_line(source, expected):
-    with pytest.raises(DError) as info:
-        compile_program(SessionConfig(source), fake_catalog())
-    line = info.value.dtrace_line("failed to compile script x.d", True, source)
+    err = compile_refusal(source)
+    line = err.dtrace_line("failed to compile script x.d", True, source)
     assert line == "dtrace: failed to compile script x.d: " + expected
     # without -x errtags, the same line without the tag; a -n program has no line number
-    assert info.value.dtrace_line("c", False, source) == \
+    assert err.dtrace_line("c", False, source) == \
         "dtrace: c: " + expected.split("] ", 1)[1]
-    assert info.value.dtrace_line("c", False, source, line_numbers=False) == \
+    assert err.dtrace_line("c", False, source, line_numbers=False) == \
         "dtrace: c: " + expected.split("] ", 1)[1].split(": ", 1)[1]
 
 
