@@ -1,10 +1,12 @@
 """Case 9: stacks. (a) A live profile, `profile-997 { @[stack(), ustack()] = count(); }` over
 a busy Python process for a few seconds: the first snapshot names every stack, later ones
 only the new stacks (a stack id names one stack for the map's life), so a refresh costs
-the map reads plus what is new. (b) The flame graph of N distinct printed stacks (Python's
-printed-stack layout, ~15 frames each from a few thousand functions and call sites):
-Result.flamegraph()'s boxes and its PNG. Neither bcc nor bpftrace draws flame graphs, so
-there is no ratio here.
+the map reads plus what is new. (b) The same profile from the command line against
+bpftrace's `profile:hz:997 { @[kstack, ustack] = count(); }`, each ending itself after the
+same seconds and printing every stack symbolised: the wall time beyond those seconds
+(start-up, then reading and naming the stacks and printing them). (c) The flame graph of N
+distinct printed stacks (~15 frames each from a few thousand functions and call sites):
+Result.flamegraph()'s boxes and its PNG; bpftrace draws none, so no ratio there.
 """
 
 from __future__ import annotations
@@ -45,6 +47,30 @@ def child_profile(seconds: float) -> dict:
     return {"first": times[0], "again": median(times[1:]), "stacks": stacks}
 
 
+def tools_after(seconds: float) -> dict:
+    """Wall seconds beyond `seconds` of the command and of bpftrace, profiling the hog."""
+    from bench.common import ROOT, have_bpftrace
+
+    hog = subprocess.Popen([sys.executable, "-c", HOG])
+    out = {}
+    try:
+        cmds = {"dtrace-nb command": [PY, "-m", "dtrace_nb.cli", "-q", "-T", f"{seconds:g}",
+                                      "-n", PROFILE]}
+        if have_bpftrace():
+            cmds["bpftrace"] = ["bpftrace", "-e", "profile:hz:997 { @[kstack, ustack] = "
+                                f"count(); }} interval:s:{int(seconds)} {{ exit(); }}"]
+        for tool, cmd in cmds.items():
+            t0 = time.monotonic()
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+            wall = time.monotonic() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"{tool}: {done.stderr[-1500:]}")
+            out[tool] = {"after": wall - seconds, "bytes": len(done.stdout)}
+    finally:
+        hog.kill()
+    return out
+
+
 def synthetic_stacks(n: int, seed: int = 1):
     import pandas as pd
 
@@ -79,11 +105,14 @@ def run_case(rounds: int, quick: bool) -> dict:
             for _ in range(rounds)]
     flames = {n: [child_json([PY, "-m", "bench.cases.stacks", "flame", str(n)])
                   for _ in range(rounds)] for n in FLAME_SIZES}
+    tools = [tools_after(seconds) for _ in range(rounds)]
+    after = {t: median([r[t]["after"] for r in tools]) for t in tools[0]}
     return {"rounds": rounds, "profile_seconds": seconds,
             "first": median([p["first"] for p in prof]),
             "again": median([p["again"] for p in prof]),
             "stacks": median([p["stacks"] for p in prof]),
-            "flame": {str(n): median([f["seconds"] for f in fs]) for n, fs in flames.items()}}
+            "flame": {str(n): median([f["seconds"] for f in fs]) for n, fs in flames.items()},
+            "after": after}
 
 
 def table(res: dict) -> list[str]:
@@ -93,6 +122,13 @@ def table(res: dict) -> list[str]:
              "| what | seconds |", "|---|---|",
              f"| first snapshot + DataFrame (every stack named) | {res['first']:.3f} |",
              f"| a later one (only new stacks named) | {res['again']:.3f} |"]
+    for tool, s in res.get("after", {}).items():
+        lines.append(f"| {tool}: wall time beyond the {res['profile_seconds']:g} s traced "
+                     f"(start, then every stack named and printed) | {s:.3f} |")
+    after = res.get("after", {})
+    if "bpftrace" in after and after["bpftrace"] > 0:
+        lines.append(f"| dtrace-nb vs bpftrace (that wall time) | "
+                     f"{after['dtrace-nb command'] / after['bpftrace']:.2f}x |")
     for n, s in res["flame"].items():
         lines.append(f"| flame graph of {int(n):,} distinct stacks (boxes + PNG) | {s:.3f} |")
     return lines
