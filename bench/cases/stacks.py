@@ -100,12 +100,15 @@ def child_flame(n: int) -> dict:
 
 
 def run_case(rounds: int, quick: bool) -> dict:
-    seconds = 2.0 if quick else 8.0
+    # a minute of a busy process, as a person profiles one (issue 16); one round of it,
+    # the three tools' minutes would otherwise make the bench a quarter of an hour longer
+    seconds = 2.0 if quick else 60.0
+    profile_rounds = rounds if quick else 1
     prof = [child_json([PY, "-m", "bench.cases.stacks", "profile", str(seconds)])
-            for _ in range(rounds)]
+            for _ in range(profile_rounds)]
     flames = {n: [child_json([PY, "-m", "bench.cases.stacks", "flame", str(n)])
                   for _ in range(rounds)] for n in FLAME_SIZES}
-    tools = [tools_after(seconds) for _ in range(rounds)]
+    tools = [tools_after(seconds) for _ in range(profile_rounds)]
     after = {t: median([r[t]["after"] for r in tools]) for t in tools[0]}
     return {"rounds": rounds, "profile_seconds": seconds,
             "first": median([p["first"] for p in prof]),
