@@ -67,7 +67,8 @@ class CellContent:
             parts.append(f"<div style='color:#c62828;font-family:monospace'>"
                          f"{html.escape(p)}</div>")
         for line in self.status_lines:
-            parts.append(f"<div style='color:#666;font-family:monospace'>"
+            # white-space:pre: the budget's columns are aligned with spaces
+            parts.append(f"<div style='color:#666;font-family:monospace;white-space:pre'>"
                          f"{html.escape(line)}</div>")
         for name, df in self.frames.items():
             parts.append(table_html(name, self.funcs.get(name, ""), df, self.max_rows))

@@ -39,8 +39,10 @@ class HostStatus:
     errors: int = 0
 
     def text(self) -> str:
-        return (f"{self.host}: {self.state} · {self.records:,} records · {self.drops:,} drops"
-                f" · {self.errors:,} errors")
+        # an aggregation-only trace records nothing: no "0 records" (as the control bar)
+        records = f" · {self.records:,} records" if self.records else ""
+        return f"{self.host}: {self.state}{records} · {self.drops:,} drops · " \
+               f"{self.errors:,} errors"
 
 
 class ProgressBoard:
