@@ -160,23 +160,27 @@ class _Progress:
         self.queue, self.host, self.address = queue, host, address
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="dtrace-nb-progress")
         self._sending = None
-        self._lines_sent = 0
+        self._chunks_read = 0  # of session.output: each report reads only what is new
+        self._line_count = 0
+        self._partial = ""     # a line not ended yet
         self.seq = 0
 
     def __call__(self, session: Session) -> None:
         if self._sending is not None and not self._sending.done():
             return
-        text = "".join(session.output)
-        lines = text.splitlines()
-        new = lines[self._lines_sent:]
-        self._lines_sent = len(lines)
+        chunks = session.output[self._chunks_read:]
+        self._chunks_read += len(chunks)
+        text = self._partial + "".join(chunks)
+        new = text.split("\n")
+        self._partial = new.pop()
+        self._line_count += len(new)
         self.seq += 1
         report = {"host": self.host, "address": self.address, "seq": self.seq,
                   "records": session.records, "errors": session.errors,
                   "drops": sum(session.drops().values()),
                   "first_error": next((m for m in session.messages
                                        if is_fault_message(m)), ""),
-                  "lines": new[-PROGRESS_LINES:], "line_count": len(lines),
+                  "lines": new[-PROGRESS_LINES:], "line_count": self._line_count,
                   "factors": session.normalize_factors(),
                   "snapshots": {n: plain_snapshot(s)
                                 for n, s in session.snapshot().items()}}
