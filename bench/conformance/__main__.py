@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(verdict="SKIP-HERE", reason=str(e))
             else:
                 v = judge(test, outcome, plan == "xfail")
+                lacking = (capabilities.refused_for_lack(outcome.stderr)
+                           if v.verdict != "PASS" or test.kind == "err" else None)
+                if lacking:
+                    v.verdict, v.reason = "SKIP-HERE", lacking
                 row.update(verdict=v.verdict, reason=v.reason, diff=v.diff,
                            status=outcome.status, seconds=round(outcome.seconds, 2),
                            command=" ".join(outcome.argv), tag_found=v.tag_found)

@@ -121,6 +121,22 @@ def test_capabilities_read_probe_descriptions_not_comments(suite, tmp_path):
     assert Capabilities(tracefs=tmp_path / "tracefs").missing(tests["tst.fbt.d"]) is None
 
 
+def test_kernel_variable_refusals_skip_only_where_kallsyms_lacks_data_symbols(tmp_path):
+    refused = ("dtrace: failed to compile script t.d: line 3: `max_pfn: kernel variables "
+               "cannot be read here: this kernel's /proc/kallsyms lists no data symbols\n")
+    sparse = write(tmp_path / "sparse", "ffffffff81000000 T _text\n"
+                   "ffffffff82000000 D jiffies\n")
+    full = write(tmp_path / "full", "".join(f"ffffffff8{i:07x} D v{i}\n" for i in range(1000)))
+    lacking = Capabilities(tracefs=tmp_path, kallsyms=sparse)
+    assert not lacking.kernel_data_symbols
+    reason = lacking.refused_for_lack(refused)
+    assert "`max_pfn" in reason and "CONFIG_KALLSYMS_ALL" in reason
+    assert lacking.refused_for_lack("dtrace: failed to compile script t.d: line 3: x\n") is None
+    # where kallsyms lists data symbols the refusal is dtrace-nb's failure, not a skip
+    assert Capabilities(tracefs=tmp_path, kallsyms=full).refused_for_lack(refused) is None
+    assert not Capabilities(tracefs=tmp_path, kallsyms=tmp_path / "absent").kernel_data_symbols
+
+
 def test_triggers_built_with_the_build_files_flags(tmp_path):
     folder = tmp_path / "test" / "triggers"
     write(folder / "Build", "spin_CFLAGS := -DMESSAGE=42\n")
