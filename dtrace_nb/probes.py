@@ -298,6 +298,9 @@ class Binding:
     arg_notes: tuple[str, ...] = ()
     # Still fires once exit() has been called (DTrace's END and ERROR while draining).
     runs_after_exit: bool = False
+    # Fires while the probes are being enabled, before BEGIN is through (BEGIN itself, and
+    # ERROR for a fault in BEGIN); every other probe's clauses wait for BEGIN, as in DTrace.
+    runs_before_begin: bool = False
     # C declarations at file scope that ctx_decl/prologue/arg_exprs need (e.g. a context
     # struct generated from a tracepoint's format file); identical ones are emitted once.
     declarations: tuple[str, ...] = ()

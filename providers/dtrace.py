@@ -40,5 +40,6 @@ class DTraceProvider:
                         arg_exprs=tuple(api.raw_tracepoint_arg(i) for i in range(len(p.args))),
                         arg_notes=tuple(f"argument {i} passed by dtrace-nb"
                                         for i in range(len(p.args))),
-                        runs_after_exit=p.name in ("END", "ERROR"))
+                        runs_after_exit=p.name in ("END", "ERROR"),
+                        runs_before_begin=p.name in ("BEGIN", "ERROR"))
                 for p in probes]

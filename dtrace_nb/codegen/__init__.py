@@ -68,9 +68,15 @@ def _generate(checked: CheckedProgram, bindings: list[Binding]) -> BpfProgram:
     probe_index = {p.id: i for i, p in enumerate(checked.probes)}
     body = CWriter()
     functions = []
+    # Probes are all attached before BEGIN runs; the others' clauses wait for it (DTrace's
+    # activity). One attachment and no BEGIN has nothing to wait for: no gate, no lookup.
+    regular = [b for b in bindings if not (b.runs_before_begin or b.runs_after_exit)]
+    gate = len(regular) > 1 or any(b.runs_before_begin and not b.runs_after_exit
+                                   for b in bindings)
     for i, b in enumerate(bindings):
         name = f"dtnb_b{i}"
-        functions.append(BindingEmitter(body, checked, res, b, name, probe_index).emit())
+        functions.append(BindingEmitter(body, checked, res, b, name, probe_index,
+                                        activity_gate=gate).emit())
         body.line()
 
     w = CWriter()

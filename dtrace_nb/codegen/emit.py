@@ -60,8 +60,10 @@ class FunctionSpec:
 
 class BindingEmitter:
     def __init__(self, w: CWriter, checked: CheckedProgram, res: Resources, binding: Binding,
-                 fname: str, probe_index: dict[int, int]):
+                 fname: str, probe_index: dict[int, int], activity_gate: bool = False):
         self.w = w
+        # the program has a BEGIN or several attachments: clauses wait until BEGIN is through
+        self.activity_gate = activity_gate
         self.checked = checked
         self.b = binding
         self.fname = fname
@@ -93,8 +95,13 @@ class BindingEmitter:
         with w.block(f"int {self.fname}({b.ctx_decl})"):
             w.lines(b.prologue)
             self.emit_selection()
-            if self.checked.uses_exit and not b.runs_after_exit:
-                w.line(if_stmt("dt_exiting()", ["return 0;"]))
+            if b.runs_after_exit:
+                pass  # END, ERROR: run by the consumer whatever the activity
+            elif b.runs_before_begin:
+                if self.checked.uses_exit:  # a second BEGIN after an exit() in the first
+                    w.line(if_stmt("dt_activity() == DT_EXITING", ["return 0;"]))
+            elif self.activity_gate or self.checked.uses_exit:
+                w.line(if_stmt("dt_activity() != DT_ACTIVE", ["return 0;"]))
             w.line("u32 dt_zero = 0;")
             if "ts" in fs.uses:
                 w.line("u64 dt_ts = bpf_ktime_get_ns();")

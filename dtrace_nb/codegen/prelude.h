@@ -10,13 +10,18 @@
 
 /* Counters of lost data, per CPU, read and reported by the consumer. */
 BPF_PERCPU_ARRAY(dtnb_drops, u64, DT_NDROPS);
-/* Session state: slot 0 is set once exit() has been called (DTrace's "draining");
- * slot 1 is wall-clock time minus bpf_ktime_get_ns(); slots 2 and 3 are $target and $pid.
+/* Session state: slot 0 is DTrace's activity: inactive while probes are being attached and
+ * BEGIN runs (no other probe's clauses run then), active once the consumer has seen BEGIN
+ * through, exiting once exit() has been called (DTrace's "draining": only END and ERROR run).
+ * Slot 1 is wall-clock time minus bpf_ktime_get_ns(); slots 2 and 3 are $target and $pid.
  * The consumer sets 1-3 before any probe fires. $target and $pid are read here rather than
  * written into the C so that the program text, and so its compiled object, is the same
  * from one run to the next (runtime/compiler.py caches objects by text). */
 BPF_ARRAY(dtnb_state, u64, 4);
-#define DT_STATE_EXITING 0
+#define DT_STATE_ACTIVITY 0
+#define DT_INACTIVE 0
+#define DT_ACTIVE 1
+#define DT_EXITING 2
 #define DT_STATE_WALLTIME 1
 #define DT_STATE_TARGET 2
 #define DT_STATE_PID 3
@@ -51,11 +56,11 @@ static __always_inline void dt_drop(u32 which)
 		(*c)++;
 }
 
-static __always_inline int dt_exiting(void)
+static __always_inline u64 dt_activity(void)
 {
-	u32 zero = 0;
+	u32 zero = DT_STATE_ACTIVITY;
 	u64 *st = dtnb_state.lookup(&zero);
-	return st && *st;
+	return st ? *st : DT_INACTIVE;
 }
 
 static __always_inline u64 dt_state(u32 slot)
@@ -66,10 +71,10 @@ static __always_inline u64 dt_state(u32 slot)
 
 static __always_inline void dt_set_exiting(void)
 {
-	u32 zero = 0;
+	u32 zero = DT_STATE_ACTIVITY;
 	u64 *st = dtnb_state.lookup(&zero);
 	if (st)
-		*st = 1;
+		*st = DT_EXITING;
 }
 
 static __always_inline u64 dt_kread_u64(const void *p)

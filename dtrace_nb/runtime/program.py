@@ -28,7 +28,8 @@ from dtrace_nb.runtime.symbols import StackSymbols
 # the rows of the dtnb_drops counters (prelude.h: DT_DROP_*)
 DROP_KINDS = ("aggregation", "ring buffer", "dynamic variable", "speculation")
 # the slots of dtnb_state (prelude.h)
-STATE_WALLCLOCK_OFFSET, STATE_TARGET, STATE_PID = 1, 2, 3
+STATE_ACTIVITY, STATE_WALLCLOCK_OFFSET, STATE_TARGET, STATE_PID = 0, 1, 2, 3
+INACTIVE, ACTIVE = 0, 1  # (DT_EXITING is 2: set by exit() in the kernel)
 
 
 class LoadedProgram:
@@ -130,6 +131,15 @@ class LoadedProgram:
             with self._critical():  # perf event fds and tracefs probes
                 self.attached.append(probe)
                 probe.attach(self.prog_fds[name])
+
+    def activate(self) -> None:
+        """BEGIN is through: the other probes' clauses run from now (unless BEGIN called
+        exit(): the state stays exiting). Only BEGIN could change the state before this,
+        and it has returned."""
+        table = self._map("dtnb_state")
+        state = table.get(ctypes.c_int(STATE_ACTIVITY))
+        if state is not None and int(state.value) == INACTIVE:
+            table[ctypes.c_int(STATE_ACTIVITY)] = ctypes.c_uint64(ACTIVE)
 
     def fire(self, event: str, args: tuple[int, ...] = ()) -> None:
         """Run the programs of a consumer trigger ('BEGIN', 'END', 'ERROR') now."""

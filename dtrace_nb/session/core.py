@@ -1,8 +1,8 @@
 """Session: one tracing run, start -> poll -> stop, shared by the magic and the command.
 
 Ordering follows DTrace: the target process (-c) is created first but held, the program is
-compiled with its pid as $target, loaded, BEGIN runs, then every other probe is attached
-and the target released. On stop (exit(), duration, target exit, Ctrl-C or an error) all
+compiled with its pid as $target, loaded, every probe attached (their clauses wait in the
+kernel), BEGIN runs, the clauses are let run, and the target released. On stop (exit(), duration, target exit, Ctrl-C or an error) all
 probes are detached first, then END runs, the ring buffer is drained and the aggregations
 are read one last time; the BPF object is always cleaned up. Session only orders these
 steps: the program in the kernel and its readers are the Pipeline's (pipeline.py), what
@@ -86,8 +86,9 @@ class Session:
                         + "s" * (self.probes_enabled != 1))
             self.started_at = time.monotonic()
             self.running = True
-            self._pipe.fire("BEGIN")
             self._pipe.attach_all(budget=cfg.budget)
+            self._pipe.fire("BEGIN")
+            self._pipe.activate()
             if self.target is not None:
                 self.target.release()
             self._stage("tracing")

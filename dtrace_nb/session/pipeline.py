@@ -75,6 +75,11 @@ class Pipeline:
             self._stats = RunTimeStats()
         self.loaded.attach_all()
 
+    def activate(self) -> None:
+        """Open the probes' gate once BEGIN has run (DTrace's active state)."""
+        assert self.loaded is not None
+        self.loaded.activate()
+
     def costs(self, seconds: float) -> list[AttachmentCost]:
         """Each attachment's runs and time so far (attach_all(budget=True)), costliest
         first; [] without the statistics or once the programs are freed."""
