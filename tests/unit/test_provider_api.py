@@ -98,3 +98,51 @@ def test_probes_of_one_clause_must_translate_a_member_alike():
     # each alone is fine
     compile_c("two:::a { trace(args[0]->pr_x); } two:::b { trace(args[0]->pr_x); }",
               catalog=catalog)
+
+
+class Packets:
+    """Two probes whose `src` member is the text of an address the compiler formats."""
+
+    name = "pk"
+    order = 96
+
+    def __init__(self, families: tuple[str, str]):
+        self.families = families
+
+    def provides(self, provider_field):
+        return glob_match(provider_field, self.name)
+
+    def sites(self, pattern, ctx):
+        out = []
+        for name, family in zip(("a", "b"), self.families):
+            if glob_match(pattern.name, name):
+                arg = api.translated_arg("struct sk_buff *", "ipinfo_t *", (
+                    api.address_member("ip_saddr", family, v4=api.tracepoint_field("a4"),
+                                       v6=api.tracepoint_field_address("a6")),))
+                out.append(ProbeSite("", "", name, (arg,)))
+        return out
+
+    def bind(self, probes, ctx: BindContext):
+        return [Binding(attach=RawTracepointAttach(f"ev_{p.name}"),
+                        ctx_decl=api.RAW_TRACEPOINT_CTX, probes=(p,),
+                        arg_exprs=(api.raw_tracepoint_arg(0),)) for p in probes]
+
+
+def test_an_address_member_is_formatted_by_the_compilers_helper():
+    catalog = ProbeCatalog(fake_providers() + [Packets(("2", "10"))])
+    _checked, program = compile_c("pk:::a { trace(args[0]->ip_saddr); }", catalog=catalog)
+    c = program.c_source
+    assert "static __always_inline void dt_inet_text(" in c  # addresses.h, included
+    assert re.search(r"dt_inet_text\(\(dt_s \+ \d+\), \(u32\)\(2\), \(u32\)\(ctx->a4\), "
+                     r"\(const void \*\)\(u64\)\(\(\(u64\)ctx->a6\)\)\);", c)
+    # a program without one does not carry the formatter
+    _checked, plain = compile_c("pk:::a { trace(1); }", catalog=catalog)
+    assert "dt_inet_text" not in plain.c_source
+
+
+def test_probes_of_one_clause_must_format_an_address_alike():
+    catalog = ProbeCatalog(fake_providers() + [Packets(("2", "10"))])
+    with pytest.raises(DCompileError, match="args\\[0\\] has different types"):
+        compile_c("pk:::a, pk:::b { trace(args[0]->ip_saddr); }", catalog=catalog)
+    compile_c("pk:::a, pk:::b { trace(args[0]->ip_saddr); }",
+              catalog=ProbeCatalog(fake_providers() + [Packets(("2", "2"))]))
