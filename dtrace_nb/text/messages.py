@@ -38,6 +38,10 @@ def not_enabled_message(description: str) -> str:
             "instruction)")
 
 
+def is_not_enabled_message(text: str) -> bool:
+    return text.startswith("dtrace: Failed to enable ")
+
+
 def target_exited_message(pid: int) -> str:
     return f"dtrace: pid {pid} has exited"
 
