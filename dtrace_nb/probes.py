@@ -23,6 +23,19 @@ ENTRY_POINT_GROUP = "dtrace_nb.providers"
 
 
 @dataclass(frozen=True)
+class AddressText:
+    """A string member that is the text of an internet address, formatted by the
+    compiler as dtrace-utils' translators do (inet_ntoa() for AF_INET, inet_ntoa6() for
+    AF_INET6, "<null>" for a missing header, "<unknown>" for another family). Each is C
+    of the raw argument's C expression: the family, the IPv4 address (a u32 in network
+    order, as it lies in memory) and the kernel address of the 16-byte IPv6 address."""
+
+    family: Callable[[str], str]
+    v4: Callable[[str], str]
+    v6: Callable[[str], str]
+
+
+@dataclass(frozen=True)
 class MemberInfo:
     """One member of a translated argument (DTrace's translators: `args[0]->pr_pid`).
 
@@ -39,6 +52,8 @@ class MemberInfo:
     # why the kernel cannot supply this member here: a script reading it is refused at
     # compile time with this reason ("" for a member that is served)
     refused: str = ""
+    # a string member the compiler formats from an address (then `read` is unused)
+    address: Optional[AddressText] = None
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ udpinfo_t members, each read from a connection's endpoints (`Conn`), which a pro
 builds from a tracepoint record (sock:inet_sock_set_state) or from the `struct sock *`
 a record names (sock:sock_send_length), through BTF offsets of sock_common.
 
-Addresses are strings made in the program by a helper into a per-CPU buffer, one slot
-per member, as dtrace-utils' translators make them: inet_ntoa() for AF_INET ("127.0.0.1"),
-inet_ntoa6() for AF_INET6 (RFC 5952 text, "::1"; an IPv4-mapped or -compatible address
-as its dotted quad alone, inet_ntoa6's default), "<unknown>" for another family.
+Addresses are strings the compiler formats (api.address_member) as dtrace-utils'
+translators make them: inet_ntoa() for AF_INET ("127.0.0.1"), inet_ntoa6() for AF_INET6
+(RFC 5952 text, "::1"; an IPv4-mapped or -compatible address as its dotted quad alone,
+inet_ntoa6's default), "<unknown>" for another family.
 Members the tracepoints give no way to know are listed and refused with the reason.
 
 Kernel structures read: sock_common.{skc_daddr, skc_rcv_saddr, skc_v6_daddr,
@@ -26,111 +26,12 @@ from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import ArgInfo, MemberInfo
 from dtrace_nb.runtime import btf
 
-AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP = 2, 10, 6, 17
-# a "family" for the helper meaning: no header of this kind (ipv4info_t of an IPv6
-# packet), formatted "<null>" as the translators do for a NULL header
-NO_HEADER_FAMILY = 0xffff
-ADDR_STR = api.local("addr_str")
+AF_INET, AF_INET6, NO_HEADER_FAMILY = api.AF_INET, api.AF_INET6, api.NO_HEADER
+IPPROTO_TCP, IPPROTO_UDP = 6, 17
 ADDR_LOCAL = api.local("addr_local")
-ADDR_SIZE = 48  # the longest text, eight groups of four hex digits, is 39 characters
-_BUFS = api.local("addrbufs")
-# addr_str(slot, family, a4, a6): the text of an address into slot `slot` of a per-CPU
-# buffer: a4 the IPv4 address as it lies in memory (network order), a6 the kernel
-# address of 16 bytes of IPv6 address. addr_local: are the two ends the same host?
-ADDR_HELPER = f"""struct {_BUFS}_val {{ char s[4][64]; s32 v[12]; }};
-BPF_PERCPU_ARRAY({_BUFS}, struct {_BUFS}_val, 1);
-static __always_inline u32 {ADDR_STR}_dotted(char *s, u32 n, const u8 *b)
-{{
-#pragma unroll
-	for (int i = 0; i < 4; i++) {{
-		u32 o = b[i];
-		if (o >= 100) {{ s[n & 63] = '0' + o / 100; n++; }}
-		if (o >= 10) {{ s[n & 63] = '0' + (o / 10) % 10; n++; }}
-		s[n & 63] = '0' + o % 10; n++;
-		if (i < 3) {{ s[n & 63] = '.'; n++; }}
-	}}
-	return n;
-}}
-static __always_inline u64 {ADDR_STR}(u32 slot, u32 family, u32 a4, u64 a6)
-{{
-	u32 k = 0, n = 0;
-	struct {_BUFS}_val *b = {_BUFS}.lookup(&k);
-	if (!b)
-		return 0;
-	char *s = b->s[slot & 3];
-	u8 x[16] = {{}};
-	if (family == {AF_INET}) {{
-		__builtin_memcpy(x, &a4, 4);
-		n = {ADDR_STR}_dotted(s, 0, x);
-		s[n & 63] = 0;
-		return (u64)s;
-	}}
-	if (family == {NO_HEADER_FAMILY}) {{
-		__builtin_memcpy(s, "<null>", 7);
-		return (u64)s;
-	}}
-	if (family != {AF_INET6} || bpf_probe_read_kernel(x, 16, (void *)a6) < 0) {{
-		__builtin_memcpy(s, "<unknown>", 10);
-		return (u64)s;
-	}}
-	/* values read back from map memory are unknown to the verifier: the paths through
-	   the zero-run search and through each group merge instead of multiplying */
-	volatile s32 *v = b->v;
-	u32 g[8];
-#pragma unroll
-	for (int i = 0; i < 8; i++) {{
-		g[i] = (u32)x[2 * i] << 8 | x[2 * i + 1];
-		v[4 + i] = g[i];
-	}}
-	int high_zero = (g[0] | g[1] | g[2] | g[3] | g[4]) == 0;
-	if (high_zero && (g[5] == 0xffff || (g[5] == 0 && (g[6] != 0 || g[7] > 1)))) {{
-		n = {ADDR_STR}_dotted(s, 0, x + 12);  /* mapped or compatible IPv4 */
-		s[n & 63] = 0;
-		return (u64)s;
-	}}
-	int best = -1, len = 1, run = 0;
-#pragma unroll
-	for (int i = 0; i < 8; i++) {{
-		run = g[i] == 0 ? run + 1 : 0;
-		if (run > len) {{
-			len = run;
-			best = i - run + 1;
-		}}
-	}}
-	v[0] = best;
-	v[1] = len;
-	best = v[0];
-	len = v[1] & 15;
-#pragma clang loop unroll(disable)
-	for (int i = 0; i < 8; i++) {{
-		u32 w = (u32)v[4 + (i & 7)];
-		if (best >= 0 && i >= best && i < best + len) {{
-			if (i == best) {{
-				s[n & 63] = ':'; n++;
-				s[n & 63] = ':'; n++;
-			}}
-		}} else {{
-			if (i > 0 && i != best + len) {{
-				s[n & 63] = ':'; n++;
-			}}
-			int started = 0;
-#pragma unroll
-			for (int sh = 12; sh >= 0; sh -= 4) {{
-				u32 d = (w >> sh) & 0xf;
-				if (d || started || sh == 0) {{
-					s[n & 63] = d < 10 ? '0' + d : 'a' + d - 10;
-					n++;
-					started = 1;
-				}}
-			}}
-		}}
-		v[2] = n;
-		n = v[2] & 63;
-	}}
-	s[n & 63] = 0;
-	return (u64)s;
-}}
-static __always_inline u64 {ADDR_LOCAL}(u32 family, u32 l4, u32 r4, u64 l6, u64 r6)
+# addr_local(family, l4, r4, l6, r6): are the two ends the same host? (l4/r4 the IPv4
+# addresses in network order, l6/r6 the kernel addresses of the IPv6 ones)
+ADDR_HELPER = f"""static __always_inline u64 {ADDR_LOCAL}(u32 family, u32 l4, u32 r4, u64 l6, u64 r6)
 {{
 	if (family == {AF_INET})
 		return l4 == r4 || (r4 & 0xff) == 127;
@@ -166,14 +67,11 @@ class Conn:
     inbound: bool = False
 
 
-def addr_str(slot: int, family: str, a4: str, a6: str) -> str:
-    """C of the text of an address (see ADDR_HELPER), in buffer slot `slot` (0..3)."""
-    return f"{ADDR_STR}({slot}, (u32)({family}), (u32)({a4}), (u64)({a6}))"
-
-
-def _addr(slot: int, conn: Conn, which: str) -> Callable[[str], str]:
-    return lambda _arg: addr_str(slot, conn.family, getattr(conn, which),
-                                 getattr(conn, which + "6"))
+def address(name: str, conn: Conn, which: str) -> MemberInfo:
+    """Member `name`, the text of the connection's `which` address ("laddr", "raddr"),
+    formatted by the compiler (api.address_member)."""
+    return api.address_member(name, conn.family, getattr(conn, which),
+                              getattr(conn, which + "6"))
 
 
 def _const(expr: str) -> Callable[[str], str]:
@@ -207,8 +105,8 @@ def ipinfo(conn: Conn) -> ArgInfo:
         api.member("ip_ver", "uint8_t", _const(
             f"({conn.family}) == {AF_INET} ? 4 : ({conn.family}) == {AF_INET6} ? 6 : 0")),
         api.member("ip_plength", "uint16_t", _const(conn.bytes)),
-        api.member("ip_saddr", "string", _addr(0, conn, src), string_size=ADDR_SIZE),
-        api.member("ip_daddr", "string", _addr(1, conn, dst), string_size=ADDR_SIZE)))
+        address("ip_saddr", conn, src),
+        address("ip_daddr", conn, dst)))
 
 
 def tcpsinfo(conn: Conn, state: str = "") -> ArgInfo:
@@ -219,8 +117,8 @@ def tcpsinfo(conn: Conn, state: str = "") -> ArgInfo:
             f"(u64)({conn.laddr6}), (u64)({conn.raddr6}))")),
         api.member("tcps_lport", "uint16_t", _const(conn.lport)),
         api.member("tcps_rport", "uint16_t", _const(conn.rport)),
-        api.member("tcps_laddr", "string", _addr(2, conn, "laddr"), string_size=ADDR_SIZE),
-        api.member("tcps_raddr", "string", _addr(3, conn, "raddr"), string_size=ADDR_SIZE),
+        address("tcps_laddr", conn, "laddr"),
+        address("tcps_raddr", conn, "raddr"),
         api.member("tcps_state", "int", _const(state or conn.state)),
         *(_no(m, "uint32_t", "sequence and window state are not read by this provider")
           for m in ("tcps_iss", "tcps_suna", "tcps_snxt", "tcps_rnxt", "tcps_swnd",
@@ -260,8 +158,8 @@ def udpsinfo(conn: Conn) -> ArgInfo:
         api.member("udps_addr", "uintptr_t", _const(conn.sock)),
         api.member("udps_lport", "uint16_t", _const(conn.lport)),
         api.member("udps_rport", "uint16_t", _const(conn.rport)),
-        api.member("udps_laddr", "string", _addr(2, conn, "laddr"), string_size=ADDR_SIZE),
-        api.member("udps_raddr", "string", _addr(3, conn, "raddr"), string_size=ADDR_SIZE)))
+        address("udps_laddr", conn, "laddr"),
+        address("udps_raddr", conn, "raddr")))
 
 
 _SOCK_MEMBERS = ("skc_daddr", "skc_rcv_saddr", "skc_dport", "skc_num", "skc_state",

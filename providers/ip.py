@@ -86,7 +86,7 @@ def _ip_args(event):
         plen = _v4(f"{_be16(2)} - {ihl} * 4", _be16(4))
         family = _v4(str(net.AF_INET), str(net.AF_INET6))
         # the IPv4 addresses as they lie in the header (network order), the IPv6 ones
-        # by their kernel address, for _netinfo's helper
+        # by their kernel address, for the compiler's formatting
         conn = net.Conn(sock=sock, family=family, laddr=_hdr(12, "u32"),
                         raddr=_hdr(16, "u32"), lport="0", rport="0", state="0", bytes=plen,
                         laddr6=api.member_address(IH, 8), raddr6=api.member_address(IH, 24))
@@ -111,7 +111,8 @@ def _ip_args(event):
                 ("ipv6_hlim", "uint8_t", _hdr(7, "u8")),
                 ("ipv6_src", "uintptr_t", api.member_address(IH, 8)),
                 ("ipv6_dst", "uintptr_t", api.member_address(IH, 24)))
-        no_v4 = str(net.NO_HEADER_FAMILY)
+        v4_family = _v4(str(net.AF_INET), str(net.NO_HEADER_FAMILY))
+        v6_family = _v6(str(net.AF_INET6), str(net.NO_HEADER_FAMILY))
         name = field_expr(*event, "name")
         return (
             api.translated_arg("struct sk_buff *", "pktinfo_t *", (
@@ -127,21 +128,13 @@ def _ip_args(event):
                 api.refused_member("if_addr", "uintptr_t", "not read by this provider"))),
             api.translated_arg("struct iphdr *", "ipv4info_t *", tuple(
                 api.member(n, t, _const(_v4(c))) for n, t, c in ipv4) + (
-                api.member("ipv4_saddr", "string", lambda _a: net.addr_str(
-                    0, _v4(str(net.AF_INET), no_v4), _hdr(12, "u32"), "0"),
-                    string_size=net.ADDR_SIZE),
-                api.member("ipv4_daddr", "string", lambda _a: net.addr_str(
-                    1, _v4(str(net.AF_INET), no_v4), _hdr(16, "u32"), "0"),
-                    string_size=net.ADDR_SIZE),
+                api.address_member("ipv4_saddr", v4_family, v4=_hdr(12, "u32")),
+                api.address_member("ipv4_daddr", v4_family, v4=_hdr(16, "u32")),
                 api.refused_member("ipv4_protostr", "string", NO_NAMES))),
             api.translated_arg("struct ipv6hdr *", "ipv6info_t *", tuple(
                 api.member(n, t, _const(_v6(c))) for n, t, c in ipv6) + (
-                api.member("ipv6_saddr", "string", lambda _a: net.addr_str(
-                    2, _v6(str(net.AF_INET6), no_v4), "0", api.member_address(IH, 8)),
-                    string_size=net.ADDR_SIZE),
-                api.member("ipv6_daddr", "string", lambda _a: net.addr_str(
-                    3, _v6(str(net.AF_INET6), no_v4), "0", api.member_address(IH, 24)),
-                    string_size=net.ADDR_SIZE),
+                api.address_member("ipv6_saddr", v6_family, v6=api.member_address(IH, 8)),
+                api.address_member("ipv6_daddr", v6_family, v6=api.member_address(IH, 24)),
                 api.refused_member("ipv6_nextstr", "string", NO_NAMES))),
         )
     return args

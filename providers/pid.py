@@ -22,6 +22,14 @@ each probe is its own program and perf event, two file descriptors, checked agai
 RLIMIT_NOFILE before attaching. Arguments on entry are the x86-64 argument registers
 (rdi rsi rdx rcx r8 r9); on return arg1 is the return value (rax) and arg0 the return
 offset, which a uretprobe cannot know: it is 0.
+
+A function whose first instruction uprobes cannot step (a lock prefix, as libc's
+pthread_spin_lock: the kernel answers ENOTSUPP) is left out and said once as tracing
+begins ("dtrace: Failed to enable PROBE", as dtrace-utils words a probe whose attach is
+not supported); the other probes trace. The kernel checks the instruction when it puts
+the uprobe into a mapped object: an object a -c target maps only after its exec (its
+executable, most libraries) gets no such check at attach, and a probe there that the
+kernel cannot place then never fires, unsaid (with -p every object is mapped).
 """
 
 from __future__ import annotations

@@ -9,6 +9,13 @@ Arguments as DTrace's: args[0] pktinfo_t, args[1] csinfo_t, args[2] ipinfo_t, ar
 udpsinfo_t, args[4] udpinfo_t (udp_length: payload + 8). A datagram sent with sendto()
 on an unconnected socket has no remote address in the socket: udps_raddr/udps_rport are
 then 0. Translators: _netinfo.py.
+
+receive's remote end (ip_saddr, udp_sport, udps_raddr) is the socket's, not the
+packet's: a receiver that never connect()ed reads "0.0.0.0" / "::" and port 0. No
+tracepoint here reaches the received skb in the receiving thread (net:netif_receive_skb
+runs before the socket is found; skb:skb_copy_datagram_iovec and skb:consume_skb do not
+fire for a UDP receive on this kernel: tests/test_providers_net.py counts them 0).
+
 """
 
 from __future__ import annotations

@@ -408,3 +408,21 @@ def test_without_ipywidgets_the_bar_is_plain_display(ip, monkeypatch):
     texts = [o.data["text/plain"] for o in cap.outputs]
     assert any(t.startswith("dtrace-nb: tracing") and "@t" in t for t in texts)
     assert _final(cap)["text/plain"].startswith("dtrace-nb: done (duration)")
+
+
+def test_a_probe_the_kernel_cannot_enable_is_said_once_in_the_cell(ip, workloads):
+    # libc's pthread_spin_lock starts with a lock prefix, which uprobes cannot step: the
+    # cell says so once among its problems, and syscall(SYS_getppid) (110) counts exactly
+    with capture_output() as cap:
+        ip.run_cell_magic("dtrace", f'-q -c "{workloads["sysload"]} getppid 321" -o r',
+                          "pid$target:libc.so.6:pthread_spin_lock:entry,\n"
+                          "pid$target:libc.so.6:syscall:entry /arg0 == 110/ "
+                          "{ @n[probefunc] = count(); }")
+    r = ip.user_ns["r"]
+    assert r.aggregations["n"].to_dict("list") == {"probefunc": ["syscall"], "count": [321]}
+    said = [m for m in r.messages if "Failed to enable" in m]
+    pid = said[0].split("pid")[1].split(":")[0] if said else ""
+    assert said == [f"dtrace: Failed to enable pid{pid}:libc.so.6:pthread_spin_lock:entry "
+                    "(the kernel cannot instrument this instruction)"]
+    html = _final(cap)["text/html"]
+    assert html.count("Failed to enable") == 1

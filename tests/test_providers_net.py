@@ -237,3 +237,36 @@ def test_ipv6_address_text_in_a_network_namespace(tmp_path):
     expected = {f"{t} {t} 6": 1 for t in text.values()}
     expected["127.0.0.1 127.0.0.1 6"] = 1
     assert rows == expected
+
+
+# udp:::receive's remote end is its socket's: the packet is out of reach where the
+# receiver runs. The workload sends from known addresses (127.0.0.2, 127.0.0.3 on
+# loopback) to an unconnected receiver with sendto()/recvfrom(); the skb tracepoints
+# that could give the packet's source to the receiving thread do not fire for it on this
+# kernel (udp_recvmsg copies a linear skb without skb_copy_datagram_iovec and frees it
+# without consume_skb): if a kernel fires them, the provider can read the sender there.
+UDP_FROM_WORK = """
+import socket, sys
+n, size, host = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind((host, 0))
+senders = []
+for src in ("127.0.0.2", "127.0.0.3"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    senders.append(s)
+for _ in range(n):
+    for s in senders:
+        s.sendto(b"u" * size, r.getsockname())
+        assert r.recvfrom(65536)[1] == s.getsockname()
+"""
+
+
+def test_udp_receive_on_an_unconnected_socket_has_the_sockets_remote_end(tmp_path):
+    prog = r"""
+udp:::receive /pid == $target/ { @r["receive", args[2]->ip_saddr, args[4]->udp_sport, args[3]->udps_raddr] = count(); }
+sdt:skb::skb_copy_datagram_iovec /pid == $target/ { @s["copy"] = count(); }
+sdt:skb::consume_skb /pid == $target/ { @s["consume"] = count(); }
+"""
+    rows = run_work(tmp_path, prog, UDP_FROM_WORK, DATAGRAMS, DGRAM)
+    assert rows == {"receive 0.0.0.0 0 0.0.0.0": 2 * DATAGRAMS}

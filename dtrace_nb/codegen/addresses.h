@@ -153,3 +153,32 @@ static __always_inline int dt_link_ntop(char *dst, const void *addr, int n)
 	dt_strout(dst, t, o);
 	return 0;
 }
+
+/* The text of an address member of a provider's translated argument (ipinfo_t's
+ * ip_saddr...), as dtrace-utils' translators make it: inet_ntoa() of `v4` (an IPv4
+ * address as it lies in memory, network order) for AF_INET, inet_ntoa6() of the 16
+ * bytes at kernel address `v6` for AF_INET6, "<null>" for DT_AF_NO_HEADER (the
+ * translator of a NULL header: ipv4info_t of an IPv6 packet), else "<unknown>". */
+#define DT_AF_INET 2
+#define DT_AF_INET6 10
+#define DT_AF_NO_HEADER 0xffff
+
+static __always_inline void dt_inet_text(char *dst, u32 family, u32 v4, const void *v6)
+{
+	char t[64];
+	if (family == DT_AF_INET) {
+		u8 b[4];
+		__builtin_memcpy(b, &v4, 4);
+		dt_strout(dst, t, dt_put_dotted(t, 0, b));
+		return;
+	}
+	if (family == DT_AF_NO_HEADER) {
+		__builtin_memcpy(t, "<null>", 7);
+		dt_strout(dst, t, 6);
+		return;
+	}
+	if (family != DT_AF_INET6 || dt_inet_ntoa6(dst, v6, 0) < 0) {
+		__builtin_memcpy(t, "<unknown>", 10);
+		dt_strout(dst, t, 9);
+	}
+}

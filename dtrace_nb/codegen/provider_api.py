@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from dtrace_nb.codegen.cwriter import if_stmt, stmt_expr
-from dtrace_nb.probes import ArgInfo, MemberInfo, ThreadContext
+from dtrace_nb.probes import AddressText, ArgInfo, MemberInfo, ThreadContext
 
 # -- the function's parameter (Binding.ctx_decl), by attach mechanism ------------------------
 
@@ -178,6 +178,25 @@ def member(name: str, dtrace_type: str, read: Callable[[str], str],
     expression `arg` (a u64); for a "string" member, the kernel address of a
     NUL-terminated string of at most `string_size` bytes."""
     return MemberInfo(name, dtrace_type, read, string_size)
+
+
+# address families of address_member(); NO_HEADER: the packet has no header of this
+# kind (ipv4info_t of an IPv6 packet), "<null>" as the translator of a NULL header gives
+AF_INET, AF_INET6, NO_HEADER = 2, 10, 0xFFFF
+# the longest address text is 39 characters (eight groups of four hex digits)
+ADDRESS_STRING_SIZE = 48
+
+
+def address_member(name: str, family: str, v4: str = "0", v6: str = "0") -> MemberInfo:
+    """A string member that is the text of an internet address (ipinfo_t's ip_saddr),
+    formatted by the compiler's inet_ntoa()/inet_ntoa6(): `family` (AF_INET, AF_INET6,
+    NO_HEADER, or another: "<unknown>"), `v4` the IPv4 address as a u32 in network order,
+    `v6` the kernel address of the 16 bytes of an IPv6 address (read only for AF_INET6;
+    IPv4-mapped and -compatible ones print as their dotted quad, inet_ntoa6's default).
+    Each is C of the binding's context."""
+    return MemberInfo(name, "string", lambda _arg: "0", ADDRESS_STRING_SIZE,
+                      address=AddressText(lambda _arg: family, lambda _arg: v4,
+                                          lambda _arg: v6))
 
 
 def translated_arg(native_type: str, dtrace_type: str, members: Iterable[MemberInfo],

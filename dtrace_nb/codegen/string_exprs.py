@@ -20,6 +20,7 @@ from dtrace_nb.lang.translated import PATH_VARIABLES, struct_of
 from dtrace_nb.lang.check import const_value
 from dtrace_nb.lang.constants import AF_INET, AF_INET6, ARPHRD_ETHER, ARPHRD_INFINIBAND
 from dtrace_nb.lang.types import DType
+from dtrace_nb.probes import AddressText
 
 _PROBE_FIELD = {"probeprov": "prov", "probemod": "mod", "probefunc": "func", "probename": "name"}
 
@@ -122,7 +123,23 @@ class StringExprs:
         if isinstance(self.ty(e.base), (KernelPtr, KernelStruct)):
             return self.kernel_string(kernel_members.member_address(self, e), self.ty(e).size,
                                       checked=True)
+        address = self.fs.ann.member(e).address
+        if address is not None:
+            return self._address_member(e, address)
         return self.kernel_string(self.member_expr(e), self.ty(e).size)
+
+    def _address_member(self, e: ast.Member, address: AddressText) -> StrVal:
+        """A provider's address member (api.address_member): addresses.h formats it."""
+        ref = self.fs.ann.arg(e.base)
+        assert ref is not None  # member_expr's rule: translated members are of args[N]
+        self.fs.args_used.add(ref.n)
+        arg = f"((u64)dt_arg{ref.n})"
+        strbuf = self.fs.res.strbuf
+        self.fs.uses.add("addresses")
+        buf = self.fs.alloc(max(2 * strbuf, strbuf + 64))  # dt_inet_ntoa6's working space
+        return StrVal(min(self.ty(e).size, self.fs.res.strsize), ptr=buf, pre=[
+            f"dt_inet_text({buf}, (u32)({address.family(arg)}), (u32)({address.v4(arg)}), "
+            f"(const void *)(u64)({address.v6(arg)}));"])
 
     def member_expr(self, e: ast.Member) -> str:
         """C of a translated member `args[N]->m` (for strings: the address to copy from)."""

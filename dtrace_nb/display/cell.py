@@ -27,7 +27,7 @@ class CellContent:
     final_text: str = ""                          # DTrace's text of the end (printa...)
     errors: int = 0
     first_error: str = ""
-    losses: list = field(default_factory=list)    # dtrace(1)'s drop messages
+    losses: list = field(default_factory=list)    # drop and not-enabled messages
     failure: str = ""                             # a rendered DError
     status_lines: list = field(default_factory=list)  # e.g. each host of a fleet, a line
     max_rows: int = 20

@@ -22,7 +22,8 @@ from dtrace_nb.display.cell import CellContent, CellView
 from dtrace_nb.display.controlbar import BarState, ControlBar
 from dtrace_nb.runtime.budget import budget_lines
 from dtrace_nb.session import RunOutcome, Session
-from dtrace_nb.text.messages import is_fault_message
+from dtrace_nb.text.messages import (is_fault_message, is_loss_message,
+                                     is_not_enabled_message)
 
 BAR_TICK = 0.2  # seconds between control bar updates (the refresh is DTraceMagics')
 
@@ -285,9 +286,9 @@ def units_for(source: str, names) -> dict:
 
 
 def _is_loss(text: str) -> bool:
-    from dtrace_nb.text.messages import is_loss_message
-
-    return is_loss_message(text)
+    """A message the cell shows among its problems: lost data, or a probe the kernel
+    could not enable."""
+    return is_loss_message(text) or is_not_enabled_message(text)
 
 
 class BackgroundTrace:

@@ -141,6 +141,22 @@ class LoadedProgram:
         if state is not None and int(state.value) == INACTIVE:
             table[ctypes.c_int(STATE_ACTIVITY)] = ctypes.c_uint64(ACTIVE)
 
+    def refused_probes(self) -> list:
+        """The probes left out because the kernel cannot instrument their site (an
+        attachment's `refused`), in probe order."""
+        out = []
+        for fn in self.program.functions:
+            probe = self.probes.get(fn.name)
+            if probe is None or not probe.refused:
+                continue
+            b = fn.binding
+            if None in probe.refused or b.selector is None:
+                out += b.probes
+                continue
+            cookies = set(probe.refused)
+            out += [p for p in b.probes if b.selector.values.get(p.id) in cookies]
+        return sorted(out, key=lambda p: p.id)
+
     def fire(self, event: str, args: tuple[int, ...] = ()) -> None:
         """Run the programs of a consumer trigger ('BEGIN', 'END', 'ERROR') now."""
         for probe in self.triggers:

@@ -105,9 +105,16 @@ class Target:
             return self.proc.poll() is not None
         try:
             os.kill(self.pid, 0)
-            return False
         except ProcessLookupError:
             return True
+        # a -p process that has exited but whose parent has not reaped it yet (a zombie)
+        # runs no more: its pid still answers kill(0)
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        return state in (b"Z", b"X")
 
     @property
     def returncode(self) -> Optional[int]:

@@ -29,7 +29,8 @@ from dtrace_nb.runtime.target import Target
 from dtrace_nb.session.config import RunOutcome, SessionConfig
 from dtrace_nb.session.pipeline import Pipeline
 from dtrace_nb.session.run import run as run_session
-from dtrace_nb.text.messages import matched_messages, target_exited_message
+from dtrace_nb.text.messages import (matched_messages, not_enabled_message,
+                                     target_exited_message)
 
 
 class Session:
@@ -87,6 +88,8 @@ class Session:
             self.started_at = time.monotonic()
             self.running = True
             self._pipe.attach_all(budget=cfg.budget)
+            for p in self._loaded.refused_probes():
+                self._message(not_enabled_message(p.description))
             self._pipe.fire("BEGIN")
             self._pipe.activate()
             if self.target is not None:

@@ -30,6 +30,18 @@ def matched_messages(clauses, commands) -> list[str]:
             for cmd in commands]
 
 
+def not_enabled_message(description: str) -> str:
+    """dtrace-utils' words for a probe whose attach the kernel refused as not possible
+    (ENOTSUPP: a uprobe on an instruction it cannot step), said once as tracing begins
+    with the other probes."""
+    return (f"dtrace: Failed to enable {description} (the kernel cannot instrument this "
+            "instruction)")
+
+
+def is_not_enabled_message(text: str) -> bool:
+    return text.startswith("dtrace: Failed to enable ")
+
+
 def target_exited_message(pid: int) -> str:
     return f"dtrace: pid {pid} has exited"
 

@@ -53,32 +53,41 @@ def test_reads_and_values():
     assert api.let("s32", "c", "v", "(dtp_c & 1)") == "({\n\ts32 dtp_c = v;\n\t(dtp_c & 1);\n})"
 
 
-class TwoTasks:
-    """Two probes handing a task, whose `pr_x` members are read at `offsets`."""
+class TwoProbes:
+    """Probes `a` and `b`, each with the one translated argument `arg(i)` builds for its
+    index, each bound to a raw tracepoint of its own."""
 
-    name = "two"
+    name = ""
     order = 95
-
-    def __init__(self, offsets: tuple[int, int]):
-        self.offsets = offsets
 
     def provides(self, provider_field):
         return glob_match(provider_field, self.name)
 
+    def arg(self, i: int):
+        raise NotImplementedError
+
     def sites(self, pattern, ctx):
-        out = []
-        for name, off in zip(("a", "b"), self.offsets):
-            if glob_match(pattern.name, name):
-                arg = api.translated_arg("struct task_struct *", "xinfo_t *", (
-                    api.member("pr_x", "int",
-                               lambda task, off=off: api.struct_member(task, off, "s32")),))
-                out.append(ProbeSite("", "", name, (arg,)))
-        return out
+        return [ProbeSite("", "", name, (self.arg(i),))
+                for i, name in enumerate(("a", "b")) if glob_match(pattern.name, name)]
 
     def bind(self, probes, ctx: BindContext):
         return [Binding(attach=RawTracepointAttach(f"ev_{p.name}"),
                         ctx_decl=api.RAW_TRACEPOINT_CTX, probes=(p,),
                         arg_exprs=(api.raw_tracepoint_arg(0),)) for p in probes]
+
+
+class TwoTasks(TwoProbes):
+    """Two probes handing a task, whose `pr_x` members are read at `offsets`."""
+
+    name = "two"
+
+    def __init__(self, offsets: tuple[int, int]):
+        self.offsets = offsets
+
+    def arg(self, i: int):
+        off = self.offsets[i]
+        return api.translated_arg("struct task_struct *", "xinfo_t *", (
+            api.member("pr_x", "int", lambda task: api.struct_member(task, off, "s32")),))
 
 
 def test_a_member_is_read_by_the_providers_function_of_the_argument():
@@ -98,3 +107,39 @@ def test_probes_of_one_clause_must_translate_a_member_alike():
     # each alone is fine
     compile_c("two:::a { trace(args[0]->pr_x); } two:::b { trace(args[0]->pr_x); }",
               catalog=catalog)
+
+
+class Packets(TwoProbes):
+    """Two probes whose `ip_saddr` member is the text of an address the compiler formats,
+    of the family `families[i]`."""
+
+    name = "pk"
+    order = 96
+
+    def __init__(self, families: tuple[str, str]):
+        self.families = families
+
+    def arg(self, i: int):
+        return api.translated_arg("struct sk_buff *", "ipinfo_t *", (
+            api.address_member("ip_saddr", self.families[i], v4=api.tracepoint_field("a4"),
+                               v6=api.tracepoint_field_address("a6")),))
+
+
+def test_an_address_member_is_formatted_by_the_compilers_helper():
+    catalog = ProbeCatalog(fake_providers() + [Packets(("2", "10"))])
+    _checked, program = compile_c("pk:::a { trace(args[0]->ip_saddr); }", catalog=catalog)
+    c = program.c_source
+    assert "static __always_inline void dt_inet_text(" in c  # addresses.h, included
+    assert re.search(r"dt_inet_text\(\(dt_s \+ \d+\), \(u32\)\(2\), \(u32\)\(ctx->a4\), "
+                     r"\(const void \*\)\(u64\)\(\(\(u64\)ctx->a6\)\)\);", c)
+    # a program without one does not carry the formatter
+    _checked, plain = compile_c("pk:::a { trace(1); }", catalog=catalog)
+    assert "dt_inet_text" not in plain.c_source
+
+
+def test_probes_of_one_clause_must_format_an_address_alike():
+    catalog = ProbeCatalog(fake_providers() + [Packets(("2", "10"))])
+    with pytest.raises(DCompileError, match="args\\[0\\] has different types"):
+        compile_c("pk:::a, pk:::b { trace(args[0]->ip_saddr); }", catalog=catalog)
+    compile_c("pk:::a, pk:::b { trace(args[0]->ip_saddr); }",
+              catalog=ProbeCatalog(fake_providers() + [Packets(("2", "2"))]))

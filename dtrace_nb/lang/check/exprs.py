@@ -304,7 +304,10 @@ class ExprChecker(VariableRules):
                       else native_type(m.dtrace_type))
                 # the member's C for a symbolic argument identifies the translation: the
                 # probes of one clause must read it alike (codegen calls m.read itself)
-                members.append(MemberType(m.name, mt, m.read("{arg}")))
+                ad = m.address
+                how = (m.read("{arg}") if ad is None else "address "
+                       + ", ".join(f("{arg}") for f in (ad.family, ad.v4, ad.v6)))
+                members.append(MemberType(m.name, mt, how))
             return TranslatedType(a.dtrace_type, tuple(members))
         return native_type(a.dtrace_type)
 

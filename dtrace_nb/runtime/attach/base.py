@@ -7,11 +7,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from dtrace_nb.probes import Attach
 from dtrace_nb.runtime.kernel import perf, tracefs
 from dtrace_nb.runtime.kernel.libc import close
+
+
+# the kernel's ENOTSUPP (not ENOTSUP): what uprobes answer for an instruction they
+# cannot single-step out of line, such as libc's pthread_spin_lock here
+ENOTSUPP = 524
+
+
+def cannot_instrument(err: OSError) -> bool:
+    """The kernel cannot place this probe (as opposed to a wrong request): dtrace-utils
+    says "Failed to enable" for such a probe and goes on with the others."""
+    return err.errno == ENOTSUPP
 
 
 def reason(err: OSError) -> str:
@@ -42,6 +53,9 @@ class AttachedProbe:
         self.perf_fds: list[int] = []
         self.link_fds: list[int] = []
         self.probe_events: list[tracefs.ProbeEvent] = []
+        # the sites the kernel cannot instrument, left out (cannot_instrument): the
+        # cookie of each refused offset of a multi-attachment, or None for the whole one
+        self.refused: list[Optional[int]] = []
 
     @classmethod
     def load_attributes(cls, attach: Attach) -> LoadAttributes:

@@ -8,7 +8,7 @@ import errno
 
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import UprobeAttach
-from dtrace_nb.runtime.attach.base import reason
+from dtrace_nb.runtime.attach.base import cannot_instrument, reason
 from dtrace_nb.runtime.attach.dynamic import DynamicProbe, ProbeSite
 from dtrace_nb.runtime.kernel import features
 
@@ -35,6 +35,9 @@ class UprobeProbe(DynamicProbe):
         except OSError as err:
             if a.may_vanish and err.errno == errno.ESRCH:
                 return  # a process matched by a provider glob exited meanwhile
+            if cannot_instrument(err):
+                self.refused.append(None)  # said by the session, as dtrace-utils does
+                return
             raise DEnvironmentError(
                 f"could not attach a {what} at {where} ({reason(err)})",
                 hint="does the process still exist, and is the offset an instruction "

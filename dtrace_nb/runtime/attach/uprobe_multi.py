@@ -5,19 +5,18 @@ uprobe's own perf event waits for an RCU tasks-trace grace period when it closes
 (~0.1 s measured here, serialised in the kernel), so 1,500 of them took minutes.
 
 The kernel refuses the whole link when it refuses one offset (an instruction uprobes
-cannot step, such as libc's pthread_spin_lock here: ENOTSUPP); the refusal then names the
-functions, found by halving the set."""
+cannot step, such as libc's pthread_spin_lock here: ENOTSUPP). Those offsets are found by
+halving the set, each half that the kernel takes kept as a link of its own, and left out,
+as dtrace-utils leaves out a probe it fails to enable: the rest trace, each offset on
+exactly one link. Any other refusal (the process is gone...) fails the attachment."""
 
 from __future__ import annotations
 
-import os
-
 from dtrace_nb.errors import DEnvironmentError
 from dtrace_nb.probes import Attach, UprobeMultiAttach
-from dtrace_nb.runtime.attach.base import AttachedProbe, LoadAttributes, reason
+from dtrace_nb.runtime.attach.base import (AttachedProbe, LoadAttributes,
+                                           cannot_instrument, reason)
 from dtrace_nb.runtime.kernel import bpf
-
-NAMED_AT_MOST = 5  # refused functions a message names
 
 
 class UprobeMultiProbe(AttachedProbe):
@@ -34,32 +33,27 @@ class UprobeMultiProbe(AttachedProbe):
         return bpf.uprobe_multi_link(prog_fd, a.path, [a.offsets[i] for i in idx],
                                      [a.cookies[i] for i in idx], a.pid, a.ret)
 
-    def _refused(self, prog_fd: int, idx: list[int]) -> list[int]:
-        """The offsets (indexes) the kernel refuses, by halving `idx` (a refused set)."""
-        if len(idx) == 1:
-            return idx
-        out = []
-        for part in (idx[:len(idx) // 2], idx[len(idx) // 2:]):
-            try:
-                os.close(self._link(prog_fd, part))
-            except OSError:
-                out += self._refused(prog_fd, part)
-        return out
+    def _link_all(self, prog_fd: int, idx: list[int]) -> None:
+        """Link the offsets `idx`, leaving out (self.refused) those the kernel cannot
+        instrument: a refused set is halved until each part links or is one offset."""
+        try:
+            self.link_fds.append(self._link(prog_fd, idx))
+            return
+        except OSError as err:
+            if not cannot_instrument(err):
+                raise
+            if len(idx) == 1:
+                self.refused.append(self.attach_spec.cookies[idx[0]])
+                return
+        half = len(idx) // 2
+        self._link_all(prog_fd, idx[:half])
+        self._link_all(prog_fd, idx[half:])
 
     def _attach(self, prog_fd: int) -> None:
         a = self.attach_spec
-        every = list(range(len(a.offsets)))
         try:
-            self.link_fds.append(self._link(prog_fd, every))
-            return
+            self._link_all(prog_fd, list(range(len(a.offsets))))
         except OSError as err:
-            first = err
-        bad = self._refused(prog_fd, every) if len(every) > 1 else every
-        names = [a.symbols[i] if i < len(a.symbols) else hex(a.offsets[i]) for i in bad]
-        shown = ", ".join(names[:NAMED_AT_MOST]) + (
-            f" and {len(names) - NAMED_AT_MOST} more" if len(names) > NAMED_AT_MOST else "")
-        raise DEnvironmentError(
-            f"could not attach {a.describe()} ({reason(first)}): the kernel refuses "
-            f"{'a uprobe' if len(names) == 1 else 'uprobes'} at {shown or 'some offset'}",
-            hint="leave those functions out of the description (uprobes cannot step every "
-                 "instruction), and check that the process still exists") from None
+            raise DEnvironmentError(
+                f"could not attach {a.describe()} ({reason(err)})",
+                hint="check that the process still exists") from None
