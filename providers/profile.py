@@ -89,5 +89,6 @@ class ProfileProvider:
                 arg_notes=("interrupted kernel PC (0 in user mode)",
                            "interrupted user PC (0 in kernel mode)"),
                 includes=api.PERF_EVENT_INCLUDES,
+                declarations=api.PERF_EVENT_DECLARATIONS,
             ))
         return out

@@ -28,7 +28,7 @@ def perf_hook(config: int, what: str) -> Hook:
     return Hook(PerfEventAttach(PERF_TYPE_SOFTWARE, config, sample_period=1),
                 api.PERF_EVENT_CTX, arg_exprs=("1", "ctx->addr"),
                 notes=(f"1 ({what})", "the faulting address (perf sample addr)"),
-                includes=api.PERF_EVENT_INCLUDES)
+                includes=api.PERF_EVENT_INCLUDES, declarations=api.PERF_EVENT_DECLARATIONS)
 
 
 class VminfoProvider(StableProvider):

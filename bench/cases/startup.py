@@ -50,7 +50,7 @@ def run_case(rounds: int, quick: bool) -> dict:
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
     bt_rounds = 1 if quick else min(rounds, 3)  # bpftrace's wildcard takes ~26 s to exit
     cache = tempfile.mkdtemp(prefix="dtnb-bench-cache-")
-    cold = {**os.environ, "DTRACE_NB_OBJECT_CACHE": "off"}
+    cold = {**os.environ, "DTRACE_NB_OBJECT_CACHE": "off", "DTRACE_NB_PROGRAM_CACHE": "off"}
     cached = {**os.environ, "XDG_CACHE_HOME": cache}
     for d, _bt, _bcc in SCRIPTS.values():
         _cli(dtrace_cmd(d, target), cached)  # fills the cache, as an earlier run would

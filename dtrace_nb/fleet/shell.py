@@ -5,11 +5,13 @@ a cluster for the command (text) and for the magic (a FleetResult)."""
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from dtrace_nb.errors import DError, DUsageError
-from dtrace_nb.fleet.client import FleetOutcome, FleetRun
-from dtrace_nb.session import SessionConfig
+
+if TYPE_CHECKING:
+    from dtrace_nb.fleet.client import FleetOutcome
+    from dtrace_nb.session import SessionConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,7 +51,11 @@ def pid_map_text(pids: dict) -> str:
 
 
 def _run(ns: argparse.Namespace, cfg: SessionConfig,
-         on_message: Callable[[str], None], **run_options) -> FleetOutcome:
+         on_message: Callable[[str], None], **run_options) -> "FleetOutcome":
+    # here, not at the top: the command's parser is built from this module's arguments,
+    # and a run on one host must not import the fleet's client (numpy, merging: ~0.1 s)
+    from dtrace_nb.fleet.client import FleetRun
+
     if getattr(ns, "frames", False):
         cfg.record_frames = True  # each host's frames come back and merge (FleetResult)
     pids = ns.pid if isinstance(ns.pid, dict) else None

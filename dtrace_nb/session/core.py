@@ -21,7 +21,7 @@ from dtrace_nb.consumer import Consumer
 from dtrace_nb.lang.check import CheckedProgram
 from dtrace_nb.probes import ProbeCatalog
 from dtrace_nb.runtime.budget import budget_lines
-from dtrace_nb.runtime.compile import compile_program
+from dtrace_nb.runtime.compile import compile_cached
 from dtrace_nb.runtime.environment import import_bcc, require_tracing
 from dtrace_nb.runtime.program import LoadedProgram
 from dtrace_nb.runtime.signals import deferred_interrupts
@@ -57,7 +57,8 @@ class Session:
         self._final: Optional[dict] = None  # the last snapshot, taken at stop()
         # aggregations over time: the live view samples at each refresh, stop() last
         self.timeline = Timeline()
-        self.compiled_from_cache = False
+        self.compiled_from_cache = False  # the object: clang did not run
+        self.program_from_cache = False  # the program: parse, check, codegen did not run
         self.running = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -71,7 +72,7 @@ class Session:
                 self.target = Target.open(cfg.target_command, cfg.target_pid,
                                           capture=cfg.capture_target_output)
             self._stage("compiling")
-            self.checked, self.program = compile_program(
+            self.checked, self.program, self.program_from_cache = compile_cached(
                 cfg, self.catalog, self.target.pid if self.target else None,
                 self.target.exe if self.target else "")
             if not self.checked.options["quiet"]:  # -q, or `#pragma D option quiet`
