@@ -36,7 +36,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional, Protocol
 
-from dtrace_nb.cachedir import private_cache_dir
+from dtrace_nb.cachedir import private_cache_subdir, put_entry
 from dtrace_nb.runtime.kernel import libbcc
 from dtrace_nb.runtime.maps import MapSpec
 
@@ -332,15 +332,7 @@ def _remember(key: str, obj: CompiledObject) -> None:
 
 
 def _objects_dir() -> Optional[str]:
-    base = private_cache_dir()
-    if base is None:
-        return None
-    path = os.path.join(base, "objects")
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return path
+    return private_cache_subdir("objects")
 
 
 def _disk_get(key: str) -> Optional[CompiledObject]:
@@ -363,26 +355,7 @@ def _disk_put(key: str, obj: CompiledObject) -> None:
     where = _objects_dir()
     if where is None:
         return
-    try:
-        fd, tmp = tempfile.mkstemp(dir=where, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(obj.to_json())
-        os.replace(tmp, os.path.join(where, key + ".json"))
-        _prune(where)
-    except OSError:
-        pass
-
-
-def _prune(where: str) -> None:
-    entries = [e for e in os.scandir(where) if e.name.endswith(".json")]
-    if len(entries) <= _DISK_ENTRIES:
-        return
-    entries.sort(key=lambda e: e.stat().st_mtime)
-    for e in entries[: len(entries) - _DISK_ENTRIES // 2]:
-        try:
-            os.unlink(e.path)
-        except OSError:
-            pass
+    put_entry(where, key + ".json", obj.to_json().encode(), _DISK_ENTRIES)
 
 
 def clear_memory_cache() -> None:

@@ -30,10 +30,9 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 from typing import Optional
 
-from dtrace_nb.cachedir import private_cache_dir
+from dtrace_nb.cachedir import private_cache_subdir, put_entry
 from dtrace_nb.lang.check.macros import MacroEnv
 
 FORMAT = 1  # bump when an entry's shape changes
@@ -171,15 +170,7 @@ def cacheable(program) -> bool:
 # -- the store -----------------------------------------------------------------------
 
 def _programs_dir() -> Optional[str]:
-    base = private_cache_dir()
-    if base is None:
-        return None
-    path = os.path.join(base, "programs")
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return path
+    return private_cache_subdir("programs")
 
 
 def load(key: str, macros: MacroEnv):
@@ -216,23 +207,4 @@ def store(key: str, used: dict[str, str], checked, program) -> None:
                              "program": program}, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - something in it does not pickle: not kept
         return
-    try:
-        fd, tmp = tempfile.mkstemp(dir=where, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, os.path.join(where, key + ".pickle"))
-        _prune(where)
-    except OSError:
-        pass
-
-
-def _prune(where: str) -> None:
-    entries = [e for e in os.scandir(where) if e.name.endswith(".pickle")]
-    if len(entries) <= _DISK_ENTRIES:
-        return
-    entries.sort(key=lambda e: e.stat().st_mtime)
-    for e in entries[: len(entries) - _DISK_ENTRIES // 2]:
-        try:
-            os.unlink(e.path)
-        except OSError:
-            pass
+    put_entry(where, key + ".pickle", data, _DISK_ENTRIES)
