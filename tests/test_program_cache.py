@@ -130,6 +130,6 @@ def test_a_damaged_entry_is_compiled_again(run, cache):
 
 def test_user_space_probes_are_not_kept(run, cache):
     """A uprobe's binding depends on an executable's contents, which the key does not name."""
-    s, text = run(f"pid$target::main:entry {{ @calls = count(); }}", n=10)
+    s, text = run("pid$target::main:entry { @calls = count(); }", n=10)
     assert text.split() == ["1"] and not s.program_from_cache
     assert not cache.exists() or not list(cache.iterdir())

@@ -22,8 +22,7 @@ from dtrace_nb.display.cell import CellContent, CellView
 from dtrace_nb.display.controlbar import BarState, ControlBar
 from dtrace_nb.runtime.budget import budget_lines
 from dtrace_nb.session import RunOutcome, Session
-from dtrace_nb.text.messages import (is_fault_message, is_loss_message,
-                                     is_not_enabled_message)
+from dtrace_nb.text.messages import is_fault_message, is_problem_message
 
 BAR_TICK = 0.2  # seconds between control bar updates (the refresh is DTraceMagics')
 
@@ -146,7 +145,7 @@ class LiveView:
         content.lines = list(self.lines)
         content.errors = session.errors
         content.first_error = first_error(session.messages)
-        content.losses = [m for m in session.messages if _is_loss(m)]
+        content.losses = [m for m in session.messages if is_problem_message(m)]
         if session.cfg.budget:  # what tracing costs, as the kernel counts it
             content.status_lines = budget_lines(session.costs_now() if live
                                                 else session.budget)
@@ -285,10 +284,6 @@ def units_for(source: str, names) -> dict:
     return out
 
 
-def _is_loss(text: str) -> bool:
-    """A message the cell shows among its problems: lost data, or a probe the kernel
-    could not enable."""
-    return is_loss_message(text) or is_not_enabled_message(text)
 
 
 class BackgroundTrace:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Callable
 
-from dtrace_nb.errors import DError, DUsageError
+from dtrace_nb.errors import DError
 
 if TYPE_CHECKING:
     from dtrace_nb.fleet.client import FleetOutcome

@@ -15,7 +15,7 @@ from dtrace_nb.display.tables import clean_columns, fmt
 from dtrace_nb.errors import DError
 from dtrace_nb.result import recording
 from dtrace_nb.session import RunOutcome, Session
-from dtrace_nb.text.messages import is_loss_message, is_not_enabled_message
+from dtrace_nb.text.messages import is_problem_message
 from dtrace_nb.text.messages import is_fault_message
 
 
@@ -171,8 +171,7 @@ class Result:
         if self.error is not None:
             parts.append(self.error.render(self.source))
         parts.append(self.output)
-        parts.extend(m + "\n" for m in self.messages
-                     if is_loss_message(m) or is_not_enabled_message(m))
+        parts.extend(m + "\n" for m in self.messages if is_problem_message(m))
         return "".join(parts).rstrip("\n") + "\n" if any(parts) else "(no output)\n"
 
     def summary(self) -> str:

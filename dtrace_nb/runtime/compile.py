@@ -7,9 +7,7 @@ The Session compiles through it before loading anything, and the explain view
 from __future__ import annotations
 
 import os
-from typing import Optional, Protocol
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional, Protocol
 
 from dtrace_nb.errors import DError
 from dtrace_nb.lang.check.macros import MacroEnv

@@ -2,8 +2,8 @@
 
 Ordering follows DTrace: the target process (-c) is created first but held, the program is
 compiled with its pid as $target, loaded, every probe attached (their clauses wait in the
-kernel), BEGIN runs, the clauses are let run, and the target released. On stop (exit(), duration, target exit, Ctrl-C or an error) all
-probes are detached first, then END runs, the ring buffer is drained and the aggregations
+kernel), BEGIN runs, the clauses are let run, and the target released. On stop (exit(),
+duration, target exit, Ctrl-C or an error) all probes are detached first, then END runs, the ring buffer is drained and the aggregations
 are read one last time; the BPF object is always cleaned up. Session only orders these
 steps: the program in the kernel and its readers are the Pipeline's (pipeline.py), what
 each record means the consumer's (consumer.py), the target runtime/target.py's, the whole

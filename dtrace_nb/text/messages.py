@@ -42,6 +42,12 @@ def is_not_enabled_message(text: str) -> bool:
     return text.startswith("dtrace: Failed to enable ")
 
 
+def is_problem_message(text: str) -> bool:
+    """What a cell and a Result's text show among their problems: data lost, or a probe
+    the kernel could not enable."""
+    return is_loss_message(text) or is_not_enabled_message(text)
+
+
 def target_exited_message(pid: int) -> str:
     return f"dtrace: pid {pid} has exited"
 
